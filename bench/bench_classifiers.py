@@ -1,0 +1,122 @@
+"""Time classifier epochs, reference-classifier training and sample_quality on BreastMNIST.
+
+    python bench/bench_classifiers.py [--device cpu|cuda] [--threads 2] [--data ../shared/data/breastmnist.npz]
+
+Prints a small table. The "generated" set is the train split with Gaussian pixel noise, which costs the
+same to score as real generator output. It also prints memorization ratios of a few reference sets, the
+evidence behind the 0.1 near-copy threshold in ganmix.models.quality.memorization.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ganmix.datasets import ImageDataset, Split
+from ganmix.models._images import to_unit
+from ganmix.models.classifiers import create_classifier, list_classifiers
+from ganmix.models.classify import train_classifier_epoch
+from ganmix.models.quality import memorization, sample_quality
+from ganmix.models.reference import reference_classifier
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "breastmnist.npz"
+
+
+def load_npz(path: Path) -> ImageDataset:
+    """A MedMNIST .npz (uint8 (N, H, W) images, (N, 1) labels) as an ImageDataset, without ganmix.datasets loaders."""
+    with np.load(path) as data:
+        splits = {
+            name: Split(
+                torch.from_numpy(data[f"{name}_images"]).unsqueeze(1).contiguous(),
+                torch.from_numpy(data[f"{name}_labels"].reshape(-1).astype(np.int64)),
+            )
+            for name in ("train", "val", "test")
+        }
+    num_classes = int(splits["train"].labels.max()) + 1
+    return ImageDataset(name=path.stem, class_names=tuple(str(k) for k in range(num_classes)), **splits)
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def epoch_seconds(ds: ImageDataset, name: str, device: torch.device, epochs: int) -> list[float]:
+    torch.manual_seed(0)
+    model = create_classifier(name, in_channels=ds.channels, num_classes=ds.num_classes, image_size=ds.image_size)
+    model.to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    images, labels = to_unit(ds.train.images, device), ds.train.labels.to(device)
+    gen = torch.Generator().manual_seed(0)
+
+    def run() -> None:
+        # The returned floats force a device sync, so the wall time covers the whole epoch.
+        train_classifier_epoch(model, optimizer, images, labels, batch_size=128, generator=gen)
+
+    run()  # warm-up: allocator, cuDNN autotuning, lazy imports
+    return [_timed(run) for _ in range(epochs)]
+
+
+def noisy(images_u8: torch.Tensor, sigma: float, seed: int) -> torch.Tensor:
+    noise = torch.randn(images_u8.shape, generator=torch.Generator().manual_seed(seed)) * sigma
+    return (images_u8.float() + noise).round().clamp(0, 255).to(torch.uint8)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--epochs", type=int, default=3, help="timed epochs per classifier (after one warm-up)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    ds = load_npz(args.data)
+    print(f"{ds.summary()}; device {device}, {torch.get_num_threads()} threads, batch 128")
+
+    rows: list[tuple[str, str]] = []
+    for name in list_classifiers():
+        times = epoch_seconds(ds, name, device, args.epochs)
+        rows.append((f"{name} epoch (s)", f"median {statistics.median(times):.3f}  min {min(times):.3f}"))
+
+    with tempfile.TemporaryDirectory() as cache:
+        start = time.perf_counter()
+        ref = reference_classifier(ds, cache_dir=cache, device=device, epochs=15)
+        seconds = time.perf_counter() - start
+        rows.append(("reference training, 15 epochs (s)", f"{seconds:.2f}  (val_acc {ref.val_acc:.3f})"))
+        start = time.perf_counter()
+        reference_classifier(ds, cache_dir=cache, device=device, epochs=15)
+        rows.append(("reference load from cache (s)", f"{time.perf_counter() - start:.3f}"))
+
+    train = ds.train
+    fake = noisy(train.images, sigma=20.0, seed=1)
+    sample_quality(ref, train.images, train.labels, fake[:32], train.labels[:32])  # warm-up
+    start = time.perf_counter()
+    metrics, _ = sample_quality(ref, train.images, train.labels, fake, train.labels)
+    rows.append((f"sample_quality {len(train)} vs {len(fake)} (s)", f"{time.perf_counter() - start:.3f}"))
+    rows.append(("  metrics (train + noise sigma 20)", ", ".join(f"{k} {v:.3g}" for k, v in metrics.items())))
+
+    # Memorization ratios of known sets, to judge the 0.1 threshold.
+    for label, images in [
+        ("val (unseen real) ratio", ds.val.images),
+        ("train + noise sigma 2 ratio", noisy(train.images, 2.0, 2)),
+        ("train + noise sigma 8 ratio", noisy(train.images, 8.0, 3)),
+        ("train + noise sigma 20 ratio", fake),
+    ]:
+        ratios = memorization(train.images, images).ratios
+        rows.append((f"  {label}", f"min {ratios.min():.3f}  median {ratios.median():.3f}  max {ratios.max():.3f}"))
+
+    width = max(len(key) for key, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+
+
+if __name__ == "__main__":
+    main()

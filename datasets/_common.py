@@ -1,0 +1,100 @@
+"""Helpers every loader shares: resizing, seeded stratified splitting, argument checks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ganmix.datasets._types import DatasetError, ImageDataset, Split
+
+# Interpolating a whole MedMNIST split at once as float32 can take gigabytes
+# (pathmnist at 64 px is ~4 GB), so resizing runs in chunks of this many images.
+_RESIZE_CHUNK = 4096
+
+
+def check_image_size(image_size: int | None) -> None:
+    """Reject a non-integer or non-positive target size before any file is read."""
+    if image_size is None:
+        return
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
+        raise DatasetError(f"image_size must be a positive integer (pixels per side), got {image_size!r}")
+
+
+def resize_images(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Square-resize uint8 (N, C, H, W) images to (N, C, size, size): bilinear with antialiasing.
+
+    Antialiasing matters when shrinking (e.g. X-rays to 64 px): plain bilinear aliases.
+    Returns the input unchanged when it already has the requested size.
+    """
+    check_image_size(size)
+    if images.dtype != torch.uint8 or images.ndim != 4:
+        raise DatasetError(f"resize expects uint8 images (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
+    if tuple(images.shape[-2:]) == (size, size):
+        return images
+    out = torch.empty((*images.shape[:2], size, size), dtype=torch.uint8)
+    for start in range(0, len(images), _RESIZE_CHUNK):
+        chunk = images[start : start + _RESIZE_CHUNK].float()
+        resized = F.interpolate(chunk, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        out[start : start + _RESIZE_CHUNK] = resized.round_().clamp_(0, 255).to(torch.uint8)
+    return out
+
+
+def stratified_split(labels: np.ndarray, fractions: Sequence[float], *, seed: int) -> list[np.ndarray]:
+    """Split sample indices per class into len(fractions) + 1 parts: the held-out parts, then the rest.
+
+    Each class contributes round(fraction * count) samples to each held-out part, at least one
+    when the class is large enough to also keep one for the remainder (the training part), so
+    small classes still reach every split. Every class keeps at least one sample in the remainder.
+    Indices within each part are sorted, so the result depends only on labels and seed.
+    """
+    labels = np.asarray(labels)
+    parts: list[list[np.ndarray]] = [[] for _ in range(len(fractions) + 1)]
+    for cls in np.unique(labels):
+        # One generator per class: a class's split does not depend on the other classes.
+        rng = np.random.default_rng([seed, int(cls)])
+        members = rng.permutation(np.flatnonzero(labels == cls))
+        n = len(members)
+        start = 0
+        for part, fraction in zip(parts, fractions):
+            take = round(fraction * n)
+            if take == 0 and n > len(fractions):
+                take = 1
+            take = min(take, n - start - 1)  # keep one for the remainder
+            part.append(members[start : start + take])
+            start += take
+        parts[-1].append(members[start:])
+    return [np.sort(np.concatenate(p)) if p else np.zeros(0, dtype=np.int64) for p in parts]
+
+
+def split_from_indices(images: torch.Tensor, labels: torch.Tensor, index: np.ndarray) -> Split:
+    """Select rows of one image/label pair as a Split."""
+    return Split(images, labels).subset(torch.from_numpy(np.asarray(index, dtype=np.int64)))
+
+
+def build_dataset(
+    *, source: str, name: str, train: Split, val: Split, test: Split, class_names: tuple[str, ...], description: str
+) -> ImageDataset:
+    """An ImageDataset checked to have training images of every class.
+
+    ImageDataset's own errors do not know where the data came from, so they are prefixed with
+    ``source`` (the file or folder that was read).
+    """
+    try:
+        ds = ImageDataset(name=name, train=train, val=val, test=test, class_names=class_names, description=description)
+    except DatasetError as exc:
+        raise DatasetError(f"{source}: {exc}") from exc
+    require_train_classes(ds, source=source)
+    return ds
+
+
+def require_train_classes(ds: ImageDataset, *, source: str) -> None:
+    """Every class needs training images: a GAN cannot be conditioned on a class it never saw."""
+    counts = ds.train.class_counts(ds.num_classes)
+    missing = [f"{name!r} (index {i})" for i, (name, n) in enumerate(zip(ds.class_names, counts)) if n == 0]
+    if missing:
+        raise DatasetError(
+            f"{source}: class {', '.join(missing)} has no training images; every class needs at least one"
+        )

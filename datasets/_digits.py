@@ -1,0 +1,43 @@
+"""scikit-learn's 8x8 digits: the embedded, offline default for demos and smoke tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ganmix.datasets._common import build_dataset, resize_images, split_from_indices, stratified_split
+from ganmix.datasets._types import ImageDataset
+
+NATIVE_SIZE = 8
+# Fixed on purpose (not the caller's seed): the split, and so the fingerprint, never varies.
+_SPLIT_SEED = 20240601
+_VAL_FRACTION = 0.2
+_TEST_FRACTION = 0.2
+
+
+def load_digits_dataset(*, image_size: int | None = None) -> ImageDataset:
+    """The 1797 digits as uint8 (N, 1, 8, 8) in 0..255, split 60/20/20 stratified."""
+    from sklearn.datasets import load_digits  # sklearn is heavy; import only when asked for digits
+
+    bunch = load_digits()
+    # Pixel values are 0..16; scale to the full uint8 range like every other data set.
+    pixels = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)
+    images = torch.from_numpy(pixels).unsqueeze(1)
+    labels = torch.from_numpy(bunch.target.astype(np.int64))
+    if image_size is not None:
+        images = resize_images(images, image_size)
+
+    val_idx, test_idx, train_idx = stratified_split(
+        bunch.target, (_VAL_FRACTION, _TEST_FRACTION), seed=_SPLIT_SEED
+    )
+    size = image_size or NATIVE_SIZE
+    resized = f", resized to {size} px" if size != NATIVE_SIZE else ""
+    return build_dataset(
+        source="sklearn.datasets.load_digits",
+        name="digits",
+        train=split_from_indices(images, labels, train_idx),
+        val=split_from_indices(images, labels, val_idx),
+        test=split_from_indices(images, labels, test_idx),
+        class_names=tuple(str(d) for d in range(10)),
+        description=f"scikit-learn load_digits (8x8, 0..16 scaled to 0..255), fixed 60/20/20 split{resized}",
+    )

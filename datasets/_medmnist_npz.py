@@ -1,0 +1,129 @@
+"""MedMNIST 2D loader: reads ``<data_dir>/<flag>.npz`` (28 px) with its official splits."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ganmix.datasets._common import build_dataset, resize_images
+from ganmix.datasets._medmnist_download import DownloadFailed, download_medmnist
+from ganmix.datasets._medmnist_info import MEDMNIST_CLASSES, MEDMNIST_URL
+from ganmix.datasets._types import DatasetError, ImageDataset, Split
+
+NATIVE_SIZE = 28
+SPLIT_NAMES = ("train", "val", "test")
+EXPECTED_KEYS = tuple(f"{split}_{kind}" for split in SPLIT_NAMES for kind in ("images", "labels"))
+# What np.load raises for a truncated, non-zip or pickled file.
+_READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile)
+
+
+def default_data_dir() -> Path:
+    """$GANMIX_DATA_DIR, else ~/.ganmix/data."""
+    env = os.environ.get("GANMIX_DATA_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".ganmix" / "data"
+
+
+def _missing_file_error(path: Path, flag: str, reason: str) -> DatasetError:
+    return DatasetError(
+        f"MedMNIST file {path} is missing and {reason}; download {MEDMNIST_URL.format(flag=flag)} by hand "
+        f"and save it as {path} (or pass data_dir / set GANMIX_DATA_DIR to the folder holding {flag}.npz)"
+    )
+
+
+def _images_nchw(array: np.ndarray, *, path: Path, key: str) -> torch.Tensor:
+    """(N, H, W) grayscale or (N, H, W, 3) RGB uint8 -> (N, C, H, W)."""
+    if array.dtype != np.uint8:
+        raise DatasetError(f"{path}: {key} has dtype {array.dtype}; expected uint8")
+    if array.ndim == 4 and array.shape[-1] == 3:
+        array = array.transpose(0, 3, 1, 2)
+    elif array.ndim == 3:
+        array = array[:, None]
+    else:
+        raise DatasetError(f"{path}: {key} has shape {array.shape}; expected (N, H, W) or (N, H, W, 3)")
+    if array.shape[-1] != array.shape[-2]:
+        raise DatasetError(f"{path}: {key} images are {array.shape[-2]}x{array.shape[-1]}; expected square images")
+    return torch.from_numpy(np.ascontiguousarray(array))
+
+
+def _labels_1d(array: np.ndarray, *, path: Path, key: str, num_classes: int) -> torch.Tensor:
+    """(N, 1) or (N,) integer labels -> int64 (N,), each in 0..num_classes-1."""
+    if not np.issubdtype(array.dtype, np.integer):
+        raise DatasetError(f"{path}: {key} has dtype {array.dtype}; expected integer class indices")
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    elif array.ndim != 1:
+        raise DatasetError(f"{path}: {key} has shape {array.shape}; expected (N, 1) or (N,) (one label per image)")
+    labels = array.astype(np.int64)
+    if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+        raise DatasetError(
+            f"{path}: {key} holds labels {int(labels.min())}..{int(labels.max())}; "
+            f"expected 0..{num_classes - 1} ({num_classes} classes)"
+        )
+    return torch.from_numpy(labels)
+
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """All expected arrays of the archive, or a DatasetError naming the file and what is wrong."""
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except _READ_ERRORS as exc:
+        raise DatasetError(f"{path}: not a readable .npz ({type(exc).__name__}: {exc})") from exc
+    expected = ", ".join(EXPECTED_KEYS)
+    if not isinstance(loaded, np.lib.npyio.NpzFile):  # a bare .npy array
+        raise DatasetError(f"{path}: holds a single array; expected an .npz archive with keys {expected}")
+    with loaded:
+        missing = [key for key in EXPECTED_KEYS if key not in loaded.files]
+        if missing:
+            raise DatasetError(f"{path}: missing key(s) {', '.join(missing)}; expected keys {expected}")
+        try:
+            return {key: loaded[key] for key in EXPECTED_KEYS}
+        except _READ_ERRORS as exc:  # e.g. object arrays, which need pickle
+            raise DatasetError(f"{path}: cannot read its arrays ({type(exc).__name__}: {exc})") from exc
+
+
+def read_medmnist_npz(path: Path, *, num_classes: int) -> dict[str, Split]:
+    """The three official splits of one MedMNIST-style .npz, validated."""
+    arrays = _read_arrays(path)
+    splits = {}
+    for split in SPLIT_NAMES:
+        images = _images_nchw(arrays[f"{split}_images"], path=path, key=f"{split}_images")
+        labels = _labels_1d(arrays[f"{split}_labels"], path=path, key=f"{split}_labels", num_classes=num_classes)
+        if len(images) != len(labels):
+            raise DatasetError(f"{path}: {split}_images has {len(images)} images but {split}_labels has {len(labels)}")
+        splits[split] = Split(images, labels)
+    return splits
+
+
+def load_medmnist(
+    flag: str, *, data_dir: str | Path | None = None, image_size: int | None = None, download: bool = True
+) -> ImageDataset:
+    """One supported MedMNIST 2D flag (see MEDMNIST_CLASSES), downloading it when missing and allowed."""
+    class_names = MEDMNIST_CLASSES[flag]
+    folder = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
+    path = folder / f"{flag}.npz"
+    if not path.is_file():
+        if not download:
+            raise _missing_file_error(path, flag, "download=False")
+        try:
+            download_medmnist(flag, folder)
+        except DownloadFailed as exc:
+            raise _missing_file_error(path, flag, f"the download failed ({exc})") from exc
+
+    splits = read_medmnist_npz(path, num_classes=len(class_names))
+    if image_size is not None:
+        splits = {name: Split(resize_images(s.images, image_size), s.labels) for name, s in splits.items()}
+    size = image_size or NATIVE_SIZE
+    resized = f", resized to {size} px" if size != NATIVE_SIZE else ""
+    return build_dataset(
+        source=str(path),
+        name=flag,
+        train=splits["train"],
+        val=splits["val"],
+        test=splits["test"],
+        class_names=class_names,
+        description=f"MedMNIST {flag} from {path} (official splits){resized}",
+    )

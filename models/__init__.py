@@ -1,0 +1,1 @@
+"""Generator and classifier families behind small registries. No Ray, no MLflow."""

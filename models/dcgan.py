@@ -1,0 +1,46 @@
+"""Conditional DCGAN (Radford et al., 2016): BCE-with-logits losses, Adam (0.5, 0.999).
+
+The generator sees z concatenated with a label embedding; the discriminator is label-conditional
+through a projection head.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor
+
+from ganmix.models._gan_blocks import ConvGAN, GANConfig, adversarial_bce, frozen, update
+from ganmix.models.generator import register_generator
+
+
+@dataclass(frozen=True, kw_only=True)
+class DCGANConfig(GANConfig):
+    """No options beyond the shared GAN ones (diffaugment, width)."""
+
+
+@register_generator
+class DCGAN(ConvGAN):
+    family = "dcgan"
+    config_cls = DCGANConfig
+
+    def __init__(self, cfg: DCGANConfig) -> None:
+        super().__init__(cfg, norm="batch", auxiliary=False, betas=(0.5, 0.999))
+
+    def train_step(self, real: Tensor, labels: Tensor) -> dict[str, float]:
+        fake = self.fake(labels)
+        d_real = self.critique(real, labels).logit
+        d_fake = self.critique(fake.detach(), labels).logit
+        d_loss = adversarial_bce(d_real, real=True) + adversarial_bce(d_fake, real=False)
+        update(self.opt_d, d_loss)
+
+        with frozen(self.discriminator):
+            g_loss = adversarial_bce(self.critique(fake, labels).logit, real=True)
+            update(self.opt_g, g_loss)
+        return {
+            "g_loss": g_loss.item(),
+            "d_loss": d_loss.item(),
+            # Mean D(x) and D(G(z)) before the update: the classic DCGAN health check.
+            "d_real": d_real.detach().sigmoid().mean().item(),
+            "d_fake": d_fake.detach().sigmoid().mean().item(),
+        }

@@ -1,0 +1,208 @@
+"""One recipe end to end: generator on train only, mix, classifier, metrics. No Ray here.
+
+`execute_recipe` is what a Tune trial and `ganmix train` both run; where the numbers go is
+decided by the `report` callback and the run logger the caller passes in.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ganmix.datasets import ImageDataset
+from ganmix.models._images import to_unit
+from ganmix.models.classifiers import create_classifier
+from ganmix.models.classify import predict_proba, train_classifier_epoch
+from ganmix.models.evaluation import classification_metrics, confusion_matrix, image_grid
+from ganmix.models.generator import (
+    create_generator,
+    make_generator_config,
+    sample_images,
+    save_generator,
+    train_generator,
+)
+from ganmix.search.allocation import allocate, synthetic_total
+from ganmix.search.recipe import Recipe
+from ganmix.tracking.runs import RunLogger
+
+Report = Callable[[dict[str, float]], None]
+
+# A filtered set is topped up by sampling again, at most this many rounds.
+FILTER_ROUNDS = 5
+MIN_QUALITY_SET = 8
+
+
+@dataclass(frozen=True)
+class SyntheticSet:
+    images: torch.Tensor  # uint8 (n, C, H, W) on the CPU
+    labels: torch.Tensor  # int64 (n,)
+    asked_per_class: list[int]
+    metrics: dict[str, float]
+
+
+def pick_device(prefer_gpu: bool = True) -> torch.device:
+    return torch.device("cuda") if prefer_gpu and torch.cuda.is_available() else torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def execute_recipe(
+    recipe: Recipe,
+    dataset: ImageDataset,
+    *,
+    device: torch.device,
+    logger: RunLogger,
+    report: Report | None = None,
+    cache_dir: str | Path | None = None,
+    sample_metrics: bool = True,
+) -> dict[str, float]:
+    """Run `recipe` on `dataset`; returns the final val_* and test_* metrics (and sample metrics)."""
+    seed_everything(recipe.seed)
+    synthetic = make_synthetic(recipe, dataset, device=device, logger=logger, cache_dir=cache_dir,
+                               sample_metrics=sample_metrics)
+    return train_and_evaluate(recipe, dataset, synthetic, device=device, logger=logger, report=report)
+
+
+def make_synthetic(
+    recipe: Recipe,
+    dataset: ImageDataset,
+    *,
+    device: torch.device,
+    logger: RunLogger,
+    cache_dir: str | Path | None,
+    sample_metrics: bool,
+) -> SyntheticSet:
+    train = dataset.train  # the generator never sees val or test images
+    per_class = allocate(synthetic_total(recipe.synthetic_ratio, len(train)),
+                         train.class_counts(dataset.num_classes), recipe.allocation)
+    logger.log_params({f"synthetic_count.{name}": n for name, n in zip(dataset.class_names, per_class)})
+    empty = torch.empty((0, *train.images.shape[1:]), dtype=torch.uint8)
+    if sum(per_class) == 0:
+        return SyntheticSet(empty, torch.empty(0, dtype=torch.int64), per_class, {})
+
+    cfg = make_generator_config(
+        recipe.generator, image_size=dataset.image_size, channels=dataset.channels,
+        num_classes=dataset.num_classes, latent_dim=recipe.latent_dim, options=dict(recipe.generator_options),
+    )
+    model = create_generator(recipe.generator, cfg)
+    train_generator(
+        model, train.images, train.labels, epochs=recipe.gan_epochs, device=device, seed=recipe.seed,
+        on_epoch=lambda epoch, losses: logger.log_metrics({f"gan_{k}": v for k, v in losses.items()}, step=epoch),
+    )
+    wanted = torch.repeat_interleave(torch.arange(dataset.num_classes), torch.tensor(per_class))
+    reference = None
+    if sample_metrics or recipe.filter_threshold > 0:
+        from ganmix.models.reference import reference_classifier
+
+        reference = reference_classifier(dataset, cache_dir=cache_dir or Path.home() / ".ganmix" / "cache",
+                                         device=device)
+    images, kept = _sample(model, wanted, recipe, reference)
+    metrics: dict[str, float] = {"synthetic_count": float(len(images))}
+    if recipe.filter_threshold > 0:
+        metrics["filter_kept_fraction"] = kept
+    # The k-NN metrics need a handful of images; a tiny set only gets counted.
+    if sample_metrics and reference is not None and len(images) >= MIN_QUALITY_SET:
+        from ganmix.models.quality import sample_quality
+
+        quality, pairs = sample_quality(reference, train.images, train.labels, images, wanted)
+        metrics.update(quality)
+        logger.log_png(pairs.numpy(), "samples/closest_pairs.png")
+    logger.log_metrics(metrics)
+    logger.log_npz("samples/synthetic.npz", images=images.numpy(), labels=wanted.numpy())
+    logger.log_png(image_grid(images, wanted, dataset.num_classes).numpy(), "samples/grid.png")
+    _log_checkpoint(model, logger)
+    return SyntheticSet(images, wanted, per_class, metrics)
+
+
+def _sample(model: Any, wanted: torch.Tensor, recipe: Recipe, reference: Any) -> tuple[torch.Tensor, float]:
+    """Sample one image per wanted label; with a filter, resample rejected slots a few rounds."""
+    images = sample_images(model, wanted, seed=recipe.seed)
+    if recipe.filter_threshold <= 0:
+        return images, 1.0
+    from ganmix.models.quality import confidence_filter
+
+    ok = confidence_filter(reference, images, wanted, threshold=recipe.filter_threshold)
+    first_pass = float(ok.float().mean())
+    for round_ in range(1, FILTER_ROUNDS):
+        if bool(ok.all()):
+            break
+        redo = (~ok).nonzero().squeeze(1)
+        fresh = sample_images(model, wanted[redo], seed=recipe.seed + round_)
+        fresh_ok = confidence_filter(reference, fresh, wanted[redo], threshold=recipe.filter_threshold)
+        images[redo[fresh_ok]] = fresh[fresh_ok]
+        ok[redo[fresh_ok]] = True
+    # Slots never accepted keep their last sample rather than shrinking the class below its quota.
+    return images, first_pass
+
+
+def _log_checkpoint(model: Any, logger: RunLogger) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "generator.pt"
+        save_generator(model, path)
+        logger.log_bytes(path.read_bytes(), "generator/generator.pt")
+
+
+def train_and_evaluate(
+    recipe: Recipe,
+    dataset: ImageDataset,
+    synthetic: SyntheticSet,
+    *,
+    device: torch.device,
+    logger: RunLogger,
+    report: Report | None,
+) -> dict[str, float]:
+    # All data lives on the trial's device as tensors: no DataLoader, no workers.
+    x = to_unit(torch.cat([dataset.train.images, synthetic.images]), device)
+    y = torch.cat([dataset.train.labels, synthetic.labels]).to(device)
+    x_val = to_unit(dataset.val.images, device)
+    model = create_classifier(recipe.classifier, in_channels=dataset.channels, num_classes=dataset.num_classes,
+                              image_size=dataset.image_size).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.classifier_lr)
+    shuffle = torch.Generator(device="cpu").manual_seed(recipe.seed)
+    final: dict[str, float] = {}
+    for epoch in range(1, recipe.classifier_epochs + 1):
+        train_stats = train_classifier_epoch(model, optimizer, x, y, batch_size=recipe.batch_size, generator=shuffle)
+        val_probs = predict_proba(model, x_val)
+        val = _prefixed("val", classification_metrics(dataset.val.labels, val_probs, dataset.class_names))
+        val["val_loss"] = float(torch.nn.functional.nll_loss(val_probs.clamp_min(1e-12).log(), dataset.val.labels))
+        logger.log_metrics({**train_stats, **val}, step=epoch)
+        if epoch == recipe.classifier_epochs:
+            # Test metrics are logged before the last report: a scheduler may stop the trial at that report.
+            final = {**val, **_evaluate_test(model, dataset, val_probs, device=device, logger=logger, step=epoch)}
+        if report is not None:
+            report({**val, **synthetic.metrics, "epoch": epoch})
+    return {**final, **synthetic.metrics}
+
+
+def _evaluate_test(model: torch.nn.Module, dataset: ImageDataset, val_probs: torch.Tensor, *,
+                   device: torch.device, logger: RunLogger, step: int) -> dict[str, float]:
+    """Official test split, evaluated once at the end; never reported to the searcher."""
+    test_probs = predict_proba(model, to_unit(dataset.test.images, device))
+    test = _prefixed("test", classification_metrics(dataset.test.labels, test_probs, dataset.class_names))
+    logger.log_metrics(test, step=step)
+    for split, probs in (("val", val_probs), ("test", test_probs)):
+        matrix = confusion_matrix(getattr(dataset, split).labels, probs, dataset.num_classes)
+        logger.log_text(_matrix_csv(matrix, dataset.class_names), f"confusion_matrix_{split}.csv")
+    return test
+
+
+def _prefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:
+    return {f"{prefix}_{k}": float(v) for k, v in metrics.items()}
+
+
+def _matrix_csv(matrix: np.ndarray, class_names: tuple[str, ...]) -> str:
+    rows = ["true\\predicted," + ",".join(class_names)]
+    rows += [f"{name}," + ",".join(str(int(v)) for v in row) for name, row in zip(class_names, matrix)]
+    return "\n".join(rows) + "\n"

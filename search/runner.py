@@ -1,0 +1,176 @@
+"""Tuner wiring: Ray Tune + OptunaSearch (TPE, seeded) + ASHA over classifier epochs, logged to MLflow."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+
+from ganmix.datasets import ImageDataset, apply_scarcity, load_dataset
+from ganmix.search.spec import SearchSpec
+from ganmix.search.space import BASELINE_ATTR, DefineByRun, IntDim, CategoricalDim, FloatDim
+from ganmix.search.trainable import SearchCallback, TrialContext, run_trial
+from ganmix.tracking import query, runs, store
+from ganmix.tracking.runs import FINGERPRINT, KIND, METRIC, MODE, SEARCH_NAME
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunOptions:
+    """How and where a search runs (not what it searches): flags, not spec."""
+
+    results_dir: Path = Path("ganmix-results")
+    tracking_uri: str | None = None
+    address: str | None = None  # "auto" joins a running Ray cluster
+    storage: str | None = None  # Tune storage (a folder or s3://...); default <results_dir>/ray
+    data_dir: Path | None = None
+    resume: bool = False
+    max_failures: int = 2
+    sample_metrics: bool = True
+    quiet: bool = False
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    name: str
+    tracking_uri: str
+    parent_run_id: str
+    best: query.TrialSummary | None
+    num_trials: int
+    num_errors: int
+
+
+def load_search_data(spec: SearchSpec, data_dir: Path | None) -> ImageDataset:
+    dataset = load_dataset(spec.dataset, data_dir=data_dir, image_size=spec.image_size, seed=spec.seed)
+    if spec.train_per_class or spec.class_fraction:
+        dataset = apply_scarcity(dataset, train_per_class=spec.train_per_class,
+                                 class_fraction=spec.class_fraction or None, seed=spec.seed)
+    return dataset
+
+
+def run_search(spec: SearchSpec, options: RunOptions) -> SearchOutcome:
+    import ray
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search.optuna import OptunaSearch
+
+    uri = store.resolve_tracking_uri(options.tracking_uri, options.results_dir)
+    store.check_reachable(uri)  # before any training
+    dataset = load_search_data(spec, options.data_dir)
+    name = spec.name or f"{store.experiment_name(spec.dataset).split('/')[-1]}-{time.strftime('%Y%m%d-%H%M%S')}"
+    storage = options.storage or str((options.results_dir / "ray").resolve())
+    experiment_id = store.ensure_experiment(store.client(uri), spec.dataset, uri)
+    parent = _open_parent(uri, experiment_id, spec, dataset, name, resume=options.resume)
+    context = TrialContext(
+        tracking_uri=uri, experiment_id=experiment_id, parent_run_id=parent.run_id, search_name=name,
+        metric=spec.metric, cache_dir=str((options.results_dir / "cache").resolve()),
+        cpus_per_trial=spec.cpus_per_trial, sample_metrics=options.sample_metrics,
+    )
+    if options.sample_metrics:
+        # Train the per-data-set reference classifier once here, not in every early trial.
+        from ganmix.models.reference import reference_classifier
+
+        reference_classifier(dataset, cache_dir=context.cache_dir)
+    if not ray.is_initialized():
+        ray.init(address=options.address, include_dashboard=False, configure_logging=False,
+                 log_to_driver=not options.quiet)
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, dataset=dataset, context=context),
+        {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial},
+    )
+    callback = SearchCallback(context=context, mode=spec.mode, parent=parent, quiet=options.quiet)
+    run_config = tune.RunConfig(
+        name=name, storage_path=storage, verbose=0, callbacks=[callback],
+        failure_config=tune.FailureConfig(max_failures=options.max_failures),
+    )
+    experiment_path = f"{storage.rstrip('/')}/{name}"
+    if options.resume:
+        tuner = tune.Tuner.restore(experiment_path, trainable, resume_unfinished=True, resume_errored=False,
+                                   _resume_config=None)
+        # Restore rebuilds run_config from the checkpoint; callbacks are not pickled with it.
+        tuner._local_tuner._run_config.callbacks = [callback]  # noqa: SLF001 - no public setter in Ray
+    else:
+        study_storage = optuna.storages.InMemoryStorage()
+        study = optuna.create_study(storage=study_storage, study_name=name,
+                                    direction="maximize" if spec.mode == "max" else "minimize")
+        study.enqueue_trial({}, user_attrs={BASELINE_ATTR: True})  # the real-only baseline goes first
+        baseline = spec.baseline_recipe().to_dict()
+        searcher = OptunaSearch(
+            space=DefineByRun(spec.space, spec.generator_space, spec.fixed_config(), baseline),
+            metric=spec.metric, mode=spec.mode, storage=study_storage, study_name=name, seed=spec.seed,
+        )
+        max_t = _max_epochs(spec)
+        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=max_t,
+                                  grace_period=min(spec.grace_period, max_t), reduction_factor=spec.reduction_factor)
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(metric=spec.metric, mode=spec.mode, search_alg=searcher, scheduler=scheduler,
+                                        num_samples=spec.trials, max_concurrent_trials=spec.max_concurrent),
+            run_config=run_config,
+        )
+    status, error = "FINISHED", None
+    try:
+        grid = tuner.fit()
+    except KeyboardInterrupt:
+        status, error = "KILLED", "search interrupted; continue it with --resume " + name
+        runs.close_running_children(uri, experiment_id, parent.run_id, status="KILLED", reason=error)
+        raise
+    finally:
+        best = _finish_parent(parent, uri, experiment_id, spec, status=status, error=error)
+    return SearchOutcome(name=name, tracking_uri=uri, parent_run_id=parent.run_id, best=best,
+                         num_trials=len(grid), num_errors=grid.num_errors)
+
+
+def _max_epochs(spec: SearchSpec) -> int:
+    dim = spec.space.get("classifier_epochs")
+    if isinstance(dim, (IntDim, FloatDim)):
+        return int(dim.high)
+    if isinstance(dim, CategoricalDim):
+        return int(max(dim.choices))
+    return spec.base_recipe().classifier_epochs
+
+
+def _open_parent(uri: str, experiment_id: str, spec: SearchSpec, dataset: ImageDataset, name: str,
+                 *, resume: bool) -> runs.RunLogger:
+    if resume:
+        found = query.find_search(uri, experiment_id, name)
+        if found is None:
+            raise store.TrackingError(f"no search named {name!r} in experiment {experiment_id} at {uri}; "
+                                      "nothing to resume")
+        parent = runs.RunLogger(uri, found.info.run_id)
+        store.retry(store.client(uri).update_run, found.info.run_id, status="RUNNING")
+        # Trials interrupted with the driver stay in MLflow, marked killed; their reruns are new children.
+        runs.close_running_children(uri, experiment_id, found.info.run_id, status="KILLED",
+                                    reason="interrupted with the search driver; rerun on resume")
+        return parent
+    if query.find_search(uri, experiment_id, name) is not None:
+        raise store.TrackingError(f"a search named {name!r} already exists in {uri}; pick another --name "
+                                  f"or continue it with --resume {name}")
+    parent = runs.start_run(uri, experiment_id, name=name, tags={
+        KIND: "search", SEARCH_NAME: name, FINGERPRINT: dataset.fingerprint, METRIC: spec.metric, MODE: spec.mode,
+        "mlflow.note.content": f"ganmix search over {dataset.summary()}",
+    })
+    parent.log_params({"dataset": spec.dataset, "dataset_fingerprint": dataset.fingerprint, "trials": spec.trials,
+                       "metric": spec.metric, "mode": spec.mode, "seed": spec.seed,
+                       "train_size": len(dataset.train), "val_size": len(dataset.val), "test_size": len(dataset.test)})
+    parent.log_text(spec.to_yaml(), "search_spec.yaml")
+    parent.log_text(dataset.summary() + "\n" + dataset.description + "\n", "dataset.txt")
+    return parent
+
+
+def _finish_parent(parent: runs.RunLogger, uri: str, experiment_id: str, spec: SearchSpec, *, status: str,
+                   error: str | None) -> query.TrialSummary | None:
+    summaries = query.trial_summaries(uri, experiment_id, parent.run_id, metric=spec.metric)
+    parent.log_text(query.trials_csv(summaries, spec.metric), "trials.csv")
+    best = query.pick_best(summaries, spec.metric, spec.mode, uri=uri)
+    if best is not None:
+        parent.log_text(best.recipe_yaml or "", "best_recipe.yaml")
+        parent.set_tags({"ganmix.best_run_id": best.run_id})
+        parent.log_metrics({f"best_{spec.metric}": best.metrics.get(spec.metric, float("nan"))},
+                           step=len(summaries))
+    parent.finish(status, error=error)
+    return best

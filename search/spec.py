@@ -1,0 +1,156 @@
+"""The search spec: data, budget, objective and space, from defaults, a YAML file and CLI flags."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ganmix.search.metrics import metric_mode
+from ganmix.search.recipe import Recipe, RecipeError
+from ganmix.search.space import Dim, SpaceError, dim_to_yaml, parse_dim
+
+SPEC_FORMAT = "ganmix.search/1"
+DATA_FIELDS = ("dataset", "image_size", "train_per_class", "class_fraction")
+
+
+def default_space() -> dict[str, Dim]:
+    from ganmix.models.generator import list_generators
+    from ganmix.search.recipe import ALLOCATIONS
+
+    return {
+        "gan_epochs": parse_dim("gan_epochs", {"type": "int", "low": 5, "high": 300, "log": True}),
+        "latent_dim": parse_dim("latent_dim", [16, 32, 64, 128, 256]),
+        "synthetic_ratio": parse_dim("synthetic_ratio", {"type": "float", "low": 0.0, "high": 3.0}),
+        "classifier_lr": parse_dim("classifier_lr", {"type": "float", "low": 1e-4, "high": 1e-1, "log": True}),
+        "generator": parse_dim("generator", list_generators()),
+        "allocation": parse_dim("allocation", list(ALLOCATIONS)),
+    }
+
+
+def default_generator_space() -> dict[str, dict[str, Dim]]:
+    diffaug = parse_dim("diffaugment", ["", "color,translation,cutout"])
+    return {
+        "dcgan": {"diffaugment": diffaug},
+        "acgan": {"diffaugment": diffaug},
+        "wgan_gp": {"diffaugment": diffaug, "n_critic": parse_dim("n_critic", {"type": "int", "low": 1, "high": 5})},
+        "cvae": {"kl_weight": parse_dim("kl_weight", {"type": "float", "low": 0.1, "high": 2.0, "log": True})},
+    }
+
+
+@dataclass(frozen=True, kw_only=True)
+class SearchSpec:
+    name: str | None = None
+    dataset: str = "digits"
+    image_size: int | None = None
+    train_per_class: int | None = None
+    class_fraction: dict[str, float] = field(default_factory=dict)
+    trials: int = 8
+    max_concurrent: int = 2
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    metric: str = "val_auc"
+    seed: int = 0
+    grace_period: int = 2
+    reduction_factor: int = 3
+    space: dict[str, Dim] = field(default_factory=default_space)
+    generator_space: dict[str, dict[str, Dim]] = field(default_factory=default_generator_space)
+    fixed: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        metric_mode(self.metric)  # validates the name before any work
+        for name, value, low in (("trials", self.trials, 1), ("max_concurrent", self.max_concurrent, 1),
+                                 ("grace_period", self.grace_period, 1), ("reduction_factor", self.reduction_factor, 2)):
+            if not isinstance(value, int) or value < low:
+                raise SpaceError(f"{name} must be an integer >= {low}, got {value!r}")
+        if not (isinstance(self.cpus_per_trial, (int, float)) and self.cpus_per_trial > 0):
+            raise SpaceError(f"cpus_per_trial must be > 0, got {self.cpus_per_trial!r}")
+        if not (isinstance(self.gpus_per_trial, (int, float)) and self.gpus_per_trial >= 0):
+            raise SpaceError(f"gpus_per_trial must be >= 0 (fractions allowed), got {self.gpus_per_trial!r}")
+        recipe_fields = {f.name for f in dataclasses.fields(Recipe)} - set(DATA_FIELDS) - {"baseline"}
+        for section, keys in (("space", self.space), ("fixed", self.fixed)):
+            bad = sorted(set(keys) - recipe_fields)
+            if bad:
+                raise SpaceError(f"{section}: unknown recipe field(s) {bad}; expected some of {sorted(recipe_fields)}")
+        both = sorted(set(self.space) & set(self.fixed))
+        if both:
+            raise SpaceError(f"field(s) {both} are both searched (space) and fixed; pick one")
+        self.base_recipe()  # fixed values and data settings must form a valid recipe
+
+    @property
+    def mode(self) -> str:
+        return metric_mode(self.metric)
+
+    def base_recipe(self) -> Recipe:
+        """The recipe before any searched value: data settings + fixed fields + defaults."""
+        data = {k: getattr(self, k) for k in DATA_FIELDS}
+        try:
+            return Recipe(**data, **self.fixed)
+        except RecipeError as exc:
+            raise SpaceError(f"fixed: {exc}") from None
+
+    def baseline_recipe(self) -> Recipe:
+        """Real-only baseline: no synthetic images, the same classifier, its default learning rate."""
+        base = self.base_recipe()
+        return base.replace(synthetic_ratio=0.0, baseline=True)
+
+    def fixed_config(self) -> dict[str, Any]:
+        """Every recipe field that is not searched, as Tune config constants."""
+        full = self.base_recipe().to_dict()
+        full.pop("baseline")
+        return {k: v for k, v in full.items() if k not in self.space}
+
+    # --- YAML ------------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["space"] = {k: dim_to_yaml(d) for k, d in self.space.items()}
+        out["generator_space"] = {
+            fam: {k: dim_to_yaml(d) for k, d in dims.items()} for fam, dims in self.generator_space.items()
+        }
+        return {"format": SPEC_FORMAT, **out}
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], *, source: str = "spec") -> SearchSpec:
+        if not isinstance(data, Mapping):
+            raise SpaceError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known - {"format"})
+        if unknown:
+            raise SpaceError(f"{source}: unknown key(s) {unknown}; expected some of {sorted(known)}")
+        kwargs = {k: v for k, v in data.items() if k in known}
+        try:
+            if "space" in kwargs:
+                kwargs["space"] = {k: parse_dim(k, v) for k, v in (kwargs["space"] or {}).items()}
+            if "generator_space" in kwargs:
+                kwargs["generator_space"] = {
+                    fam: {k: parse_dim(f"{fam}.{k}", v) for k, v in (dims or {}).items()}
+                    for fam, dims in (kwargs["generator_space"] or {}).items()
+                }
+            kwargs["fixed"] = dict(kwargs.get("fixed") or {})
+            kwargs["class_fraction"] = dict(kwargs.get("class_fraction") or {})
+            return cls(**kwargs)
+        except (SpaceError, RecipeError, TypeError) as exc:
+            raise SpaceError(f"{source}: {exc}") from None
+
+    @classmethod
+    def load(cls, path: str | Path, **overrides: Any) -> SearchSpec:
+        path = Path(path)
+        if not path.is_file():
+            raise SpaceError(f"search spec {path} does not exist")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise SpaceError(f"{path}: not valid YAML ({exc})") from None
+        if not isinstance(data, Mapping):
+            raise SpaceError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+        return cls.from_mapping({**data, **overrides}, source=str(path))
+
+    def replace(self, **changes: Any) -> SearchSpec:
+        return dataclasses.replace(self, **changes)

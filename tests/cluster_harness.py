@@ -1,0 +1,240 @@
+"""Loopback stand-ins for the AWS cluster of cluster.yaml, built from real processes.
+
+`MlflowServer` runs a real `mlflow server` subprocess (SQLite store, proxied artifacts,
+like the head node's) and `local_ray_cluster` starts a head raylet with no CPUs plus
+worker raylets, so tasks and trials can only run on "worker nodes", as on the cluster.
+Everything binds to 127.0.0.1; nothing here talks to another host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import ray
+from ray.cluster_utils import Cluster
+
+LOOPBACK = "127.0.0.1"
+_LOG_TAIL_CHARS = 3000
+
+
+class MlflowServerError(RuntimeError):
+    """The MLflow server did not come up; the message carries the tail of its log."""
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """A TCP port that was free a moment ago (the OS picks it; a tiny race is accepted)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+class MlflowServer:
+    """A real `mlflow server` on 127.0.0.1 with its own SQLite store and artifact folder.
+
+    Use it as a context manager, or call `start()` / `stop()`. `restart()` keeps the port,
+    the store and the artifacts, so a client holding `.uri` sees the same runs afterwards.
+    """
+
+    def __init__(self, *, root: Path, port: int | None = None, startup_timeout_s: float = 60.0) -> None:
+        if startup_timeout_s <= 0:
+            raise ValueError(f"startup_timeout_s must be > 0, got {startup_timeout_s!r}")
+        self.root = Path(root)
+        self.port = free_port() if port is None else port
+        self.startup_timeout_s = startup_timeout_s
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    @property
+    def store_uri(self) -> str:
+        return f"sqlite:///{self.root / 'mlflow.db'}"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.root / "artifacts"
+
+    @property
+    def log_path(self) -> Path:
+        return self.root / "server.log"
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def command(self) -> list[str]:
+        """The server command line; the same flags as the head node's, on loopback."""
+        return [
+            sys.executable, "-m", "mlflow", "server",
+            "--backend-store-uri", self.store_uri,
+            "--serve-artifacts", "--artifacts-destination", str(self.artifacts_dir),
+            "--host", LOOPBACK, "--port", str(self.port),
+            # One worker process: the test machines have two cores to share with Ray.
+            "--workers", "1",
+        ]  # fmt: skip
+
+    def start(self, *, wait: bool = True) -> MlflowServer:
+        """Spawn the server; with `wait`, block until `GET /health` answers.
+
+        `wait=False` lets a caller boot other processes (a Ray cluster) meanwhile and call
+        `wait_until_healthy()` later: both start-ups are mostly import time.
+        """
+        if self.running:
+            raise MlflowServerError(f"MLflow server at {self.uri} is already running")
+        self.artifacts_dir.mkdir(parents=True, exist_ok=True)
+        # The GenAI job runner is a third process the tests never use: skip it to spare CPU.
+        # Telemetry would only try to reach the internet from a loopback-only test.
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
+        with self.log_path.open("ab") as log:
+            # Own session, so stop() can end the server and any workers it forks, and nothing else.
+            self._proc = subprocess.Popen(
+                self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.root, env=env, start_new_session=True
+            )
+        if wait:
+            self.wait_until_healthy()
+        return self
+
+    def stop(self, *, graceful: bool = True, timeout_s: float = 15.0) -> None:
+        """End the server; `graceful=False` sends SIGKILL at once, like a crashed head process."""
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        _signal_group(proc, signal.SIGTERM if graceful else signal.SIGKILL)
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            _signal_group(proc, signal.SIGKILL)
+            proc.wait(timeout=timeout_s)
+
+    def restart(self) -> MlflowServer:
+        """Stop and start again on the same port with the same store and artifacts."""
+        self.stop()
+        return self.start()
+
+    def log_tail(self) -> str:
+        if not self.log_path.is_file():
+            return "<no server log>"
+        return self.log_path.read_text(errors="replace")[-_LOG_TAIL_CHARS:]
+
+    def wait_until_healthy(self) -> None:
+        """Block until `GET /health` answers; raise MlflowServerError (with the log tail) on exit or timeout."""
+        if self._proc is None:
+            raise MlflowServerError(f"MLflow server on port {self.port} was never started; call start() first")
+        deadline = time.monotonic() + self.startup_timeout_s
+        while time.monotonic() < deadline:
+            code = self._proc.poll()
+            if code is not None:
+                self._proc = None
+                raise MlflowServerError(
+                    f"MLflow server on port {self.port} exited with code {code} before "
+                    f"{self.uri}/health answered; log tail:\n{self.log_tail()}"
+                )
+            if _health_ok(self.uri):
+                return
+            time.sleep(0.25)
+        self.stop(graceful=False)
+        raise MlflowServerError(
+            f"MLflow server did not answer {self.uri}/health within {self.startup_timeout_s:.0f} s; "
+            f"log tail:\n{self.log_tail()}"
+        )
+
+    def __enter__(self) -> MlflowServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def _health_ok(uri: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass  # already gone
+
+
+@contextlib.contextmanager
+def local_ray_cluster(
+    num_workers: int = 2, cpus_per_worker: int = 1, *, include_dashboard: bool = False
+) -> Iterator[Cluster]:
+    """A head raylet with 0 CPUs plus `num_workers` worker raylets, with this process connected.
+
+    Yields the `ray.cluster_utils.Cluster`, so a test can kill a worker with
+    `cluster.remove_node(node)` (worker nodes are in `cluster.worker_nodes`). The dashboard
+    is off by default because it costs seconds of start-up on two cores.
+    """
+    if num_workers < 1:
+        raise ValueError(f"num_workers must be >= 1 (tasks cannot run on the 0-CPU head), got {num_workers!r}")
+    if cpus_per_worker < 1:
+        raise ValueError(f"cpus_per_worker must be >= 1, got {cpus_per_worker!r}")
+    if ray.is_initialized():
+        raise RuntimeError("ray is already initialized in this process; call ray.shutdown() first")
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": include_dashboard})
+    try:
+        for _ in range(num_workers):
+            cluster.add_node(num_cpus=cpus_per_worker)
+        cluster.wait_for_nodes()
+        cluster.connect()
+        yield cluster
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def head_node_id(cluster: Cluster) -> str:
+    """Hex id of the head node, comparable with `ray.get_runtime_context().get_node_id()`."""
+    if cluster.head_node is None:
+        raise RuntimeError("the cluster has no head node (it was removed or never started)")
+    return str(cluster.head_node.node_id)
+
+
+def worker_node_ids(cluster: Cluster) -> set[str]:
+    """Hex ids of the worker nodes still in the cluster."""
+    return {str(node.node_id) for node in cluster.worker_nodes}
+
+
+@contextlib.contextmanager
+def mlflow_and_ray(
+    root: Path, *, num_workers: int = 2, cpus_per_worker: int = 1
+) -> Iterator[tuple[MlflowServer, Cluster]]:
+    """An MLflow server under `root` and a local Ray cluster, booted side by side to save time."""
+    server = MlflowServer(root=root).start(wait=False)
+    try:
+        with local_ray_cluster(num_workers, cpus_per_worker) as cluster:
+            server.wait_until_healthy()
+            yield server, cluster
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[Cluster]:
+    """Module-wide 0-CPU head + two 1-CPU workers (import this fixture into a test module)."""
+    with local_ray_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """Module-wide MLflow server under a fresh temp folder (import this fixture into a test module)."""
+    with MlflowServer(root=tmp_path_factory.mktemp("mlflow-server")) as server:
+        yield server

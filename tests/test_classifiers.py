@@ -1,0 +1,182 @@
+"""Classifier registry, tensor training helpers, classification metrics and image grids."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from sklearn import metrics as skm
+
+from ganmix.models._registry import UnknownModelError
+from ganmix.models.classifiers import ClassifierConfigError, create_classifier, list_classifiers
+from ganmix.models.classify import fit_classifier, predict_proba, train_classifier_epoch
+from ganmix.models.evaluation import (
+    MetricInputError,
+    classification_metrics,
+    confusion_matrix,
+    image_grid,
+    save_png,
+)
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+
+
+def test_registry_lists_both_classifiers() -> None:
+    assert list_classifiers() == ["resnet18", "small_cnn"]
+
+
+@pytest.mark.parametrize("name", list_classifiers())
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("size", [8, 28, 64])
+def test_classifier_returns_logits_per_class(name: str, channels: int, size: int) -> None:
+    model = create_classifier(name, in_channels=channels, num_classes=3, image_size=size).eval()
+    with torch.no_grad():
+        logits = model(torch.randn(2, channels, size, size))
+    assert logits.shape == (2, 3)
+    assert torch.isfinite(logits).all()
+
+
+def test_bad_classifier_arguments_are_reported() -> None:
+    with pytest.raises(UnknownModelError, match="'vit'.*resnet18"):
+        create_classifier("vit", in_channels=1, num_classes=2, image_size=28)
+    with pytest.raises(ClassifierConfigError, match="image_size must be >= 8 px, got 4"):
+        create_classifier("small_cnn", in_channels=1, num_classes=2, image_size=4)
+    with pytest.raises(ClassifierConfigError, match="num_classes must be >= 2, got 1"):
+        create_classifier("resnet18", in_channels=1, num_classes=1, image_size=28)
+
+
+def _separable_set(n: int = 64, size: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class 0 is dark noise, class 1 bright noise, as uint8 images."""
+    gen = torch.Generator().manual_seed(0)
+    labels = torch.arange(n) % 2
+    base = torch.where(labels[:, None, None, None] == 1, 170.0, 60.0)
+    images = (base + 40 * torch.randn(n, 1, size, size, generator=gen)).clamp(0, 255).to(torch.uint8)
+    return images, labels
+
+
+def test_small_cnn_training_lowers_the_loss() -> None:
+    images_u8, labels = _separable_set()
+    model = create_classifier("small_cnn", in_channels=1, num_classes=2, image_size=8)
+    history = fit_classifier(model, images_u8, labels, epochs=5, lr=3e-3, device="cpu", batch_size=16)
+    assert [h["epoch"] for h in history] == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert history[-1]["train_loss"] < 0.5 * history[0]["train_loss"]
+    assert history[-1]["train_acc"] == 1.0
+
+
+def test_fit_classifier_is_reproducible_with_a_seed() -> None:
+    images_u8, labels = _separable_set(n=32)
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(1)
+        model = create_classifier("small_cnn", in_channels=1, num_classes=2, image_size=8)
+        runs.append(fit_classifier(model, images_u8, labels, epochs=2, lr=1e-3, device="cpu", seed=5, batch_size=8))
+    assert runs[0] == runs[1]
+
+
+def test_train_epoch_reports_sample_weighted_metrics() -> None:
+    images_u8, labels = _separable_set(n=33)  # leaves a single-sample last batch, which BatchNorm cannot take
+    images = images_u8.float() / 127.5 - 1
+    model = create_classifier("small_cnn", in_channels=1, num_classes=2, image_size=8)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # lr 0: the metrics describe a fixed model
+    gen = torch.Generator().manual_seed(0)
+    out = train_classifier_epoch(model, optimizer, images, labels, batch_size=8, generator=gen)
+    assert set(out) == {"train_loss", "train_acc"}
+    assert out["train_loss"] > 0 and 0.0 <= out["train_acc"] <= 1.0
+
+
+def test_predict_proba_is_a_distribution_and_restores_train_mode() -> None:
+    model = create_classifier("small_cnn", in_channels=1, num_classes=4, image_size=8).train()
+    probs = predict_proba(model, torch.randn(10, 1, 8, 8), batch_size=3)
+    assert probs.shape == (10, 4) and probs.device.type == "cpu"
+    torch.testing.assert_close(probs.sum(1), torch.ones(10))
+    assert model.training
+
+
+def test_binary_metrics_match_sklearn() -> None:
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 0, 1, 0])
+    p1 = np.array([0.1, 0.4, 0.35, 0.8, 0.7, 0.2, 0.9, 0.3, 0.6, 0.55])
+    probs = np.stack([1 - p1, p1], axis=1)
+    pred = (p1 > 0.5).astype(int)
+    m = classification_metrics(labels, torch.tensor(probs), ["benign", "malignant tumour"])
+    assert m["auc"] == pytest.approx(skm.roc_auc_score(labels, p1))
+    assert m["acc"] == pytest.approx(skm.accuracy_score(labels, pred))
+    assert m["balanced_acc"] == pytest.approx(skm.balanced_accuracy_score(labels, pred))
+    assert m["macro_f1"] == pytest.approx(skm.f1_score(labels, pred, average="macro"))
+    # By hand: class 1 is at {4, 5, 6, 8} and predicted 1 at 4, 6, 8 -> recall 3/4.
+    assert m["sensitivity"] == m["recall_malignant_tumour"] == pytest.approx(3 / 4)
+    # Class 0 is at {0, 1, 2, 3, 7, 9} and predicted 0 at 0, 1, 2, 7 -> recall 4/6.
+    assert m["specificity"] == m["recall_benign"] == pytest.approx(4 / 6)
+
+
+def test_three_class_metrics_match_sklearn() -> None:
+    rng = np.random.default_rng(0)
+    labels = np.array([0, 1, 2] * 7)
+    probs = rng.dirichlet(np.ones(3), size=len(labels))
+    probs[np.arange(len(labels)), labels] += 0.4  # better than chance, not perfect
+    probs /= probs.sum(1, keepdims=True)
+    pred = probs.argmax(1)
+    m = classification_metrics(labels, probs, ["a", "b", "c"])
+    assert m["auc"] == pytest.approx(skm.roc_auc_score(labels, probs, multi_class="ovr", average="macro"))
+    assert m["acc"] == pytest.approx(skm.accuracy_score(labels, pred))
+    assert m["balanced_acc"] == pytest.approx(skm.balanced_accuracy_score(labels, pred))
+    assert m["macro_f1"] == pytest.approx(skm.f1_score(labels, pred, average="macro"))
+    recalls = skm.recall_score(labels, pred, average=None)
+    assert [m["recall_a"], m["recall_b"], m["recall_c"]] == pytest.approx(list(recalls))
+    assert "sensitivity" not in m and "specificity" not in m
+
+
+def test_absent_class_is_left_out_of_auc_and_balanced_acc() -> None:
+    labels = np.array([0, 0, 1, 1])  # class 2 never occurs
+    probs = np.array([[0.8, 0.1, 0.1], [0.3, 0.6, 0.1], [0.2, 0.7, 0.1], [0.1, 0.2, 0.7]])
+    m = classification_metrics(labels, probs, ["a", "b", "c"])
+    auc_a = skm.roc_auc_score(labels == 0, probs[:, 0])
+    auc_b = skm.roc_auc_score(labels == 1, probs[:, 1])
+    assert m["auc"] == pytest.approx((auc_a + auc_b) / 2)
+    assert np.isnan(m["recall_c"])
+    assert m["balanced_acc"] == pytest.approx((1 / 2 + 1 / 2) / 2)
+    pred = probs.argmax(1)  # predicts class 2 once: it counts in macro F1 (with F1 0), as in sklearn
+    assert m["macro_f1"] == pytest.approx(skm.f1_score(labels, pred, average="macro", zero_division=0))
+    # With labels or predictions of one class only, AUC is undefined rather than an exception.
+    assert np.isnan(classification_metrics([1, 1], [[0.2, 0.8], [0.6, 0.4]], ["x", "y"])["auc"])
+
+
+def test_metric_inputs_are_checked() -> None:
+    with pytest.raises(MetricInputError, match=r"probs must have shape \(2, 3\), got \(2, 2\)"):
+        classification_metrics([0, 1], [[0.5, 0.5], [0.5, 0.5]], ["a", "b", "c"])
+    with pytest.raises(MetricInputError, match=r"labels must lie in 0..1, got 0..2"):
+        confusion_matrix(np.array([0, 2]), np.eye(2), 2)
+    with pytest.raises(MetricInputError, match="1 NaN/inf values"):
+        classification_metrics([0, 1], [[np.nan, 0.5], [0.5, 0.5]], ["a", "b"])
+
+
+def test_confusion_matrix_counts_rows_as_true_class() -> None:
+    labels = torch.tensor([0, 0, 1, 2, 2, 2])
+    pred = torch.tensor([0, 1, 1, 2, 0, 2])
+    cm = confusion_matrix(labels, torch.nn.functional.one_hot(pred, 3).float(), 3)
+    np.testing.assert_array_equal(cm, [[1, 1, 0], [0, 1, 0], [1, 0, 2]])
+    np.testing.assert_array_equal(cm, skm.confusion_matrix(labels, pred, labels=[0, 1, 2]))
+
+
+def test_image_grid_has_one_row_per_class() -> None:
+    images = torch.stack([torch.full((1, 4, 4), 10 * (i + 1), dtype=torch.uint8) for i in range(5)])
+    labels = torch.tensor([0, 1, 0, 2, 0])
+    grid = image_grid(images, labels, 3, per_class=2)
+    pad = 2
+    assert grid.shape == (1, 3 * (4 + pad) + pad, 2 * (4 + pad) + pad)
+    cell = lambda r, c: grid[0, pad + r * 6, pad + c * 6].item()  # noqa: E731
+    assert [cell(0, 0), cell(0, 1), cell(1, 0), cell(1, 1), cell(2, 0)] == [10, 30, 20, 0, 40]
+
+
+def test_save_png_round_trips(tmp_path) -> None:
+    for channels in (1, 3):
+        image = torch.randint(0, 256, (channels, 6, 5), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+        path = save_png(image, tmp_path / "sub" / f"grid{channels}.png")
+        back = np.asarray(Image.open(path))
+        expected = image.permute(1, 2, 0).numpy()
+        np.testing.assert_array_equal(back, expected[:, :, 0] if channels == 1 else expected)
+    with pytest.raises(ValueError, match="uint8 \\(1\\|3, H, W\\)"):
+        save_png(torch.zeros(2, 4, 4, dtype=torch.uint8), tmp_path / "bad.png")

@@ -1,0 +1,171 @@
+"""cluster.yaml checked offline: Ray's own schema and defaults, plus the security and pinning rules.
+
+No AWS call and no network: `prepare_config` + `validate_config` are the steps `ray up` runs
+before it talks to AWS.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import pytest
+import ray
+import yaml
+from ray.autoscaler._private.util import prepare_config, validate_config
+
+REPO = Path(__file__).resolve().parents[1]
+CLUSTER_YAML = REPO / "cluster.yaml"
+CLUSTER_DOC = REPO / "docs" / "cluster.md"
+
+ANY_ADDRESS = {"0.0.0.0", "::", "[::]"}
+SECRET_PATTERNS = [
+    r"aws_access_key_id",
+    r"aws_secret_access_key",
+    r"AWS_SECRET",
+    r"AWS_SESSION_TOKEN",
+    r"AKIA[0-9A-Z]{16}",  # the shape of an AWS access key id
+    r"password\s*[=:]",
+    r"MLFLOW_TRACKING_(USERNAME|PASSWORD)\s*=",
+    r"BEGIN [A-Z ]*PRIVATE KEY",
+]
+
+
+@pytest.fixture(scope="module")
+def raw() -> dict[str, Any]:
+    loaded = yaml.safe_load(CLUSTER_YAML.read_text())
+    assert isinstance(loaded, dict), f"{CLUSTER_YAML} must hold a mapping, got {type(loaded).__name__}"
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def prepared(raw: dict[str, Any]) -> dict[str, Any]:
+    """The config as `ray up` sees it: AWS defaults merged in, setup commands merged per node kind."""
+    return prepare_config(copy.deepcopy(raw))
+
+
+def _commands(config: dict[str, Any], key: str) -> list[str]:
+    return [str(command) for command in config.get(key, [])]
+
+
+def _the_command(commands: list[str], needle: str) -> list[str]:
+    """The one command containing `needle`, split into shell words."""
+    found = [command for command in commands if needle in command]
+    assert len(found) == 1, f"expected exactly one command containing {needle!r}, found {found!r}"
+    return shlex.split(found[0])
+
+
+def _option(argv: list[str], name: str) -> str:
+    """Value of `--name value` or `--name=value` in argv."""
+    for i, word in enumerate(argv):
+        if word == name and i + 1 < len(argv):
+            return argv[i + 1]
+        if word.startswith(f"{name}="):
+            return word.split("=", 1)[1]
+    raise AssertionError(f"option {name} not found in {' '.join(argv)!r}")
+
+
+def _node_env(raw: dict[str, Any]) -> dict[str, str]:
+    """KEY=VALUE pairs of the node_env parameter (written to ~/ganmix.env on every node)."""
+    words = shlex.split(raw["metadata"]["ganmix_parameters"]["node_env"])
+    pairs = dict(word.split("=", 1) for word in words if re.fullmatch(r"[A-Z_]+=\S+", word))
+    assert pairs, f"node_env defines no KEY=VALUE pairs: {words!r}"
+    return pairs
+
+
+def test_config_passes_rays_own_schema_and_checks(prepared: dict[str, Any]) -> None:
+    validate_config(prepared)  # raises jsonschema.ValidationError or ValueError when invalid
+    assert prepared["provider"]["type"] == "aws"
+    assert prepared["head_node_type"] in prepared["available_node_types"]
+
+
+def test_trials_never_land_on_the_head_and_gpu_workers_scale_from_zero(prepared: dict[str, Any]) -> None:
+    node_types = prepared["available_node_types"]
+    head = node_types[prepared["head_node_type"]]
+    assert head["resources"].get("CPU") == 0
+    assert "GPU" not in head["resources"]
+    workers = {name: spec for name, spec in node_types.items() if name != prepared["head_node_type"]}
+    gpu_workers = {name: spec for name, spec in workers.items() if spec["resources"].get("GPU", 0) >= 1}
+    assert gpu_workers, f"no worker node type declares a GPU: {workers!r}"
+    for name, spec in gpu_workers.items():
+        assert spec["min_workers"] == 0, f"{name} must autoscale from 0"
+        assert spec["max_workers"] >= 1, f"{name} must be allowed to scale up"
+        assert spec["node_config"]["InstanceType"].startswith("g5.")
+
+
+def test_file_holds_no_credentials() -> None:
+    text = CLUSTER_YAML.read_text()
+    for pattern in SECRET_PATTERNS:
+        match = re.search(pattern, text, flags=re.IGNORECASE)
+        assert match is None, f"cluster.yaml contains credential-like text {match.group(0)!r}"
+
+
+def test_no_port_is_opened_beyond_rays_default_ssh(prepared: dict[str, Any]) -> None:
+    extra_rules = prepared["provider"].get("security_group", {}).get("IpPermissions", [])
+    assert extra_rules == [], f"extra inbound rules would expose the cluster: {extra_rules!r}"
+
+
+def test_mlflow_serves_artifacts_on_the_private_address_with_the_host_check_on(prepared: dict[str, Any]) -> None:
+    argv = _the_command(_commands(prepared, "head_start_ray_commands"), "mlflow server")
+    assert "--serve-artifacts" in argv
+    assert _option(argv, "--artifacts-destination").startswith(("s3://", "$"))
+    assert _option(argv, "--backend-store-uri").startswith("sqlite:////")
+    host = _option(argv, "--host")
+    assert host not in ANY_ADDRESS
+    allowed = _option(argv, "--allowed-hosts")
+    assert "*" not in allowed and not ANY_ADDRESS & set(allowed.split(","))
+    if host.startswith("$"):  # set on the head from Ray's own node address
+        head_setup = " ".join(_commands(prepared, "head_setup_commands"))
+        assert f"{host.lstrip('$')}=$HEAD_IP" in head_setup
+        assert "get_node_ip_address" in head_setup
+
+
+def test_dashboard_binds_to_localhost_and_token_auth_is_on(prepared: dict[str, Any]) -> None:
+    head_argv = _the_command(_commands(prepared, "head_start_ray_commands"), "ray start --head")
+    assert _option(head_argv, "--dashboard-host") == "127.0.0.1"
+    worker_argv = _the_command(_commands(prepared, "worker_start_ray_commands"), "ray start")
+    for argv in (head_argv, worker_argv):
+        assert "RAY_AUTH_MODE=token" in argv
+    # The token generated locally by `ray get-auth-token --generate` is copied to every node.
+    assert prepared["file_mounts"].get("~/.ray/auth_token") == "~/.ray/auth_token"
+    every_command = " ".join(
+        command
+        for key in ("head_setup_commands", "worker_setup_commands", "head_start_ray_commands")
+        for command in _commands(prepared, key)
+    )
+    assert "0.0.0.0" not in every_command
+
+
+def test_every_node_installs_pinned_ganmix_and_the_local_ray(raw: dict[str, Any], prepared: dict[str, Any]) -> None:
+    env = _node_env(raw)
+    ref = env["GANMIX_REF"]
+    assert re.fullmatch(r"v?\d+\.\d+\.\d+|[0-9a-f]{40}", ref), f"GANMIX_REF {ref!r} must be a release tag or full SHA"
+    assert env["GANMIX_REPO"].startswith("https://")
+    # `ray up` refuses a cluster whose Ray differs from the launching machine's.
+    assert env["RAY_VERSION"] == ray.__version__
+    for key in ("head_setup_commands", "worker_setup_commands"):
+        install = _the_command(_commands(prepared, key), "pip install")
+        assert "ganmix @ git+${GANMIX_REPO}@${GANMIX_REF}" in install
+        assert "ray[default]==${RAY_VERSION}" in install
+        assert any(word.startswith("boto3") for word in install)
+
+
+@pytest.mark.parametrize(
+    "needle",
+    [
+        "ray get-auth-token --generate",
+        "ray up cluster.yaml",
+        "ray job submit",
+        "ray dashboard cluster.yaml",
+        "ssh -L 5000",
+        "--resume",
+        "ray down cluster.yaml",
+        "--app-name basic-auth",
+        "MLFLOW_TRACKING_USERNAME",
+    ],
+)
+def test_docs_name_every_command_a_user_needs(needle: str) -> None:
+    assert needle in CLUSTER_DOC.read_text(), f"docs/cluster.md does not mention {needle!r}"

@@ -1,0 +1,88 @@
+"""Recipe round trips and validation; allocation arithmetic."""
+
+from __future__ import annotations
+
+import pytest
+
+from ganmix.search.allocation import allocate, synthetic_total
+from ganmix.search.recipe import Recipe, RecipeError
+
+
+def test_round_trip_dict_and_yaml(tmp_path):
+    recipe = Recipe(dataset="breastmnist", generator="wgan_gp", gan_epochs=42, latent_dim=32, synthetic_ratio=1.5,
+                    allocation="balance", classifier="resnet18", classifier_lr=3e-3, classifier_epochs=7, seed=3,
+                    class_fraction={"malignant": 0.5}, generator_options={"n_critic": 3})
+    assert Recipe.from_dict(recipe.to_dict()) == recipe
+    assert Recipe.from_yaml(recipe.to_yaml()) == recipe
+    path = tmp_path / "r.yaml"
+    recipe.save(path)
+    assert Recipe.load(path) == recipe
+    assert recipe.to_params()["generator_options.n_critic"] == "3"
+    assert recipe.to_params()["class_fraction.malignant"] == "0.5"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "quoted"),
+    [
+        ("synthetic_ratio", -1.0, "-1.0"),
+        ("gan_epochs", 0, "0"),
+        ("latent_dim", 2.5, "2.5"),
+        ("allocation", "random", "'random'"),
+        ("generator", "stylegan9", "'stylegan9'"),
+        ("classifier", "vgg99", "'vgg99'"),
+        ("classifier_lr", float("nan"), "nan"),
+        ("filter_threshold", 1.5, "1.5"),
+    ],
+)
+def test_validation_names_field_and_quotes_value(field, value, quoted):
+    with pytest.raises(RecipeError) as info:
+        Recipe(**{field: value})
+    assert field in str(info.value) and quoted in str(info.value)
+
+
+def test_unknown_field_and_bad_yaml(tmp_path):
+    with pytest.raises(RecipeError, match=r"unknown field\(s\) \['ratio'\]"):
+        Recipe.from_dict({"ratio": 1.0})
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("gan_epochs: [unclosed")
+    with pytest.raises(RecipeError, match="bad.yaml: not valid YAML"):
+        Recipe.load(bad)
+    with pytest.raises(RecipeError, match="does not exist"):
+        Recipe.load(tmp_path / "missing.yaml")
+
+
+def test_synthetic_total_rounds_ratio_times_train():
+    assert synthetic_total(0.0, 546) == 0
+    assert synthetic_total(1.0, 546) == 546
+    assert synthetic_total(0.5, 3) == 2  # 1.5 rounds half up
+
+
+def test_proportional_keeps_class_balance_and_sums_exactly():
+    assert allocate(546, [147, 399], "proportional") == [147, 399]
+    assert allocate(100, [1, 1, 1], "proportional") == [34, 33, 33]
+    alloc = allocate(1000, [147, 399], "proportional")
+    assert sum(alloc) == 1000 and alloc == [269, 731]
+
+
+def test_balance_fills_minority_first():
+    # 252 images bring malignant (147) level with normal (399) and nothing is left.
+    assert allocate(252, [147, 399], "balance") == [252, 0]
+    # Fewer than the gap: everything goes to the minority class.
+    assert allocate(100, [147, 399], "balance") == [100, 0]
+    # Water-filling: the smallest class rises to the next, then both rise together.
+    assert allocate(50, [100, 30, 10], "balance") == [0, 15, 35]
+    # Beyond the majority count: what is left is spread evenly.
+    assert allocate(10, [3, 1], "balance") == [4, 6]
+    assert allocate(7, [5, 5, 5], "balance") == [3, 2, 2]
+
+
+@pytest.mark.parametrize("total", [0, 1, 13, 252, 999])
+@pytest.mark.parametrize("mode", ["proportional", "balance"])
+def test_allocation_always_sums_to_total(total, mode):
+    alloc = allocate(total, [147, 399, 12], mode)
+    assert sum(alloc) == total and min(alloc) >= 0
+
+
+def test_unknown_allocation_mode():
+    with pytest.raises(RecipeError, match="'random'"):
+        allocate(10, [1, 2], "random")

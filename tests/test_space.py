@@ -1,0 +1,105 @@
+"""The search space through Optuna's FixedTrial, and the search spec's parsing and validation."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+import yaml
+
+from ganmix.search.metrics import metric_mode
+from ganmix.search.space import BASELINE_ATTR, DefineByRun, SpaceError, option_key, parse_dim, split_options
+from ganmix.search.spec import SearchSpec
+from ganmix.search.trainable import recipe_from_config
+
+
+def _space(spec: SearchSpec) -> DefineByRun:
+    return DefineByRun(spec.space, spec.generator_space, spec.fixed_config(), spec.baseline_recipe().to_dict())
+
+
+def test_default_space_matches_the_documented_ranges():
+    spec = SearchSpec(dataset="breastmnist")
+    dims = {k: v for k, v in spec.to_dict()["space"].items()}
+    assert dims["gan_epochs"] == {"type": "int", "low": 5, "high": 300, "log": True}
+    assert dims["latent_dim"]["choices"] == [16, 32, 64, 128, 256]
+    assert dims["synthetic_ratio"] == {"type": "float", "low": 0.0, "high": 3.0, "log": False}
+    assert dims["classifier_lr"] == {"type": "float", "low": 1e-4, "high": 1e-1, "log": True}
+    assert sorted(dims["generator"]["choices"]) == ["acgan", "cvae", "dcgan", "wgan_gp"]
+    assert dims["allocation"]["choices"] == ["proportional", "balance"]
+
+
+def test_fixed_trial_gives_a_valid_recipe_with_family_options():
+    spec = SearchSpec(dataset="digits", fixed={"classifier_epochs": 4})
+    params = {"gan_epochs": 17, "latent_dim": 32, "synthetic_ratio": 1.25, "classifier_lr": 0.01,
+              "generator": "wgan_gp", "allocation": "balance", option_key("wgan_gp", "n_critic"): 2,
+              option_key("wgan_gp", "diffaugment"): "color,translation,cutout"}
+    trial = optuna.trial.FixedTrial(params)
+    constants = _space(spec)(trial)
+    # Tune merges what the trial suggested with the constants the function returned.
+    recipe = recipe_from_config({**params, **constants})
+    assert recipe.gan_epochs == 17 and recipe.generator == "wgan_gp" and recipe.classifier_epochs == 4
+    assert dict(recipe.generator_options) == {"n_critic": 2, "diffaugment": "color,translation,cutout"}
+    assert recipe.baseline is False
+
+
+def test_family_options_are_conditional():
+    spec = SearchSpec(dataset="digits")
+    params = {"gan_epochs": 5, "latent_dim": 16, "synthetic_ratio": 1.0, "classifier_lr": 0.001,
+              "generator": "cvae", "allocation": "proportional", option_key("cvae", "kl_weight"): 0.5}
+    # No wgan_gp option is asked for when cvae is chosen: FixedTrial would raise on a missing param.
+    _space(spec)(optuna.trial.FixedTrial(params))
+    fields, options = split_options({**params, option_key("dcgan", "diffaugment"): "color"})
+    assert options == {"kl_weight": 0.5} and "cvae.kl_weight" not in fields
+
+
+def test_baseline_trial_is_real_only_with_default_lr():
+    from ganmix.search.recipe import Recipe
+
+    spec = SearchSpec(dataset="digits", fixed={"classifier": "resnet18"})
+    trial = optuna.trial.FixedTrial({})
+    trial.set_user_attr(BASELINE_ATTR, True)
+    recipe = recipe_from_config(_space(spec)(trial))
+    assert recipe.baseline and recipe.synthetic_ratio == 0.0
+    assert recipe.classifier == "resnet18" and recipe.classifier_lr == Recipe().classifier_lr
+
+
+def test_spec_yaml_round_trip(tmp_path):
+    spec = SearchSpec(dataset="digits", trials=5, metric="val_balanced_acc",
+                      space={"synthetic_ratio": parse_dim("synthetic_ratio", {"type": "float", "low": 0, "high": 2})})
+    path = tmp_path / "spec.yaml"
+    path.write_text(spec.to_yaml())
+    again = SearchSpec.load(path)
+    assert again.to_dict() == spec.to_dict() and again.mode == "max"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("space: {gan_epochs: {type: int, low: 10, high: 5}}", "low 10 is above high 5"),
+        ("space: {classifier_lr: {type: float, low: 0, high: 1, log: true}}", "log scale needs low > 0"),
+        ("space: {gan_epochs: {type: normal, low: 1, high: 2}}", "'normal'"),
+        ("space: {nonsense: [1, 2]}", "unknown recipe field(s) ['nonsense']"),
+        ("metric: val_accuracy", "unknown metric 'val_accuracy'"),
+        ("trials: 0", "trials must be an integer >= 1, got 0"),
+        ("fixed: {classifier: vgg99}", "classifier must be one of"),
+        ("trails: 4", "unknown key(s) ['trails']"),
+        ("space: {synthetic_ratio: [0, 1]}\nfixed: {synthetic_ratio: 1}", "both searched (space) and fixed"),
+    ],
+)
+def test_bad_spec_files_name_the_problem(tmp_path, text, message):
+    path = tmp_path / "space.yaml"
+    path.write_text(text)
+    with pytest.raises(SpaceError) as info:
+        SearchSpec.load(path)
+    assert message in str(info.value) and "space.yaml" in str(info.value)
+
+
+def test_metric_modes():
+    assert metric_mode("val_auc") == "max" and metric_mode("fid") == "min" and metric_mode("val_loss") == "min"
+
+
+def test_packaged_demo_spec_is_valid():
+    from importlib import resources
+
+    data = yaml.safe_load((resources.files("ganmix.search") / "demo.yaml").read_text())
+    spec = SearchSpec.from_mapping(data)
+    assert spec.dataset == "digits" and spec.trials >= 4

@@ -1,0 +1,143 @@
+"""Reading searches back: trials of a search, the best trial per data set, its recipe."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ganmix.tracking.runs import BASELINE, COMPLETED, EARLY_STOPPED, KIND, METRIC, MODE, PARENT, SEARCH_NAME, TRIAL_ID
+from ganmix.tracking.store import client, retry
+
+
+@dataclass(frozen=True)
+class TrialSummary:
+    run_id: str
+    trial_id: str
+    name: str
+    status: str
+    completed: bool
+    baseline: bool
+    early_stopped: bool
+    metrics: dict[str, float]
+    params: dict[str, str]
+    parent_run_id: str | None = None
+    experiment_id: str = ""
+    recipe_yaml: str | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class BestResult:
+    dataset: str
+    search: str
+    metric: str
+    mode: str
+    best: TrialSummary
+    baseline: TrialSummary | None
+
+    def lift(self, metric: str) -> float | None:
+        """Best minus its search's baseline, signed so that positive is better."""
+        if self.baseline is None or metric not in self.best.metrics or metric not in self.baseline.metrics:
+            return None
+        diff = self.best.metrics[metric] - self.baseline.metrics[metric]
+        return diff if (self.mode == "max") == (not metric.endswith("loss")) else -diff
+
+
+def find_search(uri: str, experiment_id: str, name: str) -> Any | None:
+    found = retry(client(uri).search_runs, [experiment_id],
+                  f"tags.`{KIND}` = 'search' AND tags.`{SEARCH_NAME}` = '{name}'", max_results=1)
+    return found[0] if found else None
+
+
+def _summary(run: Any) -> TrialSummary:
+    tags = run.data.tags
+    return TrialSummary(
+        run_id=run.info.run_id, trial_id=tags.get(TRIAL_ID, ""), name=run.info.run_name or "",
+        status=run.info.status, completed=tags.get(COMPLETED) == "true", baseline=tags.get(BASELINE) == "true",
+        early_stopped=tags.get(EARLY_STOPPED) == "true", metrics=dict(run.data.metrics),
+        params=dict(run.data.params), parent_run_id=tags.get(PARENT), experiment_id=run.info.experiment_id,
+    )
+
+
+def trial_summaries(uri: str, experiment_id: str, parent_run_id: str, *, metric: str | None = None) -> list[TrialSummary]:
+    query = f"tags.`{PARENT}` = '{parent_run_id}' AND tags.`{KIND}` = 'trial'"
+    found = retry(client(uri).search_runs, [experiment_id], query, max_results=10_000,
+                  order_by=["attributes.start_time ASC"])
+    return [_summary(run) for run in found]
+
+
+def pick_best(summaries: list[TrialSummary], metric: str, mode: str, *, uri: str) -> TrialSummary | None:
+    """The best completed trial by `metric` (its last logged value), with its recipe attached."""
+    candidates = [s for s in summaries if s.completed and s.status == "FINISHED" and _finite(s.metrics.get(metric))]
+    if not candidates:
+        return None
+    best = (max if mode == "max" else min)(candidates, key=lambda s: s.metrics[metric])
+    return TrialSummary(**{**best.__dict__, "recipe_yaml": recipe_yaml(uri, best.run_id)})
+
+
+def recipe_yaml(uri: str, run_id: str) -> str | None:
+    """The recipe.yaml a trial logged, or None when it has none."""
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = retry(client(uri).download_artifacts, run_id, "recipe.yaml", tmp)
+        except Exception:
+            return None
+        return Path(path).read_text()
+
+
+def best_per_dataset(uri: str, *, dataset: str | None = None, metric: str | None = None) -> list[BestResult]:
+    """For each ganmix experiment (one per data set): the best completed trial over all its searches,
+    ranked by `metric` (default: the latest search's metric), with the baseline of its own search."""
+    mlflow_client = client(uri)
+    experiments = [e for e in retry(mlflow_client.search_experiments) if e.name.startswith("ganmix/")]
+    if dataset is not None:
+        from ganmix.tracking.store import experiment_name
+
+        experiments = [e for e in experiments if e.name == experiment_name(dataset)]
+    results = []
+    for exp in experiments:
+        searches = list(retry(mlflow_client.search_runs, [exp.experiment_id], f"tags.`{KIND}` = 'search'",
+                              order_by=["attributes.start_time DESC"]))
+        if not searches:
+            continue
+        chosen = metric or searches[0].data.tags.get(METRIC, "val_auc")
+        same_metric = [s for s in searches if s.data.tags.get(METRIC) == chosen] or searches
+        mode = same_metric[0].data.tags.get(MODE, "max")
+        by_parent = {s.info.run_id: trial_summaries(uri, exp.experiment_id, s.info.run_id) for s in same_metric}
+        best = pick_best([t for trials in by_parent.values() for t in trials], chosen, mode, uri=uri)
+        if best is None:
+            continue
+        siblings = by_parent.get(best.parent_run_id or "", [])
+        baseline = next((t for t in siblings if t.baseline and t.completed), None)
+        search = next(s for s in same_metric if s.info.run_id == best.parent_run_id)
+        results.append(BestResult(dataset=exp.name.split("/", 1)[1], search=search.data.tags.get(SEARCH_NAME, ""),
+                                  metric=chosen, mode=mode, best=best, baseline=baseline))
+    return results
+
+
+def trials_csv(summaries: list[TrialSummary], metric: str) -> str:
+    """A table of every trial of a search, logged to its parent run."""
+    param_keys = ["generator", "gan_epochs", "latent_dim", "synthetic_ratio", "allocation", "classifier",
+                  "classifier_lr", "filter_threshold"]
+    metric_keys = sorted({k for s in summaries for k in s.metrics if k.startswith(("val_", "test_"))}
+                         | ({metric} if any(metric in s.metrics for s in summaries) else set()))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["trial", "run_id", "status", "completed", "baseline", "early_stopped", *param_keys, *metric_keys])
+    for s in summaries:
+        writer.writerow([s.name, s.run_id, s.status, s.completed, s.baseline, s.early_stopped,
+                         *(s.params.get(k, "") for k in param_keys),
+                         *(_fmt(s.metrics.get(k)) for k in metric_keys)])
+    return buffer.getvalue()
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def _fmt(value: float | None) -> str:
+    return "" if value is None else f"{value:.6g}"

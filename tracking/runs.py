@@ -1,0 +1,135 @@
+"""MLflow runs: one parent run per search, one nested child run per trial, logged from where it runs."""
+
+from __future__ import annotations
+
+import io
+import logging
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from mlflow.entities import Metric, Param, RunStatus, RunTag
+
+from ganmix.tracking.store import TrackingError, client, retry
+
+log = logging.getLogger(__name__)
+
+# Tags that tie runs together; queries in tracking/query.py rely on them.
+KIND, SEARCH_NAME, TRIAL_ID = "ganmix.kind", "ganmix.search", "ganmix.trial_id"
+PARENT = "mlflow.parentRunId"
+COMPLETED, BASELINE, EARLY_STOPPED = "ganmix.completed", "ganmix.baseline", "ganmix.early_stopped"
+METRIC, MODE, FINGERPRINT, ERROR = "ganmix.metric", "ganmix.mode", "ganmix.fingerprint", "ganmix.error"
+
+
+class RunLogger:
+    """Logs to one MLflow run through MlflowClient (no global active-run state, safe in any process).
+
+    Every call retries transient errors; what still fails is buffered and replayed before the next
+    call and at `finish`, so a short tracking-server outage loses nothing.
+    """
+
+    def __init__(self, uri: str, run_id: str) -> None:
+        self.uri, self.run_id = uri, run_id
+        self._client = client(uri)
+        self._pending: list[tuple[str, Callable[[], None]]] = []
+
+    # --- the buffered core ------------------------------------------------------------------------
+    def _do(self, what: str, call: Callable[[], None]) -> None:
+        self._pending.append((what, call))
+        self.flush(seconds=None)
+
+    def flush(self, *, seconds: float | None = None, strict: bool = False) -> None:
+        while self._pending:
+            what, call = self._pending[0]
+            try:
+                retry(call, seconds=seconds)
+            except Exception as exc:
+                if strict:
+                    raise TrackingError(f"could not log {what} to run {self.run_id} at {self.uri}: {exc}") from exc
+                log.warning("buffering %s for run %s: %s", what, self.run_id, exc)
+                return
+            self._pending.pop(0)
+
+    # --- what trials and searches log --------------------------------------------------------------
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+        for i in range(0, len(items), 100):  # MLflow caps params per batch
+            chunk = items[i:i + 100]
+            self._do("params", lambda c=chunk: self._client.log_batch(self.run_id, params=c, synchronous=True))
+
+    def log_metrics(self, metrics: Mapping[str, float], *, step: int = 0) -> None:
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+        self._do(f"metrics at step {step}", lambda: self._client.log_batch(self.run_id, metrics=batch, synchronous=True))
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        batch = [RunTag(k, str(v)) for k, v in tags.items()]
+        self._do("tags", lambda: self._client.log_batch(self.run_id, tags=batch, synchronous=True))
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self.log_bytes(text.encode(), artifact_file)
+
+    def log_bytes(self, data: bytes, artifact_file: str) -> None:
+        """Write to a temp file and upload it; the copy on disk lets a buffered upload be replayed."""
+        tmp = Path(tempfile.mkdtemp(prefix="ganmix-artifact-")) / Path(artifact_file).name
+        tmp.write_bytes(data)
+        folder = str(Path(artifact_file).parent) if Path(artifact_file).parent != Path(".") else None
+        self._do(artifact_file, lambda: self._client.log_artifact(self.run_id, str(tmp), folder))
+
+    def log_npz(self, artifact_file: str, **arrays: np.ndarray) -> None:
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **arrays)
+        self.log_bytes(buffer.getvalue(), artifact_file)
+
+    def log_png(self, image_chw: np.ndarray, artifact_file: str) -> None:
+        from PIL import Image
+
+        array = np.asarray(image_chw, dtype=np.uint8)
+        array = array[0] if array.shape[0] == 1 else np.transpose(array, (1, 2, 0))
+        buffer = io.BytesIO()
+        Image.fromarray(array).save(buffer, format="PNG")
+        self.log_bytes(buffer.getvalue(), artifact_file)
+
+    def finish(self, status: str = "FINISHED", *, error: str | None = None) -> None:
+        if error:
+            self.set_tags({ERROR: error[:5000]})
+        self._do("status", lambda: self._client.set_terminated(self.run_id, status=status))
+        self.flush(seconds=300, strict=True)
+
+
+def start_run(
+    uri: str, experiment_id: str, *, name: str, tags: Mapping[str, Any], parent_run_id: str | None = None
+) -> RunLogger:
+    all_tags = {k: str(v) for k, v in tags.items()}
+    if parent_run_id:
+        all_tags[PARENT] = parent_run_id  # nests the run under its search in the MLflow UI
+    run = retry(client(uri).create_run, experiment_id, tags=all_tags, run_name=name)
+    return RunLogger(uri, run.info.run_id)
+
+
+def child_runs(uri: str, experiment_id: str, parent_run_id: str, *, extra_filter: str = "") -> list[Any]:
+    query = f"tags.`{PARENT}` = '{parent_run_id}'" + (f" AND {extra_filter}" if extra_filter else "")
+    return list(retry(client(uri).search_runs, [experiment_id], query, max_results=10_000))
+
+
+def close_running_children(
+    uri: str, experiment_id: str, parent_run_id: str, *, status: str, reason: str, trial_id: str | None = None
+) -> int:
+    """Terminate children still RUNNING (a lost worker, an interrupted driver); returns how many."""
+    extra = "attributes.status = 'RUNNING'" + (f" AND tags.`{TRIAL_ID}` = '{trial_id}'" if trial_id else "")
+    closed = 0
+    for run in child_runs(uri, experiment_id, parent_run_id, extra_filter=extra):
+        logger = RunLogger(uri, run.info.run_id)
+        logger.finish(status, error=reason)
+        closed += 1
+    return closed
+
+
+def mark_early_stopped(uri: str, run_id: str) -> None:
+    """A trial the scheduler stopped is a finished run with fewer epochs, not a failure."""
+    logger = RunLogger(uri, run_id)
+    logger.set_tags({EARLY_STOPPED: "true"})
+    logger.finish(RunStatus.to_string(RunStatus.FINISHED))
