@@ -7,6 +7,7 @@ decided by the `report` callback and the run logger the caller passes in.
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,9 +69,18 @@ def execute_recipe(
 ) -> dict[str, float]:
     """Run `recipe` on `dataset`; returns the final val_* and test_* metrics (and sample metrics)."""
     seed_everything(recipe.seed)
+    started = time.perf_counter()
     synthetic = make_synthetic(recipe, dataset, device=device, logger=logger, cache_dir=cache_dir,
                                sample_metrics=sample_metrics)
-    return train_and_evaluate(recipe, dataset, synthetic, device=device, logger=logger, report=report)
+    logger.log_metrics({"generator_seconds": time.perf_counter() - started})
+
+    def timed_report(metrics: dict[str, float]) -> None:
+        # Compute time so far, so even an early-stopped trial carries it; the driver logs wall time.
+        logger.log_metrics({"compute_seconds": time.perf_counter() - started}, step=int(metrics["epoch"]))
+        if report is not None:
+            report(metrics)
+
+    return train_and_evaluate(recipe, dataset, synthetic, device=device, logger=logger, report=timed_report)
 
 
 def make_synthetic(

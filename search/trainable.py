@@ -92,8 +92,10 @@ class SearchCallback(Callback):
         self.started = time.monotonic()
         self.done = self.failed = self.running = 0
         self.results = 0
+        self.start_times: dict[str, float] = {}
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.start_times[trial.trial_id] = time.monotonic()
         self._count(trials)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
@@ -108,6 +110,7 @@ class SearchCallback(Callback):
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         # An early-stopped trial's process is gone before it could close its run.
         self._close(trial, "FINISHED", reason=None)
+        self._log_wall_time(trial)
         self._count(trials)
         self._print(trials)
 
@@ -129,6 +132,18 @@ class SearchCallback(Callback):
                 runs.mark_early_stopped(ctx.tracking_uri, run.info.run_id)
             else:
                 runs.RunLogger(ctx.tracking_uri, run.info.run_id).finish(status, error=reason)
+
+    def _log_wall_time(self, trial: Any) -> None:
+        """Trial wall time as the driver sees it (actor start to completion); minus the trial's own
+        compute_seconds this is the per-trial overhead the benchmark reports."""
+        started = self.start_times.pop(trial.trial_id, None)
+        if started is None:
+            return
+        ctx = self.context
+        for run in runs.child_runs(ctx.tracking_uri, ctx.experiment_id, ctx.parent_run_id,
+                                   extra_filter=f"tags.`{TRIAL_ID}` = '{trial.trial_id}'"):
+            runs.RunLogger(ctx.tracking_uri, run.info.run_id).log_metrics(
+                {"trial_wall_seconds": time.monotonic() - started})
 
     def _count(self, trials: list) -> None:
         states = [t.status for t in trials]
