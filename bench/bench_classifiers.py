@@ -15,37 +15,15 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from ganmix.datasets import ImageDataset, Split
+from _common import DEFAULT_DATA, load_average, load_npz, noisy, print_rows, timed, write_json
+from ganmix.datasets import ImageDataset
 from ganmix.models._images import to_unit
 from ganmix.models.classifiers import create_classifier, list_classifiers
 from ganmix.models.classify import train_classifier_epoch
 from ganmix.models.quality import memorization, sample_quality
 from ganmix.models.reference import reference_classifier
-
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "breastmnist.npz"
-
-
-def load_npz(path: Path) -> ImageDataset:
-    """A MedMNIST .npz (uint8 (N, H, W) images, (N, 1) labels) as an ImageDataset, without ganmix.datasets loaders."""
-    with np.load(path) as data:
-        splits = {
-            name: Split(
-                torch.from_numpy(data[f"{name}_images"]).unsqueeze(1).contiguous(),
-                torch.from_numpy(data[f"{name}_labels"].reshape(-1).astype(np.int64)),
-            )
-            for name in ("train", "val", "test")
-        }
-    num_classes = int(splits["train"].labels.max()) + 1
-    return ImageDataset(name=path.stem, class_names=tuple(str(k) for k in range(num_classes)), **splits)
-
-
-def _timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def epoch_seconds(ds: ImageDataset, name: str, device: torch.device, epochs: int) -> list[float]:
@@ -61,12 +39,7 @@ def epoch_seconds(ds: ImageDataset, name: str, device: torch.device, epochs: int
         train_classifier_epoch(model, optimizer, images, labels, batch_size=128, generator=gen)
 
     run()  # warm-up: allocator, cuDNN autotuning, lazy imports
-    return [_timed(run) for _ in range(epochs)]
-
-
-def noisy(images_u8: torch.Tensor, sigma: float, seed: int) -> torch.Tensor:
-    noise = torch.randn(images_u8.shape, generator=torch.Generator().manual_seed(seed)) * sigma
-    return (images_u8.float() + noise).round().clamp(0, 255).to(torch.uint8)
+    return [timed(run) for _ in range(epochs)]
 
 
 def main() -> None:
@@ -75,16 +48,19 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs per classifier (after one warm-up)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows here (for bench/run_all.py)")
     args = parser.parse_args()
+    load_before = load_average()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     ds = load_npz(args.data)
-    print(f"{ds.summary()}; device {device}, {torch.get_num_threads()} threads, batch 128")
+    print(f"{ds.summary()}; device {device}, {torch.get_num_threads()} threads, batch 128, "
+          f"load average {load_before:.2f}", flush=True)
 
     rows: list[tuple[str, str]] = []
     for name in list_classifiers():
         times = epoch_seconds(ds, name, device, args.epochs)
-        rows.append((f"{name} epoch (s)", f"median {statistics.median(times):.3f}  min {min(times):.3f}"))
+        rows.append((f"{name} epoch, batch 128 (s)", f"median {statistics.median(times):.3f}  min {min(times):.3f}"))
 
     with tempfile.TemporaryDirectory() as cache:
         start = time.perf_counter()
@@ -113,9 +89,10 @@ def main() -> None:
         ratios = memorization(train.images, images).ratios
         rows.append((f"  {label}", f"min {ratios.min():.3f}  median {ratios.median():.3f}  max {ratios.max():.3f}"))
 
-    width = max(len(key) for key, _ in rows)
-    for key, value in rows:
-        print(f"{key:<{width}}  {value}")
+    load_after = load_average()
+    rows.append(("load average (1 min) before / after", f"{load_before:.2f} / {load_after:.2f}"))
+    print_rows(rows)
+    write_json(args.json, "classifiers", rows, (load_before, load_after))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ decided by the `report` callback and the run logger the caller passes in.
 
 from __future__ import annotations
 
+import csv
+import io
 import random
 import time
 from collections.abc import Callable
@@ -20,7 +22,7 @@ from ganmix.datasets import ImageDataset
 from ganmix.models._images import to_unit
 from ganmix.models.classifiers import create_classifier
 from ganmix.models.classify import predict_proba, train_classifier_epoch
-from ganmix.models.evaluation import classification_metrics, confusion_matrix, image_grid
+from ganmix.models.evaluation import classification_metrics, confusion_matrix, image_grid, metric_name
 from ganmix.models.generator import (
     create_generator,
     make_generator_config,
@@ -95,7 +97,7 @@ def make_synthetic(
     train = dataset.train  # the generator never sees val or test images
     per_class = allocate(synthetic_total(recipe.synthetic_ratio, len(train)),
                          train.class_counts(dataset.num_classes), recipe.allocation)
-    logger.log_params({f"synthetic_count.{name}": n for name, n in zip(dataset.class_names, per_class)})
+    logger.log_params({f"synthetic_count.{metric_name(name)}": n for name, n in zip(dataset.class_names, per_class)})
     empty = torch.empty((0, *train.images.shape[1:]), dtype=torch.uint8)
     if sum(per_class) == 0:
         return SyntheticSet(empty, torch.empty(0, dtype=torch.int64), per_class, {})
@@ -213,6 +215,9 @@ def _prefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:
 
 
 def _matrix_csv(matrix: np.ndarray, class_names: tuple[str, ...]) -> str:
-    rows = ["true\\predicted," + ",".join(class_names)]
-    rows += [f"{name}," + ",".join(str(int(v)) for v in row) for name, row in zip(class_names, matrix)]
-    return "\n".join(rows) + "\n"
+    # csv quoting: class names such as "normal, benign" contain commas.
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["true\\predicted", *class_names])
+    writer.writerows([name, *(int(v) for v in row)] for name, row in zip(class_names, matrix))
+    return buffer.getvalue()

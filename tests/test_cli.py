@@ -1,0 +1,58 @@
+"""The command line: bad input is one clear line naming the file or field, never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+
+def ganmix(*args: str, cwd=None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ganmix.search.cli", *args], capture_output=True, text=True,
+                          timeout=300, cwd=cwd)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["search", "--dataset", "breastmnist", "--data-dir", "{tmp}/nowhere", "--dry-run"], None),
+        (["search", "--config", "{tmp}/missing.yaml"], "missing.yaml does not exist"),
+        (["search", "--config", "{tmp}/bad.yaml"], "bad.yaml: space.gan_epochs: low 9 is above high 2"),
+        (["search", "--trials", "0", "--dry-run"], "trials must be an integer >= 1, got 0"),
+        (["search", "--dataset", "nosuchmnist", "--results-dir", "{tmp}/r"], "nosuchmnist"),
+        (["search", "--dataset", "breastmnist", "--data-dir", "{tmp}/empty", "--results-dir", "{tmp}/r"],
+         "breastmnist.npz"),
+        (["search", "--class-fraction", "7=1.5", "--results-dir", "{tmp}/r"], "1.5"),
+        (["train", "--recipe", "{tmp}/bad_recipe.yaml"], "synthetic_ratio must be"),
+        (["search", "--tracking-uri", "http://127.0.0.1:9", "--results-dir", "{tmp}/r"], "http://127.0.0.1:9"),
+    ],
+)
+def test_bad_input_is_one_clear_line(tmp_path, args, expected):
+    (tmp_path / "bad.yaml").write_text("space:\n  gan_epochs: {type: int, low: 9, high: 2}\n")
+    (tmp_path / "bad_recipe.yaml").write_text("dataset: digits\nsynthetic_ratio: -2\n")
+    (tmp_path / "empty").mkdir()
+    done = ganmix(*[a.replace("{tmp}", str(tmp_path)) for a in args], cwd=tmp_path)
+    if expected is None:  # a dry run resolves the spec without touching data
+        assert done.returncode == 0 and "dataset: breastmnist" in done.stdout
+        return
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith("ganmix: error:") and expected in done.stderr, done.stderr
+
+
+def test_unknown_metric_is_rejected_before_any_work():
+    done = ganmix("search", "--metric", "accuracy")
+    assert done.returncode == 2 and "invalid choice: 'accuracy'" in done.stderr
+
+
+def test_help_documents_every_command():
+    done = ganmix("--help")
+    assert done.returncode == 0
+    for command in ("search", "best", "train", "ui"):
+        assert command in done.stdout
+
+
+def test_best_with_an_empty_store(tmp_path):
+    done = ganmix("best", "--results-dir", str(tmp_path / "r"))
+    assert done.returncode == 1 and "no completed trials" in done.stdout

@@ -1,0 +1,151 @@
+"""The real stack end to end: `ganmix search` (Ray Tune + Optuna + MLflow SQLite) on digits, read back
+from MLflow, then `ganmix best --export` and `ganmix train` on the exported recipe."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from mlflow import MlflowClient
+
+from ganmix.datasets import load_dataset
+from ganmix.search.allocation import allocate, synthetic_total
+from ganmix.search.recipe import Recipe
+
+pytestmark = pytest.mark.integration
+
+TRIALS = 5
+CLASSIFIER_EPOCHS = 3
+SPEC = {
+    "dataset": "digits",
+    "trials": TRIALS,
+    "max_concurrent": 2,
+    "metric": "val_auc",
+    "space": {
+        "gan_epochs": {"type": "int", "low": 1, "high": 3},
+        "synthetic_ratio": {"type": "float", "low": 0.2, "high": 1.5},
+        "generator": {"type": "categorical", "choices": ["dcgan", "wgan_gp", "acgan", "cvae"]},
+        "allocation": {"type": "categorical", "choices": ["proportional", "balance"]},
+    },
+    "generator_space": {"wgan_gp": {"n_critic": {"type": "int", "low": 1, "high": 2}}},
+    "fixed": {"classifier_epochs": CLASSIFIER_EPOCHS, "latent_dim": 16},
+}
+
+
+def ganmix(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ganmix.search.cli", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("search")
+    spec = root / "space.yaml"
+    spec.write_text(yaml.safe_dump(SPEC))
+    done = ganmix("search", "--config", str(spec), "--results-dir", str(root / "results"), "--name", "itest",
+                  "--quiet", cwd=root)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'results' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("ganmix/digits")
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    parents = [r for r in runs if r.data.tags.get("ganmix.kind") == "search"]
+    children = [r for r in runs if r.data.tags.get("ganmix.kind") == "trial"]
+    return {"root": root, "client": client, "parents": parents, "children": children, "stdout": done.stdout}
+
+
+def test_one_parent_and_one_nested_child_per_trial(searched):
+    assert len(searched["parents"]) == 1
+    parent = searched["parents"][0]
+    assert parent.info.status == "FINISHED" and parent.data.tags["ganmix.search"] == "itest"
+    assert parent.data.params["dataset_fingerprint"] == load_dataset("digits").fingerprint
+    children = searched["children"]
+    assert len(children) == TRIALS
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
+    assert len({c.data.tags["ganmix.trial_id"] for c in children}) == TRIALS
+    assert all(c.info.status == "FINISHED" for c in children)
+    artifacts = {a.path for a in searched["client"].list_artifacts(parent.info.run_id)}
+    assert {"search_spec.yaml", "trials.csv", "best_recipe.yaml"} <= artifacts
+
+
+def test_every_trial_logs_all_recipe_params_and_per_epoch_metrics(searched):
+    client = searched["client"]
+    fields = set(Recipe().to_dict()) - {"class_fraction", "generator_options"}
+    for run in searched["children"]:
+        assert fields <= set(run.data.params), sorted(fields - set(run.data.params))
+        recipe = Recipe.from_yaml(_artifact_text(client, run.info.run_id, "recipe.yaml"))
+        history = client.get_metric_history(run.info.run_id, "val_auc")
+        assert [m.step for m in history] == list(range(1, len(history) + 1))
+        assert len(client.get_metric_history(run.info.run_id, "train_loss")) == len(history)
+        if run.data.tags.get("ganmix.completed") == "true":
+            assert len(history) == CLASSIFIER_EPOCHS
+            assert {"test_auc", "test_acc", "test_balanced_acc", "test_macro_f1"} <= set(run.data.metrics)
+        else:  # stopped by ASHA at a rung
+            assert run.data.tags.get("ganmix.early_stopped") == "true" and len(history) >= 1
+        if not recipe.baseline:
+            gan_key = "gan_loss" if recipe.generator == "cvae" else "gan_g_loss"
+            assert len(client.get_metric_history(run.info.run_id, gan_key)) == recipe.gan_epochs
+
+
+def test_sample_sets_have_exactly_the_counts_the_recipe_asked_for(searched):
+    client = searched["client"]
+    train = load_dataset("digits").train
+    counts = train.class_counts(10)
+    for run in searched["children"]:
+        recipe = Recipe.from_yaml(_artifact_text(client, run.info.run_id, "recipe.yaml"))
+        if recipe.baseline:
+            continue
+        expected = allocate(synthetic_total(recipe.synthetic_ratio, len(train)), counts, recipe.allocation)
+        with np.load(io.BytesIO(_artifact_bytes(client, run.info.run_id, "samples/synthetic.npz")),
+                     allow_pickle=False) as npz:
+            images, labels = npz["images"], npz["labels"]
+        assert images.dtype == np.uint8 and images.shape[1:] == (1, 8, 8)
+        assert len(images) == sum(expected) == int(run.data.metrics["synthetic_count"])
+        assert np.bincount(labels, minlength=10).tolist() == expected
+        assert [int(run.data.params[f"synthetic_count.{c}"]) for c in range(10)] == expected
+        names = {a.path for a in client.list_artifacts(run.info.run_id, "samples")}
+        assert {"samples/grid.png", "samples/closest_pairs.png"} <= names
+        assert {"fid", "kid", "precision", "recall", "label_fidelity", "near_copy_fraction"} <= set(run.data.metrics)
+
+
+def test_baseline_trial_is_part_of_the_search(searched):
+    baselines = [r for r in searched["children"] if r.data.tags.get("ganmix.baseline") == "true"]
+    assert len(baselines) == 1
+    assert float(baselines[0].data.params["synthetic_ratio"]) == 0.0
+    assert float(baselines[0].data.params["classifier_lr"]) == Recipe().classifier_lr
+
+
+def test_best_picks_the_top_trial_and_train_reruns_its_export(searched):
+    root, client = searched["root"], searched["client"]
+    completed = [r for r in searched["children"] if r.data.tags.get("ganmix.completed") == "true"]
+    top = max(completed, key=lambda r: r.data.metrics["val_auc"])
+    export = root / "best.yaml"
+    done = ganmix("best", "--results-dir", str(root / "results"), "--export", str(export), cwd=root)
+    assert done.returncode == 0, done.stderr
+    assert top.info.run_id in done.stdout and "lift over baseline" in done.stdout
+    exported = Recipe.load(export)
+    assert exported == Recipe.from_yaml(_artifact_text(client, top.info.run_id, "recipe.yaml"))
+
+    rerun = ganmix("train", "--recipe", str(export), "--results-dir", str(root / "results"),
+                   "--no-sample-metrics", cwd=root)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    trains = client.search_runs([top.info.experiment_id], "tags.`ganmix.kind` = 'train'")
+    assert len(trains) == 1 and trains[0].info.status == "FINISHED"
+    assert trains[0].info.run_id in rerun.stdout
+    assert {"test_auc", "val_auc"} <= set(trains[0].data.metrics)
+    assert trains[0].data.params["synthetic_ratio"] == str(exported.synthetic_ratio)
+
+
+def _artifact_bytes(client: MlflowClient, run_id: str, path: str) -> bytes:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return Path(client.download_artifacts(run_id, path, tmp)).read_bytes()
+
+
+def _artifact_text(client: MlflowClient, run_id: str, path: str) -> str:
+    return _artifact_bytes(client, run_id, path).decode()
