@@ -9,7 +9,6 @@ median and the minimum of the remaining epochs, since other processes on the mac
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 from pathlib import Path
@@ -17,9 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from _common import DEFAULT_DATA, load_average, write_json
 from ganmix.models.generator import create_generator, list_generators, make_generator_config, train_generator
-
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "breastmnist.npz"
 
 
 def load_train(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
@@ -54,20 +52,29 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads on the CPU")
     parser.add_argument("--epochs", type=int, default=4, help="timed epochs, after one warm-up epoch")
     parser.add_argument("--width", type=int, default=None, help="override every family's width option")
-    parser.add_argument("--data", type=Path, default=Path(os.environ.get("GANMIX_BREASTMNIST", DEFAULT_DATA)))
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="breastmnist.npz (or $GANMIX_BREASTMNIST)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows here (for bench/run_all.py)")
     args = parser.parse_args()
+    load_before = load_average()
 
     torch.set_num_threads(args.threads)
     images, labels = load_train(args.data)
     options: dict[str, object] = {} if args.width is None else {"width": args.width}
     print(f"breastmnist train {tuple(images.shape)}, device {args.device}, {torch.get_num_threads()} threads, "
-          f"torch {torch.__version__}, latent 64, batch 64, load average {os.getloadavg()[0]:.2f}")
+          f"torch {torch.__version__}, latent 64, batch 64, load average {load_before:.2f}", flush=True)
     print(f"{'family':<8} {'params':>8} {'median s/ep':>12} {'min s/ep':>9}  last-epoch metrics")
+    rows: list[tuple[str, str]] = []
     for name in list_generators():
         seconds, params, metrics = epoch_seconds(name, images, labels, epochs=args.epochs,
                                                  device=args.device, options=options)
         shown = ", ".join(f"{k}={v:.3g}" for k, v in metrics.items())
-        print(f"{name:<8} {params:>8} {statistics.median(seconds):>12.3f} {min(seconds):>9.3f}  {shown}")
+        print(f"{name:<8} {params:>8} {statistics.median(seconds):>12.3f} {min(seconds):>9.3f}  {shown}", flush=True)
+        rows.append((f"{name} epoch, batch 64 (s)",
+                     f"median {statistics.median(seconds):.3f}  min {min(seconds):.3f}  ({params} params)"))
+    load_after = load_average()
+    print(f"load average (1 min) before / after: {load_before:.2f} / {load_after:.2f}")
+    rows.append(("load average (1 min) before / after", f"{load_before:.2f} / {load_after:.2f}"))
+    write_json(args.json, "generators", rows, (load_before, load_after))
 
 
 if __name__ == "__main__":

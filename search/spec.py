@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from ganmix.search.constraints import Bound, parse_constraints
 from ganmix.search.metrics import metric_mode
 from ganmix.search.recipe import Recipe, RecipeError
 from ganmix.search.space import Dim, SpaceError, dim_to_yaml, parse_dim
@@ -60,9 +61,12 @@ class SearchSpec:
     space: dict[str, Dim] = field(default_factory=default_space)
     generator_space: dict[str, dict[str, Dim]] = field(default_factory=default_generator_space)
     fixed: dict[str, Any] = field(default_factory=dict)
+    # Sample metrics as constraints, e.g. {near_copy_fraction: {max: 0.01}}.
+    constraints: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         metric_mode(self.metric)  # validates the name before any work
+        parse_constraints(self.constraints)
         for name, value, low in (("trials", self.trials, 1), ("max_concurrent", self.max_concurrent, 1),
                                  ("grace_period", self.grace_period, 1), ("reduction_factor", self.reduction_factor, 2)):
             if not isinstance(value, int) or value < low:
@@ -84,6 +88,10 @@ class SearchSpec:
     @property
     def mode(self) -> str:
         return metric_mode(self.metric)
+
+    @property
+    def bounds(self) -> tuple[Bound, ...]:
+        return parse_constraints(self.constraints)
 
     def base_recipe(self) -> Recipe:
         """The recipe before any searched value: data settings + fixed fields + defaults."""
@@ -135,6 +143,7 @@ class SearchSpec:
                 }
             kwargs["fixed"] = dict(kwargs.get("fixed") or {})
             kwargs["class_fraction"] = dict(kwargs.get("class_fraction") or {})
+            kwargs["constraints"] = dict(kwargs.get("constraints") or {})
             return cls(**kwargs)
         except (SpaceError, RecipeError, TypeError) as exc:
             raise SpaceError(f"{source}: {exc}") from None

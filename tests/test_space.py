@@ -103,3 +103,37 @@ def test_packaged_demo_spec_is_valid():
     data = yaml.safe_load((resources.files("ganmix.search") / "demo.yaml").read_text())
     spec = SearchSpec.from_mapping(data)
     assert spec.dataset == "digits" and spec.trials >= 4
+
+
+def test_constraints_parse_and_judge_feasibility(tmp_path):
+    from ganmix.search.constraints import is_feasible, violations
+
+    path = tmp_path / "space.yaml"
+    path.write_text("constraints: {near_copy_fraction: {max: 0.05}, label_fidelity: {min: 0.8}}\n")
+    bounds = SearchSpec.load(path).bounds
+    assert violations(bounds, {"near_copy_fraction": 0.10, "label_fidelity": 0.9}) == pytest.approx([0.05, -0.1])
+    assert not is_feasible(bounds, {"near_copy_fraction": 0.10, "label_fidelity": 0.9})
+    assert is_feasible(bounds, {"near_copy_fraction": 0.01, "label_fidelity": 0.95})
+    assert is_feasible(bounds, {})  # the real-only baseline has no sample metrics
+    path.write_text("constraints: {fidelity: {max: 1}}\n")
+    with pytest.raises(SpaceError, match="constraints.fidelity: unknown metric"):
+        SearchSpec.load(path)
+    path.write_text("constraints: {fid: {below: 1}}\n")
+    with pytest.raises(SpaceError, match=r"constraints.fid must look like"):
+        SearchSpec.load(path)
+
+
+def test_constrained_tpe_prefers_feasible_trials():
+    """Optuna's TPE with our constraints_func: infeasible trials are ranked after feasible ones."""
+    from ganmix.search.constraints import CONSTRAINT_ATTR, make_sampler, parse_constraints
+
+    bounds = parse_constraints({"near_copy_fraction": {"max": 0.05}})
+    study = optuna.create_study(direction="maximize", sampler=make_sampler(bounds, seed=0))
+    for x, copies in [(0.9, 0.5), (0.6, 0.0), (0.7, 0.01)]:
+        trial = study.ask()
+        trial.suggest_float("x", 0, 1)
+        trial.set_user_attr(CONSTRAINT_ATTR, [copies - 0.05])
+        study.tell(trial, x)
+    feasible = [t for t in study.trials if all(v <= 0 for v in t.user_attrs[CONSTRAINT_ATTR])]
+    assert max(t.value for t in feasible) == 0.7
+    assert study.sampler._constraints_func(study.trials[0]) == [pytest.approx(0.45)]

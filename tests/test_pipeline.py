@@ -1,0 +1,53 @@
+"""One recipe through the pipeline on digits (no Ray): filter, sample metrics and exact counts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ganmix.datasets import load_dataset
+from ganmix.search.allocation import allocate, synthetic_total
+from ganmix.search.pipeline import execute_recipe
+from ganmix.search.recipe import Recipe
+from ganmix.tracking import runs, store
+
+
+@pytest.fixture()
+def logger(tmp_path):
+    uri = store.default_tracking_uri(tmp_path)
+    store.check_reachable(uri)
+    experiment_id = store.ensure_experiment(store.client(uri), "digits", uri)
+    run_logger = runs.start_run(uri, experiment_id, name="pipeline", tags={})
+    yield run_logger
+    run_logger.finish()
+
+
+def test_confidence_filter_keeps_exact_counts_and_logs_quality(tmp_path, logger):
+    dataset = load_dataset("digits")
+    recipe = Recipe(generator="cvae", gan_epochs=2, latent_dim=16, synthetic_ratio=0.3, allocation="balance",
+                    filter_threshold=0.5, classifier_epochs=1)
+    reported: list[dict[str, float]] = []
+    metrics = execute_recipe(recipe, dataset, device=torch.device("cpu"), logger=logger, report=reported.append,
+                             cache_dir=tmp_path / "cache")
+    expected = allocate(synthetic_total(0.3, len(dataset.train)), dataset.train.class_counts(10), "balance")
+    assert metrics["synthetic_count"] == sum(expected)
+    assert 0.0 <= metrics["filter_kept_fraction"] <= 1.0
+    for key in ("fid", "kid", "precision", "recall", "label_fidelity", "near_copy_fraction"):
+        assert np.isfinite(metrics[key]), key
+        assert reported[-1][key] == metrics[key]  # sample metrics reach Tune with every report
+    assert [r["epoch"] for r in reported] == [1]
+    assert not any(k.startswith("test_") for r in reported for k in r)  # the searcher never sees test
+    client = store.client(logger.uri)
+    names = {a.path for a in client.list_artifacts(logger.run_id, "samples")}
+    assert names == {"samples/grid.png", "samples/synthetic.npz", "samples/closest_pairs.png"}
+    assert (tmp_path / "cache").is_dir()  # the reference classifier is cached by fingerprint
+
+
+def test_baseline_recipe_trains_no_generator(logger):
+    dataset = load_dataset("digits")
+    metrics = execute_recipe(Recipe(synthetic_ratio=0.0, classifier_epochs=1), dataset, device=torch.device("cpu"),
+                             logger=logger, sample_metrics=False)
+    assert "synthetic_count" not in metrics and 0.0 <= metrics["test_acc"] <= 1.0
+    client = store.client(logger.uri)
+    assert not client.list_artifacts(logger.run_id, "samples")
