@@ -56,7 +56,7 @@ class Recipe:
 
     def _validate(self) -> None:
         from ganmix.models.classifiers import list_classifiers
-        from ganmix.models.generator import list_generators
+        from ganmix.models.generator import GeneratorError, list_generators, make_generator_config
 
         _check(isinstance(self.dataset, str) and self.dataset != "", "dataset", self.dataset, "a non-empty name")
         if self.image_size is not None:
@@ -70,6 +70,11 @@ class Recipe:
         _check(self.generator in list_generators(), "generator", self.generator, f"one of {list_generators()}")
         _check_int(self, "gan_epochs", low=1, high=100_000)
         _check_int(self, "latent_dim", low=1, high=4096)
+        try:  # family options are checked by the family's own typed config
+            make_generator_config(self.generator, image_size=28, channels=1, num_classes=2,
+                                  latent_dim=self.latent_dim, options=dict(self.generator_options))
+        except GeneratorError as exc:
+            raise RecipeError(f"generator_options: {exc}") from None
         _check_float(self, "synthetic_ratio", low=0.0, high=100.0)
         _check(self.allocation in ALLOCATIONS, "allocation", self.allocation, f"one of {list(ALLOCATIONS)}")
         _check_float(self, "filter_threshold", low=0.0, high=1.0)

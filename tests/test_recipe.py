@@ -40,6 +40,13 @@ def test_validation_names_field_and_quotes_value(field, value, quoted):
     assert field in str(info.value) and quoted in str(info.value)
 
 
+def test_generator_options_are_checked_by_the_family():
+    with pytest.raises(RecipeError, match="generator_options") as info:
+        Recipe(generator="cvae", generator_options={"n_critic": 3})
+    assert "n_critic" in str(info.value)
+    assert dict(Recipe(generator="wgan_gp", generator_options={"n_critic": 3}).generator_options) == {"n_critic": 3}
+
+
 def test_unknown_field_and_bad_yaml(tmp_path):
     with pytest.raises(RecipeError, match=r"unknown field\(s\) \['ratio'\]"):
         Recipe.from_dict({"ratio": 1.0})
