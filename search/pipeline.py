@@ -128,10 +128,11 @@ def make_synthetic(
 
         quality, pairs = sample_quality(reference, train.images, train.labels, images, wanted)
         metrics.update(quality)
-        logger.log_png(pairs.numpy(), "samples/closest_pairs.png")
+        logger.log_png(_enlarge(pairs, dataset.image_size).numpy(), "samples/closest_pairs.png")
     logger.log_metrics(metrics)
     logger.log_npz("samples/synthetic.npz", images=images.numpy(), labels=wanted.numpy())
-    logger.log_png(image_grid(images, wanted, dataset.num_classes).numpy(), "samples/grid.png")
+    grid = image_grid(images, wanted, dataset.num_classes)
+    logger.log_png(_enlarge(grid, dataset.image_size).numpy(), "samples/grid.png")
     _log_checkpoint(model, logger)
     return SyntheticSet(images, wanted, per_class, metrics)
 
@@ -155,6 +156,12 @@ def _sample(model: Any, wanted: torch.Tensor, recipe: Recipe, reference: Any) ->
         ok[redo[fresh_ok]] = True
     # Slots never accepted keep their last sample rather than shrinking the class below its quota.
     return images, first_pass
+
+
+def _enlarge(image_chw: torch.Tensor, tile: int) -> torch.Tensor:
+    """Nearest-neighbour upscaling so 8-28 px tiles are visible in the MLflow UI (about 64 px each)."""
+    factor = max(1, 64 // tile)
+    return image_chw.repeat_interleave(factor, dim=1).repeat_interleave(factor, dim=2)
 
 
 def _log_checkpoint(model: Any, logger: RunLogger) -> None:
