@@ -59,16 +59,26 @@ def load_average() -> float:
     return os.getloadavg()[0]
 
 
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def device_name(device: str) -> str:
     if device.startswith("cuda") and torch.cuda.is_available():
         return torch.cuda.get_device_name(torch.device(device))
-    return platform.processor() or platform.machine()
+    return cpu_name()
 
 
 def machine_rows(device: str) -> Rows:
     """What the numbers were measured on, for pasting next to them."""
     return [
-        ("machine", f"{platform.node()}, {platform.system()} {platform.machine()}, {os.cpu_count()} CPUs"),
+        ("machine", f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs ({cpu_name()})"),
         ("python / torch", f"{platform.python_version()} / torch {torch.__version__}"),
         ("device", f"{device} ({device_name(device)})"),
     ]
