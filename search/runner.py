@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,7 +63,7 @@ def run_search(spec: SearchSpec, options: RunOptions) -> SearchOutcome:
     store.check_reachable(uri)  # before any training
     dataset = load_search_data(spec, options.data_dir)
     name = spec.name or f"{store.experiment_name(spec.dataset).split('/')[-1]}-{time.strftime('%Y%m%d-%H%M%S')}"
-    storage = options.storage or str((options.results_dir / "ray").resolve())
+    storage = _storage_path(options)
     experiment_id = store.ensure_experiment(store.client(uri), spec.dataset, uri)
     parent = _open_parent(uri, experiment_id, spec, dataset, name, resume=options.resume)
     context = TrialContext(
@@ -76,7 +77,9 @@ def run_search(spec: SearchSpec, options: RunOptions) -> SearchOutcome:
 
         reference_classifier(dataset, cache_dir=context.cache_dir)
     if not ray.is_initialized():
-        ray.init(address=options.address, include_dashboard=False, configure_logging=False,
+        # Without --address, "local" starts a fresh Ray: a bare ray.init() would join whatever
+        # cluster was started last on this machine.
+        ray.init(address=options.address or "local", include_dashboard=False, configure_logging=False,
                  log_to_driver=not options.quiet)
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, dataset=dataset, context=context),
@@ -89,10 +92,15 @@ def run_search(spec: SearchSpec, options: RunOptions) -> SearchOutcome:
     )
     experiment_path = f"{storage.rstrip('/')}/{name}"
     if options.resume:
-        tuner = tune.Tuner.restore(experiment_path, trainable, resume_unfinished=True, resume_errored=False,
-                                   _resume_config=None)
-        # Restore rebuilds run_config from the checkpoint; callbacks are not pickled with it.
-        tuner._local_tuner._run_config.callbacks = [callback]  # noqa: SLF001 - no public setter in Ray
+        callback.resume_from(store.retry(store.client(uri).get_run, parent.run_id))
+        tuner = tune.Tuner.restore(experiment_path, trainable, resume_unfinished=True, resume_errored=False)
+        # Restore unpickles the run_config saved in tuner.pkl, callbacks included: a stale SearchCallback
+        # from the interrupted driver. Ray has no public setter; put this driver's callback in its place.
+        local = getattr(tuner, "_local_tuner", None)
+        if local is None or not hasattr(local, "_run_config"):
+            raise RuntimeError(f"cannot resume {name!r} with Ray {ray.__version__}: Tuner.restore no longer "
+                               "exposes its run config (or Ray Client is in use)")
+        local._run_config.callbacks = [callback]  # noqa: SLF001
     else:
         study_storage = optuna.storages.InMemoryStorage()
         study = optuna.create_study(storage=study_storage, study_name=name,
@@ -115,14 +123,48 @@ def run_search(spec: SearchSpec, options: RunOptions) -> SearchOutcome:
     status, error = "FINISHED", None
     try:
         grid = tuner.fit()
+        if _interrupted(callback, grid, spec.trials):
+            # Tune catches the first Ctrl+C (SIGINT) itself: it stops the trials, saves the experiment
+            # and returns normally, so an interrupted search is only visible in its unfinished trials.
+            raise KeyboardInterrupt
     except KeyboardInterrupt:
         status, error = "KILLED", "search interrupted; continue it with --resume " + name
-        runs.close_running_children(uri, experiment_id, parent.run_id, status="KILLED", reason=error)
+        runs.close_running_children(uri, experiment_id, parent.run_id, status="KILLED",
+                                    reason="interrupted with the search driver; rerun on resume")
+        if not options.quiet:
+            print(f"\nsearch {name} interrupted; continue it with: ganmix search --resume {name} "
+                  "(same --results-dir, --storage and --tracking-uri)", file=sys.stderr, flush=True)
+        raise
+    except BaseException as exc:  # the search itself broke: say so on the parent, not FINISHED
+        status, error = "FAILED", f"search failed: {type(exc).__name__}: {exc}"
+        runs.close_running_children(uri, experiment_id, parent.run_id, status="FAILED", reason=error)
         raise
     finally:
         best = _finish_parent(parent, uri, experiment_id, spec, status=status, error=error)
     return SearchOutcome(name=name, tracking_uri=uri, parent_run_id=parent.run_id, best=best,
                          num_trials=len(grid), num_errors=grid.num_errors)
+
+
+def _storage_path(options: RunOptions) -> str:
+    """Tune storage as Tune needs it: a URI (s3://...) as given, a local folder made absolute
+    (pyarrow rejects a relative path, and a `~` would not be expanded)."""
+    if options.storage and "://" in options.storage:
+        return options.storage
+    folder = Path(options.storage).expanduser() if options.storage else options.results_dir / "ray"
+    return str(folder.resolve())
+
+
+def _interrupted(callback: SearchCallback, grid: object, trials: int) -> bool:
+    """True when fit() returned before every trial ran: Tune's loop only ends early on a signal.
+
+    Tune's clean-up marks the trials it stops TERMINATED, so the statuses in `grid` look finished;
+    the callback kept them as of the last step of the loop.
+    """
+    if callback.last_step is None:  # no step ran: nothing was left to do, or the signal came first
+        done = grid.num_terminated + grid.num_errors  # type: ignore[attr-defined]
+        return done < len(grid) or len(grid) < trials  # type: ignore[arg-type]
+    unfinished, seen = callback.last_step
+    return unfinished > 0 or seen < trials
 
 
 def _max_epochs(spec: SearchSpec) -> int:
@@ -143,6 +185,8 @@ def _open_parent(uri: str, experiment_id: str, spec: SearchSpec, dataset: ImageD
                                       "nothing to resume")
         parent = runs.RunLogger(uri, found.info.run_id)
         store.retry(store.client(uri).update_run, found.info.run_id, status="RUNNING")
+        if runs.ERROR in found.data.tags:  # "interrupted; continue it with --resume": no longer true
+            store.retry(store.client(uri).delete_tag, found.info.run_id, runs.ERROR)
         # Trials interrupted with the driver stay in MLflow, marked killed; their reruns are new children.
         runs.close_running_children(uri, experiment_id, found.info.run_id, status="KILLED",
                                     reason="interrupted with the search driver; rerun on resume")

@@ -17,8 +17,21 @@ from ganmix.search.metrics import is_better
 from ganmix.search.pipeline import execute_recipe
 from ganmix.search.recipe import Recipe
 from ganmix.search.space import split_options
-from ganmix.tracking import runs
-from ganmix.tracking.runs import BASELINE, COMPLETED, KIND, METRIC, SEARCH_NAME, TRIAL_ID
+from ganmix.tracking import runs, store
+from ganmix.tracking.runs import BASELINE, COMPLETED, ERROR, KIND, METRIC, RETRYABLE, SEARCH_NAME, TRIAL_ID
+
+
+class NotRetried(RuntimeError):
+    """Tune retried a trial whose earlier attempt failed in a way a rerun would only repeat."""
+
+
+def _deterministic_errors() -> tuple[type[BaseException], ...]:
+    """Failures that a rerun of the same config and seed hits again; Tune's retries are for lost workers."""
+    from ganmix.models.generator import DivergenceError, GeneratorError
+    from ganmix.search.recipe import RecipeError
+    from ganmix.search.space import SpaceError
+
+    return DivergenceError, GeneratorError, RecipeError, SpaceError
 
 
 @dataclass(frozen=True)
@@ -45,10 +58,21 @@ def run_trial(config: dict[str, Any], *, dataset: ImageDataset, context: TrialCo
     tune_ctx = tune.get_context()
     trial_id, trial_name = tune_ctx.get_trial_id(), tune_ctx.get_trial_name()
     torch.set_num_threads(max(1, int(context.cpus_per_trial)))
-    # A retried trial (lost worker) supersedes its earlier attempt's run.
-    runs.close_running_children(context.tracking_uri, context.experiment_id, context.parent_run_id,
-                                status="KILLED", reason="superseded by a retry of this trial", trial_id=trial_id)
     recipe = recipe_from_config(config)
+    # Tune reruns a trial after a lost worker (a retry) or a resumed search. An attempt that completed
+    # before Tune heard of it is not trained again; an unfinished one is superseded by this attempt.
+    earlier = runs.child_runs(context.tracking_uri, context.experiment_id, context.parent_run_id,
+                              extra_filter=f"tags.`{TRIAL_ID}` = '{trial_id}'")
+    done = [r for r in earlier if r.info.status == "FINISHED" and r.data.tags.get(COMPLETED) == "true"]
+    if done:
+        tune.report(_final_result(done[0].data.metrics, recipe))
+        return
+    failed = [r for r in earlier if r.info.status == "FAILED" and r.data.tags.get(RETRYABLE) == "false"]
+    if failed:  # no new run: the trial's one failed run already says why
+        raise NotRetried(f"trial {trial_id} is not run again: {failed[0].data.tags.get(ERROR, 'it failed')} "
+                         f"(run {failed[0].info.run_id}); the same config and seed fail the same way")
+    runs.close_running_children(context.tracking_uri, context.experiment_id, context.parent_run_id,
+                                status="KILLED", reason="superseded by a rerun of this trial", trial_id=trial_id)
     logger = runs.start_run(
         context.tracking_uri, context.experiment_id, name=trial_name, parent_run_id=context.parent_run_id,
         tags={KIND: "trial", TRIAL_ID: trial_id, SEARCH_NAME: context.search_name, METRIC: context.metric,
@@ -57,28 +81,36 @@ def run_trial(config: dict[str, Any], *, dataset: ImageDataset, context: TrialCo
     logger.log_params(recipe.to_params())
     logger.log_text(recipe.to_yaml(), "recipe.yaml")
     device = torch.device("cuda") if ray.get_gpu_ids() and torch.cuda.is_available() else torch.device("cpu")
-    completed = False
 
     def report(metrics: dict[str, float]) -> None:
-        nonlocal completed
         if metrics["epoch"] >= recipe.classifier_epochs:
             # Everything is logged by now; the scheduler may stop the trial inside this last report.
-            completed = True
             logger.set_tags({COMPLETED: "true"})
         tune.report(metrics)
 
     try:
         execute_recipe(recipe, dataset, device=device, logger=logger, report=report,
                        cache_dir=context.cache_dir, sample_metrics=context.sample_metrics)
-    except SystemExit:  # Tune stopping the trial unwinds the training thread this way
-        if not completed:
-            logger.set_tags({runs.EARLY_STOPPED: "true"})
-        logger.finish("FINISHED")
+    except SystemExit:
+        # Tune stopping the trial unwinds the training thread this way: after an early stop by the
+        # scheduler, or when the driver is interrupted. Only the driver knows which, so it closes the
+        # run (SearchCallback.on_trial_complete: finished or early-stopped; run_search: killed).
         raise
     except BaseException as exc:
+        if isinstance(exc, _deterministic_errors()):
+            logger.set_tags({RETRYABLE: "false"})
         logger.finish("FAILED", error=f"{type(exc).__name__}: {exc}")
         raise
     logger.finish("FINISHED")
+
+
+def _final_result(metrics: dict[str, float], recipe: Recipe) -> dict[str, float]:
+    """The last result of an attempt that completed, as Tune and the searcher saw it (no test metrics)."""
+    from ganmix.search.metrics import SAMPLE_METRICS
+
+    kept = {k: v for k, v in metrics.items()
+            if k.startswith("val_") or k in SAMPLE_METRICS or k in ("synthetic_count", "filter_kept_fraction")}
+    return {**kept, "epoch": recipe.classifier_epochs}
 
 
 class SearchCallback(Callback):
@@ -93,6 +125,22 @@ class SearchCallback(Callback):
         self.done = self.failed = self.running = 0
         self.results = 0
         self.start_times: dict[str, float] = {}
+        # (unfinished trials, trials) after Tune's latest step: the loop ends early only on a signal.
+        self.last_step: tuple[int, int] | None = None
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        # Read here, not from fit()'s result: Tune's clean-up after Ctrl+C marks stopped trials TERMINATED.
+        self.last_step = (sum(t.status not in ("TERMINATED", "ERROR") for t in trials), len(trials))
+
+    def resume_from(self, parent_run: Any) -> None:
+        """Carry on from an interrupted search's parent run: its best so far and its step count."""
+        tags, ctx = parent_run.data.tags, self.context
+        value = tags.get("ganmix.best_value")
+        if value is not None and tags.get("ganmix.best_trial"):
+            self.best, self.best_trial = float(value), tags["ganmix.best_trial"]
+        history = store.retry(store.client(ctx.tracking_uri).get_metric_history, parent_run.info.run_id,
+                              f"best_{ctx.metric}")
+        self.results = max((m.step for m in history), default=0)
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.start_times[trial.trial_id] = time.monotonic()
@@ -140,10 +188,14 @@ class SearchCallback(Callback):
         if started is None:
             return
         ctx = self.context
+        # The attempt that ran to the end; earlier attempts of a retried trial are closed already, and a
+        # run completed before a resume keeps the wall time it had.
         for run in runs.child_runs(ctx.tracking_uri, ctx.experiment_id, ctx.parent_run_id,
-                                   extra_filter=f"tags.`{TRIAL_ID}` = '{trial.trial_id}'"):
-            runs.RunLogger(ctx.tracking_uri, run.info.run_id).log_metrics(
-                {"trial_wall_seconds": time.monotonic() - started})
+                                   extra_filter=f"tags.`{TRIAL_ID}` = '{trial.trial_id}' "
+                                                "AND attributes.status = 'FINISHED'"):
+            if "trial_wall_seconds" not in run.data.metrics:
+                runs.RunLogger(ctx.tracking_uri, run.info.run_id).log_metrics(
+                    {"trial_wall_seconds": time.monotonic() - started})
 
     def _count(self, trials: list) -> None:
         states = [t.status for t in trials]

@@ -17,14 +17,16 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import ray
 from ray.cluster_utils import Cluster
 
 LOOPBACK = "127.0.0.1"
+T = TypeVar("T")
 _LOG_TAIL_CHARS = 3000
 
 
@@ -238,3 +240,134 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
     """Module-wide MLflow server under a fresh temp folder (import this fixture into a test module)."""
     with MlflowServer(root=tmp_path_factory.mktemp("mlflow-server")) as server:
         yield server
+
+
+# --- `ganmix search` as its own driver process, and reading a search back from MLflow --------------
+
+# A search small enough for two 1-CPU workers: digits, 3 classifier epochs, 1-2 GAN epochs.
+SMALL_SEARCH: dict[str, object] = {
+    "dataset": "digits",
+    "trials": 4,
+    "max_concurrent": 2,
+    "seed": 0,
+    "space": {
+        "gan_epochs": {"type": "int", "low": 1, "high": 2},
+        "synthetic_ratio": {"type": "float", "low": 0.2, "high": 1.0},
+        "generator": ["dcgan", "cvae"],
+    },
+    "fixed": {"classifier_epochs": 3, "latent_dim": 16},
+}
+
+
+def write_search_spec(path: Path, **changes: object) -> Path:
+    """SMALL_SEARCH with top-level keys replaced by `changes`, written as YAML to `path`."""
+    import yaml
+
+    path.write_text(yaml.safe_dump({**SMALL_SEARCH, **changes}, sort_keys=False))
+    return path
+
+
+def search_command(*args: str) -> list[str]:
+    """`ganmix search ARGS...` run by this interpreter (no console script needed)."""
+    return [sys.executable, "-m", "ganmix.search.cli", "search", *args]
+
+
+class SearchProcess:
+    """A `ganmix search` driver in its own process group, its output in a log file."""
+
+    def __init__(self, args: list[str], *, log_path: Path, cwd: Path | None = None) -> None:
+        self.args, self.log_path = list(args), Path(log_path)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "MLFLOW_DISABLE_TELEMETRY": "true"}
+        self.started = time.monotonic()
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                search_command(*args), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd,
+                start_new_session=True,
+            )
+
+    def wait(self, timeout_s: float) -> int:
+        """The exit code; on timeout the driver is killed and the test fails with its output."""
+        try:
+            return self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            pytest.fail(f"`ganmix search {' '.join(self.args)}` ran past {timeout_s:.0f} s; output tail:\n"
+                        f"{self.output()[-_LOG_TAIL_CHARS:]}")
+
+    def interrupt(self) -> None:
+        """Ctrl+C: SIGINT to the driver's process group."""
+        _signal_group(self.proc, signal.SIGINT)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            _signal_group(self.proc, signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+    @property
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self.started
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.is_file() else ""
+
+    def __enter__(self) -> SearchProcess:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.kill()  # never leave a driver behind a failed test
+
+
+def run_search_cli(
+    args: list[str], *, log_path: Path, timeout_s: float = 240.0, cwd: Path | None = None
+) -> tuple[int, str]:
+    """Run `ganmix search ARGS` to the end; (exit code, combined output)."""
+    with SearchProcess(args, log_path=log_path, cwd=cwd) as search:
+        code = search.wait(timeout_s)
+        return code, search.output()
+
+
+def tune_summary(output: str) -> tuple[int, int]:
+    """(trials, failed) from the CLI's closing line `search NAME: N trials, M failed`."""
+    import re
+
+    found = re.findall(r"^search \S+: (\d+) trials, (\d+) failed$", output, flags=re.MULTILINE)
+    if not found:
+        pytest.fail(f"no 'search NAME: N trials, M failed' line in the output:\n{output[-_LOG_TAIL_CHARS:]}")
+    trials, failed = found[-1]
+    return int(trials), int(failed)
+
+
+def wait_until(predicate: Callable[[], T | None], *, timeout_s: float, what: str, interval_s: float = 0.5) -> T:
+    """Poll `predicate` until it returns something truthy; fail the test naming `what` on timeout."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        time.sleep(interval_s)
+
+
+def search_runs(uri: str, name: str) -> tuple[object, list[object]]:
+    """The parent run of search `name` and all its child runs (any status), oldest first."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    parents = client.search_runs(experiments, f"tags.`ganmix.kind` = 'search' AND tags.`ganmix.search` = '{name}'")
+    assert len(parents) == 1, f"expected one parent run for search {name!r}, found {len(parents)}"
+    parent = parents[0]
+    children = client.search_runs(
+        [parent.info.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'",
+        max_results=1000, order_by=["attributes.start_time ASC"],
+    )
+    return parent, list(children)
+
+
+def child_runs_now(uri: str, name: str) -> list[object]:
+    """Child runs of search `name`, or [] while its parent run does not exist yet."""
+    try:
+        return search_runs(uri, name)[1]
+    except Exception:  # the parent is not created yet, or the server is restarting
+        return []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -22,6 +23,8 @@ KIND, SEARCH_NAME, TRIAL_ID = "ganmix.kind", "ganmix.search", "ganmix.trial_id"
 PARENT = "mlflow.parentRunId"
 COMPLETED, BASELINE, EARLY_STOPPED = "ganmix.completed", "ganmix.baseline", "ganmix.early_stopped"
 METRIC, MODE, FINGERPRINT, ERROR = "ganmix.metric", "ganmix.mode", "ganmix.fingerprint", "ganmix.error"
+# "false" on a failed trial run whose error a rerun would only repeat (a diverged generator, a bad option).
+RETRYABLE = "ganmix.retryable"
 
 
 class RunLogger:
@@ -73,11 +76,18 @@ class RunLogger:
         self.log_bytes(text.encode(), artifact_file)
 
     def log_bytes(self, data: bytes, artifact_file: str) -> None:
-        """Write to a temp file and upload it; the copy on disk lets a buffered upload be replayed."""
-        tmp = Path(tempfile.mkdtemp(prefix="ganmix-artifact-")) / Path(artifact_file).name
+        """Write to a temp file and upload it; the copy on disk lets a buffered upload be replayed,
+        and is deleted once uploaded (a search would otherwise leave every checkpoint in /tmp)."""
+        scratch = Path(tempfile.mkdtemp(prefix="ganmix-artifact-"))
+        tmp = scratch / Path(artifact_file).name
         tmp.write_bytes(data)
         folder = str(Path(artifact_file).parent) if Path(artifact_file).parent != Path(".") else None
-        self._do(artifact_file, lambda: self._client.log_artifact(self.run_id, str(tmp), folder))
+
+        def upload() -> None:
+            self._client.log_artifact(self.run_id, str(tmp), folder)
+            shutil.rmtree(scratch, ignore_errors=True)
+
+        self._do(artifact_file, upload)
 
     def log_npz(self, artifact_file: str, **arrays: np.ndarray) -> None:
         buffer = io.BytesIO()

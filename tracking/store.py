@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -111,6 +112,7 @@ def _transient(exc: Exception) -> bool:
     permanent = ("resource_already_exists", "invalid_parameter_value", "resource_does_not_exist", "already exists")
     if any(p in text for p in permanent):
         return False
-    transient = ("locked", "connection", "timeout", "timed out", "temporarily", "max retries", "503", "502", "500",
+    transient = ("locked", "connection", "timeout", "timed out", "temporarily", "max retries",
                  "refused", "reset", "unavailable", "operationalerror")
-    return any(t in text for t in transient)
+    # Server-side status codes as whole numbers: a URL on MLflow's usual port 5000 is no HTTP 500.
+    return any(t in text for t in transient) or re.search(r"(?<![\w:])50[0234](?!\w)", text) is not None
