@@ -31,8 +31,3 @@ def metric_mode(name: str) -> str:
     except KeyError:
         raise SpaceError(f"unknown metric {name!r}; expected one of {sorted(METRICS)}") from None
 
-
-def is_better(a: float, b: float | None, mode: str) -> bool:
-    if b is None or b != b:  # None or NaN
-        return a == a
-    return a > b if mode == "max" else a < b

@@ -11,6 +11,7 @@ from pathlib import Path
 import optuna
 
 from ganmix.datasets import ImageDataset, apply_scarcity, load_dataset
+from ganmix.search.constraints import ConstrainedOptunaSearch, make_sampler
 from ganmix.search.spec import SearchSpec
 from ganmix.search.space import BASELINE_ATTR, DefineByRun, IntDim, CategoricalDim, FloatDim
 from ganmix.search.trainable import SearchCallback, TrialContext, run_trial
@@ -57,7 +58,6 @@ def run_search(spec: SearchSpec, options: RunOptions) -> SearchOutcome:
     import ray
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
-    from ray.tune.search.optuna import OptunaSearch
 
     uri = store.resolve_tracking_uri(options.tracking_uri, options.results_dir)
     store.check_reachable(uri)  # before any training
@@ -69,7 +69,7 @@ def run_search(spec: SearchSpec, options: RunOptions) -> SearchOutcome:
     context = TrialContext(
         tracking_uri=uri, experiment_id=experiment_id, parent_run_id=parent.run_id, search_name=name,
         metric=spec.metric, cache_dir=str((options.results_dir / "cache").resolve()),
-        cpus_per_trial=spec.cpus_per_trial, sample_metrics=options.sample_metrics,
+        cpus_per_trial=spec.cpus_per_trial, sample_metrics=options.sample_metrics, bounds=spec.bounds,
     )
     if options.sample_metrics:
         # Train the per-data-set reference classifier once here, not in every early trial.
@@ -107,9 +107,10 @@ def run_search(spec: SearchSpec, options: RunOptions) -> SearchOutcome:
                                     direction="maximize" if spec.mode == "max" else "minimize")
         study.enqueue_trial({}, user_attrs={BASELINE_ATTR: True})  # the real-only baseline goes first
         baseline = spec.baseline_recipe().to_dict()
-        searcher = OptunaSearch(
+        searcher = ConstrainedOptunaSearch(
             space=DefineByRun(spec.space, spec.generator_space, spec.fixed_config(), baseline),
-            metric=spec.metric, mode=spec.mode, storage=study_storage, study_name=name, seed=spec.seed,
+            metric=spec.metric, mode=spec.mode, storage=study_storage, study_name=name,
+            sampler=make_sampler(spec.bounds, spec.seed), bounds=spec.bounds,
         )
         max_t = _max_epochs(spec)
         scheduler = ASHAScheduler(time_attr="training_iteration", max_t=max_t,
@@ -117,7 +118,9 @@ def run_search(spec: SearchSpec, options: RunOptions) -> SearchOutcome:
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(metric=spec.metric, mode=spec.mode, search_alg=searcher, scheduler=scheduler,
-                                        num_samples=spec.trials, max_concurrent_trials=spec.max_concurrent),
+                                        num_samples=spec.trials, max_concurrent_trials=spec.max_concurrent,
+                                        # A trial process costs seconds to start (torch, ray imports); reuse it.
+                                        reuse_actors=True),
             run_config=run_config,
         )
     status, error = "FINISHED", None

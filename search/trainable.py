@@ -13,12 +13,12 @@ from ray import tune
 from ray.tune import Callback
 
 from ganmix.datasets import ImageDataset
-from ganmix.search.metrics import is_better
+from ganmix.search.constraints import Bound, is_feasible
 from ganmix.search.pipeline import execute_recipe
 from ganmix.search.recipe import Recipe
 from ganmix.search.space import split_options
 from ganmix.tracking import runs, store
-from ganmix.tracking.runs import BASELINE, COMPLETED, ERROR, KIND, METRIC, RETRYABLE, SEARCH_NAME, TRIAL_ID
+from ganmix.tracking.runs import BASELINE, COMPLETED, ERROR, FEASIBLE, KIND, METRIC, RETRYABLE, SEARCH_NAME, TRIAL_ID
 
 
 class NotRetried(RuntimeError):
@@ -46,6 +46,7 @@ class TrialContext:
     cache_dir: str
     cpus_per_trial: float
     sample_metrics: bool = True
+    bounds: tuple[Bound, ...] = ()  # sample-metric constraints of the search
 
 
 def recipe_from_config(config: dict[str, Any]) -> Recipe:
@@ -83,6 +84,8 @@ def run_trial(config: dict[str, Any], *, dataset: ImageDataset, context: TrialCo
     device = torch.device("cuda") if ray.get_gpu_ids() and torch.cuda.is_available() else torch.device("cpu")
 
     def report(metrics: dict[str, float]) -> None:
+        if context.bounds and metrics["epoch"] == 1:  # sample metrics are known from the first report on
+            logger.set_tags({FEASIBLE: str(is_feasible(context.bounds, metrics)).lower()})
         if metrics["epoch"] >= recipe.classifier_epochs:
             # Everything is logged by now; the scheduler may stop the trial inside this last report.
             logger.set_tags({COMPLETED: "true"})
@@ -125,6 +128,7 @@ class SearchCallback(Callback):
         self.done = self.failed = self.running = 0
         self.results = 0
         self.start_times: dict[str, float] = {}
+        self.latest: dict[str, float] = {}
         # (unfinished trials, trials) after Tune's latest step: the loop ends early only on a signal.
         self.last_step: tuple[int, int] | None = None
 
@@ -138,6 +142,7 @@ class SearchCallback(Callback):
         value = tags.get("ganmix.best_value")
         if value is not None and tags.get("ganmix.best_trial"):
             self.best, self.best_trial = float(value), tags["ganmix.best_trial"]
+            self.latest[self.best_trial] = self.best
         history = store.retry(store.client(ctx.tracking_uri).get_metric_history, parent_run.info.run_id,
                               f"best_{ctx.metric}")
         self.results = max((m.step for m in history), default=0)
@@ -149,8 +154,13 @@ class SearchCallback(Callback):
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         value = result.get(self.context.metric)
         self.results += 1
-        if isinstance(value, (int, float)) and not math.isnan(value) and is_better(value, self.best, self.mode):
-            self.best, self.best_trial = float(value), trial.trial_id
+        if not isinstance(value, (int, float)) or math.isnan(value):
+            return
+        # Best over each trial's latest value: the same rule that picks the search's best recipe.
+        self.latest[trial.trial_id] = float(value)
+        best_id = (max if self.mode == "max" else min)(self.latest, key=self.latest.__getitem__)
+        if (best_id, self.latest[best_id]) != (self.best_trial, self.best):
+            self.best, self.best_trial = self.latest[best_id], best_id
             self.parent.log_metrics({f"best_{self.context.metric}": self.best}, step=self.results)
             self.parent.set_tags({"ganmix.best_trial": trial.trial_id, "ganmix.best_value": f"{self.best:.6g}"})
             self._print(trials)

@@ -34,6 +34,8 @@ SPEC = {
     },
     "generator_space": {"wgan_gp": {"n_critic": {"type": "int", "low": 1, "high": 2}}},
     "fixed": {"classifier_epochs": CLASSIFIER_EPOCHS, "latent_dim": 16},
+    # A sample metric as a constraint: TPE and `ganmix best` then prefer trials that satisfy it.
+    "constraints": {"near_copy_fraction": {"max": 0.5}},
 }
 
 
@@ -110,6 +112,8 @@ def test_sample_sets_have_exactly_the_counts_the_recipe_asked_for(searched):
         names = {a.path for a in client.list_artifacts(run.info.run_id, "samples")}
         assert {"samples/grid.png", "samples/closest_pairs.png"} <= names
         assert {"fid", "kid", "precision", "recall", "label_fidelity", "near_copy_fraction"} <= set(run.data.metrics)
+        feasible = run.data.metrics["near_copy_fraction"] <= 0.5
+        assert run.data.tags["ganmix.feasible"] == str(feasible).lower()
 
 
 def test_baseline_trial_is_part_of_the_search(searched):

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ganmix.tracking.runs import BASELINE, COMPLETED, EARLY_STOPPED, KIND, METRIC, MODE, PARENT, SEARCH_NAME, TRIAL_ID
+from ganmix.tracking.runs import BASELINE, COMPLETED, EARLY_STOPPED, FEASIBLE, KIND, METRIC, MODE, PARENT, SEARCH_NAME, TRIAL_ID
 from ganmix.tracking.store import client, retry
 
 
@@ -23,6 +23,7 @@ class TrialSummary:
     completed: bool
     baseline: bool
     early_stopped: bool
+    feasible: bool
     metrics: dict[str, float]
     params: dict[str, str]
     parent_run_id: str | None = None
@@ -58,7 +59,8 @@ def _summary(run: Any) -> TrialSummary:
     return TrialSummary(
         run_id=run.info.run_id, trial_id=tags.get(TRIAL_ID, ""), name=run.info.run_name or "",
         status=run.info.status, completed=tags.get(COMPLETED) == "true", baseline=tags.get(BASELINE) == "true",
-        early_stopped=tags.get(EARLY_STOPPED) == "true", metrics=dict(run.data.metrics),
+        early_stopped=tags.get(EARLY_STOPPED) == "true", feasible=tags.get(FEASIBLE) != "false",
+        metrics=dict(run.data.metrics),
         params=dict(run.data.params), parent_run_id=tags.get(PARENT), experiment_id=run.info.experiment_id,
     )
 
@@ -71,8 +73,9 @@ def trial_summaries(uri: str, experiment_id: str, parent_run_id: str, *, metric:
 
 
 def pick_best(summaries: list[TrialSummary], metric: str, mode: str, *, uri: str) -> TrialSummary | None:
-    """The best completed trial by `metric` (its last logged value), with its recipe attached."""
-    candidates = [s for s in summaries if s.completed and s.status == "FINISHED" and _finite(s.metrics.get(metric))]
+    """The best completed, feasible trial by `metric` (its last logged value), with its recipe attached."""
+    candidates = [s for s in summaries
+                  if s.completed and s.feasible and s.status == "FINISHED" and _finite(s.metrics.get(metric))]
     if not candidates:
         return None
     best = (max if mode == "max" else min)(candidates, key=lambda s: s.metrics[metric])
@@ -127,9 +130,10 @@ def trials_csv(summaries: list[TrialSummary], metric: str) -> str:
                          | ({metric} if any(metric in s.metrics for s in summaries) else set()))
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["trial", "run_id", "status", "completed", "baseline", "early_stopped", *param_keys, *metric_keys])
+    writer.writerow(["trial", "run_id", "status", "completed", "baseline", "early_stopped", "feasible", *param_keys,
+                     *metric_keys])
     for s in summaries:
-        writer.writerow([s.name, s.run_id, s.status, s.completed, s.baseline, s.early_stopped,
+        writer.writerow([s.name, s.run_id, s.status, s.completed, s.baseline, s.early_stopped, s.feasible,
                          *(s.params.get(k, "") for k in param_keys),
                          *(_fmt(s.metrics.get(k)) for k in metric_keys)])
     return buffer.getvalue()

@@ -25,6 +25,7 @@ COMPLETED, BASELINE, EARLY_STOPPED = "ganmix.completed", "ganmix.baseline", "gan
 METRIC, MODE, FINGERPRINT, ERROR = "ganmix.metric", "ganmix.mode", "ganmix.fingerprint", "ganmix.error"
 # "false" on a failed trial run whose error a rerun would only repeat (a diverged generator, a bad option).
 RETRYABLE = "ganmix.retryable"
+FEASIBLE = "ganmix.feasible"  # false when a trial breaks a sample-metric constraint
 
 
 class RunLogger:

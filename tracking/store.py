@@ -79,7 +79,9 @@ def ensure_experiment(mlflow_client: MlflowClient, dataset: str, uri: str) -> st
     if found is not None:
         return found.experiment_id
     try:
-        return retry(mlflow_client.create_experiment, name, artifact_location=_artifact_location(uri, name))
+        # The experiment kind makes MLflow 3's UI open the runs table (not its GenAI views).
+        return retry(mlflow_client.create_experiment, name, artifact_location=_artifact_location(uri, name),
+                     tags={"mlflow.experimentKind": "custom_model_development"})
     except Exception:  # created concurrently by another process
         found = retry(mlflow_client.get_experiment_by_name, name)
         if found is None:
