@@ -1,8 +1,8 @@
 """Sample metrics as constraints: e.g. keep near_copy_fraction <= 0.01 while maximising val_auc.
 
-Optuna's TPE handles constraints natively (`constraints_func`, values <= 0 are feasible); Ray's
-OptunaSearch only tells Optuna the objective, so a small subclass attaches the constraint values to
-the Optuna trial before it is told.
+Optuna's TPE handles constraints natively (`Trial.set_constraint`; values <= 0 are feasible) and ranks
+infeasible trials after feasible ones. Ray's OptunaSearch only tells Optuna the objective, so a small
+subclass sets the constraint values on the Optuna trial before it is told.
 """
 
 from __future__ import annotations
@@ -12,13 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import optuna
 from ray.tune.search.optuna import OptunaSearch
 
 from ganmix.search.metrics import METRICS
 from ganmix.search.space import SpaceError
-
-CONSTRAINT_ATTR = "ganmix_constraints"
 
 
 @dataclass(frozen=True)
@@ -57,16 +54,6 @@ def is_feasible(bounds: tuple[Bound, ...], metrics: Mapping[str, float]) -> bool
     return all(v <= 0 for v in violations(bounds, metrics))
 
 
-def _constraint_values(trial: optuna.trial.FrozenTrial) -> list[float]:
-    return list(trial.user_attrs.get(CONSTRAINT_ATTR, [0.0]))
-
-
-def make_sampler(bounds: tuple[Bound, ...], seed: int) -> optuna.samplers.BaseSampler:
-    if not bounds:
-        return optuna.samplers.TPESampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed, constraints_func=_constraint_values)
-
-
 class ConstrainedOptunaSearch(OptunaSearch):
     """OptunaSearch that records each trial's constraint violations before telling Optuna."""
 
@@ -76,6 +63,7 @@ class ConstrainedOptunaSearch(OptunaSearch):
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         ot_trial = self._ot_trials.get(trial_id)
-        if self._bounds and ot_trial is not None:
-            ot_trial.set_user_attr(CONSTRAINT_ATTR, violations(self._bounds, result or {}))
+        if ot_trial is not None:
+            for bound, value in zip(self._bounds, violations(self._bounds, result or {})):
+                ot_trial.set_constraint(f"{bound.metric}_{bound.kind}", value)
         super().on_trial_complete(trial_id, result, error)

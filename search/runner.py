@@ -11,7 +11,7 @@ from pathlib import Path
 import optuna
 
 from ganmix.datasets import ImageDataset, apply_scarcity, load_dataset
-from ganmix.search.constraints import ConstrainedOptunaSearch, make_sampler
+from ganmix.search.constraints import ConstrainedOptunaSearch
 from ganmix.search.spec import SearchSpec
 from ganmix.search.space import BASELINE_ATTR, DefineByRun, IntDim, CategoricalDim, FloatDim
 from ganmix.search.trainable import SearchCallback, TrialContext, run_trial
@@ -110,7 +110,7 @@ def run_search(spec: SearchSpec, options: RunOptions) -> SearchOutcome:
         searcher = ConstrainedOptunaSearch(
             space=DefineByRun(spec.space, spec.generator_space, spec.fixed_config(), baseline),
             metric=spec.metric, mode=spec.mode, storage=study_storage, study_name=name,
-            sampler=make_sampler(spec.bounds, spec.seed), bounds=spec.bounds,
+            sampler=optuna.samplers.TPESampler(seed=spec.seed), bounds=spec.bounds,
         )
         max_t = _max_epochs(spec)
         scheduler = ASHAScheduler(time_attr="training_iteration", max_t=max_t,

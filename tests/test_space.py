@@ -123,17 +123,22 @@ def test_constraints_parse_and_judge_feasibility(tmp_path):
         SearchSpec.load(path)
 
 
-def test_constrained_tpe_prefers_feasible_trials():
-    """Optuna's TPE with our constraints_func: infeasible trials are ranked after feasible ones."""
-    from ganmix.search.constraints import CONSTRAINT_ATTR, make_sampler, parse_constraints
+def test_constraints_reach_optuna_trials_as_tpe_reads_them():
+    """ConstrainedOptunaSearch sets Optuna constraints that TPE ranks by (infeasible after feasible)."""
+    from ganmix.search.constraints import ConstrainedOptunaSearch, parse_constraints
 
-    bounds = parse_constraints({"near_copy_fraction": {"max": 0.05}})
-    study = optuna.create_study(direction="maximize", sampler=make_sampler(bounds, seed=0))
-    for x, copies in [(0.9, 0.5), (0.6, 0.0), (0.7, 0.01)]:
-        trial = study.ask()
-        trial.suggest_float("x", 0, 1)
-        trial.set_user_attr(CONSTRAINT_ATTR, [copies - 0.05])
-        study.tell(trial, x)
-    feasible = [t for t in study.trials if all(v <= 0 for v in t.user_attrs[CONSTRAINT_ATTR])]
+    spec = SearchSpec(dataset="digits")
+    searcher = ConstrainedOptunaSearch(space=_space(spec), metric="val_auc", mode="max",
+                                       sampler=optuna.samplers.TPESampler(seed=0),
+                                       bounds=parse_constraints({"near_copy_fraction": {"max": 0.05}}))
+    for trial_id, (auc, copies) in enumerate([(0.9, 0.5), (0.6, 0.0), (0.7, 0.01)]):
+        searcher.suggest(str(trial_id))
+        searcher.on_trial_complete(str(trial_id), {"val_auc": auc, "near_copy_fraction": copies})
+    trials = searcher._ot_study.trials
+    assert [t.constraints for t in trials] == [
+        {"near_copy_fraction_max": pytest.approx(0.45)},
+        {"near_copy_fraction_max": pytest.approx(-0.05)},
+        {"near_copy_fraction_max": pytest.approx(-0.04)},
+    ]
+    feasible = [t for t in trials if all(v <= 0 for v in t.constraints.values())]
     assert max(t.value for t in feasible) == 0.7
-    assert study.sampler._constraints_func(study.trials[0]) == [pytest.approx(0.45)]
