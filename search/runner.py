@@ -211,7 +211,7 @@ def _open_parent(uri: str, experiment_id: str, spec: SearchSpec, dataset: ImageD
 
 def _finish_parent(parent: runs.RunLogger, uri: str, experiment_id: str, spec: SearchSpec, *, status: str,
                    error: str | None) -> query.TrialSummary | None:
-    summaries = query.trial_summaries(uri, experiment_id, parent.run_id, metric=spec.metric)
+    summaries = query.trial_summaries(uri, experiment_id, parent.run_id)
     parent.log_text(query.trials_csv(summaries, spec.metric), "trials.csv")
     best = query.pick_best(summaries, spec.metric, spec.mode, uri=uri)
     if best is not None:

@@ -65,7 +65,7 @@ def _summary(run: Any) -> TrialSummary:
     )
 
 
-def trial_summaries(uri: str, experiment_id: str, parent_run_id: str, *, metric: str | None = None) -> list[TrialSummary]:
+def trial_summaries(uri: str, experiment_id: str, parent_run_id: str) -> list[TrialSummary]:
     query = f"tags.`{PARENT}` = '{parent_run_id}' AND tags.`{KIND}` = 'trial'"
     found = retry(client(uri).search_runs, [experiment_id], query, max_results=10_000,
                   order_by=["attributes.start_time ASC"])
