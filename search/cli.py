@@ -126,21 +126,18 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def _spec_of_search(args: argparse.Namespace) -> Any:
     """The spec a search was started with, read back from its MLflow parent run."""
+    import tempfile
+
     from ganmix.search.spec import SearchSpec
-    from ganmix.tracking import store
-    from ganmix.tracking.runs import KIND, SEARCH_NAME
+    from ganmix.tracking import query, store
 
     uri = store.resolve_tracking_uri(args.tracking_uri, args.results_dir)
     store.check_reachable(uri)
-    mlflow_client = store.client(uri)
-    found = store.retry(mlflow_client.search_runs, [e.experiment_id for e in mlflow_client.search_experiments()],
-                        f"tags.`{KIND}` = 'search' AND tags.`{SEARCH_NAME}` = '{args.resume}'", max_results=1)
-    if not found:
+    found = query.find_search(uri, args.resume)
+    if found is None:
         raise store.TrackingError(f"no search named {args.resume!r} at {uri}; nothing to resume")
-    import tempfile
-
     with tempfile.TemporaryDirectory() as tmp:
-        path = mlflow_client.download_artifacts(found[0].info.run_id, "search_spec.yaml", tmp)
+        path = store.client(uri).download_artifacts(found.info.run_id, "search_spec.yaml", tmp)
         return SearchSpec.load(path, name=args.resume)
 
 
@@ -201,17 +198,13 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def _print_ui_hint(uri: str, args: argparse.Namespace) -> None:
-    if store_is_local(uri):
+    from ganmix.tracking.store import is_local_store
+
+    if is_local_store(uri):
         print(f"\nresults in {uri}\nopen them with: ganmix ui --results-dir {args.results_dir}"
               f"   (or: mlflow ui --backend-store-uri {uri})")
     else:
         print(f"\nresults on the tracking server {uri}")
-
-
-def store_is_local(uri: str) -> bool:
-    from ganmix.tracking.store import is_local_store
-
-    return is_local_store(uri)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -182,7 +182,7 @@ def _max_epochs(spec: SearchSpec) -> int:
 def _open_parent(uri: str, experiment_id: str, spec: SearchSpec, dataset: ImageDataset, name: str,
                  *, resume: bool) -> runs.RunLogger:
     if resume:
-        found = query.find_search(uri, experiment_id, name)
+        found = query.find_search(uri, name, experiment_id=experiment_id)
         if found is None:
             raise store.TrackingError(f"no search named {name!r} in experiment {experiment_id} at {uri}; "
                                       "nothing to resume")
@@ -194,7 +194,7 @@ def _open_parent(uri: str, experiment_id: str, spec: SearchSpec, dataset: ImageD
         runs.close_running_children(uri, experiment_id, found.info.run_id, status="KILLED",
                                     reason="interrupted with the search driver; rerun on resume")
         return parent
-    if query.find_search(uri, experiment_id, name) is not None:
+    if query.find_search(uri, name, experiment_id=experiment_id) is not None:
         raise store.TrackingError(f"a search named {name!r} already exists in {uri}; pick another --name "
                                   f"or continue it with --resume {name}")
     parent = runs.start_run(uri, experiment_id, name=name, tags={

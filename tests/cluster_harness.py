@@ -371,3 +371,10 @@ def child_runs_now(uri: str, name: str) -> list[object]:
         return search_runs(uri, name)[1]
     except Exception:  # the parent is not created yet, or the server is restarting
         return []
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[MlflowServer, Cluster]]:
+    """Module-wide MLflow server + local Ray cluster, started together (import into a test module)."""
+    with mlflow_and_ray(tmp_path_factory.mktemp("stack")) as pair:
+        yield pair

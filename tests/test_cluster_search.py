@@ -7,7 +7,6 @@ so every trial runs on a worker node and logs from there, as on the AWS cluster.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +15,9 @@ from cluster_harness import (
     MlflowServer,
     free_port,
     head_node_id,
-    mlflow_and_ray,
     run_search_cli,
     search_runs,
+    stack,  # noqa: F401 - a module-scoped pytest fixture
     tune_summary,
     worker_node_ids,
     write_search_spec,
@@ -30,12 +29,6 @@ pytestmark = pytest.mark.cluster
 
 CLASSIFIER_EPOCHS = 3
 TRIALS = 4
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[MlflowServer, Cluster]]:
-    with mlflow_and_ray(tmp_path_factory.mktemp("stack")) as pair:
-        yield pair
 
 
 def _tune_trials(experiment_dir: Path) -> dict[str, object]:

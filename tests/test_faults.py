@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,9 +13,9 @@ from cluster_harness import (
     SearchProcess,
     child_runs_now,
     head_node_id,
-    mlflow_and_ray,
     run_search_cli,
     search_runs,
+    stack,  # noqa: F401 - a module-scoped pytest fixture
     tune_summary,
     wait_until,
     worker_node_ids,
@@ -30,12 +29,6 @@ pytestmark = pytest.mark.cluster
 TRIALS = 4
 CLASSIFIER_EPOCHS = 3
 OUTAGE_S = 4.0
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[MlflowServer, Cluster]]:
-    with mlflow_and_ray(tmp_path_factory.mktemp("stack")) as pair:
-        yield pair
 
 
 def _args(spec: Path, name: str, server: MlflowServer, cluster: Cluster, results: Path) -> list[str]:

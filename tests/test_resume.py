@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,9 +10,9 @@ from cluster_harness import (
     MlflowServer,
     SearchProcess,
     child_runs_now,
-    mlflow_and_ray,
     run_search_cli,
     search_runs,
+    stack,  # noqa: F401 - a module-scoped pytest fixture
     tune_summary,
     wait_until,
     write_search_spec,
@@ -24,12 +23,6 @@ pytestmark = pytest.mark.cluster
 
 TRIALS = 4
 NAME = "resumable"
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[MlflowServer, Cluster]]:
-    with mlflow_and_ray(tmp_path_factory.mktemp("stack")) as pair:
-        yield pair
 
 
 def _by_status(runs: list) -> dict[str, list]:

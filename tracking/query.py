@@ -48,8 +48,11 @@ class BestResult:
         return diff if (self.mode == "max") == (not metric.endswith("loss")) else -diff
 
 
-def find_search(uri: str, experiment_id: str, name: str) -> Any | None:
-    found = retry(client(uri).search_runs, [experiment_id],
+def find_search(uri: str, name: str, *, experiment_id: str | None = None) -> Any | None:
+    """The parent run of the search called `name` (in one experiment, or in any)."""
+    mlflow_client = client(uri)
+    ids = [experiment_id] if experiment_id else [e.experiment_id for e in retry(mlflow_client.search_experiments)]
+    found = retry(mlflow_client.search_runs, ids,
                   f"tags.`{KIND}` = 'search' AND tags.`{SEARCH_NAME}` = '{name}'", max_results=1)
     return found[0] if found else None
 
