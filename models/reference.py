@@ -7,6 +7,7 @@ generated image looks like the class it was generated for.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import uuid
 from collections.abc import Callable
@@ -18,10 +19,10 @@ import torch
 from ganmix.datasets import ImageDataset
 from ganmix.models._images import to_unit
 from ganmix.models.classifiers import SmallCNN
-from ganmix.models.classify import fit_classifier, map_batches
+from ganmix.models.classify import EvalSet, TrainSettings, fit_classifier, map_batches
 
-# The fixed recipe. Changing it changes what "fid" etc. mean, so it is stored in the cache file and a
-# file written with another recipe is retrained rather than silently reused.
+# The fixed recipe, trained by the same trainer as every trial. Changing it changes what "fid" etc. mean,
+# so it is stored in the cache file and a file written with another recipe is retrained, not reused.
 _ARCH = "small_cnn"  # built directly as SmallCNN, which exposes forward_features
 _LR = 1e-3
 _BATCH_SIZE = 128
@@ -87,7 +88,8 @@ def reference_classifier(
     """
     device = torch.device(device)
     path = reference_path(ds, cache_dir)
-    recipe = {"arch": _ARCH, "epochs": epochs, "lr": _LR, "batch_size": _BATCH_SIZE, "seed": _SEED}
+    settings = TrainSettings(epochs=epochs, lr=_LR, batch_size=_BATCH_SIZE, seed=_SEED)
+    recipe = {"arch": _ARCH, **dataclasses.asdict(settings)}
     model = _new_model(ds)
     if path.is_file():
         saved = torch.load(path, map_location="cpu", weights_only=True)
@@ -95,9 +97,8 @@ def reference_classifier(
             model.load_state_dict(saved["state_dict"])
             return _frozen(model, ds, device)
     train = ds.train
-    fit_classifier(
-        model, train.images, train.labels, epochs=epochs, lr=_LR, device=device, seed=_SEED, batch_size=_BATCH_SIZE
-    )
+    fit_classifier(model, train.images, train.labels, settings=settings, device=device, num_classes=ds.num_classes,
+                   val=EvalSet(ds.val.images, ds.val.labels, ds.class_names))
     _atomic_save({"recipe": recipe, "state_dict": model.state_dict()}, path)
     return _frozen(model, ds, device)
 

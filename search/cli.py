@@ -10,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ganmix.search.metrics import METRICS
+from ganmix.search.metrics import SEARCHABLE
 
 DEMO_SPEC = "demo.yaml"  # packaged with ganmix.search: the offline demo on digits
 
@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-concurrent", type=int, help="trials running at once")
     s.add_argument("--cpus-per-trial", type=float)
     s.add_argument("--gpus-per-trial", type=float, help="fractions allowed, e.g. 0.25")
-    s.add_argument("--metric", choices=sorted(METRICS), help="objective (default val_auc)")
+    s.add_argument("--metric", choices=SEARCHABLE, help="objective (default val_auc)")
     s.add_argument("--seed", type=int)
     s.add_argument("--name", help="search name (default: dataset and time)")
     s.add_argument("--resume", metavar="NAME", help="continue the interrupted search NAME")
@@ -52,11 +52,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--address", help="Ray address; 'auto' joins a running cluster")
     s.add_argument("--storage", help="Tune storage: a shared folder or s3://bucket/prefix (default RESULTS/ray)")
     s.add_argument("--no-sample-metrics", action="store_true", help="skip FID/KID/precision/recall/memorization")
+    s.add_argument("--confirm", type=int, metavar="SEEDS", default=0,
+                   help="when the search ends, confirm its best recipes over SEEDS seeds (see `ganmix confirm`)")
+    s.add_argument("--confirm-top", type=int, default=3, metavar="K", help="recipes to confirm with --confirm")
     s.add_argument("--quiet", action="store_true")
+
+    c = sub.add_parser("confirm", help="re-run a search's top recipes and the tuned real-only baseline over "
+                                       "several seeds on the test split, and say whether augmentation helped")
+    which = c.add_mutually_exclusive_group()
+    which.add_argument("--name", help="the search to confirm")
+    which.add_argument("--dataset", help="confirm the latest search of this data set")
+    c.add_argument("--top", type=int, default=3, metavar="K", help="top K recipes by validation (default 3)")
+    c.add_argument("--seeds", type=int, default=5, metavar="N", help="seeds per recipe (default 5)")
+    c.add_argument("--data-dir", type=Path, help="where the data set is (default: the search's --data-dir)")
+    c.add_argument("--address", help="Ray address; 'auto' joins a running cluster")
+    c.add_argument("--quiet", action="store_true")
+    _add_store_args(c)
 
     b = sub.add_parser("best", help="the best completed trial per data set, its recipe and lift over baseline")
     b.add_argument("--dataset")
-    b.add_argument("--metric", choices=sorted(METRICS), help="rank by this metric (default: the search's)")
+    b.add_argument("--metric", choices=SEARCHABLE, help="rank by this metric (default: the search's)")
     b.add_argument("--export", type=Path, metavar="RECIPE.yaml", help="write the best recipe for `ganmix train`")
     _add_store_args(b)
 
@@ -101,6 +116,7 @@ def resolve_spec(args: argparse.Namespace) -> Any:
 
 def cmd_search(args: argparse.Namespace) -> int:
     from ganmix.search.runner import RunOptions, run_search
+    from ganmix.search.space import SpaceError
     from ganmix.search.spec import SearchSpec
 
     if args.resume:
@@ -114,14 +130,86 @@ def cmd_search(args: argparse.Namespace) -> int:
                          storage=args.storage, data_dir=args.data_dir, resume=bool(args.resume),
                          sample_metrics=not args.no_sample_metrics, quiet=args.quiet)
     assert isinstance(spec, SearchSpec)
+    if args.confirm < 0 or args.confirm_top < 1:
+        raise SpaceError(f"--confirm must be >= 0 and --confirm-top >= 1, got {args.confirm} and {args.confirm_top}")
     print(f"ganmix: searching {spec.dataset}: {spec.trials} trials, objective {spec.metric} ({spec.mode})", flush=True)
     outcome = run_search(spec, options)
     print(f"\nsearch {outcome.name}: {outcome.num_trials} trials, {outcome.num_errors} failed")
     if outcome.best is not None:
-        print(f"best trial {outcome.best.name}: {spec.metric} = {outcome.best.metrics.get(spec.metric, float('nan')):.4f}")
+        print(f"best trial {outcome.best.name}: {spec.metric} = {outcome.best.metrics.get(spec.metric, float('nan')):.4f}"
+              " (unconfirmed: one seed, chosen on validation)")
         print("best recipe:\n" + "\n".join("  " + line for line in (outcome.best.recipe_yaml or "").splitlines()))
+    if args.confirm:
+        from ganmix.search.runner import load_search_data
+
+        _confirm_and_print(uri=outcome.tracking_uri, experiment_id=outcome.experiment_id,
+                           parent_run_id=outcome.parent_run_id, name=outcome.name, spec=spec,
+                           dataset=load_search_data(spec, args.data_dir), top=args.confirm_top, seeds=args.confirm,
+                           results_dir=args.results_dir, address=args.address, quiet=args.quiet)
     _print_ui_hint(outcome.tracking_uri, args)
     return 0
+
+
+def cmd_confirm(args: argparse.Namespace) -> int:
+    from ganmix.search.confirm import ConfirmError
+    from ganmix.search.runner import DATA_DIR, load_search_data
+    from ganmix.tracking import query, store
+
+    uri = store.resolve_tracking_uri(args.tracking_uri, args.results_dir)
+    _require_store(uri)
+    if args.name:
+        found = query.find_search(uri, args.name)
+    else:
+        found = query.latest_search(uri, dataset=args.dataset)
+    if found is None:
+        what = f"named {args.name!r}" if args.name else f"of data set {args.dataset!r}" if args.dataset else ""
+        raise ConfirmError(f"no search {what} at {uri}".replace("  ", " "))
+    spec = _load_spec(uri, found.info.run_id, found.data.tags.get("ganmix.search", ""))
+    data_dir = args.data_dir or (Path(found.data.tags[DATA_DIR]) if DATA_DIR in found.data.tags else None)
+    _confirm_and_print(uri=uri, experiment_id=found.info.experiment_id, parent_run_id=found.info.run_id,
+                       name=found.data.tags.get("ganmix.search", ""), spec=spec,
+                       dataset=load_search_data(spec, data_dir), top=args.top, seeds=args.seeds,
+                       results_dir=args.results_dir, address=args.address, quiet=args.quiet)
+    return 0
+
+
+def _confirm_and_print(*, uri: str, experiment_id: str, parent_run_id: str, name: str, spec: Any, dataset: Any,
+                       top: int, seeds: int, results_dir: Path, address: str | None, quiet: bool) -> None:
+    from ganmix.search.confirm import MIN_SEEDS_FOR_SIGNIFICANCE, confirm, table
+
+    print(f"\nconfirming search {name}: top {top} recipes, the tuned real-only baseline and the best GAN recipe, "
+          f"{seeds} seeds each, on the test split", flush=True)
+    outcome = confirm(uri=uri, experiment_id=experiment_id, parent_run_id=parent_run_id, search_name=name, spec=spec,
+                      dataset=dataset, top=top, seeds=seeds, cache_dir=(results_dir / "cache").resolve(),
+                      address=address, quiet=quiet)
+    print("\n".join(table(outcome)))
+    print("\n".join(outcome.lines))
+    print(f"\nverdict: {outcome.verdict}")
+    if seeds < MIN_SEEDS_FOR_SIGNIFICANCE:
+        print(f"note: with {seeds} seeds a two-sided Wilcoxon test cannot reach p < 0.05; "
+              f"use {MIN_SEEDS_FOR_SIGNIFICANCE} or more seeds for a significance claim")
+    print(f"confirmation run {outcome.run_id} (nested under the search's parent run)")
+
+
+def _require_store(uri: str) -> None:
+    """Reading commands need an existing store: a typo'd --results-dir must not create an empty one."""
+    from ganmix.tracking import store
+
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
+        raise store.TrackingError(f"no results at {uri[len('sqlite:///'):]}: run `ganmix search` first "
+                                  "or pass --results-dir / --tracking-uri")
+    store.check_reachable(uri)
+
+
+def _load_spec(uri: str, run_id: str, name: str) -> Any:
+    import tempfile
+
+    from ganmix.search.spec import SearchSpec
+    from ganmix.tracking import store
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = store.client(uri).download_artifacts(run_id, "search_spec.yaml", tmp)
+        return SearchSpec.load(path, name=name)
 
 
 def _spec_of_search(args: argparse.Namespace) -> Any:
@@ -132,39 +220,48 @@ def _spec_of_search(args: argparse.Namespace) -> Any:
     from ganmix.tracking import query, store
 
     uri = store.resolve_tracking_uri(args.tracking_uri, args.results_dir)
-    store.check_reachable(uri)
+    _require_store(uri)
     found = query.find_search(uri, args.resume)
     if found is None:
         raise store.TrackingError(f"no search named {args.resume!r} at {uri}; nothing to resume")
-    with tempfile.TemporaryDirectory() as tmp:
-        path = store.client(uri).download_artifacts(found.info.run_id, "search_spec.yaml", tmp)
-        return SearchSpec.load(path, name=args.resume)
+    return _load_spec(uri, found.info.run_id, args.resume)
 
 
 def cmd_best(args: argparse.Namespace) -> int:
+    from ganmix.search.metrics import metric_info
     from ganmix.search.recipe import Recipe
     from ganmix.tracking import query, store
 
     uri = store.resolve_tracking_uri(args.tracking_uri, args.results_dir)
-    store.check_reachable(uri)
+    _require_store(uri)
     results = query.best_per_dataset(uri, dataset=args.dataset, metric=args.metric)
     if not results:
         print(f"no completed trials{' for ' + args.dataset if args.dataset else ''} at {uri}")
         return 1
     for res in results:
-        best = res.best
-        print(f"{res.dataset}: best trial {best.name} of search {res.search} (run {best.run_id})")
+        best, info = res.best, metric_info(res.metric)
+        print(f"{res.dataset} ({res.data}): best trial {best.name} of search {res.search} by {res.metric} "
+              f"({'higher' if info.mode == 'max' else 'lower'} is better; run {best.run_id})")
         for split in ("val", "test"):
-            keys = sorted(k for k in best.metrics if k.startswith(split + "_"))
+            keys = sorted(k for k in best.metrics if k.startswith(split + "_") and "recall_" not in k)
             print(f"  {split}: " + ", ".join(f"{k[len(split) + 1:]}={best.metrics[k]:.4f}" for k in keys))
-        for key in (res.metric, res.metric.replace("val_", "test_")):
-            lift = res.lift(key)
-            if lift is not None:
-                print(f"  lift over baseline ({key}): {lift:+.4f}")
+        if res.baseline is None:
+            print("  no completed real-only trial in this search: no lift to report")
+        elif res.baseline.run_id == best.run_id:
+            print("  the best trial is real-only: augmentation did not beat the tuned real-only baseline on validation")
+        else:
+            print(f"  tuned real-only baseline: trial {res.baseline.name} (run {res.baseline.run_id})")
+            for key in dict.fromkeys([res.metric, "val_auc", "test_auc"]):
+                lift = res.lift(key)
+                if lift is not None:
+                    print(f"  lift over the tuned real-only baseline ({key}): {lift:+.4f}")
+        print(f"  confirmed: {res.verdict}" if res.verdict else
+              "  unconfirmed: one seed, chosen on validation (run `ganmix confirm` for a multi-seed answer)")
         print("  recipe:\n" + "\n".join("    " + line for line in (best.recipe_yaml or "").splitlines()))
     if args.export is not None:
         if len(results) > 1:
-            print("ganmix: error: several data sets have results; pick one with --dataset", file=sys.stderr)
+            print("ganmix: error: several data sets (or data versions) have results; pick one with --dataset",
+                  file=sys.stderr)
             return 2
         recipe = Recipe.from_yaml(results[0].best.recipe_yaml or "", source=f"run {results[0].best.run_id}")
         recipe.replace(baseline=False).save(args.export)
@@ -209,7 +306,9 @@ def _print_ui_hint(uri: str, args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    commands = {"search": cmd_search, "best": cmd_best, "train": cmd_train, "ui": cmd_ui}
+    # MLflow's per-download progress bars are noise on a console that reports trials.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    commands = {"search": cmd_search, "confirm": cmd_confirm, "best": cmd_best, "train": cmd_train, "ui": cmd_ui}
     try:
         return commands[args.command](args)
     except _user_errors() as exc:

@@ -14,7 +14,7 @@ from typing import Any
 
 from ray.tune.search.optuna import OptunaSearch
 
-from ganmix.search.metrics import METRICS
+from ganmix.search.metrics import SEARCHABLE
 from ganmix.search.space import SpaceError
 
 
@@ -35,8 +35,8 @@ def parse_constraints(raw: Mapping[str, Any] | None) -> tuple[Bound, ...]:
     """From YAML: {near_copy_fraction: {max: 0.01}, label_fidelity: {min: 0.8}}."""
     bounds = []
     for metric, spec in (raw or {}).items():
-        if metric not in METRICS:
-            raise SpaceError(f"constraints.{metric}: unknown metric; expected one of {sorted(METRICS)}")
+        if metric not in SEARCHABLE:
+            raise SpaceError(f"constraints.{metric}: unknown metric; expected one of {SEARCHABLE}")
         if not isinstance(spec, Mapping) or not spec or set(spec) - {"max", "min"}:
             raise SpaceError(f"constraints.{metric} must look like {{max: 0.01}} or {{min: 0.8}}, got {spec!r}")
         for kind, limit in spec.items():

@@ -1,33 +1,98 @@
-"""The metrics a search may optimise, with their direction; the CLI validates --metric against it."""
+"""The metric registry: every metric's name, direction, kind and display format, in one place.
+
+The CLI's choices, the search space's objective, the constraints, the trial (checkpoint selection),
+confirmation and tracking/query all read it, so a metric's direction is never guessed from its name
+anywhere else. Standard library only: the CLI validates `--metric` before any heavy import.
+"""
 
 from __future__ import annotations
 
-from ganmix.search.space import SpaceError
+from dataclasses import dataclass
 
-# Validation metrics reported every classifier epoch, and per-trial sample metrics (constant per trial).
-# The searcher only ever sees validation or sample metrics, never test metrics.
-VALIDATION_METRICS = {
-    "val_auc": "max",
-    "val_acc": "max",
-    "val_balanced_acc": "max",
-    "val_macro_f1": "max",
-    "val_loss": "min",
+
+class MetricError(ValueError):
+    """An unknown metric name; the message lists the valid ones."""
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    name: str
+    mode: str  # "max": higher is better; "min": lower is better
+    kind: str  # "val" (searchable, per epoch), "test" (logged once, never searched), "sample" (per trial)
+    fmt: str = ".4f"
+    label: str = ""  # for people: "test AUC"
+
+    def better(self, a: float, b: float) -> bool:
+        """True when `a` is strictly better than `b`."""
+        return a > b if self.mode == "max" else a < b
+
+    def lift(self, value: float, baseline: float) -> float:
+        """`value` minus `baseline`, signed so that positive always means better."""
+        return value - baseline if self.mode == "max" else baseline - value
+
+    def format(self, value: float) -> str:
+        return format(value, self.fmt)
+
+
+# Classifier metrics exist for val (searched) and test (reported); the registry lists both splits.
+_CLASSIFIER = {
+    "auc": ("max", "AUC"),
+    "acc": ("max", "accuracy"),
+    "balanced_acc": ("max", "balanced accuracy"),
+    "macro_f1": ("max", "macro F1"),
+    "loss": ("min", "cross-entropy"),
+    "sensitivity": ("max", "sensitivity"),
+    "specificity": ("max", "specificity"),
 }
-SAMPLE_METRICS = {
-    "fid": "min",
-    "kid": "min",
-    "precision": "max",
-    "recall": "max",
-    "label_fidelity": "max",
-    "near_copy_fraction": "min",
+_SAMPLE = {
+    "fid": ("min", "FID", ".3f"),
+    "kid": ("min", "KID", ".4f"),
+    "precision": ("max", "precision", ".3f"),
+    "recall": ("max", "recall", ".3f"),
+    "label_fidelity": ("max", "label fidelity", ".3f"),
+    "near_copy_fraction": ("min", "near-copy fraction", ".3f"),
+    "nn_ratio_median": ("max", "median NN-distance ratio", ".3f"),
 }
-METRICS = {**VALIDATION_METRICS, **SAMPLE_METRICS}
+
+REGISTRY: dict[str, MetricInfo] = {}
+for _split in ("val", "test"):
+    for _short, (_mode, _label) in _CLASSIFIER.items():
+        REGISTRY[f"{_split}_{_short}"] = MetricInfo(f"{_split}_{_short}", _mode, _split, label=f"{_split} {_label}")
+for _name, (_mode, _label, _fmt) in _SAMPLE.items():
+    REGISTRY[_name] = MetricInfo(_name, _mode, "sample", _fmt, _label)
+
+# What a search may optimise: validation or sample metrics, never test ones.
+SEARCHABLE = sorted(n for n, m in REGISTRY.items() if m.kind in ("val", "sample")
+                    and n not in ("val_sensitivity", "val_specificity", "nn_ratio_median"))
+SAMPLE_METRICS = sorted(n for n, m in REGISTRY.items() if m.kind == "sample")
+# Checkpoint selection inside a trial must use a per-epoch validation metric.
+SELECTABLE = sorted(n for n, m in REGISTRY.items() if m.kind == "val")
+
+
+def metric_info(name: str) -> MetricInfo:
+    """The registry entry; per-class recalls (`val_recall_<class>`) are higher-is-better val/test metrics."""
+    found = REGISTRY.get(name)
+    if found is not None:
+        return found
+    for split in ("val", "test"):
+        if name.startswith(f"{split}_recall_"):
+            return MetricInfo(name, "max", split, label=f"{split} recall of {name[len(split) + 8:]}")
+    raise MetricError(f"unknown metric {name!r}; expected one of {sorted(REGISTRY)}")
 
 
 def metric_mode(name: str) -> str:
-    """'max' or 'min' for a known metric; a clear error naming the valid ones otherwise."""
-    try:
-        return METRICS[name]
-    except KeyError:
-        raise SpaceError(f"unknown metric {name!r}; expected one of {sorted(METRICS)}") from None
+    """'max' or 'min'; a clear error naming the valid metrics otherwise."""
+    return metric_info(name).mode
 
+
+def confirming_metric(name: str) -> str:
+    """The test metric that confirms a search on `name`: val_auc -> test_auc; sample metrics -> test_auc."""
+    info = metric_info(name)
+    if info.kind == "val":
+        return "test_" + name[len("val_"):]
+    return name if info.kind == "test" else "test_auc"
+
+
+def selection_metric(objective: str) -> str:
+    """The per-epoch val metric a trial picks its checkpoint by: the objective when it is one, else val_auc."""
+    return objective if objective in SELECTABLE else "val_auc"

@@ -18,11 +18,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ganmix.datasets import ImageDataset
-from ganmix.models._images import to_unit
+from ganmix.datasets import ImageDataset, apply_scarcity, load_dataset
 from ganmix.models.classifiers import create_classifier
-from ganmix.models.classify import predict_proba, train_classifier_epoch
-from ganmix.models.evaluation import classification_metrics, confusion_matrix, image_grid, metric_name
+from ganmix.models.classify import EvalSet, TrainSettings, evaluate, fit_classifier, seeded_classifier
+from ganmix.models.evaluation import confusion_matrix, image_grid, metric_name
 from ganmix.models.generator import (
     create_generator,
     make_generator_config,
@@ -31,6 +30,7 @@ from ganmix.models.generator import (
     train_generator,
 )
 from ganmix.search.allocation import allocate, synthetic_total
+from ganmix.search.metrics import metric_mode
 from ganmix.search.recipe import Recipe
 from ganmix.tracking.runs import RunLogger
 
@@ -53,6 +53,16 @@ def pick_device(prefer_gpu: bool = True) -> torch.device:
     return torch.device("cuda") if prefer_gpu and torch.cuda.is_available() else torch.device("cpu")
 
 
+def load_recipe_data(recipe: Recipe, data_dir: Path | None) -> ImageDataset:
+    """The data a recipe trains on: its data set, with its scarcity drawn by its `data_seed`. A search and
+    `ganmix train` both load through here, so a re-run sees the trial's exact train subset."""
+    dataset = load_dataset(recipe.dataset, data_dir=data_dir, image_size=recipe.image_size, seed=recipe.data_seed)
+    if recipe.train_per_class or recipe.class_fraction:
+        dataset = apply_scarcity(dataset, train_per_class=recipe.train_per_class,
+                                 class_fraction=dict(recipe.class_fraction) or None, seed=recipe.data_seed)
+    return dataset
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -70,7 +80,7 @@ def execute_recipe(
     sample_metrics: bool = True,
 ) -> dict[str, float]:
     """Run `recipe` on `dataset`; returns the final val_* and test_* metrics (and sample metrics)."""
-    seed_everything(recipe.seed)
+    seed_everything(recipe.generator_seed)
     started = time.perf_counter()
     synthetic = make_synthetic(recipe, dataset, device=device, logger=logger, cache_dir=cache_dir,
                                sample_metrics=sample_metrics)
@@ -99,7 +109,7 @@ def make_synthetic(
                          train.class_counts(dataset.num_classes), recipe.allocation)
     logger.log_params({f"synthetic_count.{metric_name(name)}": n for name, n in zip(dataset.class_names, per_class)})
     empty = torch.empty((0, *train.images.shape[1:]), dtype=torch.uint8)
-    if sum(per_class) == 0:
+    if sum(per_class) == 0 or recipe.real_only:
         return SyntheticSet(empty, torch.empty(0, dtype=torch.int64), per_class, {})
 
     cfg = make_generator_config(
@@ -108,7 +118,7 @@ def make_synthetic(
     )
     model = create_generator(recipe.generator, cfg)
     train_generator(
-        model, train.images, train.labels, epochs=recipe.gan_epochs, device=device, seed=recipe.seed,
+        model, train.images, train.labels, epochs=recipe.gan_epochs, device=device, seed=recipe.generator_seed,
         on_epoch=lambda epoch, losses: logger.log_metrics({f"gan_{k}": v for k, v in losses.items()}, step=epoch),
     )
     wanted = torch.repeat_interleave(torch.arange(dataset.num_classes), torch.tensor(per_class))
@@ -139,7 +149,7 @@ def make_synthetic(
 
 def _sample(model: Any, wanted: torch.Tensor, recipe: Recipe, reference: Any) -> tuple[torch.Tensor, float]:
     """Sample one image per wanted label; with a filter, resample rejected slots a few rounds."""
-    images = sample_images(model, wanted, seed=recipe.seed)
+    images = sample_images(model, wanted, seed=recipe.generator_seed)
     if recipe.filter_threshold <= 0:
         return images, 1.0
     from ganmix.models.quality import confidence_filter
@@ -150,7 +160,7 @@ def _sample(model: Any, wanted: torch.Tensor, recipe: Recipe, reference: Any) ->
         if bool(ok.all()):
             break
         redo = (~ok).nonzero().squeeze(1)
-        fresh = sample_images(model, wanted[redo], seed=recipe.seed + round_)
+        fresh = sample_images(model, wanted[redo], seed=recipe.generator_seed + round_)
         fresh_ok = confidence_filter(reference, fresh, wanted[redo], threshold=recipe.filter_threshold)
         images[redo[fresh_ok]] = fresh[fresh_ok]
         ok[redo[fresh_ok]] = True
@@ -173,6 +183,16 @@ def _log_checkpoint(model: Any, logger: RunLogger) -> None:
         logger.log_bytes(path.read_bytes(), "generator/generator.pt")
 
 
+def classifier_settings(recipe: Recipe) -> TrainSettings:
+    """The trainer's settings, read from the recipe (one place)."""
+    return TrainSettings(
+        epochs=recipe.classifier_epochs, lr=recipe.classifier_lr, batch_size=recipe.batch_size,
+        weight_decay=recipe.weight_decay, lr_schedule=recipe.lr_schedule, augment=recipe.augment,
+        class_weight=recipe.class_weight, seed=recipe.classifier_seed, select_metric=recipe.select_metric,
+        select_mode=metric_mode(recipe.select_metric),
+    )
+
+
 def train_and_evaluate(
     recipe: Recipe,
     dataset: ImageDataset,
@@ -182,43 +202,46 @@ def train_and_evaluate(
     logger: RunLogger,
     report: Report | None,
 ) -> dict[str, float]:
-    # All data lives on the trial's device as tensors: no DataLoader, no workers.
-    x = to_unit(torch.cat([dataset.train.images, synthetic.images]), device)
-    y = torch.cat([dataset.train.labels, synthetic.labels]).to(device)
-    x_val = to_unit(dataset.val.images, device)
-    model = create_classifier(recipe.classifier, in_channels=dataset.channels, num_classes=dataset.num_classes,
-                              image_size=dataset.image_size).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.classifier_lr)
-    shuffle = torch.Generator(device="cpu").manual_seed(recipe.seed)
+    """Train the classifier on real + synthetic train images; val picks the epoch, test is seen once."""
+    model = seeded_classifier(lambda: create_classifier(
+        recipe.classifier, in_channels=dataset.channels, num_classes=dataset.num_classes,
+        image_size=dataset.image_size), recipe.classifier_seed)
+    val = EvalSet(dataset.val.images, dataset.val.labels, dataset.class_names)
+    epochs = recipe.classifier_epochs
     final: dict[str, float] = {}
-    for epoch in range(1, recipe.classifier_epochs + 1):
-        train_stats = train_classifier_epoch(model, optimizer, x, y, batch_size=recipe.batch_size, generator=shuffle)
-        val_probs = predict_proba(model, x_val)
-        val = _prefixed("val", classification_metrics(dataset.val.labels, val_probs, dataset.class_names))
-        val["val_loss"] = float(torch.nn.functional.nll_loss(val_probs.clamp_min(1e-12).log(), dataset.val.labels))
-        logger.log_metrics({**train_stats, **val}, step=epoch)
-        if epoch == recipe.classifier_epochs:
-            # Test metrics are logged before the last report: a scheduler may stop the trial at that report.
-            final = {**val, **_evaluate_test(model, dataset, val_probs, device=device, logger=logger, step=epoch)}
+
+    def on_epoch(epoch: int, metrics: dict[str, float], best: dict[str, float]) -> None:
+        nonlocal final
+        if epoch == epochs:
+            # The trainer has restored the best epoch by now, so the curves end on the final model's val
+            # metrics (what `ganmix best` ranks by). Test metrics are logged before the last report, because
+            # a scheduler may stop the trial at that report.
+            logger.log_metrics({**metrics, **best}, step=epoch)
+            final = {**best, **_evaluate_test(model, dataset, device=device, logger=logger, step=epoch)}
+        else:
+            logger.log_metrics(metrics, step=epoch)
         if report is not None:
-            report({**val, **synthetic.metrics, "epoch": epoch})
+            # The searcher sees the best checkpoint so far: the value the trial's final model will have.
+            report({**best, **synthetic.metrics, "epoch": epoch})
+
+    x = torch.cat([dataset.train.images, synthetic.images])
+    y = torch.cat([dataset.train.labels, synthetic.labels])
+    fit_classifier(model, x, y, settings=classifier_settings(recipe), device=device,
+                   num_classes=dataset.num_classes, real_count=len(dataset.train), val=val, on_epoch=on_epoch)
     return {**final, **synthetic.metrics}
 
 
-def _evaluate_test(model: torch.nn.Module, dataset: ImageDataset, val_probs: torch.Tensor, *,
-                   device: torch.device, logger: RunLogger, step: int) -> dict[str, float]:
-    """Official test split, evaluated once at the end; never reported to the searcher."""
-    test_probs = predict_proba(model, to_unit(dataset.test.images, device))
-    test = _prefixed("test", classification_metrics(dataset.test.labels, test_probs, dataset.class_names))
+def _evaluate_test(model: torch.nn.Module, dataset: ImageDataset, *, device: torch.device, logger: RunLogger,
+                   step: int) -> dict[str, float]:
+    """The restored best-val model on the official test split, evaluated once; never reported to the searcher."""
+    val, val_probs = evaluate(model, EvalSet(dataset.val.images, dataset.val.labels, dataset.class_names), device)
+    test, test_probs = evaluate(model, EvalSet(dataset.test.images, dataset.test.labels, dataset.class_names),
+                                device, prefix="test")
     logger.log_metrics(test, step=step)
     for split, probs in (("val", val_probs), ("test", test_probs)):
         matrix = confusion_matrix(getattr(dataset, split).labels, probs, dataset.num_classes)
         logger.log_text(_matrix_csv(matrix, dataset.class_names), f"confusion_matrix_{split}.csv")
     return test
-
-
-def _prefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:
-    return {f"{prefix}_{k}": float(v) for k, v in metrics.items()}
 
 
 def _matrix_csv(matrix: np.ndarray, class_names: tuple[str, ...]) -> str:

@@ -12,7 +12,14 @@ from typing import Any
 import yaml
 
 ALLOCATIONS = ("proportional", "balance")
-RECIPE_FORMAT = "ganmix.recipe/1"
+# `generator: none` is a real-only recipe: no generator is trained and nothing synthetic is mixed in.
+NO_GENERATOR = "none"
+# Fields that only mean something when a generator is trained; real-only recipes leave them at defaults.
+GAN_FIELDS = ("gan_epochs", "latent_dim", "generator_options", "synthetic_ratio", "allocation", "filter_threshold",
+              "generator_seed")
+RECIPE_FORMAT = "ganmix.recipe/2"
+# Format 1 had one `seed` for everything; it still loads, as data, generator and classifier seed alike.
+_OLD_FORMATS = ("ganmix.recipe/1",)
 
 
 class RecipeError(ValueError):
@@ -26,7 +33,8 @@ class Recipe:
     image_size: int | None = None
     train_per_class: int | None = None
     class_fraction: tuple[tuple[str, float], ...] = ()
-    # Generator.
+    data_seed: int = 0  # seeds the scarcity subsample (and an image folder's split): `ganmix train` sees the same data
+    # Generator ("none": a real-only recipe).
     generator: str = "dcgan"
     gan_epochs: int = 30
     latent_dim: int = 64
@@ -35,12 +43,19 @@ class Recipe:
     synthetic_ratio: float = 1.0
     allocation: str = "proportional"
     filter_threshold: float = 0.0
-    # Classifier.
+    generator_seed: int = 0
+    # Classifier. The budget is counted in epochs of the real train split: synthetic images replace real
+    # ones in the batches rather than adding optimizer steps (see models/classify.py).
     classifier: str = "small_cnn"
     classifier_lr: float = 1e-3
     classifier_epochs: int = 10
     batch_size: int = 128
-    seed: int = 0
+    weight_decay: float = 1e-4
+    lr_schedule: str = "onecycle"
+    augment: str = "none"
+    class_weight: str = "none"
+    select_metric: str = "val_auc"  # the final model is the epoch with the best value of this val metric
+    classifier_seed: int = 0  # the same classifier seed gives the same initial weights in any recipe
     # Marks the real-only baseline trial of a search; not a knob.
     baseline: bool = field(default=False, compare=False)
 
@@ -54,9 +69,15 @@ class Recipe:
                 object.__setattr__(self, name, tuple(tuple(p) for p in value))
         self._validate()
 
+    @property
+    def real_only(self) -> bool:
+        return self.generator == NO_GENERATOR or self.synthetic_ratio == 0
+
     def _validate(self) -> None:
         from ganmix.models.classifiers import list_classifiers
+        from ganmix.models.classify import AUGMENTATIONS, CLASS_WEIGHTS, LR_SCHEDULES
         from ganmix.models.generator import GeneratorError, list_generators, make_generator_config
+        from ganmix.search.metrics import SELECTABLE
 
         _check(isinstance(self.dataset, str) and self.dataset != "", "dataset", self.dataset, "a non-empty name")
         if self.image_size is not None:
@@ -67,22 +88,35 @@ class Recipe:
             _check(
                 isinstance(frac, (int, float)) and 0 < frac <= 1, f"class_fraction[{cls}]", frac, "a fraction in (0, 1]"
             )
-        _check(self.generator in list_generators(), "generator", self.generator, f"one of {list_generators()}")
+        families = [NO_GENERATOR, *list_generators()]
+        _check(self.generator in families, "generator", self.generator, f"one of {families}")
         _check_int(self, "gan_epochs", low=1, high=100_000)
         _check_int(self, "latent_dim", low=1, high=4096)
-        try:  # family options are checked by the family's own typed config
-            make_generator_config(self.generator, image_size=28, channels=1, num_classes=2,
-                                  latent_dim=self.latent_dim, options=dict(self.generator_options))
-        except GeneratorError as exc:
-            raise RecipeError(f"generator_options: {exc}") from None
         _check_float(self, "synthetic_ratio", low=0.0, high=100.0)
+        if self.generator == NO_GENERATOR:
+            _check(self.synthetic_ratio == 0, "synthetic_ratio", self.synthetic_ratio,
+                   "0 with generator 'none' (a real-only recipe mixes in no synthetic images)")
+            _check(not self.generator_options, "generator_options", dict(self.generator_options),
+                   "empty with generator 'none'")
+        else:
+            try:  # family options are checked by the family's own typed config
+                make_generator_config(self.generator, image_size=28, channels=1, num_classes=2,
+                                      latent_dim=self.latent_dim, options=dict(self.generator_options))
+            except GeneratorError as exc:
+                raise RecipeError(f"generator_options: {exc}") from None
         _check(self.allocation in ALLOCATIONS, "allocation", self.allocation, f"one of {list(ALLOCATIONS)}")
         _check_float(self, "filter_threshold", low=0.0, high=1.0)
         _check(self.classifier in list_classifiers(), "classifier", self.classifier, f"one of {list_classifiers()}")
         _check_float(self, "classifier_lr", low=1e-8, high=10.0)
         _check_int(self, "classifier_epochs", low=1, high=100_000)
-        _check_int(self, "batch_size", low=1, high=1_000_000)
-        _check_int(self, "seed", low=0)
+        _check_int(self, "batch_size", low=2, high=1_000_000)
+        _check_float(self, "weight_decay", low=0.0, high=1.0)
+        _check(self.lr_schedule in LR_SCHEDULES, "lr_schedule", self.lr_schedule, f"one of {list(LR_SCHEDULES)}")
+        _check(self.augment in AUGMENTATIONS, "augment", self.augment, f"one of {list(AUGMENTATIONS)}")
+        _check(self.class_weight in CLASS_WEIGHTS, "class_weight", self.class_weight, f"one of {list(CLASS_WEIGHTS)}")
+        _check(self.select_metric in SELECTABLE, "select_metric", self.select_metric, f"one of {SELECTABLE}")
+        for name in ("data_seed", "generator_seed", "classifier_seed"):
+            _check_int(self, name, low=0)
 
     # --- round trips -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -95,8 +129,15 @@ class Recipe:
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "recipe") -> Recipe:
         if not isinstance(data, Mapping):
             raise RecipeError(f"{source}: expected a mapping of recipe fields, got {type(data).__name__}")
+        data = dict(data)
+        fmt = data.pop("format", RECIPE_FORMAT)
+        if fmt in _OLD_FORMATS and "seed" in data:
+            seed = data.pop("seed")
+            data = {"data_seed": seed, "generator_seed": seed, "classifier_seed": seed, **data}
+        elif fmt != RECIPE_FORMAT and fmt not in _OLD_FORMATS:
+            raise RecipeError(f"{source}: format {fmt!r} is not supported; expected {RECIPE_FORMAT!r}")
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known - {"format"})
+        unknown = sorted(set(data) - known)
         if unknown:
             raise RecipeError(f"{source}: unknown field(s) {unknown}; expected some of {sorted(known)}")
         try:
@@ -126,9 +167,12 @@ class Recipe:
         return cls.from_yaml(path.read_text(), source=str(path))
 
     def to_params(self) -> dict[str, str]:
-        """Flat string params for MLflow (one per field; mappings flattened with dots)."""
+        """Flat string params for MLflow (one per field; mappings flattened with dots). A real-only
+        recipe leaves out the generator fields it does not use."""
         params: dict[str, str] = {}
         for key, value in self.to_dict().items():
+            if self.generator == NO_GENERATOR and key in GAN_FIELDS:
+                continue
             if isinstance(value, dict):
                 params.update({f"{key}.{k}": str(v) for k, v in value.items()})
             else:
@@ -137,6 +181,20 @@ class Recipe:
 
     def replace(self, **changes: Any) -> Recipe:
         return dataclasses.replace(self, **changes)
+
+    def with_seed(self, seed: int) -> Recipe:
+        """The same recipe with another generator and classifier seed (the data stay the same)."""
+        return self.replace(generator_seed=seed, classifier_seed=seed)
+
+    def short_name(self) -> str:
+        """A few words that tell recipes apart: `real-only lr=3e-4 flip`, `acgan r=1.86 e=37 z=16`."""
+        extras = [x for x in (self.augment if self.augment != "none" else "",
+                              "balanced" if self.class_weight != "none" else "") if x]
+        if self.generator == NO_GENERATOR:
+            head = f"real-only lr={self.classifier_lr:.1e}".replace("e-0", "e-")
+        else:
+            head = f"{self.generator} r={self.synthetic_ratio:.2f} e={self.gan_epochs} z={self.latent_dim}"
+        return " ".join([head, *extras])
 
 
 def _check(ok: bool, name: str, value: Any, expected: str) -> None:

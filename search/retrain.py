@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ganmix.datasets import apply_scarcity, load_dataset
-from ganmix.search.pipeline import execute_recipe, pick_device
+from ganmix.search.pipeline import execute_recipe, load_recipe_data, pick_device
 from ganmix.search.recipe import Recipe
 from ganmix.tracking import runs, store
 from ganmix.tracking.runs import COMPLETED, FINGERPRINT, KIND
@@ -23,12 +22,9 @@ def retrain(
     """Returns (final metrics, run id, tracking URI)."""
     uri = store.resolve_tracking_uri(tracking_uri, results_dir)
     store.check_reachable(uri)
-    dataset = load_dataset(recipe.dataset, data_dir=data_dir, image_size=recipe.image_size, seed=recipe.seed)
-    if recipe.train_per_class or recipe.class_fraction:
-        dataset = apply_scarcity(dataset, train_per_class=recipe.train_per_class,
-                                 class_fraction=dict(recipe.class_fraction) or None, seed=recipe.seed)
+    dataset = load_recipe_data(recipe, data_dir)
     experiment_id = store.ensure_experiment(store.client(uri), recipe.dataset, uri)
-    logger = runs.start_run(uri, experiment_id, name=f"train-{recipe.generator}-r{recipe.synthetic_ratio:.2f}",
+    logger = runs.start_run(uri, experiment_id, name=f"train {recipe.short_name()}",
                             tags={KIND: "train", FINGERPRINT: dataset.fingerprint})
     logger.log_params(recipe.to_params())
     logger.log_text(recipe.to_yaml(), "recipe.yaml")

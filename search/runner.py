@@ -10,7 +10,7 @@ from pathlib import Path
 
 import optuna
 
-from ganmix.datasets import ImageDataset, apply_scarcity, load_dataset
+from ganmix.datasets import ImageDataset
 from ganmix.search.constraints import ConstrainedOptunaSearch
 from ganmix.search.spec import SearchSpec
 from ganmix.search.space import BASELINE_ATTR, DefineByRun, IntDim, CategoricalDim, FloatDim
@@ -36,10 +36,15 @@ class RunOptions:
     quiet: bool = False
 
 
+# Tag on a search's parent run: the --data-dir it read, so `ganmix confirm` finds the same files.
+DATA_DIR = "ganmix.data_dir"
+
+
 @dataclass(frozen=True)
 class SearchOutcome:
     name: str
     tracking_uri: str
+    experiment_id: str
     parent_run_id: str
     best: query.TrialSummary | None
     num_trials: int
@@ -47,11 +52,9 @@ class SearchOutcome:
 
 
 def load_search_data(spec: SearchSpec, data_dir: Path | None) -> ImageDataset:
-    dataset = load_dataset(spec.dataset, data_dir=data_dir, image_size=spec.image_size, seed=spec.seed)
-    if spec.train_per_class or spec.class_fraction:
-        dataset = apply_scarcity(dataset, train_per_class=spec.train_per_class,
-                                 class_fraction=spec.class_fraction or None, seed=spec.seed)
-    return dataset
+    from ganmix.search.pipeline import load_recipe_data
+
+    return load_recipe_data(spec.base_recipe(), data_dir)
 
 
 def run_search(spec: SearchSpec, options: RunOptions) -> SearchOutcome:
@@ -66,6 +69,8 @@ def run_search(spec: SearchSpec, options: RunOptions) -> SearchOutcome:
     storage = _storage_path(options)
     experiment_id = store.ensure_experiment(store.client(uri), spec.dataset, uri)
     parent = _open_parent(uri, experiment_id, spec, dataset, name, resume=options.resume)
+    if options.data_dir is not None and not options.resume:  # `ganmix confirm` reloads the same data
+        parent.set_tags({DATA_DIR: str(Path(options.data_dir).expanduser().resolve())})
     context = TrialContext(
         tracking_uri=uri, experiment_id=experiment_id, parent_run_id=parent.run_id, search_name=name,
         metric=spec.metric, cache_dir=str((options.results_dir / "cache").resolve()),
@@ -144,7 +149,7 @@ def run_search(spec: SearchSpec, options: RunOptions) -> SearchOutcome:
         raise
     finally:
         best = _finish_parent(parent, uri, experiment_id, spec, status=status, error=error)
-    return SearchOutcome(name=name, tracking_uri=uri, parent_run_id=parent.run_id, best=best,
+    return SearchOutcome(name=name, tracking_uri=uri, experiment_id=experiment_id, parent_run_id=parent.run_id, best=best,
                          num_trials=len(grid), num_errors=grid.num_errors)
 
 
@@ -202,7 +207,9 @@ def _open_parent(uri: str, experiment_id: str, spec: SearchSpec, dataset: ImageD
         "mlflow.note.content": f"ganmix search over {dataset.summary()}",
     })
     parent.log_params({"dataset": spec.dataset, "dataset_fingerprint": dataset.fingerprint, "trials": spec.trials,
-                       "metric": spec.metric, "mode": spec.mode, "seed": spec.seed,
+                       "metric": spec.metric, "mode": spec.mode, "seed": spec.seed, "image_size": dataset.image_size,
+                       "train_per_class": spec.train_per_class or "",
+                       "class_fraction": ",".join(f"{k}={v}" for k, v in spec.class_fraction.items()),
                        "train_size": len(dataset.train), "val_size": len(dataset.val), "test_size": len(dataset.test)})
     parent.log_text(spec.to_yaml(), "search_spec.yaml")
     parent.log_text(dataset.summary() + "\n" + dataset.description + "\n", "dataset.txt")
@@ -213,7 +220,7 @@ def _finish_parent(parent: runs.RunLogger, uri: str, experiment_id: str, spec: S
                    error: str | None) -> query.TrialSummary | None:
     summaries = query.trial_summaries(uri, experiment_id, parent.run_id)
     parent.log_text(query.trials_csv(summaries, spec.metric), "trials.csv")
-    best = query.pick_best(summaries, spec.metric, spec.mode, uri=uri)
+    best = query.pick_best(summaries, spec.metric, uri=uri)
     if best is not None:
         parent.log_text(best.recipe_yaml or "", "best_recipe.yaml")
         parent.set_tags({"ganmix.best_run_id": best.run_id})

@@ -93,8 +93,9 @@ class DefineByRun:
     """The Optuna define-by-run function handed to Ray's OptunaSearch.
 
     A module-level class rather than a closure, because Tune pickles the searcher to resume it.
-    Family-specific options are suggested only when that family is chosen (a conditional space).
-    The baseline trial suggests nothing: it returns the real-only recipe as constants.
+    Family-specific options are suggested only when that family is chosen (a conditional space), and
+    generator dimensions only when a generator is. The baseline trial suggests nothing: it returns the
+    default real-only recipe as constants.
     """
 
     space: Mapping[str, Dim]
@@ -103,14 +104,27 @@ class DefineByRun:
     baseline: Mapping[str, Any]
 
     def __call__(self, trial: optuna.Trial) -> dict[str, Any]:
+        from ganmix.search.recipe import GAN_FIELDS, NO_GENERATOR
+
         if trial.user_attrs.get(BASELINE_ATTR):
             return {**self.fixed, **self.baseline, "baseline": True}
-        values = {name: dim.suggest(trial, name) for name, dim in self.space.items()}
+        # The family first: a real-only recipe (`none`) draws no generator, ratio or allocation dimension,
+        # so TPE tunes real-only recipes on their own dimensions with the same budget as GAN ones.
+        values: dict[str, Any] = {}
+        if "generator" in self.space:
+            values["generator"] = self.space["generator"].suggest(trial, "generator")
         family = values.get("generator", self.fixed.get("generator"))
-        for option, dim in self.generator_space.get(family, {}).items():
+        real_only = family == NO_GENERATOR
+        for name, dim in self.space.items():
+            if name not in values and not (real_only and name in GAN_FIELDS):
+                values[name] = dim.suggest(trial, name)
+        for option, dim in ({} if real_only else self.generator_space.get(family, {})).items():
             dim.suggest(trial, option_key(family, option))
         # Suggested values reach Tune's config by themselves; only constants are returned.
-        return {k: v for k, v in self.fixed.items() if k not in values}
+        constants = {k: v for k, v in self.fixed.items() if k not in values}
+        if real_only:
+            constants.update(synthetic_ratio=0.0, generator_options={})
+        return constants
 
 
 def split_options(config: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -11,25 +11,30 @@ from typing import Any
 import yaml
 
 from ganmix.search.constraints import Bound, parse_constraints
-from ganmix.search.metrics import metric_mode
+from ganmix.search.metrics import SEARCHABLE, metric_mode, selection_metric
 from ganmix.search.recipe import Recipe, RecipeError
 from ganmix.search.space import Dim, SpaceError, dim_to_yaml, parse_dim
 
 SPEC_FORMAT = "ganmix.search/1"
 DATA_FIELDS = ("dataset", "image_size", "train_per_class", "class_fraction")
+# Every seed of a trial comes from the spec's `seed` (one source); confirmation varies the last two.
+SEED_FIELDS = ("data_seed", "generator_seed", "classifier_seed")
 
 
 def default_space() -> dict[str, Dim]:
+    from ganmix.models.classify import AUGMENTATIONS, CLASS_WEIGHTS
     from ganmix.models.generator import list_generators
-    from ganmix.search.recipe import ALLOCATIONS
+    from ganmix.search.recipe import ALLOCATIONS, NO_GENERATOR
 
     return {
+        "generator": parse_dim("generator", [NO_GENERATOR, *list_generators()]),
         "gan_epochs": parse_dim("gan_epochs", {"type": "int", "low": 5, "high": 300, "log": True}),
         "latent_dim": parse_dim("latent_dim", [16, 32, 64, 128, 256]),
-        "synthetic_ratio": parse_dim("synthetic_ratio", {"type": "float", "low": 0.0, "high": 3.0}),
-        "classifier_lr": parse_dim("classifier_lr", {"type": "float", "low": 1e-4, "high": 1e-1, "log": True}),
-        "generator": parse_dim("generator", list_generators()),
+        "synthetic_ratio": parse_dim("synthetic_ratio", {"type": "float", "low": 0.1, "high": 3.0}),
         "allocation": parse_dim("allocation", list(ALLOCATIONS)),
+        "classifier_lr": parse_dim("classifier_lr", {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}),
+        "augment": parse_dim("augment", list(AUGMENTATIONS)),
+        "class_weight": parse_dim("class_weight", list(CLASS_WEIGHTS)),
     }
 
 
@@ -65,7 +70,9 @@ class SearchSpec:
     constraints: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        metric_mode(self.metric)  # validates the name before any work
+        if self.metric not in SEARCHABLE:  # validates the name before any work
+            raise SpaceError(f"unknown metric {self.metric!r} for a search; expected one of {SEARCHABLE} "
+                             "(validation or sample metrics)")
         parse_constraints(self.constraints)
         for name, value, low in (("trials", self.trials, 1), ("max_concurrent", self.max_concurrent, 1),
                                  ("grace_period", self.grace_period, 1), ("reduction_factor", self.reduction_factor, 2)):
@@ -75,7 +82,7 @@ class SearchSpec:
             raise SpaceError(f"cpus_per_trial must be > 0, got {self.cpus_per_trial!r}")
         if not (isinstance(self.gpus_per_trial, (int, float)) and self.gpus_per_trial >= 0):
             raise SpaceError(f"gpus_per_trial must be >= 0 (fractions allowed), got {self.gpus_per_trial!r}")
-        recipe_fields = {f.name for f in dataclasses.fields(Recipe)} - set(DATA_FIELDS) - {"baseline"}
+        recipe_fields = {f.name for f in dataclasses.fields(Recipe)} - set(DATA_FIELDS) - set(SEED_FIELDS) - {"baseline"}
         for section, keys in (("space", self.space), ("fixed", self.fixed)):
             bad = sorted(set(keys) - recipe_fields)
             if bad:
@@ -96,15 +103,21 @@ class SearchSpec:
     def base_recipe(self) -> Recipe:
         """The recipe before any searched value: data settings + fixed fields + defaults."""
         data = {k: getattr(self, k) for k in DATA_FIELDS}
+        seeds = dict.fromkeys(SEED_FIELDS, self.seed)
+        # Checkpoints are chosen by the objective when it is a val metric (else val_auc), unless fixed.
+        derived = {"select_metric": selection_metric(self.metric), **seeds}
         try:
-            return Recipe(**data, **self.fixed)
+            return Recipe(**data, **{**derived, **self.fixed})
         except RecipeError as exc:
             raise SpaceError(f"fixed: {exc}") from None
 
     def baseline_recipe(self) -> Recipe:
-        """Real-only baseline: no synthetic images, the same classifier, its default learning rate."""
+        """The fixed real-only baseline: no generator, the same classifier with its default settings.
+        The tuned real-only baseline that lifts are measured against is the best `generator: none` trial."""
+        from ganmix.search.recipe import NO_GENERATOR
+
         base = self.base_recipe()
-        return base.replace(synthetic_ratio=0.0, baseline=True)
+        return base.replace(generator=NO_GENERATOR, synthetic_ratio=0.0, generator_options=(), baseline=True)
 
     def fixed_config(self) -> dict[str, Any]:
         """Every recipe field that is not searched, as Tune config constants."""

@@ -46,7 +46,7 @@ def test_confidence_filter_keeps_exact_counts_and_logs_quality(tmp_path, logger)
 
 def test_baseline_recipe_trains_no_generator(logger):
     dataset = load_dataset("digits")
-    metrics = execute_recipe(Recipe(synthetic_ratio=0.0, classifier_epochs=1), dataset, device=torch.device("cpu"),
+    metrics = execute_recipe(Recipe(generator="none", synthetic_ratio=0.0, classifier_epochs=1), dataset, device=torch.device("cpu"),
                              logger=logger, sample_metrics=False)
     assert "synthetic_count" not in metrics and 0.0 <= metrics["test_acc"] <= 1.0
     client = store.client(logger.uri)

@@ -10,7 +10,8 @@ from ganmix.search.recipe import Recipe, RecipeError
 
 def test_round_trip_dict_and_yaml(tmp_path):
     recipe = Recipe(dataset="breastmnist", generator="wgan_gp", gan_epochs=42, latent_dim=32, synthetic_ratio=1.5,
-                    allocation="balance", classifier="resnet18", classifier_lr=3e-3, classifier_epochs=7, seed=3,
+                    allocation="balance", classifier="resnet18", classifier_lr=3e-3, classifier_epochs=7, data_seed=3,
+                    generator_seed=4, classifier_seed=5, augment="flip_rotate", class_weight="balanced",
                     class_fraction={"malignant": 0.5}, generator_options={"n_critic": 3})
     assert Recipe.from_dict(recipe.to_dict()) == recipe
     assert Recipe.from_yaml(recipe.to_yaml()) == recipe
@@ -32,6 +33,11 @@ def test_round_trip_dict_and_yaml(tmp_path):
         ("classifier", "vgg99", "'vgg99'"),
         ("classifier_lr", float("nan"), "nan"),
         ("filter_threshold", 1.5, "1.5"),
+        ("augment", "mixup", "'mixup'"),
+        ("class_weight", "inverse", "'inverse'"),
+        ("lr_schedule", "step", "'step'"),
+        ("select_metric", "test_auc", "'test_auc'"),
+        ("classifier_seed", -1, "-1"),
     ],
 )
 def test_validation_names_field_and_quotes_value(field, value, quoted):
@@ -93,3 +99,26 @@ def test_allocation_always_sums_to_total(total, mode):
 def test_unknown_allocation_mode():
     with pytest.raises(RecipeError, match="'random'"):
         allocate(10, [1, 2], "random")
+
+
+def test_real_only_recipe_mixes_nothing_and_logs_no_generator_params():
+    recipe = Recipe(generator="none", synthetic_ratio=0.0, augment="flip")
+    assert recipe.real_only
+    params = recipe.to_params()
+    assert params["generator"] == "none" and "gan_epochs" not in params and "synthetic_ratio" not in params
+    assert recipe.short_name() == "real-only lr=1.0e-3 flip"
+    with pytest.raises(RecipeError, match="synthetic_ratio must be 0 with generator 'none'"):
+        Recipe(generator="none", synthetic_ratio=1.0)
+
+
+def test_recipe_formats():
+    old = Recipe.from_dict({"format": "ganmix.recipe/1", "seed": 7, "generator": "cvae"})
+    assert (old.data_seed, old.generator_seed, old.classifier_seed) == (7, 7, 7)
+    with pytest.raises(RecipeError, match="format 'ganmix.recipe/9' is not supported"):
+        Recipe.from_dict({"format": "ganmix.recipe/9"})
+    assert Recipe.from_yaml(Recipe(classifier_seed=3).to_yaml()).classifier_seed == 3
+
+
+def test_with_seed_changes_generator_and_classifier_seeds_only():
+    recipe = Recipe(data_seed=2).with_seed(9)
+    assert (recipe.data_seed, recipe.generator_seed, recipe.classifier_seed) == (2, 9, 9)

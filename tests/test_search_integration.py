@@ -76,10 +76,10 @@ def test_one_parent_and_one_nested_child_per_trial(searched):
 
 def test_every_trial_logs_all_recipe_params_and_per_epoch_metrics(searched):
     client = searched["client"]
-    fields = set(Recipe().to_dict()) - {"class_fraction", "generator_options"}
     for run in searched["children"]:
-        assert fields <= set(run.data.params), sorted(fields - set(run.data.params))
         recipe = Recipe.from_yaml(_artifact_text(client, run.info.run_id, "recipe.yaml"))
+        fields = set(recipe.to_params())  # a real-only recipe logs no generator fields
+        assert fields <= set(run.data.params), sorted(fields - set(run.data.params))
         history = client.get_metric_history(run.info.run_id, "val_auc")
         assert [m.step for m in history] == list(range(1, len(history) + 1))
         assert len(client.get_metric_history(run.info.run_id, "train_loss")) == len(history)
@@ -119,7 +119,7 @@ def test_sample_sets_have_exactly_the_counts_the_recipe_asked_for(searched):
 def test_baseline_trial_is_part_of_the_search(searched):
     baselines = [r for r in searched["children"] if r.data.tags.get("ganmix.baseline") == "true"]
     assert len(baselines) == 1
-    assert float(baselines[0].data.params["synthetic_ratio"]) == 0.0
+    assert baselines[0].data.params["generator"] == "none" and "synthetic_ratio" not in baselines[0].data.params
     assert float(baselines[0].data.params["classifier_lr"]) == Recipe().classifier_lr
 
 
@@ -130,7 +130,9 @@ def test_best_picks_the_top_trial_and_train_reruns_its_export(searched):
     export = root / "best.yaml"
     done = ganmix("best", "--results-dir", str(root / "results"), "--export", str(export), cwd=root)
     assert done.returncode == 0, done.stderr
-    assert top.info.run_id in done.stdout and "lift over baseline" in done.stdout
+    assert top.info.run_id in done.stdout
+    assert "lift over the tuned real-only baseline" in done.stdout or "the best trial is real-only" in done.stdout
+    assert "unconfirmed: one seed, chosen on validation" in done.stdout
     exported = Recipe.load(export)
     assert exported == Recipe.from_yaml(_artifact_text(client, top.info.run_id, "recipe.yaml"))
 
@@ -141,7 +143,36 @@ def test_best_picks_the_top_trial_and_train_reruns_its_export(searched):
     assert len(trains) == 1 and trains[0].info.status == "FINISHED"
     assert trains[0].info.run_id in rerun.stdout
     assert {"test_auc", "val_auc"} <= set(trains[0].data.metrics)
-    assert trains[0].data.params["synthetic_ratio"] == str(exported.synthetic_ratio)
+    assert trains[0].data.params == {**trains[0].data.params, **exported.to_params()}
+
+
+def test_confirm_reruns_the_arms_over_seeds_and_records_a_verdict(searched):
+    root, client = searched["root"], searched["client"]
+    done = ganmix("confirm", "--name", "itest", "--top", "1", "--seeds", "2", "--results-dir", str(root / "results"),
+                  "--quiet", cwd=root)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "verdict: " in done.stdout and "tuned real-only baseline" in done.stdout
+    parent = searched["parents"][0]
+    experiment = parent.info.experiment_id
+    confirmations = client.search_runs([experiment], "tags.`ganmix.kind` = 'confirmation'")
+    assert len(confirmations) == 1
+    conf = confirmations[0]
+    assert conf.info.status == "FINISHED" and conf.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert conf.data.tags["mlflow.note.content"].startswith("**augmentation")
+    artifacts = {a.path for a in client.list_artifacts(conf.info.run_id, "confirmation")}
+    assert {"confirmation/per_seed.json", "confirmation/arms.json", "confirmation/per_seed.png"} <= artifacts
+    seeds = client.search_runs([experiment], f"tags.`mlflow.parentRunId` = '{conf.info.run_id}'")
+    arms = {r.data.tags["ganmix.arm"] for r in seeds}
+    assert any(a.endswith("real-only") for a in arms) and len(seeds) == 2 * len(arms)
+    assert all(r.info.status == "FINISHED" and "test_auc" in r.data.metrics for r in seeds)
+    # Paired seeds: the same classifier seed in every arm, two different seeds per arm.
+    by_seed = {}
+    for run in seeds:
+        by_seed.setdefault(run.data.tags["ganmix.seed"], set()).add(run.data.params["classifier_seed"])
+    assert len(by_seed) == 2 and all(len(v) == 1 for v in by_seed.values())
+    assert client.get_run(parent.info.run_id).data.tags["ganmix.verdict"] == conf.data.tags["ganmix.verdict"]
+    best = ganmix("best", "--results-dir", str(root / "results"), cwd=root)
+    assert "confirmed: " + conf.data.tags["ganmix.verdict"] in best.stdout
 
 
 def _artifact_bytes(client: MlflowClient, run_id: str, path: str) -> bytes:

@@ -21,16 +21,28 @@ def test_default_space_matches_the_documented_ranges():
     dims = {k: v for k, v in spec.to_dict()["space"].items()}
     assert dims["gan_epochs"] == {"type": "int", "low": 5, "high": 300, "log": True}
     assert dims["latent_dim"]["choices"] == [16, 32, 64, 128, 256]
-    assert dims["synthetic_ratio"] == {"type": "float", "low": 0.0, "high": 3.0, "log": False}
-    assert dims["classifier_lr"] == {"type": "float", "low": 1e-4, "high": 1e-1, "log": True}
-    assert sorted(dims["generator"]["choices"]) == ["acgan", "cvae", "dcgan", "wgan_gp"]
+    assert dims["synthetic_ratio"] == {"type": "float", "low": 0.1, "high": 3.0, "log": False}
+    assert dims["classifier_lr"] == {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}
+    assert sorted(dims["generator"]["choices"]) == ["acgan", "cvae", "dcgan", "none", "wgan_gp"]
     assert dims["allocation"]["choices"] == ["proportional", "balance"]
+    assert dims["augment"]["choices"] == ["none", "flip", "flip_rotate", "trivial"]
+    assert dims["class_weight"]["choices"] == ["none", "balanced"]
+
+
+def test_real_only_trials_draw_no_generator_dimensions():
+    spec = SearchSpec(dataset="digits", seed=4, fixed={"classifier_epochs": 4})
+    params = {"generator": "none", "classifier_lr": 3e-4, "augment": "flip", "class_weight": "balanced"}
+    # FixedTrial raises on any parameter it was not given: no gan_epochs, ratio, allocation or latent size.
+    recipe = recipe_from_config({**params, **_space(spec)(optuna.trial.FixedTrial(params))})
+    assert recipe.generator == "none" and recipe.synthetic_ratio == 0.0 and recipe.real_only
+    assert (recipe.augment, recipe.class_weight, recipe.classifier_epochs) == ("flip", "balanced", 4)
+    assert (recipe.data_seed, recipe.generator_seed, recipe.classifier_seed) == (4, 4, 4)
 
 
 def test_fixed_trial_gives_a_valid_recipe_with_family_options():
     spec = SearchSpec(dataset="digits", fixed={"classifier_epochs": 4})
     params = {"gan_epochs": 17, "latent_dim": 32, "synthetic_ratio": 1.25, "classifier_lr": 0.01,
-              "generator": "wgan_gp", "allocation": "balance", option_key("wgan_gp", "n_critic"): 2,
+              "generator": "wgan_gp", "allocation": "balance", "augment": "none", "class_weight": "none", option_key("wgan_gp", "n_critic"): 2,
               option_key("wgan_gp", "diffaugment"): "color,translation,cutout"}
     trial = optuna.trial.FixedTrial(params)
     constants = _space(spec)(trial)
@@ -44,7 +56,7 @@ def test_fixed_trial_gives_a_valid_recipe_with_family_options():
 def test_family_options_are_conditional():
     spec = SearchSpec(dataset="digits")
     params = {"gan_epochs": 5, "latent_dim": 16, "synthetic_ratio": 1.0, "classifier_lr": 0.001,
-              "generator": "cvae", "allocation": "proportional", option_key("cvae", "kl_weight"): 0.5}
+              "generator": "cvae", "allocation": "proportional", "augment": "trivial", "class_weight": "none", option_key("cvae", "kl_weight"): 0.5}
     # No wgan_gp option is asked for when cvae is chosen: FixedTrial would raise on a missing param.
     _space(spec)(optuna.trial.FixedTrial(params))
     fields, options = split_options({**params, option_key("dcgan", "diffaugment"): "color"})
@@ -58,7 +70,7 @@ def test_baseline_trial_is_real_only_with_default_lr():
     trial = optuna.trial.FixedTrial({})
     trial.set_user_attr(BASELINE_ATTR, True)
     recipe = recipe_from_config(_space(spec)(trial))
-    assert recipe.baseline and recipe.synthetic_ratio == 0.0
+    assert recipe.baseline and recipe.synthetic_ratio == 0.0 and recipe.generator == "none"
     assert recipe.classifier == "resnet18" and recipe.classifier_lr == Recipe().classifier_lr
 
 

@@ -10,7 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ganmix.tracking.runs import BASELINE, COMPLETED, EARLY_STOPPED, FEASIBLE, KIND, METRIC, MODE, PARENT, SEARCH_NAME, TRIAL_ID
+from ganmix.search.metrics import metric_info
+from ganmix.tracking.runs import (BASELINE, COMPLETED, EARLY_STOPPED, FEASIBLE, FINGERPRINT, KIND, METRIC, PARENT,
+                                  SEARCH_NAME, TRIAL_ID)
+from ganmix.tracking.confirmation import VERDICT
 from ganmix.tracking.store import client, retry
 
 
@@ -34,18 +37,23 @@ class TrialSummary:
 @dataclass(frozen=True)
 class BestResult:
     dataset: str
+    data: str  # which data: the train split's size, scarcity settings and fingerprint
     search: str
     metric: str
-    mode: str
     best: TrialSummary
-    baseline: TrialSummary | None
+    baseline: TrialSummary | None  # the tuned real-only baseline: the search's best `generator: none` trial
+    verdict: str | None = None  # the search's confirmed verdict, when `ganmix confirm` ran
 
     def lift(self, metric: str) -> float | None:
-        """Best minus its search's baseline, signed so that positive is better."""
+        """Best minus the tuned real-only baseline, signed by the metric's own direction (positive: better)."""
         if self.baseline is None or metric not in self.best.metrics or metric not in self.baseline.metrics:
             return None
-        diff = self.best.metrics[metric] - self.baseline.metrics[metric]
-        return diff if (self.mode == "max") == (not metric.endswith("loss")) else -diff
+        return metric_info(metric).lift(self.best.metrics[metric], self.baseline.metrics[metric])
+
+
+def is_real_only(summary: TrialSummary) -> bool:
+    """A trial without synthetic images: `generator: none`, or the fixed baseline of an older search."""
+    return summary.params.get("generator") == "none" or summary.baseline
 
 
 def find_search(uri: str, name: str, *, experiment_id: str | None = None) -> Any | None:
@@ -54,6 +62,21 @@ def find_search(uri: str, name: str, *, experiment_id: str | None = None) -> Any
     ids = [experiment_id] if experiment_id else [e.experiment_id for e in retry(mlflow_client.search_experiments)]
     found = retry(mlflow_client.search_runs, ids,
                   f"tags.`{KIND}` = 'search' AND tags.`{SEARCH_NAME}` = '{name}'", max_results=1)
+    return found[0] if found else None
+
+
+def latest_search(uri: str, *, dataset: str | None = None) -> Any | None:
+    """The parent run of the latest search (of one data set, or of any)."""
+    mlflow_client = client(uri)
+    experiments = [e for e in retry(mlflow_client.search_experiments) if e.name.startswith("ganmix/")]
+    if dataset is not None:
+        from ganmix.tracking.store import experiment_name
+
+        experiments = [e for e in experiments if e.name == experiment_name(dataset)]
+    if not experiments:
+        return None
+    found = retry(mlflow_client.search_runs, [e.experiment_id for e in experiments], f"tags.`{KIND}` = 'search'",
+                  order_by=["attributes.start_time DESC"], max_results=1)
     return found[0] if found else None
 
 
@@ -75,14 +98,24 @@ def trial_summaries(uri: str, experiment_id: str, parent_run_id: str) -> list[Tr
     return [_summary(run) for run in found]
 
 
-def pick_best(summaries: list[TrialSummary], metric: str, mode: str, *, uri: str) -> TrialSummary | None:
-    """The best completed, feasible trial by `metric` (its last logged value), with its recipe attached."""
+def rank(summaries: list[TrialSummary], metric: str) -> list[TrialSummary]:
+    """Completed, feasible, finished trials with a finite `metric`, best first by the metric's own direction."""
     candidates = [s for s in summaries
                   if s.completed and s.feasible and s.status == "FINISHED" and _finite(s.metrics.get(metric))]
-    if not candidates:
+    return sorted(candidates, key=lambda s: s.metrics[metric], reverse=metric_info(metric).mode == "max")
+
+
+def pick_best(summaries: list[TrialSummary], metric: str, *, uri: str) -> TrialSummary | None:
+    """The best completed, feasible trial by `metric` (its last logged value), with its recipe attached."""
+    ranked = rank(summaries, metric)
+    if not ranked:
         return None
-    best = (max if mode == "max" else min)(candidates, key=lambda s: s.metrics[metric])
-    return TrialSummary(**{**best.__dict__, "recipe_yaml": recipe_yaml(uri, best.run_id)})
+    return TrialSummary(**{**ranked[0].__dict__, "recipe_yaml": recipe_yaml(uri, ranked[0].run_id)})
+
+
+def tuned_baseline(summaries: list[TrialSummary], metric: str) -> TrialSummary | None:
+    """The best real-only trial: what every lift is measured against."""
+    return next((s for s in rank(summaries, metric) if is_real_only(s)), None)
 
 
 def recipe_yaml(uri: str, run_id: str) -> str | None:
@@ -96,8 +129,9 @@ def recipe_yaml(uri: str, run_id: str) -> str | None:
 
 
 def best_per_dataset(uri: str, *, dataset: str | None = None, metric: str | None = None) -> list[BestResult]:
-    """For each ganmix experiment (one per data set): the best completed trial over all its searches,
-    ranked by `metric` (default: the latest search's metric), with the baseline of its own search."""
+    """For each data set and each version of its data (fingerprint: scarcity settings change it): the best
+    completed trial over its searches, ranked by `metric` in that metric's own direction (default: the
+    latest search's objective, over the searches with that objective), with its search's tuned baseline."""
     mlflow_client = client(uri)
     experiments = [e for e in retry(mlflow_client.search_experiments) if e.name.startswith("ganmix/")]
     if dataset is not None:
@@ -108,27 +142,35 @@ def best_per_dataset(uri: str, *, dataset: str | None = None, metric: str | None
     for exp in experiments:
         searches = list(retry(mlflow_client.search_runs, [exp.experiment_id], f"tags.`{KIND}` = 'search'",
                               order_by=["attributes.start_time DESC"]))
-        if not searches:
-            continue
-        chosen = metric or searches[0].data.tags.get(METRIC, "val_auc")
-        same_metric = [s for s in searches if s.data.tags.get(METRIC) == chosen] or searches
-        mode = same_metric[0].data.tags.get(MODE, "max")
-        by_parent = {s.info.run_id: trial_summaries(uri, exp.experiment_id, s.info.run_id) for s in same_metric}
-        best = pick_best([t for trials in by_parent.values() for t in trials], chosen, mode, uri=uri)
-        if best is None:
-            continue
-        siblings = by_parent.get(best.parent_run_id or "", [])
-        baseline = next((t for t in siblings if t.baseline and t.completed), None)
-        search = next(s for s in same_metric if s.info.run_id == best.parent_run_id)
-        results.append(BestResult(dataset=exp.name.split("/", 1)[1], search=search.data.tags.get(SEARCH_NAME, ""),
-                                  metric=chosen, mode=mode, best=best, baseline=baseline))
+        groups: dict[str, list[Any]] = {}
+        for search in searches:  # never pool searches over different data
+            groups.setdefault(search.data.tags.get(FINGERPRINT, ""), []).append(search)
+        for group in groups.values():
+            chosen = metric or group[0].data.tags.get(METRIC, "val_auc")
+            pool = group if metric else [s for s in group if s.data.tags.get(METRIC) == chosen]
+            by_parent = {s.info.run_id: trial_summaries(uri, exp.experiment_id, s.info.run_id) for s in pool}
+            best = pick_best([t for trials in by_parent.values() for t in trials], chosen, uri=uri)
+            if best is None:
+                continue
+            search = next(s for s in pool if s.info.run_id == best.parent_run_id)
+            results.append(BestResult(
+                dataset=exp.name.split("/", 1)[1], data=_data_label(search), search=search.data.tags.get(SEARCH_NAME, ""),
+                metric=chosen, best=best, baseline=tuned_baseline(by_parent[search.info.run_id], chosen),
+                verdict=search.data.tags.get(VERDICT)))
     return results
+
+
+def _data_label(search: Any) -> str:
+    params = search.data.params
+    scarcity = ", ".join(f"{k}={params[k]}" for k in ("train_per_class", "class_fraction") if params.get(k))
+    return (f"train {params.get('train_size', '?')} images" + (f" ({scarcity})" if scarcity else "")
+            + f", fingerprint {search.data.tags.get(FINGERPRINT, '?')[:12]}")
 
 
 def trials_csv(summaries: list[TrialSummary], metric: str) -> str:
     """A table of every trial of a search, logged to its parent run."""
     param_keys = ["generator", "gan_epochs", "latent_dim", "synthetic_ratio", "allocation", "classifier",
-                  "classifier_lr", "filter_threshold"]
+                  "classifier_lr", "augment", "class_weight", "filter_threshold"]
     metric_keys = sorted({k for s in summaries for k in s.metrics if k.startswith(("val_", "test_"))}
                          | ({metric} if any(metric in s.metrics for s in summaries) else set()))
     buffer = io.StringIO()

@@ -1,0 +1,140 @@
+"""The one classifier trainer: step budget, best-val checkpoint, augmentation, class weights, seeds."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ganmix.models import classify
+from ganmix.models.classifiers import create_classifier
+from ganmix.models.classify import EvalSet, TrainSettings, evaluate, fit_classifier, seeded_classifier
+
+
+def _separable_set(n: int = 64, size: int = 8, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class 0 is dark noise, class 1 bright noise, as uint8 images."""
+    gen = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % 2
+    base = torch.where(labels[:, None, None, None] == 1, 170.0, 60.0)
+    images = (base + 40 * torch.randn(n, 1, size, size, generator=gen)).clamp(0, 255).to(torch.uint8)
+    return images, labels
+
+
+def _model(seed: int = 0) -> torch.nn.Module:
+    return seeded_classifier(lambda: create_classifier("small_cnn", in_channels=1, num_classes=2, image_size=8), seed)
+
+
+def _val(n: int = 32) -> EvalSet:
+    images, labels = _separable_set(n, seed=1)
+    return EvalSet(images, labels, ("dark", "bright"))
+
+
+def test_training_lowers_the_loss_and_reports_every_epoch() -> None:
+    images, labels = _separable_set()
+    settings = TrainSettings(epochs=5, lr=3e-3, batch_size=16)
+    result = fit_classifier(_model(), images, labels, settings=settings, device="cpu", num_classes=2, val=_val())
+    assert len(result.history) == 5
+    assert result.history[-1]["train_loss"] < 0.5 * result.history[0]["train_loss"]
+    assert result.best_val["val_auc"] > 0.95
+
+
+def test_step_budget_does_not_grow_with_the_synthetic_ratio(monkeypatch) -> None:
+    """Synthetic images replace real ones in the batches: the same number of optimizer steps at any ratio."""
+    steps: list[int] = []
+    original = torch.optim.AdamW.step
+
+    def counting_step(self, *args, **kwargs):  # counts calls, then does the real update
+        steps[-1] += 1
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", counting_step)
+    real, real_labels = _separable_set(n=40)
+    for ratio in (0, 1, 3):
+        fake, fake_labels = _separable_set(n=40 * ratio, seed=2) if ratio else (real[:0], real_labels[:0])
+        steps.append(0)
+        fit_classifier(_model(), torch.cat([real, fake]), torch.cat([real_labels, fake_labels]),
+                       settings=TrainSettings(epochs=3, lr=1e-3, batch_size=8), device="cpu", num_classes=2,
+                       real_count=len(real))
+    assert steps == [15, 15, 15]  # 3 epochs x ceil(40 / 8) batches
+
+
+def test_the_best_val_epoch_is_the_one_restored() -> None:
+    images, labels = _separable_set()
+    val = _val()
+    model = _model()
+    seen: list[tuple[int, dict, dict]] = []
+    settings = TrainSettings(epochs=6, lr=3e-2, batch_size=8, select_metric="val_loss", select_mode="min")
+    result = fit_classifier(model, images, labels, settings=settings, device="cpu", num_classes=2, val=val,
+                            on_epoch=lambda e, m, b: seen.append((e, dict(m), dict(b))))
+    losses = [m["val_loss"] for _, m, _ in seen]
+    assert result.best_epoch == 1 + losses.index(min(losses))
+    assert seen[-1][2]["val_loss"] == min(losses)  # the last callback sees the best so far
+    # The model holds the best epoch's weights: evaluating it again gives that epoch's val metrics.
+    again, _ = evaluate(model, val, torch.device("cpu"))
+    assert again["val_loss"] == pytest.approx(min(losses), rel=1e-5)
+    assert again["val_auc"] == pytest.approx(result.best_val["val_auc"])
+
+
+def test_augmentation_touches_training_batches_only(monkeypatch) -> None:
+    calls: list[int] = []
+    real_make = classify.make_augmenter
+
+    def spying_make(name):
+        augment = real_make(name)
+        return lambda batch: (calls.append(len(batch)), augment(batch))[1]
+
+    monkeypatch.setattr(classify, "make_augmenter", spying_make)
+    images, labels = _separable_set(n=48)
+    val = _val(20)
+    fit_classifier(_model(), images, labels, settings=TrainSettings(epochs=2, lr=1e-3, batch_size=16,
+                                                                    augment="flip_rotate"),
+                   device="cpu", num_classes=2, val=val)
+    # Two epochs of three training batches of 16; the 20 validation images never pass through.
+    assert calls == [16] * 6
+
+
+@pytest.mark.parametrize("name", ["flip", "flip_rotate", "trivial"])
+def test_augmenters_keep_shape_and_dtype(name: str) -> None:
+    images, _ = _separable_set(n=6, size=28)
+    out = classify.make_augmenter(name)(images)
+    assert out.shape == images.shape and out.dtype == torch.uint8
+    assert classify.make_augmenter("none") is None
+
+
+def test_balanced_class_weights_follow_sklearn() -> None:
+    labels = torch.tensor([0] * 30 + [1] * 10)
+    weights = classify._loss_weights(labels, 3, "balanced", torch.device("cpu"))
+    # n / (k * count) over the present classes; the absent class 2 keeps weight 1.
+    torch.testing.assert_close(weights, torch.tensor([40 / 60, 40 / 20, 1.0]))
+    assert classify._loss_weights(labels, 3, "none", torch.device("cpu")) is None
+
+
+def test_same_classifier_seed_same_initial_weights_whatever_came_before() -> None:
+    first = _model(seed=3)
+    torch.randn(1000)  # e.g. a GAN that consumed randomness before the classifier was built
+    second = _model(seed=3)
+    for a, b in zip(first.state_dict().values(), second.state_dict().values()):
+        torch.testing.assert_close(a, b)
+    assert not torch.equal(next(_model(seed=4).parameters()), next(first.parameters()))
+
+
+def test_training_is_reproducible_and_leaves_the_global_rng_alone() -> None:
+    images, labels = _separable_set(n=32)
+    settings = TrainSettings(epochs=2, lr=1e-3, batch_size=8, seed=5, augment="trivial")
+    histories = []
+    for _ in range(2):
+        torch.manual_seed(123)
+        fit = fit_classifier(_model(), images, labels, settings=settings, device="cpu", num_classes=2)
+        histories.append(fit.history)
+        after = torch.rand(1)
+    torch.manual_seed(123)
+    assert histories[0] == histories[1]
+    assert torch.equal(after, torch.rand(1))
+
+
+@pytest.mark.parametrize("schedule", ["onecycle", "cosine", "constant"])
+def test_schedules_run_their_exact_step_count(schedule: str) -> None:
+    images, labels = _separable_set(n=33)  # a last batch of one is dropped, and the schedule knows it
+    fit = fit_classifier(_model(), images, labels, settings=TrainSettings(epochs=2, lr=1e-3, batch_size=8,
+                                                                         lr_schedule=schedule),
+                         device="cpu", num_classes=2)
+    assert len(fit.history) == 2 and all(h["lr"] >= 0 for h in fit.history)

@@ -1,0 +1,94 @@
+"""MLflow side of `ganmix confirm`: a confirmation run nested under the search's parent run, one nested
+run per (arm, seed), the per-seed table, a figure of the per-seed test metric per arm, and the verdict as
+the run's description and as tags on the search's parent run (which `ganmix best` reads)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ganmix.tracking.runs import COMPLETED, KIND, METRIC, SEARCH_NAME, RunLogger, start_run
+from ganmix.tracking.store import client, retry
+
+CONFIRMATION, CONFIRM_SEED = "confirmation", "confirm_seed"
+ARM, SEED = "ganmix.arm", "ganmix.seed"
+# On the search's parent run: the latest confirmation's one-line verdict and where to read the rest.
+VERDICT, CONFIRMATION_RUN = "ganmix.verdict", "ganmix.confirmation_run_id"
+NOTE = "mlflow.note.content"  # the run description the MLflow UI shows
+
+
+def start_confirmation(uri: str, experiment_id: str, parent_run_id: str, *, search_name: str, metric: str,
+                       seeds: Sequence[int], arms: Mapping[str, str]) -> RunLogger:
+    logger = start_run(uri, experiment_id, name=f"confirmation ({len(seeds)} seeds)", parent_run_id=parent_run_id,
+                       tags={KIND: CONFIRMATION, SEARCH_NAME: search_name, METRIC: metric})
+    logger.log_params({"seeds": ",".join(map(str, seeds)), "metric": metric,
+                       **{f"arm.{key}": name for key, name in arms.items()}})
+    return logger
+
+
+def start_seed_run(uri: str, experiment_id: str, confirmation_run_id: str, *, arm: str, name: str,
+                   seed: int) -> RunLogger:
+    return start_run(uri, experiment_id, name=f"{name} seed={seed}", parent_run_id=confirmation_run_id,
+                     tags={KIND: CONFIRM_SEED, ARM: arm, SEED: seed})
+
+
+def finish_seed_run(logger: RunLogger) -> None:
+    logger.set_tags({COMPLETED: "true"})
+    logger.finish("FINISHED")
+
+
+def log_results(logger: RunLogger, *, per_seed: list[dict[str, Any]], per_arm: list[dict[str, Any]],
+                metric: str, description: str, verdict: str, parent_run_id: str) -> None:
+    """Tables through MLflow's log_table (the UI renders them), the figure, the description and tags."""
+    mlflow_client = client(logger.uri)
+    retry(mlflow_client.log_table, logger.run_id, data=_columns(per_seed), artifact_file="confirmation/per_seed.json")
+    retry(mlflow_client.log_table, logger.run_id, data=_columns(per_arm), artifact_file="confirmation/arms.json")
+    figure = per_seed_figure(per_seed, metric)
+    try:
+        retry(mlflow_client.log_figure, logger.run_id, figure, "confirmation/per_seed.png")
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(figure)
+    logger.set_tags({NOTE: description, VERDICT: verdict})
+    RunLogger(logger.uri, parent_run_id).set_tags({VERDICT: verdict, CONFIRMATION_RUN: logger.run_id})
+
+
+def _columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    return {k: [row.get(k) for row in rows] for k in keys}
+
+
+def per_seed_figure(per_seed: list[dict[str, Any]], metric: str) -> Any:
+    """One column per arm, a dot per seed, lines joining the same seed across arms (the pairing)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    arms = list(dict.fromkeys(row["arm"] for row in per_seed))
+    labels = {row["arm"]: row["recipe"] for row in per_seed}
+    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(arms), 4.2))
+    by_seed: dict[int, dict[str, float]] = {}
+    for row in per_seed:
+        if row.get(metric) is not None:
+            by_seed.setdefault(row["seed"], {})[row["arm"]] = row[metric]
+    for seed, values in sorted(by_seed.items()):
+        xs = [i for i, arm in enumerate(arms) if arm in values]
+        ax.plot(xs, [values[arms[i]] for i in xs], "-o", alpha=0.6, label=f"seed {seed}")
+    for i, arm in enumerate(arms):
+        values = [v[arm] for v in by_seed.values() if arm in v]
+        if values:
+            ax.hlines(sum(values) / len(values), i - 0.25, i + 0.25, colors="black", linewidth=2)
+    ax.set_xticks(range(len(arms)), [f"{arm}\n{labels[arm]}" for arm in arms], fontsize=8)
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric} per seed (black: mean)")
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def latest_verdict(uri: str, parent_run_id: str) -> str | None:
+    """The verdict of the latest confirmation of a search, from its parent run's tags."""
+    run = retry(client(uri).get_run, parent_run_id)
+    return run.data.tags.get(VERDICT)
