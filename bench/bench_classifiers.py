@@ -19,9 +19,8 @@ import torch
 
 from _common import DEFAULT_DATA, load_average, load_npz, noisy, print_rows, timed, write_json
 from ganmix.datasets import ImageDataset
-from ganmix.models._images import to_unit
 from ganmix.models.classifiers import create_classifier, list_classifiers
-from ganmix.models.classify import train_classifier_epoch
+from ganmix.models.classify import TrainSettings, fit_classifier
 from ganmix.models.quality import memorization, sample_quality
 from ganmix.models.reference import reference_classifier
 
@@ -29,14 +28,13 @@ from ganmix.models.reference import reference_classifier
 def epoch_seconds(ds: ImageDataset, name: str, device: torch.device, epochs: int) -> list[float]:
     torch.manual_seed(0)
     model = create_classifier(name, in_channels=ds.channels, num_classes=ds.num_classes, image_size=ds.image_size)
-    model.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    images, labels = to_unit(ds.train.images, device), ds.train.labels.to(device)
-    gen = torch.Generator().manual_seed(0)
+    settings = TrainSettings(epochs=1, lr=1e-3, batch_size=128)
 
     def run() -> None:
-        # The returned floats force a device sync, so the wall time covers the whole epoch.
-        train_classifier_epoch(model, optimizer, images, labels, batch_size=128, generator=gen)
+        # One epoch of the trainer trials use (AdamW, one-cycle, no validation); its returned floats
+        # force a device sync, so the wall time covers the whole epoch.
+        fit_classifier(model, ds.train.images, ds.train.labels, settings=settings, device=device,
+                       num_classes=ds.num_classes)
 
     run()  # warm-up: allocator, cuDNN autotuning, lazy imports
     return [timed(run) for _ in range(epochs)]

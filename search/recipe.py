@@ -48,7 +48,7 @@ class Recipe:
     # ones in the batches rather than adding optimizer steps (see models/classify.py).
     classifier: str = "small_cnn"
     classifier_lr: float = 1e-3
-    classifier_epochs: int = 10
+    classifier_epochs: int = 30
     batch_size: int = 128
     weight_decay: float = 1e-4
     lr_schedule: str = "onecycle"

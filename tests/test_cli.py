@@ -49,10 +49,12 @@ def test_unknown_metric_is_rejected_before_any_work():
 def test_help_documents_every_command():
     done = ganmix("--help")
     assert done.returncode == 0
-    for command in ("search", "best", "train", "ui"):
+    for command in ("search", "confirm", "best", "train", "ui"):
         assert command in done.stdout
 
 
-def test_best_with_an_empty_store(tmp_path):
-    done = ganmix("best", "--results-dir", str(tmp_path / "r"))
-    assert done.returncode == 1 and "no completed trials" in done.stdout
+def test_best_and_confirm_without_results_create_nothing(tmp_path):
+    for command in ("best", "confirm"):
+        done = ganmix(command, "--results-dir", str(tmp_path / "r"))
+        assert done.returncode == 2 and "no results at" in done.stderr and "Traceback" not in done.stderr
+        assert not (tmp_path / "r").exists()

@@ -1,0 +1,74 @@
+"""Confirmation statistics against scipy on known inputs, and the metric registry's directions."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from ganmix.search import stats
+from ganmix.search.metrics import SEARCHABLE, MetricError, confirming_metric, metric_info, selection_metric
+
+
+def test_mean_ci_is_the_student_t_interval() -> None:
+    values = [0.86, 0.88, 0.91, 0.87, 0.90]
+    got = stats.mean_ci(values)
+    low, high = sps.t.interval(0.95, df=4, loc=np.mean(values), scale=sps.sem(values))
+    assert got.mean == pytest.approx(0.884) and got.n == 5
+    assert (got.low, got.high) == pytest.approx((low, high))
+    assert math.isnan(stats.mean_ci([0.9]).low) and stats.mean_ci([]).n == 0
+
+
+def test_wilcoxon_matches_scipy_and_known_exact_values() -> None:
+    diffs = [0.03, 0.01, -0.005, 0.02, 0.04, 0.015, 0.025, -0.01]
+    assert stats.wilcoxon_p(diffs) == pytest.approx(sps.wilcoxon(diffs).pvalue)
+    # Exact two-sided p for n all-positive differences is 2 / 2**n: 0.0625 for 5 seeds, 0.03125 for 6.
+    assert stats.wilcoxon_p([0.1, 0.2, 0.3, 0.4, 0.5]) == pytest.approx(0.0625)
+    assert stats.wilcoxon_p([0.1, 0.2, 0.3, 0.4, 0.5, 0.6]) == pytest.approx(0.03125)
+    assert stats.wilcoxon_p([0.0, 0.0]) == 1.0
+
+
+def test_bootstrap_ci_matches_scipy_with_the_same_rng() -> None:
+    diffs = [0.03, 0.01, -0.005, 0.02, 0.04, 0.015]
+    expected = sps.bootstrap((np.array(diffs),), np.mean, n_resamples=9999, method="percentile",
+                             rng=np.random.default_rng(7)).confidence_interval
+    assert stats.bootstrap_ci(diffs, seed=7) == pytest.approx((expected.low, expected.high))
+    low, high = stats.bootstrap_ci(diffs)
+    assert min(diffs) <= low < np.mean(diffs) < high <= max(diffs)
+    assert stats.bootstrap_ci([0.02, 0.02]) == (0.02, 0.02)
+    assert all(math.isnan(v) for v in stats.bootstrap_ci([0.1]))
+
+
+def test_paired_differences_are_signed_by_the_metric_direction() -> None:
+    baseline = {1: 0.50, 2: 0.40, 3: 0.45}
+    lower_loss = {1: 0.30, 2: 0.35, 3: 0.20}
+    result = stats.paired(lower_loss, baseline, "test_loss")
+    assert result.mean == pytest.approx(np.mean([0.2, 0.05, 0.25])) and result.wins == 3  # lower loss is better
+    higher_auc = stats.paired({1: 0.9, 2: 0.8}, {1: 0.85, 2: 0.82, 3: 0.9}, "test_auc")
+    assert higher_auc.n == 2 and higher_auc.mean == pytest.approx(0.015)  # only seeds both arms finished
+
+
+def test_verdict_says_significant_only_when_it_is() -> None:
+    six = {s: 0.9 for s in range(6)}
+    better = {s: 0.9 + 0.01 * (s + 1) for s in range(6)}
+    sig = stats.paired(better, six, "test_auc")
+    assert sig.significant and "significant improvement" in stats.verdict_line("acgan r=1.00", sig, "test_auc")
+    five = stats.paired({s: better[s] for s in range(5)}, six, "test_auc")
+    assert not five.significant  # 5 seeds cannot reach p < 0.05 with a two-sided Wilcoxon test
+    line = stats.verdict_line("acgan r=1.00", five, "test_auc")
+    assert line.startswith("acgan r=1.00: +0.030 test AUC over the tuned real-only baseline (95% CI +0.0")
+    assert "p=0.062, 5 seeds, better on 5): not significant" in line
+
+
+def test_registry_directions_lifts_and_counterparts() -> None:
+    assert metric_info("val_loss").lift(0.3, 0.5) == pytest.approx(0.2)  # lower loss: a positive lift
+    assert metric_info("val_auc").lift(0.8, 0.9) == pytest.approx(-0.1)
+    assert metric_info("fid").better(10.0, 20.0) and not metric_info("precision").better(0.1, 0.2)
+    assert metric_info("val_recall_malignant").mode == "max"
+    assert confirming_metric("val_balanced_acc") == "test_balanced_acc" and confirming_metric("fid") == "test_auc"
+    assert selection_metric("fid") == "val_auc" and selection_metric("val_loss") == "val_loss"
+    assert not any(name.startswith("test_") for name in SEARCHABLE)
+    with pytest.raises(MetricError, match="unknown metric 'val_accuracy'"):
+        metric_info("val_accuracy")
