@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 from importlib import resources
 from pathlib import Path
@@ -52,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--address", help="Ray address; 'auto' joins a running cluster")
     s.add_argument("--storage", help="Tune storage: a shared folder or s3://bucket/prefix (default RESULTS/ray)")
     s.add_argument("--no-sample-metrics", action="store_true", help="skip FID/KID/precision/recall/memorization")
-    s.add_argument("--quiet", action="store_true")
+    s.add_argument("--quiet", action="store_true", help="no progress output")
+    s.add_argument("--verbose", action="store_true", help="also show Ray's, Optuna's and MLflow's own output")
 
     b = sub.add_parser("best", help="the best completed trial per data set, its recipe and lift over baseline")
     b.add_argument("--dataset")
@@ -112,14 +112,15 @@ def cmd_search(args: argparse.Namespace) -> int:
         return 0
     options = RunOptions(results_dir=args.results_dir, tracking_uri=args.tracking_uri, address=args.address,
                          storage=args.storage, data_dir=args.data_dir, resume=bool(args.resume),
-                         sample_metrics=not args.no_sample_metrics, quiet=args.quiet)
+                         sample_metrics=not args.no_sample_metrics, quiet=args.quiet, verbose=args.verbose)
     assert isinstance(spec, SearchSpec)
     print(f"ganmix: searching {spec.dataset}: {spec.trials} trials, objective {spec.metric} ({spec.mode})", flush=True)
     outcome = run_search(spec, options)
     print(f"\nsearch {outcome.name}: {outcome.num_trials} trials, {outcome.num_errors} failed")
     if outcome.best is not None:
-        print(f"best trial {outcome.best.name}: {spec.metric} = {outcome.best.metrics.get(spec.metric, float('nan')):.4f}")
-        print("best recipe:\n" + "\n".join("  " + line for line in (outcome.best.recipe_yaml or "").splitlines()))
+        print(f"best trial {outcome.best.name}: {spec.metric} = {outcome.best.metrics.get(spec.metric, float('nan')):.4f}"
+              f" (run {outcome.best.run_id})")
+        print(f"its recipe: ganmix best --dataset {spec.dataset} --export recipe.yaml")
     _print_ui_hint(outcome.tracking_uri, args)
     return 0
 
@@ -188,21 +189,20 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
+    from ganmix.search.progress import quiet_libraries
     from ganmix.tracking import store
+    from ganmix.tracking.ui import serve
 
-    uri = store.resolve_tracking_uri(args.tracking_uri, args.results_dir)
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
-               "--host", "127.0.0.1", "--port", str(args.port)]
-    print(f"MLflow UI over {uri} at http://127.0.0.1:{args.port} (Ctrl-C stops it)", flush=True)
-    return subprocess.call(command)
+    quiet_libraries(verbose=False)
+    serve(store.resolve_tracking_uri(args.tracking_uri, args.results_dir), port=args.port)
+    return 0  # not reached: serve() replaces this process with the MLflow server
 
 
 def _print_ui_hint(uri: str, args: argparse.Namespace) -> None:
     from ganmix.tracking.store import is_local_store
 
     if is_local_store(uri):
-        print(f"\nresults in {uri}\nopen them with: ganmix ui --results-dir {args.results_dir}"
-              f"   (or: mlflow ui --backend-store-uri {uri})")
+        print(f"results in {uri}; open them with: ganmix ui --results-dir {args.results_dir}")
     else:
         print(f"\nresults on the tracking server {uri}")
 
