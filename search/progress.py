@@ -27,7 +27,6 @@ class TrialRow:
     value: float | None
     lift: float | None
     test: float | None
-    status: str
 
 
 def _elapsed(seconds: float) -> str:
@@ -93,7 +92,7 @@ class SearchProgress:
 
     # --- rendering ----------------------------------------------------------------------------------
     def _counts(self) -> str:
-        return f"{self.running} running, {self.failed} failed, {self.stopped} stopped early"
+        return f"done, {self.running} running, {self.failed} failed, {self.stopped} stopped early"
 
     def _best(self) -> str:
         return f"best {self.metric} {self.best[0]:.4f} {self.best[1]}" if self.best else "no completed trial yet"
@@ -107,13 +106,12 @@ class SearchProgress:
         if self.quiet or not rows:
             return
         table = Table(title=None, box=None, pad_edge=False, show_edge=False, header_style="bold")
-        for column in ("rank", "trial", self.metric, "vs baseline", *([test_metric] if test_metric else []),
-                       "status"):
-            table.add_column(column, justify="left" if column in ("trial", "status") else "right")
+        for column in ("rank", "trial", self.metric, "vs baseline", *([test_metric] if test_metric else [])):
+            table.add_column(column, justify="left" if column == "trial" else "right")
         shown = list(rows) + ([baseline] if baseline is not None and baseline not in rows else [])
         for row in shown:
             table.add_row(row.rank, row.name, _num(row.value), _num(row.lift, signed=True),
-                          *([_num(row.test)] if test_metric else []), row.status)
+                          *([_num(row.test)] if test_metric else []))
         self.console.print(table)
 
 
@@ -156,6 +154,6 @@ def result_rows(summaries: Sequence[TrialSummary], metric: str, mode: str, *,
     def row(s: TrialSummary) -> TrialRow:
         value = s.metrics[metric]
         delta = lift(value, base.metrics[metric], mode) if base is not None else None
-        return TrialRow(str(ranking.index(s) + 1), s.name, value, delta, s.metrics.get(test), "completed")
+        return TrialRow(str(ranking.index(s) + 1), s.name, value, delta, s.metrics.get(test))
 
     return [row(s) for s in ranking[:top]], (row(base) if base is not None else None)

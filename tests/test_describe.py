@@ -51,7 +51,7 @@ def test_description_answers_in_one_sentence_and_links_runs():
     first = text.splitlines()[0]
     assert first == ("**On digits, `acgan r=1.86 e=37 z=16` wins (val_auc 0.9500), +0.0300 over the tuned real-only "
                      "baseline `real-only lr=3e-4` (0.9200).**")
-    assert "| 1 | [acgan r=1.86 e=37 z=16](#/experiments/7/runs/acgan_r=1.86_e=37_z=16) | 0.9500 | +0.0300 | 0.9400 |" in text
+    assert "| 1 | [acgan r=1.86 e=37 z=16](#/experiments/7/runs/acgan_r=1.86_e=37_z=16?workflowType=machine_learning) | 0.9500 | +0.0300 | 0.9400 |" in text
     assert "6 trials, 4 completed, 1 stopped early, 1 failed" in text
     top1 = describe.description(TRIALS, experiment_id="7", metric="val_auc", mode="max", dataset="digits",
                                 search="s1", done=False, top=1)
@@ -103,7 +103,7 @@ def test_describer_keeps_ranks_lifts_and_the_winner_current(store):
     assert runs[gan].data.metrics["lift_val_auc"] == pytest.approx(0.03)
     assert runs[early].data.metrics["lift_val_auc"] == pytest.approx(-0.20)
     note = client.get_run(parent).data.tags[describe.NOTE]
-    assert note.startswith("**On digits, `acgan r=1 e=3 z=16` wins so far") and f"runs/{gan})" in note
+    assert note.startswith("**On digits, `acgan r=1 e=3 z=16` wins so far") and f"runs/{gan}?workflowType=machine_learning)" in note
     # A better trial finishes: the crown moves and the old winner loses its tag.
     better = add_trial(client, experiment_id, parent, "dcgan r=2 e=9 z=64", 0.97)
     describer.refresh(done=True)

@@ -64,11 +64,11 @@ def test_on_a_terminal_one_live_bar(monkeypatch):
 
 def test_final_table_and_quiet():
     out = io.StringIO()
-    rows = [TrialRow("1", "acgan r=1.86 e=37 z=16", 0.95, 0.03, 0.94, "completed")]
-    base = TrialRow("2", "real-only lr=3e-4", 0.92, 0.0, None, "completed")
+    rows = [TrialRow("1", "acgan r=1.86 e=37 z=16", 0.95, 0.03, 0.94)]
+    base = TrialRow("2", "real-only lr=3e-4", 0.92, 0.0, None)
     SearchProgress(2, "val_auc", "max", stream=out).summary(rows, base, test_metric="test_auc")
     lines = out.getvalue().splitlines()
-    assert re.split(r"\s{2,}", lines[0].strip()) == ["rank", "trial", "val_auc", "vs baseline", "test_auc", "status"]
+    assert re.split(r"\s{2,}", lines[0].strip()) == ["rank", "trial", "val_auc", "vs baseline", "test_auc"]
     assert "acgan r=1.86 e=37 z=16" in lines[1] and "+0.0300" in lines[1] and "0.9400" in lines[1]
     assert "real-only lr=3e-4" in lines[2] and len(lines) == 3
     quiet = io.StringIO()

@@ -173,7 +173,7 @@ def test_the_ui_answers_at_a_glance(searched):
     assert winners[0].info.run_id == parent.data.tags["ganmix.best_run_id"]
     note = parent.data.tags["mlflow.note.content"]
     assert f"`{winners[0].info.run_name}` wins" in note.splitlines()[0]
-    assert f"(#/experiments/{parent.info.experiment_id}/runs/{winners[0].info.run_id})" in note
+    assert f"(#/experiments/{parent.info.experiment_id}/runs/{winners[0].info.run_id}?workflowType=" in note
     assert all("lift_val_auc" in r.data.metrics for r in searched["children"] if "val_auc" in r.data.metrics)
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"trials_table.json", "optuna"} <= artifacts

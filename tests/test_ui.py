@@ -187,12 +187,13 @@ def test_parent_description_names_the_winner(browser_ui):
     page, runs = browser_ui["page"], browser_ui["runs"]
     parent = next(r for r in runs if r.data.tags.get("ganmix.kind") == "search")
     winner = next(r for r in runs if r.data.tags.get("ganmix.best") == "true")
-    page.goto(f"{browser_ui['base']}/#/experiments/{browser_ui['experiment_id']}/runs/{parent.info.run_id}")
+    page.goto(f"{browser_ui['base']}/#/experiments/{browser_ui['experiment_id']}/runs/{parent.info.run_id}"
+              "?workflowType=machine_learning")
     answer = page.get_by_text(re.compile(r"^On digits, .* wins")).first
     answer.wait_for()
     assert winner.info.run_name in answer.inner_text()
     link = page.get_by_role("link", name=winner.info.run_name).first
-    assert link.get_attribute("href").endswith(f"/runs/{winner.info.run_id}")
+    assert f"/runs/{winner.info.run_id}?workflowType=machine_learning" in link.get_attribute("href")
     _shot(page, "description")
 
 
@@ -202,7 +203,7 @@ def test_a_trials_sample_grid_loads(browser_ui):
     page, runs = browser_ui["page"], browser_ui["runs"]
     trial = next(r for r in runs if r.data.tags.get("ganmix.kind") == "trial" and r.data.params["generator"] != "none")
     page.goto(f"{browser_ui['base']}/#/experiments/{browser_ui['experiment_id']}/runs/{trial.info.run_id}"
-              "/artifacts/samples/grid.png")
+              "/artifacts/samples/grid.png?workflowType=machine_learning")
     page.get_by_text("samples/grid.png").first.wait_for()
     page.wait_for_function("() => [...document.images].some(i => i.complete && i.naturalWidth > 300)")
     _shot(page, "grid")

@@ -28,8 +28,9 @@ def lift_metric(metric: str) -> str:
 
 
 def run_link(experiment_id: str, run_id: str) -> str:
-    """A relative link inside the MLflow UI (its router lives in the URL fragment)."""
-    return f"#/experiments/{experiment_id}/runs/{run_id}"
+    """A relative link inside the MLflow UI (its router lives in the URL fragment); the query keeps the
+    run page in the model-training view (without it MLflow 3 opens runs in its GenAI view)."""
+    return f"#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"
 
 
 def _finite(value: float | None) -> bool:

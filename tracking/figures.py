@@ -58,7 +58,6 @@ def log_study_figures(uri: str, run_id: str, study: Any) -> list[str]:
 
     matplotlib.use("Agg")  # no display on a driver
     import matplotlib.pyplot as plt
-    import optuna
     from optuna.visualization import matplotlib as ovm
 
     plots = {"optuna/optimization_history.png": ovm.plot_optimization_history,
