@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ganmix.models.evaluation import tile_images
 from ganmix.models.reference import ReferenceClassifier, argmax_accuracy
 
 # Rows of the query set per torch.cdist call: 1024 x 5000 float32 distances is 20 MB.
@@ -135,8 +134,22 @@ class MemorizationResult:
 
     def closest_pairs(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The k generated images closest to the training set and their nearest training images (uint8 (k, C, H, W))."""
+        pairs = self.closest(k)
+        return pairs.generated, pairs.real
+
+    def closest(self, k: int) -> ClosestPairs:
+        """The k closest (generated, nearest real) pairs with their distance ratios, closest first."""
         order = self.ratios.argsort()[:k]
-        return self.fake_u8[order], self.train_u8[self.nearest[order]]
+        return ClosestPairs(self.fake_u8[order], self.train_u8[self.nearest[order]], self.ratios[order])
+
+
+@dataclass(frozen=True, eq=False)
+class ClosestPairs:
+    """Generated images next to their nearest real train images; `ratios` as in MemorizationResult."""
+
+    generated: torch.Tensor  # uint8 (k, C, H, W)
+    real: torch.Tensor  # uint8 (k, C, H, W)
+    ratios: torch.Tensor  # (k,)
 
 
 def memorization(train_u8: torch.Tensor, fake_u8: torch.Tensor, *, threshold: float = 0.1) -> MemorizationResult:
@@ -180,9 +193,9 @@ def sample_quality(
     *,
     k: int = 3,
     pairs: int = 8,
-) -> tuple[dict[str, float], torch.Tensor]:
-    """All quality/privacy metrics of a generated set, plus a uint8 (C, H, W) picture of the `pairs`
-    closest (generated | nearest real) pairs, one pair per row.
+) -> tuple[dict[str, float], ClosestPairs]:
+    """All quality/privacy metrics of a generated set, plus its `pairs` closest (generated, nearest real)
+    pairs with their distances (models.pictures.labelled_pairs draws them).
 
     `real_*` is the real train split; `real_labels` is only checked against the images (all metrics here are
     unconditional except label fidelity, which uses the generated labels).
@@ -204,8 +217,7 @@ def sample_quality(
         "near_copy_fraction": mem.near_copy_fraction,
         "nn_ratio_median": mem.median_ratio,
     }
-    picture = tile_images([[g, r] for g, r in zip(*mem.closest_pairs(pairs))])
-    return metrics, picture
+    return metrics, mem.closest(pairs)
 
 
 def confidence_filter(

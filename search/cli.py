@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 from importlib import resources
 from pathlib import Path
@@ -55,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--confirm", type=int, metavar="SEEDS", default=0,
                    help="when the search ends, confirm its best recipes over SEEDS seeds (see `ganmix confirm`)")
     s.add_argument("--confirm-top", type=int, default=3, metavar="K", help="recipes to confirm with --confirm")
-    s.add_argument("--quiet", action="store_true")
+    s.add_argument("--quiet", action="store_true", help="no progress output")
+    s.add_argument("--verbose", action="store_true", help="also show Ray's, Optuna's and MLflow's own output")
 
     c = sub.add_parser("confirm", help="re-run a search's top recipes and the tuned real-only baseline over "
                                        "several seeds on the test split, and say whether augmentation helped")
@@ -128,7 +128,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         return 0
     options = RunOptions(results_dir=args.results_dir, tracking_uri=args.tracking_uri, address=args.address,
                          storage=args.storage, data_dir=args.data_dir, resume=bool(args.resume),
-                         sample_metrics=not args.no_sample_metrics, quiet=args.quiet)
+                         sample_metrics=not args.no_sample_metrics, quiet=args.quiet, verbose=args.verbose)
     assert isinstance(spec, SearchSpec)
     if args.confirm < 0 or args.confirm_top < 1:
         raise SpaceError(f"--confirm must be >= 0 and --confirm-top >= 1, got {args.confirm} and {args.confirm_top}")
@@ -137,8 +137,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     print(f"\nsearch {outcome.name}: {outcome.num_trials} trials, {outcome.num_errors} failed")
     if outcome.best is not None:
         print(f"best trial {outcome.best.name}: {spec.metric} = {outcome.best.metrics.get(spec.metric, float('nan')):.4f}"
-              " (unconfirmed: one seed, chosen on validation)")
-        print("best recipe:\n" + "\n".join("  " + line for line in (outcome.best.recipe_yaml or "").splitlines()))
+              f" (run {outcome.best.run_id}; unconfirmed: one seed, chosen on validation)")
+        print(f"its recipe: ganmix best --dataset {spec.dataset} --export recipe.yaml")
     if args.confirm:
         from ganmix.search.runner import load_search_data
 
@@ -285,21 +285,20 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
+    from ganmix.search.progress import quiet_libraries
     from ganmix.tracking import store
+    from ganmix.tracking.ui import serve
 
-    uri = store.resolve_tracking_uri(args.tracking_uri, args.results_dir)
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
-               "--host", "127.0.0.1", "--port", str(args.port)]
-    print(f"MLflow UI over {uri} at http://127.0.0.1:{args.port} (Ctrl-C stops it)", flush=True)
-    return subprocess.call(command)
+    quiet_libraries(verbose=False)
+    serve(store.resolve_tracking_uri(args.tracking_uri, args.results_dir), port=args.port)
+    return 0  # not reached: serve() replaces this process with the MLflow server
 
 
 def _print_ui_hint(uri: str, args: argparse.Namespace) -> None:
     from ganmix.tracking.store import is_local_store
 
     if is_local_store(uri):
-        print(f"\nresults in {uri}\nopen them with: ganmix ui --results-dir {args.results_dir}"
-              f"   (or: mlflow ui --backend-store-uri {uri})")
+        print(f"results in {uri}; open them with: ganmix ui --results-dir {args.results_dir}")
     else:
         print(f"\nresults on the tracking server {uri}")
 

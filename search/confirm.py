@@ -22,6 +22,7 @@ from ganmix.search.spec import SearchSpec
 from ganmix.search.stats import MeanCI, Paired, mean_ci, paired, verdict_line
 from ganmix.tracking import confirmation as tracking
 from ganmix.tracking import query
+from ganmix.tracking.naming import run_name
 from ganmix.tracking.store import TrackingError
 
 DEFAULT_TOP, DEFAULT_SEEDS = 3, 5
@@ -44,7 +45,7 @@ class Arm:
 
     @property
     def name(self) -> str:
-        return self.recipe.short_name()
+        return run_name(self.recipe.to_dict())
 
 
 @dataclass(frozen=True)
@@ -60,21 +61,17 @@ class Confirmation:
     run_id: str
 
 
-def _is_real_only(summary: query.TrialSummary) -> bool:
-    return summary.params.get("generator") == "none" or summary.baseline
-
-
 def choose_arms(uri: str, summaries: list[query.TrialSummary], metric: str, top: int) -> list[Arm]:
     """The arms to confirm, from a search's trials ranked by `metric` in its own direction."""
     ranked = query.rank(summaries, metric)
     if not ranked:
         raise ConfirmError(f"no completed trial with a finite {metric}: nothing to confirm")
     chosen: dict[str, query.TrialSummary] = {f"top{i + 1}": s for i, s in enumerate(ranked[:top])}
-    real = next((s for s in ranked if _is_real_only(s)), None)
+    real = next((s for s in ranked if query.is_real_only(s)), None)
     if real is None:
         raise ConfirmError("the search has no completed real-only trial (generator: none) to compare against; "
                            "include `none` in the space's generator choices")
-    gan = next((s for s in ranked if not _is_real_only(s)), None)
+    gan = next((s for s in ranked if not query.is_real_only(s)), None)
     picked = {s.run_id: key for key, s in chosen.items()}
     if real.run_id in picked:  # one arm, two roles: no run twice
         chosen[f"{picked[real.run_id]}/real-only"] = chosen.pop(picked[real.run_id])

@@ -21,7 +21,7 @@ import torch
 from ganmix.datasets import ImageDataset, apply_scarcity, load_dataset
 from ganmix.models.classifiers import create_classifier
 from ganmix.models.classify import EvalSet, TrainSettings, evaluate, fit_classifier, seeded_classifier
-from ganmix.models.evaluation import confusion_matrix, image_grid, metric_name
+from ganmix.models.evaluation import confusion_matrix, metric_name
 from ganmix.models.generator import (
     create_generator,
     make_generator_config,
@@ -29,6 +29,7 @@ from ganmix.models.generator import (
     save_generator,
     train_generator,
 )
+from ganmix.models.pictures import labelled_grid, labelled_pairs
 from ganmix.search.allocation import allocate, synthetic_total
 from ganmix.search.metrics import metric_mode
 from ganmix.search.recipe import Recipe
@@ -138,11 +139,12 @@ def make_synthetic(
 
         quality, pairs = sample_quality(reference, train.images, train.labels, images, wanted)
         metrics.update(quality)
-        logger.log_png(_enlarge(pairs, dataset.image_size).numpy(), "samples/closest_pairs.png")
+        logger.log_image(labelled_pairs(pairs.generated, pairs.real, pairs.ratios), "samples/closest_pairs.png",
+                         key="closest_pairs")
     logger.log_metrics(metrics)
     logger.log_npz("samples/synthetic.npz", images=images.numpy(), labels=wanted.numpy())
-    grid = image_grid(images, wanted, dataset.num_classes)
-    logger.log_png(_enlarge(grid, dataset.image_size).numpy(), "samples/grid.png")
+    logger.log_datasets({"synthetic": (images.numpy(), wanted.numpy())}, name=dataset.name)
+    logger.log_image(labelled_grid(images, wanted, dataset.class_names), "samples/grid.png", key="sample_grid")
     _log_checkpoint(model, logger)
     return SyntheticSet(images, wanted, per_class, metrics)
 
@@ -166,12 +168,6 @@ def _sample(model: Any, wanted: torch.Tensor, recipe: Recipe, reference: Any) ->
         ok[redo[fresh_ok]] = True
     # Slots never accepted keep their last sample rather than shrinking the class below its quota.
     return images, first_pass
-
-
-def _enlarge(image_chw: torch.Tensor, tile: int) -> torch.Tensor:
-    """Nearest-neighbour upscaling so 8-28 px tiles are visible in the MLflow UI (about 64 px each)."""
-    factor = max(1, 64 // tile)
-    return image_chw.repeat_interleave(factor, dim=1).repeat_interleave(factor, dim=2)
 
 
 def _log_checkpoint(model: Any, logger: RunLogger) -> None:

@@ -14,9 +14,10 @@ import yaml
 ALLOCATIONS = ("proportional", "balance")
 # `generator: none` is a real-only recipe: no generator is trained and nothing synthetic is mixed in.
 NO_GENERATOR = "none"
-# Fields that only mean something when a generator is trained; real-only recipes leave them at defaults.
-GAN_FIELDS = ("gan_epochs", "latent_dim", "generator_options", "synthetic_ratio", "allocation", "filter_threshold",
-              "generator_seed")
+# Fields that only mean something when a generator is trained: a real-only recipe logs none of them as
+# MLflow params, and the search space draws none of them (nor the ratio) for a real-only trial.
+GENERATOR_FIELDS = ("gan_epochs", "latent_dim", "generator_options", "allocation", "filter_threshold", "generator_seed")
+GAN_FIELDS = (*GENERATOR_FIELDS, "synthetic_ratio")
 RECIPE_FORMAT = "ganmix.recipe/2"
 # Format 1 had one `seed` for everything; it still loads, as data, generator and classifier seed alike.
 _OLD_FORMATS = ("ganmix.recipe/1",)
@@ -167,12 +168,15 @@ class Recipe:
         return cls.from_yaml(path.read_text(), source=str(path))
 
     def to_params(self) -> dict[str, str]:
-        """Flat string params for MLflow (one per field; mappings flattened with dots). A real-only
-        recipe leaves out the generator fields it does not use."""
+        """Flat string params for MLflow (one per field; mappings flattened with dots). A real-only recipe
+        logs generator "none" and none of the generator fields, so the runs table never shows a generator
+        that did not run."""
         params: dict[str, str] = {}
         for key, value in self.to_dict().items():
-            if self.generator == NO_GENERATOR and key in GAN_FIELDS:
+            if self.real_only and key in GENERATOR_FIELDS:
                 continue
+            if self.real_only and key == "generator":
+                value = NO_GENERATOR
             if isinstance(value, dict):
                 params.update({f"{key}.{k}": str(v) for k, v in value.items()})
             else:
@@ -185,16 +189,6 @@ class Recipe:
     def with_seed(self, seed: int) -> Recipe:
         """The same recipe with another generator and classifier seed (the data stay the same)."""
         return self.replace(generator_seed=seed, classifier_seed=seed)
-
-    def short_name(self) -> str:
-        """A few words that tell recipes apart: `real-only lr=3e-4 flip`, `acgan r=1.86 e=37 z=16`."""
-        extras = [x for x in (self.augment if self.augment != "none" else "",
-                              "balanced" if self.class_weight != "none" else "") if x]
-        if self.generator == NO_GENERATOR:
-            head = f"real-only lr={self.classifier_lr:.1e}".replace("e-0", "e-")
-        else:
-            head = f"{self.generator} r={self.synthetic_ratio:.2f} e={self.gan_epochs} z={self.latent_dim}"
-        return " ".join([head, *extras])
 
 
 def _check(ok: bool, name: str, value: Any, expected: str) -> None:

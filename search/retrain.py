@@ -7,6 +7,7 @@ from pathlib import Path
 from ganmix.search.pipeline import execute_recipe, load_recipe_data, pick_device
 from ganmix.search.recipe import Recipe
 from ganmix.tracking import runs, store
+from ganmix.tracking.naming import run_name
 from ganmix.tracking.runs import COMPLETED, FINGERPRINT, KIND
 
 
@@ -24,7 +25,7 @@ def retrain(
     store.check_reachable(uri)
     dataset = load_recipe_data(recipe, data_dir)
     experiment_id = store.ensure_experiment(store.client(uri), recipe.dataset, uri)
-    logger = runs.start_run(uri, experiment_id, name=f"train {recipe.short_name()}",
+    logger = runs.start_run(uri, experiment_id, name=f"train {run_name(recipe.to_dict())}",
                             tags={KIND: "train", FINGERPRINT: dataset.fingerprint})
     logger.log_params(recipe.to_params())
     logger.log_text(recipe.to_yaml(), "recipe.yaml")

@@ -12,10 +12,14 @@ import optuna
 
 from ganmix.datasets import ImageDataset
 from ganmix.search.constraints import ConstrainedOptunaSearch
+from ganmix.search.progress import SearchProgress, quiet_libraries, result_rows
 from ganmix.search.spec import SearchSpec
 from ganmix.search.space import BASELINE_ATTR, DefineByRun, IntDim, CategoricalDim, FloatDim
 from ganmix.search.trainable import SearchCallback, TrialContext, run_trial
 from ganmix.tracking import query, runs, store
+from ganmix.tracking.describe import SearchDescriber, describe_experiment
+from ganmix.tracking.inputs import split_arrays
+from ganmix.tracking.figures import log_study_figures, log_trials_table
 from ganmix.tracking.runs import FINGERPRINT, KIND, METRIC, MODE, SEARCH_NAME
 
 log = logging.getLogger(__name__)
@@ -34,6 +38,7 @@ class RunOptions:
     max_failures: int = 2
     sample_metrics: bool = True
     quiet: bool = False
+    verbose: bool = False  # Ray's, Optuna's and MLflow's own console output
 
 
 # Tag on a search's parent run: the --data-dir it read, so `ganmix confirm` finds the same files.
@@ -62,15 +67,20 @@ def run_search(spec: SearchSpec, options: RunOptions) -> SearchOutcome:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
+    quiet_libraries(options.verbose)
     uri = store.resolve_tracking_uri(options.tracking_uri, options.results_dir)
     store.check_reachable(uri)  # before any training
     dataset = load_search_data(spec, options.data_dir)
     name = spec.name or f"{store.experiment_name(spec.dataset).split('/')[-1]}-{time.strftime('%Y%m%d-%H%M%S')}"
     storage = _storage_path(options)
     experiment_id = store.ensure_experiment(store.client(uri), spec.dataset, uri)
+    describe_experiment(uri, experiment_id, dataset.name)
     parent = _open_parent(uri, experiment_id, spec, dataset, name, resume=options.resume)
     if options.data_dir is not None and not options.resume:  # `ganmix confirm` reloads the same data
         parent.set_tags({DATA_DIR: str(Path(options.data_dir).expanduser().resolve())})
+    if not options.resume:  # the parent's Dataset column: the real splits the search ran on
+        parent.log_datasets(split_arrays(dataset), name=dataset.name)
+    describer = SearchDescriber(uri, experiment_id, parent.run_id, spec.metric, spec.mode, dataset.name, name)
     context = TrialContext(
         tracking_uri=uri, experiment_id=experiment_id, parent_run_id=parent.run_id, search_name=name,
         metric=spec.metric, cache_dir=str((options.results_dir / "cache").resolve()),
@@ -85,12 +95,15 @@ def run_search(spec: SearchSpec, options: RunOptions) -> SearchOutcome:
         # Without --address, "local" starts a fresh Ray: a bare ray.init() would join whatever
         # cluster was started last on this machine.
         ray.init(address=options.address or "local", include_dashboard=False, configure_logging=False,
-                 log_to_driver=not options.quiet)
+                 log_to_driver=options.verbose)
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, dataset=dataset, context=context),
         {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial},
     )
-    callback = SearchCallback(context=context, mode=spec.mode, parent=parent, quiet=options.quiet)
+    progress = SearchProgress(spec.trials, spec.metric, spec.mode, quiet=options.quiet)
+    callback = SearchCallback(context=context, mode=spec.mode, parent=parent, quiet=options.quiet,
+                              progress=progress, describer=describer)
+    study = None
     run_config = tune.RunConfig(
         name=name, storage_path=storage, verbose=0, callbacks=[callback],
         failure_config=tune.FailureConfig(max_failures=options.max_failures),
@@ -148,7 +161,15 @@ def run_search(spec: SearchSpec, options: RunOptions) -> SearchOutcome:
         runs.close_running_children(uri, experiment_id, parent.run_id, status="FAILED", reason=error)
         raise
     finally:
+        progress.close()
         best = _finish_parent(parent, uri, experiment_id, spec, status=status, error=error)
+        summaries = describer.refresh(done=True)
+        if status == "FINISHED":
+            log_trials_table(uri, parent.run_id, summaries, spec.metric, spec.mode)
+            if study is not None:
+                log_study_figures(uri, parent.run_id, study)
+            progress.summary(*result_rows(summaries, spec.metric, spec.mode),
+                             test_metric=spec.metric.replace("val_", "test_") if spec.metric.startswith("val_") else None)
     return SearchOutcome(name=name, tracking_uri=uri, experiment_id=experiment_id, parent_run_id=parent.run_id, best=best,
                          num_trials=len(grid), num_errors=grid.num_errors)
 

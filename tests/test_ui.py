@@ -1,0 +1,209 @@
+"""`ganmix ui`: one clear line when the server cannot start, SIGTERM stops the server it became, and
+(marked `browser`) what a new user sees in a real headless Chromium after a small digits search."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow import MlflowClient
+
+SCREENSHOTS = os.environ.get("GANMIX_SCREENSHOTS")  # a folder: the browser test saves its screenshots there
+
+
+def ganmix(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ganmix.search.cli", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=600)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_ui(results: Path, port: int) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "ganmix.search.cli", "ui", "--results-dir", str(results),
+                             "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+
+def wait_healthy(port: int, proc: subprocess.Popen[str], seconds: float = 180) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"ganmix ui exited with {proc.returncode}"
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(1)
+    raise AssertionError(f"the MLflow UI did not answer on port {port} within {seconds} s")
+
+
+def descendants(pid: int) -> list[int]:
+    """Child processes, recursively (Linux /proc)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        for child in (task / "children").read_text().split():
+            found += [int(child), *descendants(int(child))]
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.parametrize("port", ["70000", "0", "taken"])
+def test_a_server_that_cannot_start_is_one_line_and_non_zero(tmp_path, port):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        value = str(holder.getsockname()[1]) if port == "taken" else port
+        done = ganmix("ui", "--results-dir", str(tmp_path / "r"), "--port", value, cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith("ganmix: error:")
+    assert ("must be in 1..65535" if port != "taken" else f"cannot serve the MLflow UI on 127.0.0.1:{value}") \
+        in done.stderr
+
+
+def test_sigterm_stops_the_server(tmp_path):
+    port = free_port()
+    proc = start_ui(tmp_path / "r", port)
+    try:
+        wait_healthy(port, proc)
+        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_text().replace("\0", " ")
+        assert "-m mlflow ui" in cmdline  # ganmix replaced itself with the server: same pid
+        children = descendants(proc.pid)
+        assert children  # uvicorn and its workers
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        deadline = time.monotonic() + 30
+        while any(alive(pid) for pid in children) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not [pid for pid in children if alive(pid)]
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", port)) != 0
+    finally:
+        stop(proc)
+
+
+# --- the real browser --------------------------------------------------------------------------------
+
+SPEC = {
+    "dataset": "digits", "trials": 3, "max_concurrent": 2, "metric": "val_auc", "grace_period": 2,
+    "space": {"generator": {"type": "categorical", "choices": ["dcgan", "acgan"]},
+              "synthetic_ratio": {"type": "float", "low": 0.3, "high": 1.0}},
+    "fixed": {"classifier_epochs": 2, "gan_epochs": 2, "latent_dim": 16},
+}
+
+
+def chromium() -> str:
+    found = os.environ.get("GANMIX_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not found:
+        pytest.skip("no Chromium installed (apt-get install chromium, or set GANMIX_CHROMIUM)")
+    return found
+
+
+@pytest.fixture(scope="module")
+def browser_ui(tmp_path_factory: pytest.TempPathFactory):
+    executable = chromium()
+    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install playwright)")
+    root = tmp_path_factory.mktemp("ui")
+    (root / "space.yaml").write_text(yaml.safe_dump(SPEC))
+    done = ganmix("search", "--config", str(root / "space.yaml"), "--results-dir", str(root / "r"), "--name", "uitest",
+                  "--no-sample-metrics", cwd=root)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    port = free_port()
+    proc = start_ui(root / "r", port)
+    try:
+        wait_healthy(port, proc)
+        banner = proc.stdout.readline() + proc.stdout.readline() if proc.stdout else ""
+        link = re.search(r"http://\S+#/experiments/(\d+)/runs\?workflowType=machine_learning", banner)
+        assert link, banner
+        client = MlflowClient(f"sqlite:///{root / 'r' / 'mlflow.db'}")
+        runs = client.search_runs([link.group(1)])
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1500, "height": 950})
+            page.set_default_timeout(60_000)
+            yield {"page": page, "link": link.group(0), "experiment_id": link.group(1), "runs": runs,
+                   "base": f"http://127.0.0.1:{port}"}
+            browser.close()
+    finally:
+        stop(proc)
+
+
+def _shot(page, name: str) -> None:
+    if SCREENSHOTS:
+        Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
+        close = page.get_by_role("button", name="Close")  # MLflow's assistant panel hides half the page
+        if close.count():
+            close.first.click()
+        page.screenshot(path=str(Path(SCREENSHOTS) / f"{name}.png"), full_page=name == "description")
+
+
+@pytest.mark.browser
+@pytest.mark.integration
+def test_runs_table_lists_the_search_and_its_trials_by_name(browser_ui):
+    page = browser_ui["page"]
+    page.goto(browser_ui["link"])
+    page.get_by_text("uitest", exact=True).first.wait_for()
+    page.locator("button[data-component-id*='runnamecellrenderer']").first.click()  # expand the search
+    trials = [r.info.run_name for r in browser_ui["runs"] if r.data.tags.get("ganmix.kind") == "trial"]
+    assert "baseline" in trials and len(trials) == SPEC["trials"]
+    for name in trials:
+        page.get_by_text(name, exact=True).first.wait_for()
+    assert not any(name.startswith("run_trial") for name in trials)
+    _shot(page, "runs_table")
+
+
+@pytest.mark.browser
+@pytest.mark.integration
+def test_parent_description_names_the_winner(browser_ui):
+    page, runs = browser_ui["page"], browser_ui["runs"]
+    parent = next(r for r in runs if r.data.tags.get("ganmix.kind") == "search")
+    winner = next(r for r in runs if r.data.tags.get("ganmix.best") == "true")
+    page.goto(f"{browser_ui['base']}/#/experiments/{browser_ui['experiment_id']}/runs/{parent.info.run_id}"
+              "?workflowType=machine_learning")
+    answer = page.get_by_text(re.compile(r"^On digits, .* wins")).first
+    answer.wait_for()
+    assert winner.info.run_name in answer.inner_text()
+    link = page.get_by_role("link", name=winner.info.run_name).first
+    assert f"/runs/{winner.info.run_id}?workflowType=machine_learning" in link.get_attribute("href")
+    _shot(page, "description")
+
+
+@pytest.mark.browser
+@pytest.mark.integration
+def test_a_trials_sample_grid_loads(browser_ui):
+    page, runs = browser_ui["page"], browser_ui["runs"]
+    trial = next(r for r in runs if r.data.tags.get("ganmix.kind") == "trial" and r.data.params["generator"] != "none")
+    page.goto(f"{browser_ui['base']}/#/experiments/{browser_ui['experiment_id']}/runs/{trial.info.run_id}"
+              "/artifacts/samples/grid.png?workflowType=machine_learning")
+    page.get_by_text("samples/grid.png").first.wait_for()
+    page.wait_for_function("() => [...document.images].some(i => i.complete && i.naturalWidth > 300)")
+    _shot(page, "grid")

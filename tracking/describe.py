@@ -1,0 +1,161 @@
+"""What the MLflow UI says about a search at a glance: the parent run's description (markdown), each
+trial's rank and lift over the tuned real-only baseline, the winner's tag and the experiment's description.
+
+The text is built by pure functions of TrialSummary lists (unit-testable); `SearchDescriber` writes it
+from the driver, kept current as trials finish.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from mlflow.entities import Metric, RunTag
+
+from ganmix.search.metrics import metric_info
+from ganmix.tracking.query import TrialSummary, is_real_only, rank, trial_summaries, tuned_baseline
+from ganmix.tracking.store import client, retry
+
+RANK, BEST, NOTE = "ganmix.rank", "ganmix.best", "mlflow.note.content"
+TOP = 5  # trials listed in the parent's description (the tuned baseline is added when not among them)
+
+
+def lift_metric(metric: str) -> str:
+    """The per-trial metric holding its difference from the tuned baseline (positive = better)."""
+    return f"lift_{metric}"
+
+
+def run_link(experiment_id: str, run_id: str) -> str:
+    """A relative link inside the MLflow UI (its router lives in the URL fragment); the query keeps the
+    run page in the model-training view (without it MLflow 3 opens runs in its GenAI view)."""
+    return f"#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def rank_label(summary: TrialSummary, order: dict[str, int]) -> str | None:
+    """`ganmix.rank`: 1 = best; words for trials outside the ranking; None while still running."""
+    if summary.run_id in order:
+        return str(order[summary.run_id])
+    if summary.status == "RUNNING":
+        return None
+    if summary.status != "FINISHED":
+        return summary.status.lower()
+    if summary.early_stopped:
+        return "stopped early"
+    return "infeasible" if not summary.feasible else "no value"
+
+
+def answer(summaries: Sequence[TrialSummary], *, metric: str, mode: str, dataset: str, done: bool) -> str:
+    """The search's answer in one sentence."""
+    ranking = rank(summaries, metric)
+    so_far = "" if done else " so far"
+    if not ranking:
+        return f"No trial has completed{so_far}."
+    best, base = ranking[0], tuned_baseline(summaries, metric)
+    value = f"{metric} {best.metrics[metric]:.4f}"
+    if is_real_only(best):
+        return (f"On {dataset}, the real-only `{best.name}` wins{so_far} ({value}): "
+                "no augmentation recipe beat real data alone.")
+    if base is None:
+        return f"On {dataset}, `{best.name}` leads{so_far} ({value}); no real-only baseline has completed yet."
+    delta = metric_info(metric).lift(best.metrics[metric], base.metrics[metric])
+    return (f"On {dataset}, `{best.name}` wins{so_far} ({value}), {delta:+.4f} over the tuned real-only "
+            f"baseline `{base.name}` ({base.metrics[metric]:.4f}).")
+
+
+def _cell(value: float | None) -> str:
+    return f"{value:.4f}" if _finite(value) else "-"
+
+
+def description(summaries: Sequence[TrialSummary], *, experiment_id: str, metric: str, mode: str, dataset: str,
+                search: str, done: bool, top: int = TOP) -> str:
+    """The parent run's markdown: the answer, the top trials and the tuned baseline with links, the counts."""
+    ranking = rank(summaries, metric)
+    base = tuned_baseline(summaries, metric)
+    rows = ranking[:top] + ([base] if base is not None and base not in ranking[:top] else [])
+    test = metric.replace("val_", "test_") if metric.startswith("val_") else None
+    lines = [f"**{answer(summaries, metric=metric, mode=mode, dataset=dataset, done=done)}**", ""]
+    if rows:
+        header = ["rank", "trial", metric, "vs baseline", *([test] if test else []), "trial id"]
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for s in rows:
+            delta = metric_info(metric).lift(s.metrics[metric], base.metrics[metric]) if base is not None else None
+            cells = [str(ranking.index(s) + 1), f"[{s.name}]({run_link(experiment_id, s.run_id)})",
+                     _cell(s.metrics[metric]), f"{delta:+.4f}" if delta is not None else "-",
+                     *([_cell(s.metrics.get(test))] if test else []), f"`{s.trial_id}`"]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    counts = _counts(summaries)
+    lines.append(f"Search `{search}`: {counts}. Objective {metric} ({mode}) on the validation split; test "
+                 "metrics are only logged. *vs baseline* = difference from the best real-only trial, "
+                 f"positive is better (metric `{lift_metric(metric)}` on every trial). "
+                 "All trials: the `trials_table.json` and `trials.csv` artifacts; the Optuna plots under `optuna/`.")
+    return "\n".join(lines)
+
+
+def _counts(summaries: Sequence[TrialSummary]) -> str:
+    completed = sum(s.completed and s.status == "FINISHED" for s in summaries)
+    stopped = sum(s.early_stopped for s in summaries)
+    failed = sum(s.status == "FAILED" for s in summaries)
+    running = sum(s.status == "RUNNING" for s in summaries)
+    parts = [f"{len(summaries)} trials", f"{completed} completed", f"{stopped} stopped early", f"{failed} failed"]
+    return ", ".join(parts + ([f"{running} running"] if running else []))
+
+
+def experiment_description(dataset: str) -> str:
+    return (f"GAN augmentation searches on **{dataset}** (`ganmix search`). Each top-level run is one search: "
+            "its Description gives the answer and links the best trials. Expand it for its trials, named by "
+            "recipe (`baseline`, `real-only lr=...`, `acgan r=<synthetic ratio> e=<GAN epochs> z=<latent size>`); "
+            "tags `ganmix.rank` and `ganmix.best`, metric `lift_<objective>` = difference from the tuned "
+            "real-only baseline. A trial's sample grid is under Artifacts, `samples/grid.png`.")
+
+
+@dataclass
+class SearchDescriber:
+    """Keeps a search's parent description, ranks, lifts and winner tag current; writes only what changed."""
+
+    uri: str
+    experiment_id: str
+    parent_run_id: str
+    metric: str
+    mode: str
+    dataset: str
+    search: str
+    _written: dict[str, tuple[str | None, float | None]] = field(default_factory=dict)
+    _best: str | None = None
+
+    def refresh(self, *, done: bool = False) -> list[TrialSummary]:
+        summaries = trial_summaries(self.uri, self.experiment_id, self.parent_run_id)
+        ranking = rank(summaries, self.metric)
+        order = {s.run_id: i + 1 for i, s in enumerate(ranking)}
+        base = tuned_baseline(summaries, self.metric)
+        mlflow_client = client(self.uri)
+        for s in summaries:
+            label = rank_label(s, order)
+            value = s.metrics.get(self.metric)
+            delta = metric_info(self.metric).lift(value, base.metrics[self.metric]) if base and _finite(value) else None
+            if label is None or self._written.get(s.run_id) == (label, delta):
+                continue
+            tags = [RunTag(RANK, label)] + ([RunTag(BEST, "true")] if ranking and s is ranking[0] else [])
+            metrics = [Metric(lift_metric(self.metric), delta, int(time.time() * 1000), 0)] if delta is not None else []
+            retry(mlflow_client.log_batch, s.run_id, metrics=metrics, tags=tags, synchronous=True)
+            self._written[s.run_id] = (label, delta)
+        winner = ranking[0].run_id if ranking else None
+        if self._best and self._best != winner:  # the crown moves: the old winner loses its tag
+            retry(mlflow_client.delete_tag, self._best, BEST)
+        if winner and winner != self._best:
+            retry(mlflow_client.set_tag, winner, BEST, "true")
+        self._best = winner
+        text = description(summaries, experiment_id=self.experiment_id, metric=self.metric, mode=self.mode,
+                           dataset=self.dataset, search=self.search, done=done)
+        retry(mlflow_client.set_tag, self.parent_run_id, NOTE, text)
+        return summaries
+
+
+def describe_experiment(uri: str, experiment_id: str, dataset: str) -> None:
+    retry(client(uri).set_experiment_tag, experiment_id, NOTE, experiment_description(dataset))
