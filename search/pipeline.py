@@ -33,7 +33,7 @@ from ganmix.models.pictures import labelled_grid, labelled_pairs
 from ganmix.search.allocation import allocate, synthetic_total
 from ganmix.search.metrics import metric_mode
 from ganmix.search.recipe import Recipe
-from ganmix.tracking.runs import RunLogger
+from ganmix.search.sink import Sink
 
 Report = Callable[[dict[str, float]], None]
 
@@ -75,7 +75,7 @@ def execute_recipe(
     dataset: ImageDataset,
     *,
     device: torch.device,
-    logger: RunLogger,
+    logger: Sink,
     report: Report | None = None,
     cache_dir: str | Path | None = None,
     sample_metrics: bool = True,
@@ -101,7 +101,7 @@ def make_synthetic(
     dataset: ImageDataset,
     *,
     device: torch.device,
-    logger: RunLogger,
+    logger: Sink,
     cache_dir: str | Path | None,
     sample_metrics: bool,
 ) -> SyntheticSet:
@@ -170,7 +170,7 @@ def _sample(model: Any, wanted: torch.Tensor, recipe: Recipe, reference: Any) ->
     return images, first_pass
 
 
-def _log_checkpoint(model: Any, logger: RunLogger) -> None:
+def _log_checkpoint(model: Any, logger: Sink) -> None:
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -195,7 +195,7 @@ def train_and_evaluate(
     synthetic: SyntheticSet,
     *,
     device: torch.device,
-    logger: RunLogger,
+    logger: Sink,
     report: Report | None,
 ) -> dict[str, float]:
     """Train the classifier on real + synthetic train images; val picks the epoch, test is seen once."""
@@ -227,7 +227,7 @@ def train_and_evaluate(
     return {**final, **synthetic.metrics}
 
 
-def _evaluate_test(model: torch.nn.Module, dataset: ImageDataset, *, device: torch.device, logger: RunLogger,
+def _evaluate_test(model: torch.nn.Module, dataset: ImageDataset, *, device: torch.device, logger: Sink,
                    step: int) -> dict[str, float]:
     """The restored best-val model on the official test split, evaluated once; never reported to the searcher."""
     val, val_probs = evaluate(model, EvalSet(dataset.val.images, dataset.val.labels, dataset.class_names), device)
