@@ -23,13 +23,8 @@ from ganmix.models._images import to_unit
 from ganmix.models.classifiers import create_classifier
 from ganmix.models.classify import predict_proba, train_classifier_epoch
 from ganmix.models.evaluation import classification_metrics, confusion_matrix, image_grid, metric_name
-from ganmix.models.generator import (
-    create_generator,
-    make_generator_config,
-    sample_images,
-    save_generator,
-    train_generator,
-)
+from ganmix.models.generator import make_generator_config, sample_images, save_generator
+from ganmix.models.generator_cache import GeneratorCache, train_with_cache
 from ganmix.search.allocation import allocate, synthetic_total
 from ganmix.search.recipe import Recipe
 from ganmix.tracking.runs import RunLogger
@@ -106,11 +101,15 @@ def make_synthetic(
         recipe.generator, image_size=dataset.image_size, channels=dataset.channels,
         num_classes=dataset.num_classes, latent_dim=recipe.latent_dim, options=dict(recipe.generator_options),
     )
-    model = create_generator(recipe.generator, cfg)
-    train_generator(
-        model, train.images, train.labels, epochs=recipe.gan_epochs, device=device, seed=recipe.seed,
+    # Generators are reused across trials: resume from the largest cached snapshot <= gan_epochs.
+    gan = train_with_cache(
+        recipe.generator, cfg, train.images, train.labels, epochs=recipe.gan_epochs, device=device,
+        seed=recipe.seed, fingerprint=dataset.fingerprint,
+        cache=GeneratorCache(Path(cache_dir) / "generators") if cache_dir is not None else None,
         on_epoch=lambda epoch, losses: logger.log_metrics({f"gan_{k}": v for k, v in losses.items()}, step=epoch),
     )
+    model = gan.model
+    logger.log_metrics({"gan_epochs_trained": gan.trained, "gan_epochs_reused": gan.resumed_from})
     wanted = torch.repeat_interleave(torch.arange(dataset.num_classes), torch.tensor(per_class))
     reference = None
     if sample_metrics or recipe.filter_threshold > 0:
