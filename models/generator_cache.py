@@ -5,7 +5,8 @@ typed config: options, latent size, image size, channels, batch size, learning r
 the device type) and resumes from the largest snapshot <= E instead of starting from scratch; it then saves
 a snapshot at E for the trials after it. A snapshot holds the weights, the optimizers' state, the RNG
 states and the per-epoch metrics so far, so a resumed generator is the one training from scratch would
-give (bit for bit on the CPU; on a GPU up to the nondeterminism of its kernels), and the caller can log
+give (bit for bit on the CPU at the same torch thread count; on a GPU up to the nondeterminism of its
+kernels), and the caller can log
 the full metric history.
 
 Layout: <root>/<key digest>/key.json and epoch-<E>.pt. Writes go to a private temporary file that is

@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--address", help="Ray address; 'auto' joins a running cluster")
     s.add_argument("--storage", help="Tune storage: a shared folder or s3://bucket/prefix (default RESULTS/ray)")
     s.add_argument("--no-sample-metrics", action="store_true", help="skip FID/KID/precision/recall/memorization")
+    s.add_argument("--time-budget", type=float, metavar="SECONDS",
+                   help="end the search after this many seconds of Tune time (running trials are stopped)")
     s.add_argument("--quiet", action="store_true")
 
     b = sub.add_parser("best", help="the best completed trial per data set, its recipe and lift over baseline")
@@ -112,11 +114,13 @@ def cmd_search(args: argparse.Namespace) -> int:
         return 0
     options = RunOptions(results_dir=args.results_dir, tracking_uri=args.tracking_uri, address=args.address,
                          storage=args.storage, data_dir=args.data_dir, resume=bool(args.resume),
-                         sample_metrics=not args.no_sample_metrics, quiet=args.quiet)
+                         sample_metrics=not args.no_sample_metrics, quiet=args.quiet,
+                         time_budget_s=args.time_budget)
     assert isinstance(spec, SearchSpec)
     print(f"ganmix: searching {spec.dataset}: {spec.trials} trials, objective {spec.metric} ({spec.mode})", flush=True)
     outcome = run_search(spec, options)
-    print(f"\nsearch {outcome.name}: {outcome.num_trials} trials, {outcome.num_errors} failed")
+    print(f"\nsearch {outcome.name}: {outcome.num_trials} trials, {outcome.num_errors} failed"
+          + (f" (ended by the time budget of {args.time_budget:g} s)" if outcome.budget_ended else ""))
     if outcome.best is not None:
         print(f"best trial {outcome.best.name}: {spec.metric} = {outcome.best.metrics.get(spec.metric, float('nan')):.4f}")
         print("best recipe:\n" + "\n".join("  " + line for line in (outcome.best.recipe_yaml or "").splitlines()))
