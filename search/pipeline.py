@@ -27,7 +27,7 @@ from ganmix.models.generator import make_generator_config, sample_images, save_g
 from ganmix.models.generator_cache import GeneratorCache, train_with_cache
 from ganmix.search.allocation import allocate, synthetic_total
 from ganmix.search.recipe import Recipe
-from ganmix.tracking.runs import RunLogger
+from ganmix.tracking.runs import RunLogger, StepBuffer
 
 Report = Callable[[dict[str, float]], None]
 
@@ -102,12 +102,15 @@ def make_synthetic(
         num_classes=dataset.num_classes, latent_dim=recipe.latent_dim, options=dict(recipe.generator_options),
     )
     # Generators are reused across trials: resume from the largest cached snapshot <= gan_epochs.
-    gan = train_with_cache(
-        recipe.generator, cfg, train.images, train.labels, epochs=recipe.gan_epochs, device=device,
-        seed=recipe.seed, fingerprint=dataset.fingerprint,
-        cache=GeneratorCache(Path(cache_dir) / "generators") if cache_dir is not None else None,
-        on_epoch=lambda epoch, losses: logger.log_metrics({f"gan_{k}": v for k, v in losses.items()}, step=epoch),
-    )
+    gan_log = StepBuffer(logger, prefix="gan_")  # GAN losses in one MLflow call per few seconds, not per epoch
+    try:
+        gan = train_with_cache(
+            recipe.generator, cfg, train.images, train.labels, epochs=recipe.gan_epochs, device=device,
+            seed=recipe.seed, fingerprint=dataset.fingerprint, on_epoch=gan_log,
+            cache=GeneratorCache(Path(cache_dir) / "generators") if cache_dir is not None else None,
+        )
+    finally:
+        gan_log.flush()
     model = gan.model
     logger.log_metrics({"gan_epochs_trained": gan.trained, "gan_epochs_reused": gan.resumed_from})
     wanted = torch.repeat_interleave(torch.arange(dataset.num_classes), torch.tensor(per_class))
