@@ -1,7 +1,7 @@
 """Search-level costs: per-trial overhead of a real small search, the demo's wall time, sample-metric time.
 
-    python bench/bench_search.py [--device cpu|cuda] [--threads 2] [--data-dir DIR] [--skip-demo]
-                                 [--trials 4] [--max-concurrent 2] [--json PATH] [--keep]
+    python bench/bench_search.py [--device cpu|cuda] [--threads 2] [--data-dir DIR] [--skip-demo] [--skip-reuse]
+                                 [--trials 4] [--max-concurrent 2] [--reuse-trials 8] [--json PATH] [--keep]
 
 (a) Trial overhead. Runs `ganmix search` (python -m ganmix.search.cli) as a subprocess on breastmnist in a
     temporary results folder: a 4-trial spec (the real-only baseline first), gan_epochs 2..5, classifier_epochs 3,
@@ -16,11 +16,15 @@
     parent run's start, the Ray session folder's name (ray.init stamps it with the driver's PID and the time),
     the first trial run's start and the last trial run's end. A separate process times ray.init alone (same
     arguments as ganmix.search.runner) and the import of the trial's modules in a fresh interpreter.
+    Every search also gives its time to first trial (launch -> first trial run opened) and the GAN epochs its
+    trials trained versus requested (the rest came from the generator cache).
 (b) Demo wall time. `ganmix search --results-dir TMP --quiet` (the packaged digits demo), timed end to end.
 (c) Sample-metric time per trial. ganmix.models.quality.sample_quality on a generated set the size of
     breastmnist's train split (the train split plus Gaussian pixel noise scores like generator output), with the
     reference classifier from the search's own cache, at 1 thread (what a cpus_per_trial=1 trial gets) and at
     --threads, plus its parts.
+(d) Generator reuse. A search whose trials share one generator-cache key (dcgan, latent 32) and differ in
+    gan_epochs: GAN epochs trained versus requested.
 
 Searches start their own local Ray instance (RAY_ADDRESS=local in the child's environment, unless --ray-address
 is given), so a Ray cluster another process runs on this machine is neither joined nor touched; the child's Ray
@@ -71,6 +75,28 @@ space:
 fixed:
   classifier: small_cnn
   classifier_epochs: 3
+"""
+
+# (d) generator reuse: one family and latent size, so trials share generator-cache keys and differ in gan_epochs.
+REUSE_SPEC = """\
+# bench/bench_search.py (d): generator reuse across trials (one key, several gan_epochs).
+dataset: breastmnist
+trials: {trials}
+max_concurrent: {max_concurrent}
+cpus_per_trial: 1
+gpus_per_trial: {gpus_per_trial}
+metric: val_auc
+seed: 0
+grace_period: 2
+space:
+  gan_epochs: {{type: int, low: 2, high: 12}}
+  synthetic_ratio: {{type: float, low: 0.5, high: 1.0}}
+  classifier_lr: {{type: float, low: 3.0e-4, high: 3.0e-3, log: true}}
+fixed:
+  generator: dcgan
+  latent_dim: 32
+  classifier: small_cnn
+  classifier_epochs: 2
 """
 
 # ray.init exactly as ganmix.search.runner.run_search calls it (address from RAY_ADDRESS, i.e. local).
@@ -180,6 +206,8 @@ class Trial:
     end: float | None
     wall: float | None  # trial_wall_seconds
     compute: float | None  # compute_seconds
+    gan_requested: int = 0  # gan_epochs of a trial that trained (or reused) a generator
+    gan_trained: int = 0  # epochs it trained itself; the rest came from the generator cache
     gap: float | None = None  # slot freed -> this run opened
     slot_overhead: float | None = None  # slot freed -> this run ended, minus compute
 
@@ -221,6 +249,8 @@ def read_search(results_dir: Path, max_concurrent: int) -> SearchRecord:
             state=state, start=run.info.start_time / 1000,
             end=run.info.end_time / 1000 if run.info.end_time else None,
             wall=metrics.get("trial_wall_seconds"), compute=metrics.get("compute_seconds"),
+            gan_requested=int(params.get("gan_epochs", 0)) if "gan_epochs_trained" in metrics else 0,
+            gan_trained=int(metrics.get("gan_epochs_trained", 0)),
         ))
     trials.sort(key=lambda t: t.start)
     _fill_slots(trials, max_concurrent)
@@ -281,7 +311,10 @@ def trial_rows(prefix: str, record: SearchRecord) -> Rows:
     gaps = [t.gap for t in trials if t.gap is not None]
     slots = [t.slot_overhead for t in trials if t.slot_overhead is not None]
     computes = [t.compute for t in trials if t.compute is not None]
+    requested, trained = sum(t.gan_requested for t in trials), sum(t.gan_trained for t in trials)
+    share = f"  ({100 * (1 - trained / requested):.0f}% reused from the generator cache)" if requested else ""
     return [
+        (f"{prefix} GAN epochs trained / requested", f"{trained} / {requested}{share}"),
         (f"{prefix} trial compute_seconds", _stats(computes)),
         (f"{prefix} trial overhead = wall - compute (s)", _stats(overheads)),
         (f"{prefix} launch gap, slot freed -> run opened (s)", _stats(gaps)),
@@ -319,8 +352,10 @@ def bench_small_search(args: argparse.Namespace, root: Path, env: dict[str, str]
     first_start = min((t.start for t in trials), default=None)
     last_end = max((t.end for t in trials if t.end is not None), default=None)
     exited = run.launched + run.seconds
+    rows.append(("(a) time to first trial: launch -> 1st trial run opened (s)", _f(first_start and first_start - run.launched, ".1f")))
     marks = [("launch -> parent run: imports, data, MLflow store", run.launched, record.parent_start),
-             ("parent run -> ray.init: reference classifier (15 ep)", record.parent_start, ray_start),
+             ("parent run -> ray.init: Ray start (reference classifier trains alongside)", record.parent_start,
+              ray_start),
              ("ray.init -> 1st trial run: Ray, Tune, 1st actors", ray_start, first_start),
              ("1st trial run -> last trial end", first_start, last_end),
              ("last trial end -> exit: parent run, Ray shutdown", last_end, exited)]
@@ -357,9 +392,30 @@ def bench_demo(args: argparse.Namespace, root: Path, env: dict[str, str], rows: 
                                         f"{states.count('stopped early')} stopped early, {states.count('failed')} "
                                         f"failed; {printed}"))
         print(trial_table(record.trials))
+        first = min((t.start for t in record.trials), default=None)
+        rows.append(("(b) demo time to first trial: launch -> 1st trial run opened (s)",
+                     _f(first and first - run.launched, ".1f")))
         rows.extend(trial_rows("(b) demo", record))
     else:
         rows.append(("(b) demo trials", printed))
+
+
+def bench_reuse(args: argparse.Namespace, root: Path, env: dict[str, str], rows: Rows) -> None:
+    spec = root / "reuse.yaml"
+    gpus = 0.0 if not args.device.startswith("cuda") else round(1.0 / args.max_concurrent, 3)
+    spec.write_text(REUSE_SPEC.format(trials=args.reuse_trials, max_concurrent=args.max_concurrent,
+                                      gpus_per_trial=gpus))
+    results = root / "reuse"
+    print(f"\n(d) generator reuse on breastmnist: {args.reuse_trials} trials, dcgan, latent 32, gan_epochs 2..12, "
+          f"classifier_epochs 2, no sample metrics (load average {load_average():.2f})", flush=True)
+    cli = ["search", "--config", str(spec), "--data-dir", str(args.data_dir), "--results-dir", str(results),
+           "--no-sample-metrics", "--quiet"]
+    run = run_cli(cli, log=root / "reuse.log", env=env, timeout=args.timeout)
+    rows.append(("(d) reuse search total wall (s)", f"{run.seconds:.1f}" + ("" if run.ok else f"  [{run.status}]")))
+    if (results / "mlflow.db").is_file():
+        record = read_search(results, args.max_concurrent)
+        print(trial_table(record.trials))
+        rows.extend(trial_rows("(d)", record)[:2])
 
 
 # --- (c) ----------------------------------------------------------------------------------------------------
@@ -429,6 +485,8 @@ def main() -> int:
     parser.add_argument("--skip-search", action="store_true", help="skip (a)")
     parser.add_argument("--skip-demo", action="store_true", help="skip (b)")
     parser.add_argument("--skip-metrics", action="store_true", help="skip (c)")
+    parser.add_argument("--skip-reuse", action="store_true", help="skip (d)")
+    parser.add_argument("--reuse-trials", type=int, default=8, help="trials in (d)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary results folders")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here (for bench/run_all.py)")
     args = parser.parse_args()
@@ -449,6 +507,8 @@ def main() -> int:
             bench_demo(args, root, env, rows)
         if not args.skip_metrics:
             bench_metrics(args, root / "search" / "cache", rows, record)
+        if not args.skip_reuse:
+            bench_reuse(args, root, env, rows)
     finally:
         load_after = load_average()
         rows.append(("load average (1 min) before / after", f"{load_before:.2f} / {load_after:.2f}"))

@@ -6,7 +6,8 @@
 Each benchmark runs as its own process (a fresh interpreter, so one's threads, caches and Ray
 instance cannot colour another's numbers) and prints its own table as it goes; at the end this
 prints all rows together with the machine (CPU count, torch version, device name) and the load
-average, ready to paste into an issue note. The machine may be shared: a load average well
+average, ready to paste into an issue note, then the headline numbers again: the GAN epoch time per
+family, GAN epochs trained versus requested, time to first trial and the demo's wall time. The machine may be shared: a load average well
 above the CPU count means the numbers are inflated; re-run the part that looks disturbed.
 On 2 CPU cores the whole run takes about 6-8 minutes.
 """
@@ -26,6 +27,9 @@ from _common import DEFAULT_DATA, Rows, default_device, machine_rows
 
 HERE = Path(__file__).resolve().parent
 BENCHES = ("classifiers", "generators", "search")
+# Rows repeated at the end as the headline numbers (issue 9's targets): GAN epoch time per family, GAN epochs
+# trained vs requested, time to first trial, demo wall time.
+HEADLINES = ("epoch, batch 64 (s)", "GAN epochs trained / requested", "time to first trial", "demo total wall")
 
 
 def command(name: str, args: argparse.Namespace, json_path: Path) -> list[str]:
@@ -90,6 +94,12 @@ def main() -> int:
         else:
             print(f"{row[0]:<{width}}  {row[1]}")
     print(line)
+    headlines = [row for row in rows if isinstance(row, tuple) and any(h in row[0] for h in HEADLINES)]
+    if headlines:
+        print("headline numbers")
+        for key, value in headlines:
+            print(f"{key.strip():<{width}}  {value}")
+        print(line)
     busy = max(load_start[0], load_end[0]) > (os.cpu_count() or 1)
     if busy:
         print(f"note: load average above the {os.cpu_count()} CPUs during the run: other processes shared the "

@@ -38,7 +38,7 @@ class ACGAN(ConvGAN):
     def __init__(self, cfg: ACGANConfig) -> None:
         super().__init__(cfg, norm="batch", auxiliary=True, betas=(0.5, 0.999))
 
-    def train_step(self, real: Tensor, labels: Tensor) -> dict[str, float]:
+    def train_step(self, real: Tensor, labels: Tensor) -> dict[str, Tensor]:
         w = self.config.aux_weight
         fake = self.fake(labels)
         on_real = self.critique(real, labels)
@@ -54,9 +54,9 @@ class ACGAN(ConvGAN):
             g_loss = adversarial_bce(on_gen.logit, real=True) + w * F.cross_entropy(_class_logits(on_gen), labels)
             update(self.opt_g, g_loss)
         return {
-            "g_loss": g_loss.item(),
-            "d_loss": d_loss.item(),
-            "aux_loss": d_aux.item(),
+            "g_loss": g_loss.detach(),
+            "d_loss": d_loss.detach(),
+            "aux_loss": d_aux.detach(),
             # Auxiliary head accuracy on the real batch: does D actually learn the classes?
-            "aux_acc": (real_cls.argmax(dim=1) == labels).float().mean().item(),
+            "aux_acc": (real_cls.detach().argmax(dim=1) == labels).float().mean(),
         }

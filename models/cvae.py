@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ganmix.models._gan_blocks import LABEL_EMBED_DIM, ConvGenerator, conv_trunk, update
+from ganmix.models._gan_blocks import LABEL_EMBED_DIM, ConvGenerator, adam, conv_trunk, update
 from ganmix.models.generator import GenerativeModel, GeneratorConfig, check_float, check_int, register_generator
 
 
@@ -44,7 +44,7 @@ class CVAE(GenerativeModel):
             latent_dim=cfg.latent_dim, num_classes=cfg.num_classes, channels=cfg.channels,
             image_size=cfg.image_size, width=cfg.width,
         )
-        self.optimizer = torch.optim.Adam(self.parameters(), lr=cfg.lr)
+        self.optimizer = adam(self.parameters(), lr=cfg.lr)
 
     def encode(self, x: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         """Posterior mean and log-variance, each (N, latent_dim)."""
@@ -55,7 +55,7 @@ class CVAE(GenerativeModel):
     def decode(self, z: Tensor, labels: Tensor) -> Tensor:
         return self.decoder(z, labels)
 
-    def train_step(self, real: Tensor, labels: Tensor) -> dict[str, float]:
+    def train_step(self, real: Tensor, labels: Tensor) -> dict[str, Tensor]:
         mean, logvar = self.encode(real, labels)
         z = mean + torch.randn_like(mean) * (0.5 * logvar).exp()  # reparameterisation trick
         logits = 2 * self.decoder.raw(z, labels)
@@ -65,4 +65,4 @@ class CVAE(GenerativeModel):
         kl = -0.5 * (1 + logvar - mean.pow(2) - logvar.exp()).sum() / n
         loss = recon + self.config.kl_weight * kl
         update(self.optimizer, loss)
-        return {"recon_loss": recon.item(), "kl_loss": kl.item(), "loss": loss.item()}
+        return {"recon_loss": recon.detach(), "kl_loss": kl.detach(), "loss": loss.detach()}

@@ -27,7 +27,7 @@ class DCGAN(ConvGAN):
     def __init__(self, cfg: DCGANConfig) -> None:
         super().__init__(cfg, norm="batch", auxiliary=False, betas=(0.5, 0.999))
 
-    def train_step(self, real: Tensor, labels: Tensor) -> dict[str, float]:
+    def train_step(self, real: Tensor, labels: Tensor) -> dict[str, Tensor]:
         fake = self.fake(labels)
         d_real = self.critique(real, labels).logit
         d_fake = self.critique(fake.detach(), labels).logit
@@ -38,9 +38,9 @@ class DCGAN(ConvGAN):
             g_loss = adversarial_bce(self.critique(fake, labels).logit, real=True)
             update(self.opt_g, g_loss)
         return {
-            "g_loss": g_loss.item(),
-            "d_loss": d_loss.item(),
+            "g_loss": g_loss.detach(),
+            "d_loss": d_loss.detach(),
             # Mean D(x) and D(G(z)) before the update: the classic DCGAN health check.
-            "d_real": d_real.detach().sigmoid().mean().item(),
-            "d_fake": d_fake.detach().sigmoid().mean().item(),
+            "d_real": d_real.detach().sigmoid().mean(),
+            "d_fake": d_fake.detach().sigmoid().mean(),
         }

@@ -8,9 +8,11 @@ generated image looks like the class it was generated for.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -81,13 +83,28 @@ def reference_classifier(
 ) -> ReferenceClassifier:
     """Load the reference classifier of `ds` from `<cache_dir>/reference-<fingerprint>.pt`, or train and save it.
 
-    Parallel trials may race to create the file; each writes a private temporary file and renames it into
-    place (atomic on one file system), so a reader never sees a half-written file and the last writer wins
-    with an identical (seeded) model. A file saved under another recipe (e.g. other `epochs`) is retrained
-    and overwritten. To avoid every early trial training its own copy, call this once before launching trials.
+    One process per machine trains it: the others wait on a lock file beside it and then load it (the search
+    driver trains it while Ray starts, and an early trial waits for it instead of training a copy). Writes go
+    to a private temporary file renamed into place (atomic on one file system), so a reader on a machine that
+    does not share the lock never sees a half-written file. A file saved under another recipe (e.g. other
+    `epochs`) is retrained and overwritten.
     """
-    device = torch.device(device)
     path = reference_path(ds, cache_dir)
+    device = torch.device(device)
+    with _locked(path):
+        model = _load_or_train(ds, path, device=device, epochs=epochs)
+    return _frozen(model, ds, device)
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.name}.lock"), "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released on close, or by the OS when the holder dies
+        yield
+
+
+def _load_or_train(ds: ImageDataset, path: Path, *, device: torch.device, epochs: int) -> SmallCNN:
     settings = TrainSettings(epochs=epochs, lr=_LR, batch_size=_BATCH_SIZE, seed=_SEED)
     recipe = {"arch": _ARCH, **dataclasses.asdict(settings)}
     model = _new_model(ds)
@@ -95,12 +112,12 @@ def reference_classifier(
         saved = torch.load(path, map_location="cpu", weights_only=True)
         if saved.get("recipe") == recipe:
             model.load_state_dict(saved["state_dict"])
-            return _frozen(model, ds, device)
+            return model
     train = ds.train
     fit_classifier(model, train.images, train.labels, settings=settings, device=device, num_classes=ds.num_classes,
                    val=EvalSet(ds.val.images, ds.val.labels, ds.class_names))
     _atomic_save({"recipe": recipe, "state_dict": model.state_dict()}, path)
-    return _frozen(model, ds, device)
+    return model
 
 
 def _new_model(ds: ImageDataset) -> SmallCNN:

@@ -7,6 +7,7 @@ every `n_critic`-th batch also trains the generator, with Adam (0.0, 0.9).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -44,9 +45,16 @@ class WGANGP(ConvGAN):
 
     def __init__(self, cfg: WGANGPConfig) -> None:
         super().__init__(cfg, norm="layer", auxiliary=False, betas=(0.0, 0.9))
-        self.critic_steps = 0  # batches seen; not saved, a resumed run just restarts the cycle
+        self.critic_steps = 0  # batches seen; part of the trainer state a generator-cache snapshot keeps
 
-    def train_step(self, real: Tensor, labels: Tensor) -> dict[str, float]:
+    def trainer_state(self) -> dict[str, object]:
+        return {**super().trainer_state(), "critic_steps": self.critic_steps}
+
+    def load_trainer_state(self, state: Mapping[str, object]) -> None:
+        super().load_trainer_state(state)
+        self.critic_steps = int(state["critic_steps"])  # type: ignore[call-overload]
+
+    def train_step(self, real: Tensor, labels: Tensor) -> dict[str, Tensor]:
         cfg = self.config
         fake = self.fake(labels).detach()
         real_in, fake_in = self.augment(real), self.augment(fake)
@@ -63,8 +71,8 @@ class WGANGP(ConvGAN):
                 update(self.opt_g, -self.critique(self.fake(labels), labels).logit.mean())
         self.critic_steps += 1
         return {
-            "g_loss": -c_fake.item(),
-            "d_loss": d_loss.item(),
-            "gp": gp.item(),
-            "wasserstein": (c_real - c_fake).item(),
+            "g_loss": -c_fake.detach(),
+            "d_loss": d_loss.detach(),
+            "gp": gp.detach(),
+            "wasserstein": (c_real - c_fake).detach(),
         }

@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--address", help="Ray address; 'auto' joins a running cluster")
     s.add_argument("--storage", help="Tune storage: a shared folder or s3://bucket/prefix (default RESULTS/ray)")
     s.add_argument("--no-sample-metrics", action="store_true", help="skip FID/KID/precision/recall/memorization")
+    s.add_argument("--time-budget", type=float, metavar="SECONDS",
+                   help="end the search after this many seconds of Tune time (running trials are stopped)")
     s.add_argument("--confirm", type=int, metavar="SEEDS", default=0,
                    help="when the search ends, confirm its best recipes over SEEDS seeds (see `ganmix confirm`)")
     s.add_argument("--confirm-top", type=int, default=3, metavar="K", help="recipes to confirm with --confirm")
@@ -128,13 +130,15 @@ def cmd_search(args: argparse.Namespace) -> int:
         return 0
     options = RunOptions(results_dir=args.results_dir, tracking_uri=args.tracking_uri, address=args.address,
                          storage=args.storage, data_dir=args.data_dir, resume=bool(args.resume),
-                         sample_metrics=not args.no_sample_metrics, quiet=args.quiet, verbose=args.verbose)
+                         sample_metrics=not args.no_sample_metrics, quiet=args.quiet, verbose=args.verbose,
+                         time_budget_s=args.time_budget)
     assert isinstance(spec, SearchSpec)
     if args.confirm < 0 or args.confirm_top < 1:
         raise SpaceError(f"--confirm must be >= 0 and --confirm-top >= 1, got {args.confirm} and {args.confirm_top}")
     print(f"ganmix: searching {spec.dataset}: {spec.trials} trials, objective {spec.metric} ({spec.mode})", flush=True)
     outcome = run_search(spec, options)
-    print(f"\nsearch {outcome.name}: {outcome.num_trials} trials, {outcome.num_errors} failed")
+    print(f"\nsearch {outcome.name}: {outcome.num_trials} trials, {outcome.num_errors} failed"
+          + (f" (ended by the time budget of {args.time_budget:g} s)" if outcome.budget_ended else ""))
     if outcome.best is not None:
         print(f"best trial {outcome.best.name}: {spec.metric} = {outcome.best.metrics.get(spec.metric, float('nan')):.4f}"
               f" (run {outcome.best.run_id}; unconfirmed: one seed, chosen on validation)")

@@ -22,18 +22,13 @@ from ganmix.datasets import ImageDataset, apply_scarcity, load_dataset
 from ganmix.models.classifiers import create_classifier
 from ganmix.models.classify import EvalSet, TrainSettings, evaluate, fit_classifier, seeded_classifier
 from ganmix.models.evaluation import confusion_matrix, metric_name
-from ganmix.models.generator import (
-    create_generator,
-    make_generator_config,
-    sample_images,
-    save_generator,
-    train_generator,
-)
+from ganmix.models.generator import make_generator_config, sample_images, save_generator
+from ganmix.models.generator_cache import GeneratorCache, train_with_cache
 from ganmix.models.pictures import labelled_grid, labelled_pairs
 from ganmix.search.allocation import allocate, synthetic_total
 from ganmix.search.metrics import metric_mode
 from ganmix.search.recipe import Recipe
-from ganmix.search.sink import Sink
+from ganmix.search.sink import Sink, StepBuffer
 
 Report = Callable[[dict[str, float]], None]
 
@@ -117,11 +112,18 @@ def make_synthetic(
         recipe.generator, image_size=dataset.image_size, channels=dataset.channels,
         num_classes=dataset.num_classes, latent_dim=recipe.latent_dim, options=dict(recipe.generator_options),
     )
-    model = create_generator(recipe.generator, cfg)
-    train_generator(
-        model, train.images, train.labels, epochs=recipe.gan_epochs, device=device, seed=recipe.generator_seed,
-        on_epoch=lambda epoch, losses: logger.log_metrics({f"gan_{k}": v for k, v in losses.items()}, step=epoch),
-    )
+    # Generators are reused across trials: resume from the largest cached snapshot <= gan_epochs.
+    gan_log = StepBuffer(logger, prefix="gan_")  # GAN losses in one MLflow call per few seconds, not per epoch
+    try:
+        gan = train_with_cache(
+            recipe.generator, cfg, train.images, train.labels, epochs=recipe.gan_epochs, device=device,
+            seed=recipe.generator_seed, fingerprint=dataset.fingerprint, on_epoch=gan_log,
+            cache=GeneratorCache(Path(cache_dir) / "generators") if cache_dir is not None else None,
+        )
+    finally:
+        gan_log.flush()
+    model = gan.model
+    logger.log_metrics({"gan_epochs_trained": gan.trained, "gan_epochs_reused": gan.resumed_from})
     wanted = torch.repeat_interleave(torch.arange(dataset.num_classes), torch.tensor(per_class))
     reference = None
     if sample_metrics or recipe.filter_threshold > 0:

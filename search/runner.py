@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,7 @@ class RunOptions:
     sample_metrics: bool = True
     quiet: bool = False
     verbose: bool = False  # Ray's, Optuna's and MLflow's own console output
+    time_budget_s: float | None = None  # Tune's time_budget_s: stop starting and running trials after it
 
 
 # Tag on a search's parent run: the --data-dir it read, so `ganmix confirm` finds the same files.
@@ -54,6 +56,7 @@ class SearchOutcome:
     best: query.TrialSummary | None
     num_trials: int
     num_errors: int
+    budget_ended: bool = False  # the time budget ran out before every trial ran
 
 
 def load_search_data(spec: SearchSpec, data_dir: Path | None) -> ImageDataset:
@@ -86,11 +89,9 @@ def run_search(spec: SearchSpec, options: RunOptions) -> SearchOutcome:
         metric=spec.metric, cache_dir=str((options.results_dir / "cache").resolve()),
         cpus_per_trial=spec.cpus_per_trial, sample_metrics=options.sample_metrics, bounds=spec.bounds,
     )
-    if options.sample_metrics:
-        # Train the per-data-set reference classifier once here, not in every early trial.
-        from ganmix.models.reference import reference_classifier
-
-        reference_classifier(dataset, cache_dir=context.cache_dir)
+    # The per-data-set reference classifier is trained once, here, while Ray starts (not in every early
+    # trial): trials that need it before it is saved wait on its lock file, then load it.
+    reference = _reference_in_background(dataset, context.cache_dir) if options.sample_metrics else None
     if not ray.is_initialized():
         # Without --address, "local" starts a fresh Ray: a bare ray.init() would join whatever
         # cluster was started last on this machine.
@@ -138,16 +139,25 @@ def run_search(spec: SearchSpec, options: RunOptions) -> SearchOutcome:
             tune_config=tune.TuneConfig(metric=spec.metric, mode=spec.mode, search_alg=searcher, scheduler=scheduler,
                                         num_samples=spec.trials, max_concurrent_trials=spec.max_concurrent,
                                         # A trial process costs seconds to start (torch, ray imports); reuse it.
-                                        reuse_actors=True),
+                                        reuse_actors=True, time_budget_s=options.time_budget_s),
             run_config=run_config,
         )
-    status, error = "FINISHED", None
+    status, error, budget_ended = "FINISHED", None, False
     try:
+        fit_started = time.monotonic()
         grid = tuner.fit()
         if _interrupted(callback, grid, spec.trials):
-            # Tune catches the first Ctrl+C (SIGINT) itself: it stops the trials, saves the experiment
-            # and returns normally, so an interrupted search is only visible in its unfinished trials.
-            raise KeyboardInterrupt
+            # Tune's time budget counts from its first step, so it can only have run out if this much passed.
+            budget = options.time_budget_s
+            budget_ended = budget is not None and time.monotonic() - fit_started >= budget
+            if not budget_ended:
+                # Tune catches the first Ctrl+C (SIGINT) itself: it stops the trials, saves the experiment
+                # and returns normally, so an interrupted search is only visible in its unfinished trials.
+                raise KeyboardInterrupt
+            # Trials Tune stopped at the budget never report an end: close their runs here.
+            runs.close_running_children(uri, experiment_id, parent.run_id, status="KILLED",
+                                        reason=f"stopped: the search's time budget of {budget:g} s ran out")
+            parent.set_tags({runs.STOPPED_BY: "time_budget"})
     except KeyboardInterrupt:
         status, error = "KILLED", "search interrupted; continue it with --resume " + name
         runs.close_running_children(uri, experiment_id, parent.run_id, status="KILLED",
@@ -162,6 +172,8 @@ def run_search(spec: SearchSpec, options: RunOptions) -> SearchOutcome:
         raise
     finally:
         progress.close()
+        if reference is not None:
+            reference.join()
         best = _finish_parent(parent, uri, experiment_id, spec, status=status, error=error)
         summaries = describer.refresh(done=True)
         if status == "FINISHED":
@@ -171,7 +183,23 @@ def run_search(spec: SearchSpec, options: RunOptions) -> SearchOutcome:
             progress.summary(*result_rows(summaries, spec.metric, spec.mode),
                              test_metric=spec.metric.replace("val_", "test_") if spec.metric.startswith("val_") else None)
     return SearchOutcome(name=name, tracking_uri=uri, experiment_id=experiment_id, parent_run_id=parent.run_id, best=best,
-                         num_trials=len(grid), num_errors=grid.num_errors)
+                         num_trials=len(grid), num_errors=grid.num_errors, budget_ended=budget_ended)
+
+
+def _reference_in_background(dataset: ImageDataset, cache_dir: str) -> threading.Thread:
+    """Load or train the reference classifier in a thread; a failure is logged (trials then train their own)."""
+    def work() -> None:
+        from ganmix.models.reference import reference_classifier
+
+        try:
+            reference_classifier(dataset, cache_dir=cache_dir)
+        except Exception:  # noqa: BLE001 - the search can go on without it
+            log.exception("training the reference classifier failed; trials will train their own")
+
+    # A daemon: a search that fails before its trials start exits without waiting for it.
+    thread = threading.Thread(target=work, name="ganmix-reference", daemon=True)
+    thread.start()
+    return thread
 
 
 def _storage_path(options: RunOptions) -> str:

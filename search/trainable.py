@@ -22,7 +22,9 @@ from ganmix.tracking import runs, store
 from ganmix.tracking.describe import SearchDescriber
 from ganmix.tracking.inputs import split_arrays
 from ganmix.tracking.naming import run_name
-from ganmix.tracking.runs import BASELINE, COMPLETED, ERROR, FEASIBLE, KIND, METRIC, RETRYABLE, SEARCH_NAME, TRIAL_ID
+from ganmix.tracking.runs import (
+    BASELINE, COMPLETED, DEVICE, ERROR, FEASIBLE, KIND, METRIC, RETRYABLE, SEARCH_NAME, TRIAL_ID,
+)
 
 
 class NotRetried(RuntimeError):
@@ -89,6 +91,7 @@ def run_trial(config: dict[str, Any], *, dataset: ImageDataset, context: TrialCo
     logger.log_datasets(split_arrays(dataset), name=dataset.name)
     logger.log_text(recipe.to_yaml(), "recipe.yaml")
     device = torch.device("cuda") if ray.get_gpu_ids() and torch.cuda.is_available() else torch.device("cpu")
+    logger.set_tags({DEVICE: device.type})
 
     def report(metrics: dict[str, float]) -> None:
         if context.bounds and metrics["epoch"] == 1:  # sample metrics are known from the first report on

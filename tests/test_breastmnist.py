@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from conftest import require_shared
 
+import ganmix.models.generator_cache as generator_cache
 import ganmix.search.pipeline as pipeline
 from ganmix.datasets import load_dataset
 from ganmix.search.recipe import Recipe
@@ -21,13 +22,13 @@ def test_generator_sees_train_only_and_test_metrics_use_official_test(tmp_path, 
     dataset = load_dataset("breastmnist", data_dir=npz_path.parent, download=False)
 
     seen: list[torch.Tensor] = []
-    real_train_generator = pipeline.train_generator
+    real_train_generator = generator_cache.resume_generator  # what the pipeline trains through
 
     def spy(model, images, labels, **kwargs):  # records what the real trainer is given, then runs it
         seen.append(images.clone())
         return real_train_generator(model, images, labels, **kwargs)
 
-    monkeypatch.setattr(pipeline, "train_generator", spy)
+    monkeypatch.setattr(generator_cache, "resume_generator", spy)
     uri = store.default_tracking_uri(tmp_path)
     store.check_reachable(uri)
     experiment_id = store.ensure_experiment(store.client(uri), "breastmnist", uri)

@@ -67,6 +67,9 @@ class MemorySink:
     def log_metrics(self, metrics, *, step=0):
         self.metrics.append((step, dict(metrics)))
 
+    def log_metric_steps(self, steps):
+        self.metrics.extend((step, dict(m)) for step, m in steps)
+
     def log_text(self, text, artifact_file):
         self.files[artifact_file] = text
 

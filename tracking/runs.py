@@ -7,7 +7,7 @@ import logging
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,8 @@ METRIC, MODE, FINGERPRINT, ERROR = "ganmix.metric", "ganmix.mode", "ganmix.finge
 # "false" on a failed trial run whose error a rerun would only repeat (a diverged generator, a bad option).
 RETRYABLE = "ganmix.retryable"
 FEASIBLE = "ganmix.feasible"  # false when a trial breaks a sample-metric constraint
+DEVICE = "ganmix.device"  # on a trial run: where it trained, "cpu" or "cuda"
+STOPPED_BY = "ganmix.stopped_by"  # on a search's parent run: "time_budget" when --time-budget ended it
 
 
 class RunLogger:
@@ -68,6 +70,15 @@ class RunLogger:
         now = int(time.time() * 1000)
         batch = [Metric(k, float(v), now, step) for k, v in metrics.items()]
         self._do(f"metrics at step {step}", lambda: self._client.log_batch(self.run_id, metrics=batch, synchronous=True))
+
+    def log_metric_steps(self, steps: Sequence[tuple[int, Mapping[str, float]]]) -> None:
+        """Metrics of many steps in as few calls as MLflow allows (1000 metrics per batch)."""
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, step) for step, metrics in steps for k, v in metrics.items()]
+        for i in range(0, len(batch), 1000):
+            chunk = batch[i:i + 1000]
+            self._do(f"metrics of {len(steps)} steps",
+                     lambda c=chunk: self._client.log_batch(self.run_id, metrics=c, synchronous=True))
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         batch = [RunTag(k, str(v)) for k, v in tags.items()]
