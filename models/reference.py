@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
+from filelock import FileLock
 
 from ganmix.datasets import ImageDataset
 from ganmix.models._images import to_unit
@@ -89,17 +90,33 @@ def reference_classifier(
     path = reference_path(ds, cache_dir)
     recipe = {"arch": _ARCH, "epochs": epochs, "lr": _LR, "batch_size": _BATCH_SIZE, "seed": _SEED}
     model = _new_model(ds)
-    if path.is_file():
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        if saved.get("recipe") == recipe:
-            model.load_state_dict(saved["state_dict"])
-            return _frozen(model, ds, device)
-    train = ds.train
-    fit_classifier(
-        model, train.images, train.labels, epochs=epochs, lr=_LR, device=device, seed=_SEED, batch_size=_BATCH_SIZE
-    )
-    _atomic_save({"recipe": recipe, "state_dict": model.state_dict()}, path)
+    with _lock(path):  # one process trains; the others on this machine wait, then load its file
+        if path.is_file():
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            if saved.get("recipe") == recipe:
+                model.load_state_dict(saved["state_dict"])
+                return _frozen(model, ds, device)
+        train = ds.train
+        fit_classifier(
+            model, train.images, train.labels, epochs=epochs, lr=_LR, device=device, seed=_SEED,
+            batch_size=_BATCH_SIZE,
+        )
+        _atomic_save({"recipe": recipe, "state_dict": model.state_dict()}, path)
     return _frozen(model, ds, device)
+
+
+def install_reference(ds: ImageDataset, cache_dir: str | Path, payload: bytes) -> None:
+    """Put the reference file the search driver trained (its bytes) into `cache_dir`, so a trial on any node
+    loads that very model instead of training its own: every trial's sample metrics share one feature space."""
+    path = reference_path(ds, cache_dir)
+    with _lock(path):
+        if not path.is_file() or path.read_bytes() != payload:
+            _atomic_write(payload, path)
+
+
+def _lock(path: Path) -> FileLock:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(path.with_name(path.name + ".lock"))
 
 
 def _new_model(ds: ImageDataset) -> SmallCNN:
@@ -121,6 +138,16 @@ def _atomic_save(obj: dict[str, object], path: Path) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
     try:
         torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _atomic_write(payload: bytes, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    try:
+        tmp.write_bytes(payload)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -99,6 +99,8 @@ class Recipe:
         unknown = sorted(set(data) - known - {"format"})
         if unknown:
             raise RecipeError(f"{source}: unknown field(s) {unknown}; expected some of {sorted(known)}")
+        if data.get("format", RECIPE_FORMAT) != RECIPE_FORMAT:  # a newer (or foreign) layout: refuse, do not guess
+            raise RecipeError(f"{source}: format {data['format']!r} is not supported; expected {RECIPE_FORMAT}")
         try:
             return cls(**{k: v for k, v in data.items() if k in known})
         except RecipeError as exc:

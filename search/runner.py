@@ -7,11 +7,14 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import optuna
 
-from ganmix.datasets import ImageDataset, apply_scarcity, load_dataset
-from ganmix.search.constraints import ConstrainedOptunaSearch
+from ganmix.datasets import ImageDataset
+from ganmix.search import preflight
+from ganmix.search.preflight import load_search_data
+from ganmix.search.searcher import ConstrainedOptunaSearch
 from ganmix.search.spec import SearchSpec
 from ganmix.search.space import BASELINE_ATTR, DefineByRun, IntDim, CategoricalDim, FloatDim
 from ganmix.search.trainable import SearchCallback, TrialContext, run_trial
@@ -44,45 +47,67 @@ class SearchOutcome:
     best: query.TrialSummary | None
     num_trials: int
     num_errors: int
+    first_error: str | None = None  # the error of the first failed trial, as its MLflow run records it
 
 
-def load_search_data(spec: SearchSpec, data_dir: Path | None) -> ImageDataset:
-    dataset = load_dataset(spec.dataset, data_dir=data_dir, image_size=spec.image_size, seed=spec.seed)
-    if spec.train_per_class or spec.class_fraction:
-        dataset = apply_scarcity(dataset, train_per_class=spec.train_per_class,
-                                 class_fraction=spec.class_fraction or None, seed=spec.seed)
-    return dataset
-
-
-def run_search(spec: SearchSpec, options: RunOptions) -> SearchOutcome:
+def run_search(spec: SearchSpec, options: RunOptions, *, dataset: ImageDataset | None = None) -> SearchOutcome:
+    """Run a search; `dataset` is the one preflight.load_search_data returned (loaded here when None)."""
     import ray
-    from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
 
+    preflight.check_spec(spec, sample_metrics=options.sample_metrics)  # space values, before any work
     uri = store.resolve_tracking_uri(options.tracking_uri, options.results_dir)
     store.check_reachable(uri)  # before any training
-    dataset = load_search_data(spec, options.data_dir)
+    dataset = dataset if dataset is not None else load_search_data(spec, options.data_dir)
     name = spec.name or f"{store.experiment_name(spec.dataset).split('/')[-1]}-{time.strftime('%Y%m%d-%H%M%S')}"
     storage = _storage_path(options)
-    experiment_id = store.ensure_experiment(store.client(uri), spec.dataset, uri)
-    parent = _open_parent(uri, experiment_id, spec, dataset, name, resume=options.resume)
-    context = TrialContext(
-        tracking_uri=uri, experiment_id=experiment_id, parent_run_id=parent.run_id, search_name=name,
-        metric=spec.metric, cache_dir=str((options.results_dir / "cache").resolve()),
-        cpus_per_trial=spec.cpus_per_trial, sample_metrics=options.sample_metrics, bounds=spec.bounds,
-    )
-    if options.sample_metrics:
-        # Train the per-data-set reference classifier once here, not in every early trial.
-        from ganmix.models.reference import reference_classifier
-
-        reference_classifier(dataset, cache_dir=context.cache_dir)
     if not ray.is_initialized():
         # Without --address, "local" starts a fresh Ray: a bare ray.init() would join whatever
         # cluster was started last on this machine.
         ray.init(address=options.address or "local", include_dashboard=False, configure_logging=False,
                  log_to_driver=not options.quiet)
+    if options.address not in (None, "local"):  # a trial no node can hold would wait forever
+        preflight.check_cluster_resources(spec, options.address)
+    cache_dir = str((options.results_dir / "cache").resolve())
+    reference = _reference_payload(spec, dataset, cache_dir, options.sample_metrics)
+    experiment_id = store.ensure_experiment(store.client(uri), spec.dataset, uri)
+    parent = _open_parent(uri, experiment_id, spec, dataset, name, resume=options.resume)
+    try:
+        tuner, callback = _build_tuner(spec, options, dataset, parent, uri=uri, experiment_id=experiment_id,
+                                       name=name, storage=storage, cache_dir=cache_dir, reference=reference)
+    except BaseException as exc:  # a crash or Ctrl-C during set-up: the parent run must not stay RUNNING
+        killed = isinstance(exc, KeyboardInterrupt)
+        parent.finish("KILLED" if killed else "FAILED",
+                      error=f"search set-up {'interrupted' if killed else 'failed'}: {type(exc).__name__}: {exc}")
+        raise
+    return _fit(tuner, callback, spec, options, parent, uri=uri, experiment_id=experiment_id, name=name)
+
+
+def _reference_payload(spec: SearchSpec, dataset: ImageDataset, cache_dir: str, sample_metrics: bool) -> bytes | None:
+    """Train the per-data-set reference classifier once, here, and ship its file to every trial (through
+    Ray's object store): trials on any node then measure samples in the same feature space."""
+    base = spec.base_recipe()
+    if not (sample_metrics or "filter_threshold" in spec.space or base.filter_threshold > 0):
+        return None
+    from ganmix.models.reference import reference_classifier, reference_path
+
+    reference_classifier(dataset, cache_dir=cache_dir)
+    return reference_path(dataset, cache_dir).read_bytes()
+
+
+def _build_tuner(spec: SearchSpec, options: RunOptions, dataset: ImageDataset, parent: runs.RunLogger, *,
+                 uri: str, experiment_id: str, name: str, storage: str, cache_dir: str,
+                 reference: bytes | None) -> tuple[Any, SearchCallback]:
+    import ray
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    context = TrialContext(
+        tracking_uri=uri, experiment_id=experiment_id, parent_run_id=parent.run_id, search_name=name,
+        metric=spec.metric, cache_dir=cache_dir,
+        cpus_per_trial=spec.cpus_per_trial, sample_metrics=options.sample_metrics, bounds=spec.bounds,
+    )
     trainable = tune.with_resources(
-        tune.with_parameters(run_trial, dataset=dataset, context=context),
+        tune.with_parameters(run_trial, dataset=dataset, context=context, reference=reference),
         {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial},
     )
     callback = SearchCallback(context=context, mode=spec.mode, parent=parent, quiet=options.quiet)
@@ -123,6 +148,11 @@ def run_search(spec: SearchSpec, options: RunOptions) -> SearchOutcome:
                                         reuse_actors=True),
             run_config=run_config,
         )
+    return tuner, callback
+
+
+def _fit(tuner: Any, callback: SearchCallback, spec: SearchSpec, options: RunOptions, parent: runs.RunLogger, *,
+         uri: str, experiment_id: str, name: str) -> SearchOutcome:
     status, error = "FINISHED", None
     try:
         grid = tuner.fit()
@@ -144,8 +174,10 @@ def run_search(spec: SearchSpec, options: RunOptions) -> SearchOutcome:
         raise
     finally:
         best = _finish_parent(parent, uri, experiment_id, spec, status=status, error=error)
+    failed = runs.child_runs(uri, experiment_id, parent.run_id, extra_filter="attributes.status = 'FAILED'")
+    first_error = next((r.data.tags[runs.ERROR] for r in failed if runs.ERROR in r.data.tags), None)
     return SearchOutcome(name=name, tracking_uri=uri, parent_run_id=parent.run_id, best=best,
-                         num_trials=len(grid), num_errors=grid.num_errors)
+                         num_trials=len(grid), num_errors=grid.num_errors, first_error=first_error)
 
 
 def _storage_path(options: RunOptions) -> str:

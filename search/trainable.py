@@ -54,12 +54,20 @@ def recipe_from_config(config: dict[str, Any]) -> Recipe:
     return Recipe.from_dict({**fields, "generator_options": options}, source="trial config")
 
 
-def run_trial(config: dict[str, Any], *, dataset: ImageDataset, context: TrialContext) -> None:
-    """One Tune trial: its own nested MLflow run, logged from the worker it runs on."""
+def run_trial(config: dict[str, Any], *, dataset: ImageDataset, context: TrialContext,
+              reference: bytes | None = None) -> None:
+    """One Tune trial: its own nested MLflow run, logged from the worker it runs on.
+
+    `reference` is the driver's reference classifier file (see runner._reference_payload): installed in this
+    node's cache, so no node trains its own."""
     tune_ctx = tune.get_context()
     trial_id, trial_name = tune_ctx.get_trial_id(), tune_ctx.get_trial_name()
     torch.set_num_threads(max(1, int(context.cpus_per_trial)))
     recipe = recipe_from_config(config)
+    if reference is not None:
+        from ganmix.models.reference import install_reference
+
+        install_reference(dataset, context.cache_dir, reference)
     # Tune reruns a trial after a lost worker (a retry) or a resumed search. An attempt that completed
     # before Tune heard of it is not trained again; an unfinished one is superseded by this attempt.
     earlier = runs.child_runs(context.tracking_uri, context.experiment_id, context.parent_run_id,
@@ -85,7 +93,7 @@ def run_trial(config: dict[str, Any], *, dataset: ImageDataset, context: TrialCo
 
     def report(metrics: dict[str, float]) -> None:
         if context.bounds and metrics["epoch"] == 1:  # sample metrics are known from the first report on
-            logger.set_tags({FEASIBLE: str(is_feasible(context.bounds, metrics)).lower()})
+            logger.set_tags({FEASIBLE: str(is_feasible(context.bounds, metrics, baseline=recipe.baseline)).lower()})
         if metrics["epoch"] >= recipe.classifier_epochs:
             # Everything is logged by now; the scheduler may stop the trial inside this last report.
             logger.set_tags({COMPLETED: "true"})
