@@ -243,3 +243,29 @@ def test_a_class_with_one_train_image_warns(tmp_path: Path, capsys: pytest.Captu
     assert dataset.train.class_counts(2) == [4, 1]
     warning = capsys.readouterr().err
     assert "warning" in warning and "fewer than 2 train images" in warning and "(1)" in warning
+
+
+def test_a_search_whose_set_up_fails_marks_its_parent_run_failed(tmp_path: Path) -> None:
+    """A crash between opening the parent run and Tune's start must not leave the parent RUNNING: here the
+    Tune state of a search to resume is missing (run_search called directly, past the CLI's pre-flight)."""
+    from ganmix.search.runner import RunOptions, run_search
+    from ganmix.search.spec import SearchSpec
+    from ganmix.tracking import runs, store
+
+    uri = store.default_tracking_uri(tmp_path)
+    store.check_reachable(uri)
+    experiment_id = store.ensure_experiment(store.client(uri), "digits", uri)
+    parent = runs.start_run(uri, experiment_id, name="lost", tags={runs.KIND: "search", runs.SEARCH_NAME: "lost"})
+    parent.finish("KILLED", error="interrupted")
+    spec = SearchSpec.from_mapping({"name": "lost", "trials": 2, "fixed": {"classifier_epochs": 1}})
+    options = RunOptions(results_dir=tmp_path, resume=True, sample_metrics=False, quiet=True)
+    import ray
+
+    try:
+        with pytest.raises(Exception):
+            run_search(spec, options)
+    finally:
+        ray.shutdown()  # run_search started a private local Ray in this process
+    run = store.client(uri).get_run(parent.run_id)
+    assert run.info.status == "FAILED"
+    assert run.data.tags[runs.ERROR].startswith("search set-up failed")
