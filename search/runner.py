@@ -17,7 +17,7 @@ from ganmix.search.preflight import load_search_data
 from ganmix.search.searcher import ConstrainedOptunaSearch
 from ganmix.search.spec import SearchSpec
 from ganmix.search.space import BASELINE_ATTR, DefineByRun, IntDim, CategoricalDim, FloatDim
-from ganmix.search.trainable import SearchCallback, TrialContext, run_trial
+from ganmix.search.trainable import SearchCallback, TrialContext, one_line_trial_errors, run_trial
 from ganmix.tracking import query, runs, store
 from ganmix.tracking.runs import FINGERPRINT, KIND, METRIC, MODE, SEARCH_NAME
 
@@ -154,6 +154,7 @@ def _build_tuner(spec: SearchSpec, options: RunOptions, dataset: ImageDataset, p
 def _fit(tuner: Any, callback: SearchCallback, spec: SearchSpec, options: RunOptions, parent: runs.RunLogger, *,
          uri: str, experiment_id: str, name: str) -> SearchOutcome:
     status, error = "FINISHED", None
+    one_line_trial_errors()
     try:
         grid = tuner.fit()
         if _interrupted(callback, grid, spec.trials):

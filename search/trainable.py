@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -227,6 +228,27 @@ class SearchCallback(Callback):
         best = f"best {self.context.metric} {self.best:.4f} ({self.best_trial})" if self.best is not None else "no result yet"
         print(f"[{time.monotonic() - self.started:6.0f}s] trials: {self.done} done, {self.running} running, "
               f"{self.failed} failed | {best}", flush=True)
+
+
+class _OneLineTrialErrors(logging.Filter):
+    """Tune logs every failed trial attempt with its whole (~45-line) traceback; the trial's MLflow run keeps
+    the error, and the driver's output gets one line per attempt: which trial, and the error's last line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and str(record.msg).startswith("Trial task failed"):
+            error = record.exc_info[1]
+            cause = getattr(error, "cause", None) or error
+            lines = str(cause).strip().splitlines()
+            record.msg = f"{record.msg}: {type(cause).__name__}: {lines[-1] if lines else ''}"
+            record.args, record.exc_info, record.exc_text = (), None, None
+        return True
+
+
+def one_line_trial_errors() -> None:
+    """Install _OneLineTrialErrors on Tune's controller logger (once)."""
+    tune_logger = logging.getLogger("ray.tune.execution.tune_controller")
+    if not any(isinstance(f, _OneLineTrialErrors) for f in tune_logger.filters):
+        tune_logger.addFilter(_OneLineTrialErrors())
 
 
 def _error_of(trial: Any) -> str:
