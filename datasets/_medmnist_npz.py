@@ -75,7 +75,8 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
     except OSError as exc:
         raise DatasetError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     if not zipfile.is_zipfile(path) and magic != b"\x93NUMPY":
-        raise DatasetError(f"{path}: not an .npz archive (a zip of numpy arrays with keys {', '.join(EXPECTED_KEYS)})")
+        raise DatasetError(f"{path}: not a readable .npz (not a zip archive; expected numpy arrays "
+                           f"{', '.join(EXPECTED_KEYS)})")
     try:
         loaded = np.load(path, allow_pickle=False)
     except _READ_ERRORS as exc:

@@ -63,8 +63,11 @@ def run_search(spec: SearchSpec, options: RunOptions, *, dataset: ImageDataset |
     if not ray.is_initialized():
         # Without --address, "local" starts a fresh Ray: a bare ray.init() would join whatever
         # cluster was started last on this machine.
-        ray.init(address=options.address or "local", include_dashboard=False, configure_logging=False,
-                 log_to_driver=not options.quiet)
+        try:
+            ray.init(address=options.address or "local", include_dashboard=False, configure_logging=False,
+                     log_to_driver=not options.quiet)
+        except ConnectionError as exc:  # e.g. --address auto with no cluster running: say so in one line
+            raise preflight.PreflightError(f"--address {options.address}: {str(exc).splitlines()[0]}") from None
     if options.address not in (None, "local"):  # a trial no node can hold would wait forever
         preflight.check_cluster_resources(spec, options.address)
     cache_dir = str((options.results_dir / "cache").resolve())

@@ -114,7 +114,7 @@ CASES = [
         ("unknown_constraint", "constraints.fidelity: unknown metric"),
     ]],
     # data sets: read before Ray or MLflow start
-    ("npz_is_text", ["search", "--dataset", "breastmnist", "--data-dir", "{tmp}/data_text"], "not an .npz archive"),
+    ("npz_is_text", ["search", "--dataset", "breastmnist", "--data-dir", "{tmp}/data_text"], "not a readable .npz (not a zip archive"),
     ("val_split_empty", ["search", "--dataset", "breastmnist", "--data-dir", "{tmp}/data_empty_val"],
      "the val split is empty"),
     ("dataset_unknown", ["search", "--dataset", "nosuchmnist"], "nosuchmnist"),
@@ -181,6 +181,8 @@ def test_bad_input_fails_with_one_line(inputs: Path, args: list[str], expected: 
     env["GANMIX_DATA_DIR"] = str(inputs / "no_data")  # never the user's data folder
     if case == "tracking_env":
         env["MLFLOW_TRACKING_URI"] = "bogus://x"
+    if case == "storage_s3_unreachable":  # a closed local endpoint: the same answer with or without internet
+        env["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{_closed_port()}"
     work = inputs / f"work-{case}"  # the default --results-dir (./ganmix-results) would land here
     work.mkdir()
     before = _tree(inputs)
