@@ -154,7 +154,9 @@ def check_resume_state(name: str, storage: str | None, results_dir: Path) -> Non
     """A search to resume has its Tune state (tuner.pkl) in local storage; remote storage is Tune's to judge."""
     if storage and "://" in storage and not storage.startswith("file://"):
         return
-    folder = Path(urlsplit(storage).path if storage and storage.startswith("file://") else storage or results_dir / "ray")
+    if storage and storage.startswith("file://"):
+        storage = urlsplit(storage).path
+    folder = Path(storage) if storage else results_dir / "ray"
     state = folder.expanduser() / name / "tuner.pkl"
     if not state.is_file():
         raise PreflightError(f"--resume {name}: no Tune state at {state}; nothing to resume (same --results-dir "

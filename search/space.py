@@ -70,7 +70,8 @@ def parse_dim(name: str, raw: Any, *, section: str = "space") -> Dim:
     number = (int,) if kind == "int" else (int, float)
     for key, value in (("low", low), ("high", high)):
         if not isinstance(value, number) or isinstance(value, bool):
-            raise SpaceError(f"{section}.{name}.{key} must be {'an integer' if kind == 'int' else 'a number'}, got {value!r}")
+            expected = "an integer" if kind == "int" else "a number"
+            raise SpaceError(f"{section}.{name}.{key} must be {expected}, got {value!r}")
     if low > high:
         raise SpaceError(f"{section}.{name}: low {low!r} is above high {high!r}")
     if log and low <= 0:

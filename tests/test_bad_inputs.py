@@ -114,7 +114,8 @@ CASES = [
         ("unknown_constraint", "constraints.fidelity: unknown metric"),
     ]],
     # data sets: read before Ray or MLflow start
-    ("npz_is_text", ["search", "--dataset", "breastmnist", "--data-dir", "{tmp}/data_text"], "not a readable .npz (not a zip archive"),
+    ("npz_is_text", ["search", "--dataset", "breastmnist", "--data-dir", "{tmp}/data_text"],
+     "not a readable .npz (not a zip archive"),
     ("val_split_empty", ["search", "--dataset", "breastmnist", "--data-dir", "{tmp}/data_empty_val"],
      "the val split is empty"),
     ("dataset_unknown", ["search", "--dataset", "nosuchmnist"], "nosuchmnist"),
