@@ -320,14 +320,31 @@ def local_gpus() -> int:
 
 
 def check_cluster_resources(spec: SearchSpec, address: str) -> None:
-    """After ray.init(address): some alive node must fit one trial (Tune would wait for it forever)."""
+    """After ray.init(address): one trial must fit some alive node, or a node type the cluster's autoscaler
+    may start (cluster.yaml starts GPU workers on demand); otherwise Tune would wait for it forever."""
     import ray
 
-    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
-    cpus = max((n.get("CPU", 0.0) for n in nodes), default=0.0)
-    gpus = max((n.get("GPU", 0.0) for n in nodes), default=0.0)
-    _check_fits(cpus_per_trial=spec.cpus_per_trial, gpus_per_trial=spec.gpus_per_trial, cpus=cpus, gpus=gpus,
-                where=f"any node of the Ray cluster at {address}", hint="lower it, or add a node that has them")
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")] + _launchable_node_types()
+    need = {"CPU": spec.cpus_per_trial, "GPU": spec.gpus_per_trial}
+    if any(all(node.get(key, 0.0) >= amount for key, amount in need.items()) for node in nodes):
+        return
+    have = ", ".join(sorted({f"{n.get('CPU', 0):g} CPUs/{n.get('GPU', 0):g} GPUs" for n in nodes})) or "none"
+    raise PreflightError(f"cpus_per_trial = {spec.cpus_per_trial:g} and gpus_per_trial = {spec.gpus_per_trial:g}: "
+                         f"no node of the Ray cluster at {address} (nor one its autoscaler may start) has that "
+                         f"much (nodes: {have}); lower them, or add a node that has them")
+
+
+def _launchable_node_types() -> list[dict[str, float]]:
+    """Resources of the node types the cluster's autoscaler may start (none without an autoscaler)."""
+    try:  # Ray keeps the autoscaler's config in its GCS; there is no public accessor
+        from ray._private.state import state
+
+        config = state.get_cluster_config()
+    except Exception:  # noqa: BLE001 - an older or newer Ray without it: judge the alive nodes alone
+        return []
+    if config is None:
+        return []
+    return [dict(group.resources) for group in config.node_group_configs if group.max_count != 0]
 
 
 def _check_fits(*, cpus_per_trial: float, gpus_per_trial: float, cpus: float, gpus: float, where: str,

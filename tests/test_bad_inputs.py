@@ -248,7 +248,29 @@ def test_a_class_with_one_train_image_warns(tmp_path: Path, capsys: pytest.Captu
     assert "warning" in warning and "fewer than 2 train images" in warning and "(1)" in warning
 
 
-def test_a_search_whose_set_up_fails_marks_its_parent_run_failed(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def local_ray():
+    """One private local Ray for the in-process tests below (run_search reuses an initialised Ray)."""
+    import ray
+
+    ray.init(address="local", include_dashboard=False, configure_logging=False, num_cpus=2)
+    yield ray
+    ray.shutdown()
+
+
+def test_a_trial_no_node_can_hold_is_refused_after_connecting(local_ray) -> None:
+    """With --address the resources are judged on the cluster joined (here a 2-CPU, GPU-less one)."""
+    from ganmix.search.preflight import PreflightError, check_cluster_resources
+    from ganmix.search.spec import SearchSpec
+
+    check_cluster_resources(SearchSpec(cpus_per_trial=2), "here")
+    with pytest.raises(PreflightError, match=r"cpus_per_trial = 3 and gpus_per_trial = 0: no node .* 2 CPUs/0 GPUs"):
+        check_cluster_resources(SearchSpec(cpus_per_trial=3), "here")
+    with pytest.raises(PreflightError, match=r"gpus_per_trial = 0.5: no node of the Ray cluster at here"):
+        check_cluster_resources(SearchSpec(gpus_per_trial=0.5), "here")
+
+
+def test_a_search_whose_set_up_fails_marks_its_parent_run_failed(tmp_path: Path, local_ray) -> None:
     """A crash between opening the parent run and Tune's start must not leave the parent RUNNING: here the
     Tune state of a search to resume is missing (run_search called directly, past the CLI's pre-flight)."""
     from ganmix.search.runner import RunOptions, run_search
@@ -262,13 +284,8 @@ def test_a_search_whose_set_up_fails_marks_its_parent_run_failed(tmp_path: Path)
     parent.finish("KILLED", error="interrupted")
     spec = SearchSpec.from_mapping({"name": "lost", "trials": 2, "fixed": {"classifier_epochs": 1}})
     options = RunOptions(results_dir=tmp_path, resume=True, sample_metrics=False, quiet=True)
-    import ray
-
-    try:
-        with pytest.raises(Exception):
-            run_search(spec, options)
-    finally:
-        ray.shutdown()  # run_search started a private local Ray in this process
+    with pytest.raises(Exception):
+        run_search(spec, options)
     run = store.client(uri).get_run(parent.run_id)
     assert run.info.status == "FAILED"
     assert run.data.tags[runs.ERROR].startswith("search set-up failed")
