@@ -8,6 +8,7 @@ generated image looks like the class it was generated for.
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -105,13 +106,24 @@ def reference_classifier(
     return _frozen(model, ds, device)
 
 
-def install_reference(ds: ImageDataset, cache_dir: str | Path, payload: bytes) -> None:
+def install_reference(ds: ImageDataset, cache_dir: str | Path, payload: bytes) -> Path:
     """Put the reference file the search driver trained (its bytes) into `cache_dir`, so a trial on any node
-    loads that very model instead of training its own: every trial's sample metrics share one feature space."""
-    path = reference_path(ds, cache_dir)
-    with _lock(path):
-        if not path.is_file() or path.read_bytes() != payload:
-            _atomic_write(payload, path)
+    loads that very model instead of training its own: every trial's sample metrics share one feature space.
+
+    `cache_dir` is the driver's path; on a node where it cannot be written, a node-local temporary folder
+    is used instead. Returns the folder that holds the file (pass it on as the trial's cache_dir)."""
+    error: OSError | None = None
+    for folder in (Path(cache_dir), Path(tempfile.gettempdir()) / "ganmix-cache"):
+        path = reference_path(ds, folder)
+        try:
+            with _lock(path):
+                if not path.is_file() or path.read_bytes() != payload:
+                    _atomic_write(payload, path)
+            return folder
+        except OSError as exc:
+            error = exc
+    assert error is not None
+    raise error
 
 
 def _lock(path: Path) -> FileLock:

@@ -65,10 +65,11 @@ def run_trial(config: dict[str, Any], *, dataset: ImageDataset, context: TrialCo
     trial_id, trial_name = tune_ctx.get_trial_id(), tune_ctx.get_trial_name()
     torch.set_num_threads(max(1, int(context.cpus_per_trial)))
     recipe = recipe_from_config(config)
+    cache_dir = context.cache_dir
     if reference is not None:
         from ganmix.models.reference import install_reference
 
-        install_reference(dataset, context.cache_dir, reference)
+        cache_dir = str(install_reference(dataset, context.cache_dir, reference))
     # Tune reruns a trial after a lost worker (a retry) or a resumed search. An attempt that completed
     # before Tune heard of it is not trained again; an unfinished one is superseded by this attempt.
     earlier = runs.child_runs(context.tracking_uri, context.experiment_id, context.parent_run_id,
@@ -102,7 +103,7 @@ def run_trial(config: dict[str, Any], *, dataset: ImageDataset, context: TrialCo
 
     try:
         execute_recipe(recipe, dataset, device=device, logger=logger, report=report,
-                       cache_dir=context.cache_dir, sample_metrics=context.sample_metrics)
+                       cache_dir=cache_dir, sample_metrics=context.sample_metrics)
     except SystemExit:
         # Tune stopping the trial unwinds the training thread this way: after an early stop by the
         # scheduler, or when the driver is interrupted. Only the driver knows which, so it closes the

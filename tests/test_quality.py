@@ -196,8 +196,8 @@ def test_a_shipped_reference_file_is_installed_and_used_untrained(
 
     payload = reference_path(digits, ref_dir).read_bytes()
     node_cache = tmp_path / "node-cache"
-    install_reference(digits, node_cache, payload)
-    install_reference(digits, node_cache, payload)  # a second trial on the node: same file, no error
+    assert install_reference(digits, node_cache, payload) == node_cache
+    assert install_reference(digits, node_cache, payload) == node_cache  # a second trial on the node: no error
     assert reference_path(digits, node_cache).read_bytes() == payload
     monkeypatch.setattr(reference_module, "fit_classifier", lambda *a, **kw: pytest.fail("trained again"))
     loaded = reference_classifier(digits, cache_dir=node_cache, epochs=REF_EPOCHS)
