@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Protocol
 
 import torch
-import torchvision
 from torch import nn
 
 from ganmix.models._registry import Registry
@@ -97,6 +96,8 @@ def resnet18(*, in_channels: int, num_classes: int, image_size: int) -> nn.Modul
     residual stage; a 3x3 stride-1 conv without max-pool keeps the full resolution there.
     """
     del image_size
+    import torchvision  # here, not at the top: importing it costs ~1.5 s that only resnet18 needs
+
     model = torchvision.models.resnet18(weights=None, num_classes=num_classes)
     model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
     model.maxpool = nn.Identity()
