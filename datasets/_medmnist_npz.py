@@ -68,6 +68,15 @@ def _labels_1d(array: np.ndarray, *, path: Path, key: str, num_classes: int) -> 
 
 def _read_arrays(path: Path) -> dict[str, np.ndarray]:
     """All expected arrays of the archive, or a DatasetError naming the file and what is wrong."""
+    # np.load takes any file that is not a zip or .npy for a pickle ("contains pickled data"): say what it is.
+    try:
+        with open(path, "rb") as handle:
+            magic = handle.read(6)
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if not zipfile.is_zipfile(path) and magic != b"\x93NUMPY":
+        raise DatasetError(f"{path}: not a readable .npz (not a zip archive; expected numpy arrays "
+                           f"{', '.join(EXPECTED_KEYS)})")
     try:
         loaded = np.load(path, allow_pickle=False)
     except _READ_ERRORS as exc:

@@ -3,23 +3,28 @@
 No Ray, no MLflow: models and losses return metric dicts; the caller decides where they go.
 """
 
-from ganmix.models._registry import UnknownModelError
-from ganmix.models.classifiers import create_classifier, list_classifiers
-from ganmix.models.evaluation import classification_metrics, confusion_matrix, image_grid
-from ganmix.models.generator import (
-    DivergenceError,
-    GenerativeModel,
-    GeneratorConfig,
-    GeneratorError,
-    create_generator,
-    generator_options,
-    list_generators,
-    load_generator,
-    make_generator_config,
-    sample_images,
-    save_generator,
-    train_generator,
-)
+from importlib import import_module
+from typing import Any
+
+# Lazy re-exports (PEP 562): `from ganmix.models.generator import X` then imports what X needs (torch), not
+# also scikit-learn and the rest, so a spec check that only asks the registries stays quick.
+_WHERE = {
+    "UnknownModelError": "_registry",
+    "create_classifier": "classifiers", "list_classifiers": "classifiers",
+    "classification_metrics": "evaluation", "confusion_matrix": "evaluation", "image_grid": "evaluation",
+    **{name: "generator" for name in (
+        "DivergenceError", "GenerativeModel", "GeneratorConfig", "GeneratorError", "create_generator",
+        "generator_options", "list_generators", "load_generator", "make_generator_config", "sample_images",
+        "save_generator", "train_generator",
+    )},
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(import_module(f"ganmix.models.{_WHERE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DivergenceError",

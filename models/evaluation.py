@@ -46,8 +46,9 @@ def _confusion(y: np.ndarray, pred: np.ndarray, num_classes: int) -> np.ndarray:
 
 
 def metric_name(class_name: str) -> str:
-    """A class name as a metric-key fragment: every character outside [A-Za-z0-9_] becomes '_'."""
-    return re.sub(r"[^A-Za-z0-9_]", "_", class_name)
+    """A class name as a metric-key fragment: letters and digits (Unicode ones too, which MLflow accepts) and
+    '_' stay; every other character becomes '_'."""
+    return re.sub(r"\W", "_", class_name)
 
 
 def _auc(y: np.ndarray, p: np.ndarray) -> float:

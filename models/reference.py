@@ -8,15 +8,15 @@ generated image looks like the class it was generated for.
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import os
+import tempfile
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
+from filelock import FileLock
 
 from ganmix.datasets import ImageDataset
 from ganmix.models._images import to_unit
@@ -91,17 +91,9 @@ def reference_classifier(
     """
     path = reference_path(ds, cache_dir)
     device = torch.device(device)
-    with _locked(path):
+    with _lock(path):  # released on exit, or by the OS when the holder dies
         model = _load_or_train(ds, path, device=device, epochs=epochs)
     return _frozen(model, ds, device)
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(f".{path.name}.lock"), "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # released on close, or by the OS when the holder dies
-        yield
 
 
 def _load_or_train(ds: ImageDataset, path: Path, *, device: torch.device, epochs: int) -> SmallCNN:
@@ -118,6 +110,31 @@ def _load_or_train(ds: ImageDataset, path: Path, *, device: torch.device, epochs
                    val=EvalSet(ds.val.images, ds.val.labels, ds.class_names))
     _atomic_save({"recipe": recipe, "state_dict": model.state_dict()}, path)
     return model
+
+
+def install_reference(ds: ImageDataset, cache_dir: str | Path, payload: bytes) -> Path:
+    """Put the reference file the search driver trained (its bytes) into `cache_dir`, so a trial on any node
+    loads that very model instead of training its own: every trial's sample metrics share one feature space.
+
+    `cache_dir` is the driver's path; on a node where it cannot be written, a node-local temporary folder
+    is used instead. Returns the folder that holds the file (pass it on as the trial's cache_dir)."""
+    error: OSError | None = None
+    for folder in (Path(cache_dir), Path(tempfile.gettempdir()) / "ganmix-cache"):
+        path = reference_path(ds, folder)
+        try:
+            with _lock(path):
+                if not path.is_file() or path.read_bytes() != payload:
+                    _atomic_write(payload, path)
+            return folder
+        except OSError as exc:
+            error = exc
+    assert error is not None
+    raise error
+
+
+def _lock(path: Path) -> FileLock:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(path.with_name(path.name + ".lock"))
 
 
 def _new_model(ds: ImageDataset) -> SmallCNN:
@@ -139,6 +156,16 @@ def _atomic_save(obj: dict[str, object], path: Path) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
     try:
         torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _atomic_write(payload: bytes, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    try:
+        tmp.write_bytes(payload)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

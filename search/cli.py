@@ -7,28 +7,38 @@ import os
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from ganmix.search.metrics import SEARCHABLE
 
 DEMO_SPEC = "demo.yaml"  # packaged with ganmix.search: the offline demo on digits
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """Errors that mean bad input: printed as one line, never as a traceback."""
-    from ganmix.datasets import DatasetError
-    from ganmix.models._registry import UnknownModelError
-    from ganmix.models.generator import GeneratorError
-    from ganmix.search.recipe import RecipeError
-    from ganmix.search.space import SpaceError
-    from ganmix.tracking.store import TrackingError
+# Errors that mean bad input, by module: printed as one line, never as a traceback.
+_USER_ERRORS = {
+    "ganmix.datasets._types": "DatasetError", "ganmix.models._registry": "UnknownModelError",
+    "ganmix.models.generator": "GeneratorError", "ganmix.search.recipe": "RecipeError",
+    "ganmix.search.space": "SpaceError", "ganmix.tracking.store": "TrackingError",
+    "ganmix.search.preflight": "PreflightError", "ganmix.search.metrics": "MetricError",
+}
 
-    return DatasetError, UnknownModelError, GeneratorError, RecipeError, SpaceError, TrackingError
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """The bad-input error types of the modules loaded so far: an error from a module never imported cannot
+    have been raised, and importing one here (torch, MLflow) would cost seconds per error."""
+    return tuple(getattr(sys.modules[module], name) for module, name in _USER_ERRORS.items() if module in sys.modules)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line (argparse prints the whole usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ganmix", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="ganmix", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     s = sub.add_parser("search", help="search augmentation recipes (no arguments: the offline demo on digits)")
     s.add_argument("--config", type=Path, help="search spec YAML (space, budget, fixed fields); flags override it")
@@ -117,44 +127,65 @@ def resolve_spec(args: argparse.Namespace) -> Any:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from ganmix.search.runner import RunOptions, run_search
-    from ganmix.search.space import SpaceError
-    from ganmix.search.spec import SearchSpec
+    from ganmix.search import preflight
 
+    # Every check that can fail runs before Ray, MLflow or any training (search/preflight.py).
+    preflight.check_search_flags(args)
+    if args.confirm < 0 or args.confirm_top < 1:
+        raise preflight.PreflightError(f"--confirm must be >= 0 and --confirm-top >= 1, got {args.confirm} "
+                                       f"and {args.confirm_top}")
+    preflight.check_data_flags(args)
     if args.resume:
-        spec = _spec_of_search(args)
-    else:
-        spec = resolve_spec(args)
+        preflight.check_resume_state(args.resume, args.storage, args.results_dir)
+    spec = _spec_of_search(args) if args.resume else resolve_spec(args)
+    preflight.check_spec(spec, sample_metrics=not args.no_sample_metrics)
     if args.dry_run:
         print(spec.to_yaml(), end="")
         return 0
+    if args.address in (None, "local"):
+        preflight.check_local_resources(spec)
+    dataset = preflight.load_search_data(spec, args.data_dir)
+
+    from ganmix.search.runner import RunOptions, run_search
+    from ganmix.search.spec import SearchSpec
+
     options = RunOptions(results_dir=args.results_dir, tracking_uri=args.tracking_uri, address=args.address,
                          storage=args.storage, data_dir=args.data_dir, resume=bool(args.resume),
                          sample_metrics=not args.no_sample_metrics, quiet=args.quiet, verbose=args.verbose,
                          time_budget_s=args.time_budget)
     assert isinstance(spec, SearchSpec)
-    if args.confirm < 0 or args.confirm_top < 1:
-        raise SpaceError(f"--confirm must be >= 0 and --confirm-top >= 1, got {args.confirm} and {args.confirm_top}")
     print(f"ganmix: searching {spec.dataset}: {spec.trials} trials, objective {spec.metric} ({spec.mode})", flush=True)
-    outcome = run_search(spec, options)
+    outcome = run_search(spec, options, dataset=dataset)
     print(f"\nsearch {outcome.name}: {outcome.num_trials} trials, {outcome.num_errors} failed"
           + (f" (ended by the time budget of {args.time_budget:g} s)" if outcome.budget_ended else ""))
+    if outcome.num_trials and outcome.num_errors == outcome.num_trials:
+        print(f"ganmix: error: every trial of search {outcome.name} failed: {outcome.first_error or 'see the logs'}",
+              file=sys.stderr)
+        return 1
     if outcome.best is not None:
         print(f"best trial {outcome.best.name}: {spec.metric} = {outcome.best.metrics.get(spec.metric, float('nan')):.4f}"
               f" (run {outcome.best.run_id}; unconfirmed: one seed, chosen on validation)")
         print(f"its recipe: ganmix best --dataset {spec.dataset} --export recipe.yaml")
     if args.confirm:
-        from ganmix.search.runner import load_search_data
-
         _confirm_and_print(uri=outcome.tracking_uri, experiment_id=outcome.experiment_id,
                            parent_run_id=outcome.parent_run_id, name=outcome.name, spec=spec,
-                           dataset=load_search_data(spec, args.data_dir), top=args.confirm_top, seeds=args.confirm,
+                           dataset=dataset, top=args.confirm_top, seeds=args.confirm,
                            results_dir=args.results_dir, address=args.address, quiet=args.quiet)
     _print_ui_hint(outcome.tracking_uri, args)
     return 0
 
 
 def cmd_confirm(args: argparse.Namespace) -> int:
+    from ganmix.search import preflight
+
+    if args.seeds < 1 or args.top < 1:
+        raise preflight.PreflightError(f"--seeds and --top must be >= 1, got --seeds {args.seeds} and --top {args.top}")
+    if args.name is not None:
+        preflight.check_name(args.name, "--name")
+    if args.data_dir is not None and not args.data_dir.is_dir():
+        raise preflight.PreflightError(f"--data-dir {args.data_dir} is not a folder; expected a folder of <dataset>.npz files")
+    preflight.check_store_flags(args)
+    preflight.check_address(args.address)
     from ganmix.search.confirm import ConfirmError
     from ganmix.search.runner import DATA_DIR, load_search_data
     from ganmix.tracking import query, store
@@ -199,7 +230,7 @@ def _require_store(uri: str) -> None:
     """Reading commands need an existing store: a typo'd --results-dir must not create an empty one."""
     from ganmix.tracking import store
 
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
+    if _no_store(uri):
         raise store.TrackingError(f"no results at {uri[len('sqlite:///'):]}: run `ganmix search` first "
                                   "or pass --results-dir / --tracking-uri")
     store.check_reachable(uri)
@@ -220,11 +251,14 @@ def _spec_of_search(args: argparse.Namespace) -> Any:
     """The spec a search was started with, read back from its MLflow parent run."""
     import tempfile
 
+    from ganmix.search import preflight
     from ganmix.search.spec import SearchSpec
     from ganmix.tracking import query, store
 
     uri = store.resolve_tracking_uri(args.tracking_uri, args.results_dir)
-    _require_store(uri)
+    if preflight.local_store_missing(uri):  # reading a store that is not there would create it
+        raise store.TrackingError(f"no search named {args.resume!r} at {uri} (no results there yet); nothing to resume")
+    store.check_reachable(uri)
     found = query.find_search(uri, args.resume)
     if found is None:
         raise store.TrackingError(f"no search named {args.resume!r} at {uri}; nothing to resume")
@@ -237,7 +271,10 @@ def cmd_best(args: argparse.Namespace) -> int:
     from ganmix.tracking import query, store
 
     uri = store.resolve_tracking_uri(args.tracking_uri, args.results_dir)
-    _require_store(uri)
+    if _no_store(uri):
+        print(f"no completed trials at {uri} (no results there yet)")
+        return 1
+    store.check_reachable(uri)
     results = query.best_per_dataset(uri, dataset=args.dataset, metric=args.metric)
     if not results:
         print(f"no completed trials{' for ' + args.dataset if args.dataset else ''} at {uri}")
@@ -274,6 +311,10 @@ def cmd_best(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from ganmix.search import preflight
+
+    preflight.check_store_flags(args)
+    preflight.check_input_file(args.recipe, "--recipe", "a recipe YAML file (ganmix best --export writes one)")
     from ganmix.search.recipe import Recipe
     from ganmix.search.retrain import retrain
 
@@ -289,7 +330,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
+    from ganmix.search import preflight
     from ganmix.search.progress import quiet_libraries
+
+    preflight.check_port(args.port)
     from ganmix.tracking import store
     from ganmix.tracking.ui import serve
 
@@ -307,15 +351,27 @@ def _print_ui_hint(uri: str, args: argparse.Namespace) -> None:
         print(f"\nresults on the tracking server {uri}")
 
 
+def _no_store(uri: str) -> bool:
+    from ganmix.search.preflight import local_store_missing
+
+    return local_store_missing(uri) is not None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # MLflow's per-download progress bars are noise on a console that reports trials.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     commands = {"search": cmd_search, "confirm": cmd_confirm, "best": cmd_best, "train": cmd_train, "ui": cmd_ui}
+    results_dir = getattr(args, "results_dir", None)
+    fresh = results_dir is not None and not results_dir.exists()
     try:
         return commands[args.command](args)
     except _user_errors() as exc:
         print(f"ganmix: error: {exc}", file=sys.stderr)
+        if fresh and results_dir.is_dir():  # bad input leaves nothing behind: not even the folder it created
+            import shutil
+
+            shutil.rmtree(results_dir, ignore_errors=True)
         return 2
     except KeyboardInterrupt:
         print("\nganmix: interrupted", file=sys.stderr)

@@ -12,10 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ray.tune.search.optuna import OptunaSearch
-
 from ganmix.search.metrics import SEARCHABLE
 from ganmix.search.space import SpaceError
+
+
+# The violation recorded for an unmeasured constraint metric: positive, so TPE ranks the trial as infeasible.
+MISSING_VIOLATION = 1.0
 
 
 @dataclass(frozen=True)
@@ -25,9 +27,10 @@ class Bound:
     limit: float
 
     def violation(self, value: float | None) -> float:
-        """<= 0 when satisfied; an absent value (the baseline has no samples) counts as satisfied."""
+        """<= 0 when satisfied. A missing value (sample metrics off, or too few samples to measure) is
+        a violation of MISSING_VIOLATION: a trial that generated images is feasible only when measured."""
         if value is None or (isinstance(value, float) and math.isnan(value)):
-            return 0.0
+            return MISSING_VIOLATION
         return value - self.limit if self.kind == "max" else self.limit - value
 
 
@@ -46,24 +49,22 @@ def parse_constraints(raw: Mapping[str, Any] | None) -> tuple[Bound, ...]:
     return tuple(bounds)
 
 
-def violations(bounds: tuple[Bound, ...], metrics: Mapping[str, float]) -> list[float]:
+def violations(bounds: tuple[Bound, ...], metrics: Mapping[str, float], *, real_only: bool = False) -> list[float]:
+    """One value per bound, <= 0 when satisfied; a real-only trial generates nothing, so it is feasible."""
+    if real_only:
+        return [0.0 for _ in bounds]
     return [b.violation(metrics.get(b.metric)) for b in bounds]
 
 
-def is_feasible(bounds: tuple[Bound, ...], metrics: Mapping[str, float]) -> bool:
-    return all(v <= 0 for v in violations(bounds, metrics))
+def is_feasible(bounds: tuple[Bound, ...], metrics: Mapping[str, float], *, real_only: bool = False) -> bool:
+    return all(v <= 0 for v in violations(bounds, metrics, real_only=real_only))
 
 
-class ConstrainedOptunaSearch(OptunaSearch):
-    """OptunaSearch that records each trial's constraint violations before telling Optuna."""
+def __getattr__(name: str) -> Any:
+    # ConstrainedOptunaSearch subclasses Ray's OptunaSearch; importing Ray (~2 s) here would slow every
+    # spec check, so the class lives in ganmix.search.searcher and is re-exported lazily.
+    if name == "ConstrainedOptunaSearch":
+        from ganmix.search.searcher import ConstrainedOptunaSearch
 
-    def __init__(self, *args: Any, bounds: tuple[Bound, ...] = (), **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._bounds = bounds
-
-    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        ot_trial = self._ot_trials.get(trial_id)
-        if ot_trial is not None:
-            for bound, value in zip(self._bounds, violations(self._bounds, result or {})):
-                ot_trial.set_constraint(f"{bound.metric}_{bound.kind}", value)
-        super().on_trial_complete(trial_id, result, error)
+        return ConstrainedOptunaSearch
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

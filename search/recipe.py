@@ -18,6 +18,8 @@ NO_GENERATOR = "none"
 # MLflow params, and the search space draws none of them (nor the ratio) for a real-only trial.
 GENERATOR_FIELDS = ("gan_epochs", "latent_dim", "generator_options", "allocation", "filter_threshold", "generator_seed")
 GAN_FIELDS = (*GENERATOR_FIELDS, "synthetic_ratio")
+# What a real-only recipe sets instead of drawing the GAN fields (the search space and its pre-flight check).
+REAL_ONLY = {"synthetic_ratio": 0.0, "generator_options": {}}
 RECIPE_FORMAT = "ganmix.recipe/2"
 # Format 1 had one `seed` for everything; it still loads, as data, generator and classifier seed alike.
 _OLD_FORMATS = ("ganmix.recipe/1",)
@@ -141,6 +143,8 @@ class Recipe:
         unknown = sorted(set(data) - known)
         if unknown:
             raise RecipeError(f"{source}: unknown field(s) {unknown}; expected some of {sorted(known)}")
+        if data.get("format", RECIPE_FORMAT) != RECIPE_FORMAT:  # a newer (or foreign) layout: refuse, do not guess
+            raise RecipeError(f"{source}: format {data['format']!r} is not supported; expected {RECIPE_FORMAT}")
         try:
             return cls(**{k: v for k, v in data.items() if k in known})
         except RecipeError as exc:

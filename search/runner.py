@@ -8,15 +8,18 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import optuna
 
 from ganmix.datasets import ImageDataset
-from ganmix.search.constraints import ConstrainedOptunaSearch
+from ganmix.search import preflight
+from ganmix.search.preflight import load_search_data
 from ganmix.search.progress import SearchProgress, quiet_libraries, result_rows
+from ganmix.search.searcher import ConstrainedOptunaSearch
 from ganmix.search.spec import SearchSpec
 from ganmix.search.space import BASELINE_ATTR, DefineByRun, IntDim, CategoricalDim, FloatDim
-from ganmix.search.trainable import SearchCallback, TrialContext, run_trial
+from ganmix.search.trainable import SearchCallback, TrialContext, one_line_trial_errors, run_trial
 from ganmix.tracking import query, runs, store
 from ganmix.tracking.describe import SearchDescriber, describe_experiment
 from ganmix.tracking.inputs import split_arrays
@@ -57,51 +60,89 @@ class SearchOutcome:
     num_trials: int
     num_errors: int
     budget_ended: bool = False  # the time budget ran out before every trial ran
+    first_error: str | None = None  # the error of the first failed trial, as its MLflow run records it
 
 
-def load_search_data(spec: SearchSpec, data_dir: Path | None) -> ImageDataset:
-    from ganmix.search.pipeline import load_recipe_data
+def run_search(spec: SearchSpec, options: RunOptions, *, dataset: ImageDataset | None = None) -> SearchOutcome:
+    """Run a search; `dataset` is the one preflight.load_search_data returned (loaded here when None)."""
+    import ray
 
-    return load_recipe_data(spec.base_recipe(), data_dir)
+    quiet_libraries(options.verbose)
+    preflight.check_spec(spec, sample_metrics=options.sample_metrics)  # space values, before any work
+    uri = store.resolve_tracking_uri(options.tracking_uri, options.results_dir)
+    store.check_reachable(uri)  # before any training
+    dataset = dataset if dataset is not None else load_search_data(spec, options.data_dir)
+    name = spec.name or f"{store.experiment_name(spec.dataset).split('/')[-1]}-{time.strftime('%Y%m%d-%H%M%S')}"
+    storage = _storage_path(options)
+    cache_dir = str((options.results_dir / "cache").resolve())
+    # The per-data-set reference classifier is trained once, on the driver, while Ray starts; its file then
+    # travels to every trial (Ray's object store), so trials on any node measure in one feature space.
+    reference = _reference_in_background(dataset, cache_dir) if _needs_reference(spec, options) else None
+    if not ray.is_initialized():
+        # Without --address, "local" starts a fresh Ray: a bare ray.init() would join whatever
+        # cluster was started last on this machine.
+        try:
+            ray.init(address=options.address or "local", include_dashboard=False, configure_logging=False,
+                     log_to_driver=options.verbose)
+        except ConnectionError as exc:  # e.g. --address auto with no cluster running: say so in one line
+            raise preflight.PreflightError(f"--address {options.address}: {str(exc).splitlines()[0]}") from None
+    if options.address not in (None, "local"):  # a trial no node can hold would wait forever
+        preflight.check_cluster_resources(spec, options.address)
+    payload = _reference_payload(reference, dataset, cache_dir)
+    experiment_id = store.ensure_experiment(store.client(uri), spec.dataset, uri)
+    describe_experiment(uri, experiment_id, dataset.name)
+    parent = _open_parent(uri, experiment_id, spec, dataset, name, resume=options.resume)
+    try:
+        if options.data_dir is not None and not options.resume:  # `ganmix confirm` reloads the same data
+            parent.set_tags({DATA_DIR: str(Path(options.data_dir).expanduser().resolve())})
+        if not options.resume:  # the parent's Dataset column: the real splits the search ran on
+            parent.log_datasets(split_arrays(dataset), name=dataset.name)
+        describer = SearchDescriber(uri, experiment_id, parent.run_id, spec.metric, spec.mode, dataset.name, name)
+        progress = SearchProgress(spec.trials, spec.metric, spec.mode, quiet=options.quiet)
+        tuner, callback, study = _build_tuner(spec, options, dataset, parent, uri=uri, experiment_id=experiment_id,
+                                              name=name, storage=storage, cache_dir=cache_dir, reference=payload,
+                                              progress=progress, describer=describer)
+    except BaseException as exc:  # a crash or Ctrl-C during set-up: the parent run must not stay RUNNING
+        killed = isinstance(exc, KeyboardInterrupt)
+        parent.finish("KILLED" if killed else "FAILED",
+                      error=f"search set-up {'interrupted' if killed else 'failed'}: {type(exc).__name__}: {exc}")
+        raise
+    return _fit(tuner, callback, spec, options, parent, uri=uri, experiment_id=experiment_id, name=name,
+                progress=progress, describer=describer, study=study)
 
 
-def run_search(spec: SearchSpec, options: RunOptions) -> SearchOutcome:
+def _needs_reference(spec: SearchSpec, options: RunOptions) -> bool:
+    base = spec.base_recipe()
+    return options.sample_metrics or "filter_threshold" in spec.space or base.filter_threshold > 0
+
+
+def _reference_payload(thread: threading.Thread | None, dataset: ImageDataset, cache_dir: str) -> bytes | None:
+    """The reference classifier's file, once its background training is done (None when not needed)."""
+    if thread is None:
+        return None
+    thread.join()
+    from ganmix.models.reference import reference_path
+
+    path = reference_path(dataset, cache_dir)
+    return path.read_bytes() if path.is_file() else None  # a failed training was logged; trials train their own
+
+
+def _build_tuner(spec: SearchSpec, options: RunOptions, dataset: ImageDataset, parent: runs.RunLogger, *,
+                 uri: str, experiment_id: str, name: str, storage: str, cache_dir: str, reference: bytes | None,
+                 progress: SearchProgress, describer: SearchDescriber) -> tuple[Any, SearchCallback, Any]:
     import ray
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
-    quiet_libraries(options.verbose)
-    uri = store.resolve_tracking_uri(options.tracking_uri, options.results_dir)
-    store.check_reachable(uri)  # before any training
-    dataset = load_search_data(spec, options.data_dir)
-    name = spec.name or f"{store.experiment_name(spec.dataset).split('/')[-1]}-{time.strftime('%Y%m%d-%H%M%S')}"
-    storage = _storage_path(options)
-    experiment_id = store.ensure_experiment(store.client(uri), spec.dataset, uri)
-    describe_experiment(uri, experiment_id, dataset.name)
-    parent = _open_parent(uri, experiment_id, spec, dataset, name, resume=options.resume)
-    if options.data_dir is not None and not options.resume:  # `ganmix confirm` reloads the same data
-        parent.set_tags({DATA_DIR: str(Path(options.data_dir).expanduser().resolve())})
-    if not options.resume:  # the parent's Dataset column: the real splits the search ran on
-        parent.log_datasets(split_arrays(dataset), name=dataset.name)
-    describer = SearchDescriber(uri, experiment_id, parent.run_id, spec.metric, spec.mode, dataset.name, name)
     context = TrialContext(
         tracking_uri=uri, experiment_id=experiment_id, parent_run_id=parent.run_id, search_name=name,
-        metric=spec.metric, cache_dir=str((options.results_dir / "cache").resolve()),
+        metric=spec.metric, cache_dir=cache_dir,
         cpus_per_trial=spec.cpus_per_trial, sample_metrics=options.sample_metrics, bounds=spec.bounds,
     )
-    # The per-data-set reference classifier is trained once, here, while Ray starts (not in every early
-    # trial): trials that need it before it is saved wait on its lock file, then load it.
-    reference = _reference_in_background(dataset, context.cache_dir) if options.sample_metrics else None
-    if not ray.is_initialized():
-        # Without --address, "local" starts a fresh Ray: a bare ray.init() would join whatever
-        # cluster was started last on this machine.
-        ray.init(address=options.address or "local", include_dashboard=False, configure_logging=False,
-                 log_to_driver=options.verbose)
     trainable = tune.with_resources(
-        tune.with_parameters(run_trial, dataset=dataset, context=context),
+        tune.with_parameters(run_trial, dataset=dataset, context=context, reference=reference),
         {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial},
     )
-    progress = SearchProgress(spec.trials, spec.metric, spec.mode, quiet=options.quiet)
     callback = SearchCallback(context=context, mode=spec.mode, parent=parent, quiet=options.quiet,
                               progress=progress, describer=describer)
     study = None
@@ -142,7 +183,14 @@ def run_search(spec: SearchSpec, options: RunOptions) -> SearchOutcome:
                                         reuse_actors=True, time_budget_s=options.time_budget_s),
             run_config=run_config,
         )
+    return tuner, callback, study
+
+
+def _fit(tuner: Any, callback: SearchCallback, spec: SearchSpec, options: RunOptions, parent: runs.RunLogger, *,
+         uri: str, experiment_id: str, name: str, progress: SearchProgress, describer: SearchDescriber,
+         study: Any) -> SearchOutcome:
     status, error, budget_ended = "FINISHED", None, False
+    one_line_trial_errors()
     try:
         fit_started = time.monotonic()
         grid = tuner.fit()
@@ -172,8 +220,6 @@ def run_search(spec: SearchSpec, options: RunOptions) -> SearchOutcome:
         raise
     finally:
         progress.close()
-        if reference is not None:
-            reference.join()
         best = _finish_parent(parent, uri, experiment_id, spec, status=status, error=error)
         summaries = describer.refresh(done=True)
         if status == "FINISHED":
@@ -182,8 +228,11 @@ def run_search(spec: SearchSpec, options: RunOptions) -> SearchOutcome:
                 log_study_figures(uri, parent.run_id, study)
             progress.summary(*result_rows(summaries, spec.metric, spec.mode),
                              test_metric=spec.metric.replace("val_", "test_") if spec.metric.startswith("val_") else None)
-    return SearchOutcome(name=name, tracking_uri=uri, experiment_id=experiment_id, parent_run_id=parent.run_id, best=best,
-                         num_trials=len(grid), num_errors=grid.num_errors, budget_ended=budget_ended)
+    failed = runs.child_runs(uri, experiment_id, parent.run_id, extra_filter="attributes.status = 'FAILED'")
+    first_error = next((r.data.tags[runs.ERROR] for r in failed if runs.ERROR in r.data.tags), None)
+    return SearchOutcome(name=name, tracking_uri=uri, experiment_id=experiment_id, parent_run_id=parent.run_id,
+                         best=best, num_trials=len(grid), num_errors=grid.num_errors, budget_ended=budget_ended,
+                         first_error=first_error)
 
 
 def _reference_in_background(dataset: ImageDataset, cache_dir: str) -> threading.Thread:

@@ -47,32 +47,35 @@ class CategoricalDim:
 Dim = Union[FloatDim, IntDim, CategoricalDim]
 
 
-def parse_dim(name: str, raw: Any) -> Dim:
-    """A dimension from YAML: {type: float|int, low, high, log} or {type: categorical, choices}."""
+def parse_dim(name: str, raw: Any, *, section: str = "space") -> Dim:
+    """A dimension from YAML: {type: float|int, low, high, log} or {type: categorical, choices}.
+
+    Errors are labelled `<section>.<name>` (e.g. generator_space.wgan_gp.n_critic)."""
     if isinstance(raw, list):
         raw = {"type": "categorical", "choices": raw}
     if not isinstance(raw, Mapping):
-        raise SpaceError(f"space.{name}: expected a mapping like {{type: float, low: 0, high: 1}}, got {raw!r}")
+        raise SpaceError(f"{section}.{name}: expected a mapping like {{type: float, low: 0, high: 1}}, got {raw!r}")
     kind = raw.get("type", "categorical" if "choices" in raw else None)
     extra = sorted(set(raw) - {"type", "low", "high", "log", "choices"})
     if extra:
-        raise SpaceError(f"space.{name}: unknown key(s) {extra}; expected type, low, high, log or choices")
+        raise SpaceError(f"{section}.{name}: unknown key(s) {extra}; expected type, low, high, log or choices")
     if kind == "categorical":
         choices = raw.get("choices")
         if not isinstance(choices, list) or not choices:
-            raise SpaceError(f"space.{name}.choices must be a non-empty list, got {choices!r}")
+            raise SpaceError(f"{section}.{name}.choices must be a non-empty list, got {choices!r}")
         return CategoricalDim(tuple(choices))
     if kind not in ("float", "int"):
-        raise SpaceError(f"space.{name}.type must be float, int or categorical, got {kind!r}")
+        raise SpaceError(f"{section}.{name}.type must be float, int or categorical, got {kind!r}")
     low, high, log = raw.get("low"), raw.get("high"), bool(raw.get("log", False))
     number = (int,) if kind == "int" else (int, float)
     for key, value in (("low", low), ("high", high)):
         if not isinstance(value, number) or isinstance(value, bool):
-            raise SpaceError(f"space.{name}.{key} must be {'an integer' if kind == 'int' else 'a number'}, got {value!r}")
+            expected = "an integer" if kind == "int" else "a number"
+            raise SpaceError(f"{section}.{name}.{key} must be {expected}, got {value!r}")
     if low > high:
-        raise SpaceError(f"space.{name}: low {low!r} is above high {high!r}")
+        raise SpaceError(f"{section}.{name}: low {low!r} is above high {high!r}")
     if log and low <= 0:
-        raise SpaceError(f"space.{name}: a log scale needs low > 0, got {low!r}")
+        raise SpaceError(f"{section}.{name}: a log scale needs low > 0, got {low!r}")
     return IntDim(low, high, log) if kind == "int" else FloatDim(float(low), float(high), log)
 
 
@@ -104,7 +107,7 @@ class DefineByRun:
     baseline: Mapping[str, Any]
 
     def __call__(self, trial: optuna.Trial) -> dict[str, Any]:
-        from ganmix.search.recipe import GAN_FIELDS, NO_GENERATOR
+        from ganmix.search.recipe import GAN_FIELDS, NO_GENERATOR, REAL_ONLY
 
         if trial.user_attrs.get(BASELINE_ATTR):
             return {**self.fixed, **self.baseline, "baseline": True}
@@ -123,7 +126,7 @@ class DefineByRun:
         # Suggested values reach Tune's config by themselves; only constants are returned.
         constants = {k: v for k, v in self.fixed.items() if k not in values}
         if real_only:
-            constants.update(synthetic_ratio=0.0, generator_options={})
+            constants.update(REAL_ONLY)
         return constants
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,26 @@ def default_generator_space() -> dict[str, dict[str, Dim]]:
     }
 
 
+# The smallest valid value of each integer budget field; check_budget is the one place that judges them
+# (the spec and the CLI's flags alike).
+_INT_MINIMA = {"trials": 1, "max_concurrent": 1, "grace_period": 1, "reduction_factor": 2}
+
+
+def check_budget(name: str, value: Any, *, label: str | None = None) -> None:
+    """Raise SpaceError, labelled `label` (a flag) or the field name, unless `value` is a valid `name`."""
+    label = label or name
+    if name in _INT_MINIMA:
+        low = _INT_MINIMA[name]
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise SpaceError(f"{label} must be an integer >= {low}, got {value!r}")
+        return
+    number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if name == "cpus_per_trial" and not (number and value > 0):
+        raise SpaceError(f"{label} must be a number > 0, got {value!r}")
+    if name == "gpus_per_trial" and not (number and value >= 0):
+        raise SpaceError(f"{label} must be a number >= 0 (fractions allowed), got {value!r}")
+
+
 @dataclass(frozen=True, kw_only=True)
 class SearchSpec:
     name: str | None = None
@@ -74,14 +95,9 @@ class SearchSpec:
             raise SpaceError(f"unknown metric {self.metric!r} for a search; expected one of {SEARCHABLE} "
                              "(validation or sample metrics)")
         parse_constraints(self.constraints)
-        for name, value, low in (("trials", self.trials, 1), ("max_concurrent", self.max_concurrent, 1),
-                                 ("grace_period", self.grace_period, 1), ("reduction_factor", self.reduction_factor, 2)):
-            if not isinstance(value, int) or value < low:
-                raise SpaceError(f"{name} must be an integer >= {low}, got {value!r}")
-        if not (isinstance(self.cpus_per_trial, (int, float)) and self.cpus_per_trial > 0):
-            raise SpaceError(f"cpus_per_trial must be > 0, got {self.cpus_per_trial!r}")
-        if not (isinstance(self.gpus_per_trial, (int, float)) and self.gpus_per_trial >= 0):
-            raise SpaceError(f"gpus_per_trial must be >= 0 (fractions allowed), got {self.gpus_per_trial!r}")
+        for name in ("trials", "max_concurrent", "grace_period", "reduction_factor", "cpus_per_trial",
+                     "gpus_per_trial"):
+            check_budget(name, getattr(self, name))
         recipe_fields = {f.name for f in dataclasses.fields(Recipe)} - set(DATA_FIELDS) - set(SEED_FIELDS) - {"baseline"}
         for section, keys in (("space", self.space), ("fixed", self.fixed)):
             bad = sorted(set(keys) - recipe_fields)
@@ -145,13 +161,15 @@ class SearchSpec:
         unknown = sorted(set(data) - known - {"format"})
         if unknown:
             raise SpaceError(f"{source}: unknown key(s) {unknown}; expected some of {sorted(known)}")
+        if data.get("format", SPEC_FORMAT) != SPEC_FORMAT:
+            raise SpaceError(f"{source}: format {data['format']!r} is not supported; expected {SPEC_FORMAT}")
         kwargs = {k: v for k, v in data.items() if k in known}
         try:
             if "space" in kwargs:
                 kwargs["space"] = {k: parse_dim(k, v) for k, v in (kwargs["space"] or {}).items()}
             if "generator_space" in kwargs:
                 kwargs["generator_space"] = {
-                    fam: {k: parse_dim(f"{fam}.{k}", v) for k, v in (dims or {}).items()}
+                    fam: {k: parse_dim(f"{fam}.{k}", v, section="generator_space") for k, v in (dims or {}).items()}
                     for fam, dims in (kwargs["generator_space"] or {}).items()
                 }
             kwargs["fixed"] = dict(kwargs.get("fixed") or {})
@@ -164,6 +182,8 @@ class SearchSpec:
     @classmethod
     def load(cls, path: str | Path, **overrides: Any) -> SearchSpec:
         path = Path(path)
+        if path.is_dir():
+            raise SpaceError(f"search spec {path} is a folder; expected a YAML file")
         if not path.is_file():
             raise SpaceError(f"search spec {path} does not exist")
         try:

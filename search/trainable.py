@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -60,12 +61,21 @@ def recipe_from_config(config: dict[str, Any]) -> Recipe:
     return Recipe.from_dict({**fields, "generator_options": options}, source="trial config")
 
 
-def run_trial(config: dict[str, Any], *, dataset: ImageDataset, context: TrialContext) -> None:
-    """One Tune trial: its own nested MLflow run, logged from the worker it runs on."""
+def run_trial(config: dict[str, Any], *, dataset: ImageDataset, context: TrialContext,
+              reference: bytes | None = None) -> None:
+    """One Tune trial: its own nested MLflow run, logged from the worker it runs on.
+
+    `reference` is the driver's reference classifier file (see runner._reference_payload): installed in this
+    node's cache, so no node trains its own."""
     tune_ctx = tune.get_context()
     trial_id, trial_name = tune_ctx.get_trial_id(), tune_ctx.get_trial_name()
     torch.set_num_threads(max(1, int(context.cpus_per_trial)))
     recipe = recipe_from_config(config)
+    cache_dir = context.cache_dir
+    if reference is not None:
+        from ganmix.models.reference import install_reference
+
+        cache_dir = str(install_reference(dataset, context.cache_dir, reference))
     # Tune reruns a trial after a lost worker (a retry) or a resumed search. An attempt that completed
     # before Tune heard of it is not trained again; an unfinished one is superseded by this attempt.
     earlier = runs.child_runs(context.tracking_uri, context.experiment_id, context.parent_run_id,
@@ -95,7 +105,7 @@ def run_trial(config: dict[str, Any], *, dataset: ImageDataset, context: TrialCo
 
     def report(metrics: dict[str, float]) -> None:
         if context.bounds and metrics["epoch"] == 1:  # sample metrics are known from the first report on
-            logger.set_tags({FEASIBLE: str(is_feasible(context.bounds, metrics)).lower()})
+            logger.set_tags({FEASIBLE: str(is_feasible(context.bounds, metrics, real_only=recipe.real_only)).lower()})
         if metrics["epoch"] >= recipe.classifier_epochs:
             # Everything is logged by now; the scheduler may stop the trial inside this last report.
             logger.set_tags({COMPLETED: "true"})
@@ -103,7 +113,7 @@ def run_trial(config: dict[str, Any], *, dataset: ImageDataset, context: TrialCo
 
     try:
         execute_recipe(recipe, dataset, device=device, logger=logger, report=report,
-                       cache_dir=context.cache_dir, sample_metrics=context.sample_metrics)
+                       cache_dir=cache_dir, sample_metrics=context.sample_metrics)
     except SystemExit:
         # Tune stopping the trial unwinds the training thread this way: after an early stop by the
         # scheduler, or when the driver is interrupted. Only the driver knows which, so it closes the
@@ -250,6 +260,27 @@ def _stopped_early(trial: Any) -> bool:
         return epoch is not None and int(epoch) < recipe_from_config(trial.config).classifier_epochs
     except Exception:
         return False
+
+
+class _OneLineTrialErrors(logging.Filter):
+    """Tune logs every failed trial attempt with its whole (~45-line) traceback; the trial's MLflow run keeps
+    the error, and the driver's output gets one line per attempt: which trial, and the error's last line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and str(record.msg).startswith("Trial task failed"):
+            error = record.exc_info[1]
+            cause = getattr(error, "cause", None) or error
+            lines = str(cause).strip().splitlines()
+            record.msg = f"{record.msg}: {type(cause).__name__}: {lines[-1] if lines else ''}"
+            record.args, record.exc_info, record.exc_text = (), None, None
+        return True
+
+
+def one_line_trial_errors() -> None:
+    """Install _OneLineTrialErrors on Tune's controller logger (once)."""
+    tune_logger = logging.getLogger("ray.tune.execution.tune_controller")
+    if not any(isinstance(f, _OneLineTrialErrors) for f in tune_logger.filters):
+        tune_logger.addFilter(_OneLineTrialErrors())
 
 
 def _error_of(trial: Any) -> str:

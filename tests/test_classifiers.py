@@ -141,3 +141,12 @@ def test_save_png_round_trips(tmp_path) -> None:
         np.testing.assert_array_equal(back, expected[:, :, 0] if channels == 1 else expected)
     with pytest.raises(ValueError, match="uint8 \\(1\\|3, H, W\\)"):
         save_png(torch.zeros(2, 4, 4, dtype=torch.uint8), tmp_path / "bad.png")
+
+
+def test_metric_names_keep_unicode_letters() -> None:
+    """MLflow accepts Unicode letters in metric names: a class called 'Lungenödem' stays readable."""
+    from ganmix.models.evaluation import metric_name
+
+    assert metric_name("Lungenödem") == "Lungenödem"
+    assert metric_name("胸水") == "胸水"
+    assert metric_name("a-b c/d") == "a_b_c_d"

@@ -54,7 +54,8 @@ def test_help_documents_every_command():
 
 
 def test_best_and_confirm_without_results_create_nothing(tmp_path):
-    for command in ("best", "confirm"):
-        done = ganmix(command, "--results-dir", str(tmp_path / "r"))
-        assert done.returncode == 2 and "no results at" in done.stderr and "Traceback" not in done.stderr
-        assert not (tmp_path / "r").exists()
+    best = ganmix("best", "--results-dir", str(tmp_path / "r"))
+    assert best.returncode == 1 and "no results there yet" in best.stdout
+    confirm = ganmix("confirm", "--results-dir", str(tmp_path / "r"))
+    assert confirm.returncode == 2 and "no results at" in confirm.stderr and "Traceback" not in confirm.stderr
+    assert not (tmp_path / "r").exists()

@@ -186,3 +186,21 @@ def test_sample_quality_of_real_copies(ref: ReferenceClassifier, digits: ImageDa
     noise = torch.randint(0, 256, (300, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     worse, _ = sample_quality(ref, train.images, train.labels, noise, train.labels[:300])
     assert worse["fid"] > 10 * max(metrics["fid"], 1e-3) and worse["near_copy_fraction"] == 0.0
+
+
+def test_a_shipped_reference_file_is_installed_and_used_untrained(
+    ref: ReferenceClassifier, digits: ImageDataset, ref_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trial on another node gets the driver's reference file (bytes through Ray's object store): it loads
+    that very model, so every trial's sample metrics share one feature space; it never trains its own."""
+    from ganmix.models.reference import install_reference
+
+    payload = reference_path(digits, ref_dir).read_bytes()
+    node_cache = tmp_path / "node-cache"
+    assert install_reference(digits, node_cache, payload) == node_cache
+    assert install_reference(digits, node_cache, payload) == node_cache  # a second trial on the node: no error
+    assert reference_path(digits, node_cache).read_bytes() == payload
+    monkeypatch.setattr(reference_module, "fit_classifier", lambda *a, **kw: pytest.fail("trained again"))
+    loaded = reference_classifier(digits, cache_dir=node_cache, epochs=REF_EPOCHS)
+    for a, b in zip(loaded.model.state_dict().values(), ref.model.state_dict().values()):
+        assert torch.equal(a, b)

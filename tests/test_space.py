@@ -126,7 +126,9 @@ def test_constraints_parse_and_judge_feasibility(tmp_path):
     assert violations(bounds, {"near_copy_fraction": 0.10, "label_fidelity": 0.9}) == pytest.approx([0.05, -0.1])
     assert not is_feasible(bounds, {"near_copy_fraction": 0.10, "label_fidelity": 0.9})
     assert is_feasible(bounds, {"near_copy_fraction": 0.01, "label_fidelity": 0.95})
-    assert is_feasible(bounds, {})  # the real-only baseline has no sample metrics
+    assert is_feasible(bounds, {}, real_only=True)  # a real-only trial generates nothing to measure
+    assert not is_feasible(bounds, {})  # an unmeasured trial (no or too few samples) is infeasible
+    assert not is_feasible(bounds, {"near_copy_fraction": float("nan"), "label_fidelity": 0.9})
     path.write_text("constraints: {fidelity: {max: 1}}\n")
     with pytest.raises(SpaceError, match="constraints.fidelity: unknown metric"):
         SearchSpec.load(path)
