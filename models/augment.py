@@ -9,10 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import torch
-from torchvision.transforms import v2
+from typing import TYPE_CHECKING
 
-AUGMENTATIONS = ("none", "flip", "flip_rotate", "trivial")
+import torch
+
+from ganmix.models.choices import AUGMENTATIONS
+
+if TYPE_CHECKING:
+    from torchvision.transforms import v2
+
+__all__ = ["AUGMENTATIONS", "ROTATION_DEGREES", "make_augmenter"]
 # Small rotations only: medical images have a canonical orientation, and 28 px leaves little margin.
 ROTATION_DEGREES = 15.0
 
@@ -20,6 +26,8 @@ ROTATION_DEGREES = 15.0
 def _pipeline(name: str) -> v2.Transform | None:
     if name == "none":
         return None
+    from torchvision.transforms import v2  # only when augmenting: torchvision costs ~1.4 s to import
+
     if name == "flip":
         return v2.RandomHorizontalFlip()
     if name == "flip_rotate":

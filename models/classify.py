@@ -23,11 +23,9 @@ from sklearn.utils.class_weight import compute_class_weight
 from torch import nn
 
 from ganmix.models._images import to_unit
-from ganmix.models.augment import AUGMENTATIONS, make_augmenter
+from ganmix.models.augment import make_augmenter
+from ganmix.models.choices import AUGMENTATIONS, CLASS_WEIGHTS, LR_SCHEDULES
 from ganmix.models.evaluation import classification_metrics
-
-LR_SCHEDULES = ("onecycle", "cosine", "constant")
-CLASS_WEIGHTS = ("none", "balanced")
 __all__ = ["AUGMENTATIONS", "CLASS_WEIGHTS", "LR_SCHEDULES", "FitResult", "TrainSettings", "EvalSet",
            "evaluate", "fit_classifier", "map_batches", "predict_proba", "seeded_classifier"]
 

@@ -78,7 +78,7 @@ class Recipe:
 
     def _validate(self) -> None:
         from ganmix.models.classifiers import list_classifiers
-        from ganmix.models.classify import AUGMENTATIONS, CLASS_WEIGHTS, LR_SCHEDULES
+        from ganmix.models.choices import AUGMENTATIONS, CLASS_WEIGHTS, LR_SCHEDULES
         from ganmix.models.generator import GeneratorError, list_generators, make_generator_config
         from ganmix.search.metrics import SELECTABLE
 

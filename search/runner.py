@@ -173,8 +173,9 @@ def _build_tuner(spec: SearchSpec, options: RunOptions, dataset: ImageDataset, p
             sampler=optuna.samplers.TPESampler(seed=spec.seed), bounds=spec.bounds,
         )
         max_t = _max_epochs(spec)
+        grace = spec.grace_period if spec.grace_period is not None else max(2, max_t // 3)
         scheduler = ASHAScheduler(time_attr="training_iteration", max_t=max_t,
-                                  grace_period=min(spec.grace_period, max_t), reduction_factor=spec.reduction_factor)
+                                  grace_period=min(grace, max_t), reduction_factor=spec.reduction_factor)
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(metric=spec.metric, mode=spec.mode, search_alg=searcher, scheduler=scheduler,

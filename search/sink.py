@@ -20,7 +20,8 @@ class Sink(Protocol):
 
     def log_metrics(self, metrics: Mapping[str, float], *, step: int = 0) -> None: ...
 
-    def log_metric_steps(self, steps: Sequence[tuple[int, Mapping[str, float]]]) -> None: ...
+    def log_metric_steps(self, steps: Sequence[tuple[int, Mapping[str, float], int]]) -> None:
+        """(step, metrics, timestamp in ms) triples: many steps in few calls, each stamped when it happened."""
 
     def log_text(self, text: str, artifact_file: str) -> None: ...
 
@@ -39,11 +40,12 @@ class StepBuffer:
 
     def __init__(self, sink: Sink, *, prefix: str = "", seconds: float = 5.0) -> None:
         self.sink, self.prefix, self.seconds = sink, prefix, seconds
-        self._steps: list[tuple[int, dict[str, float]]] = []
+        self._steps: list[tuple[int, dict[str, float], int]] = []
         self._last = time.monotonic()
 
     def __call__(self, step: int, metrics: Mapping[str, float]) -> None:
-        self._steps.append((step, {f"{self.prefix}{k}": v for k, v in metrics.items()}))
+        # Stamped now, not at the flush: MLflow then shows when each epoch really ended.
+        self._steps.append((step, {f"{self.prefix}{k}": v for k, v in metrics.items()}, int(time.time() * 1000)))
         if time.monotonic() - self._last >= self.seconds:
             self.flush()
 

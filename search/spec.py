@@ -23,7 +23,7 @@ SEED_FIELDS = ("data_seed", "generator_seed", "classifier_seed")
 
 
 def default_space() -> dict[str, Dim]:
-    from ganmix.models.classify import AUGMENTATIONS, CLASS_WEIGHTS
+    from ganmix.models.choices import AUGMENTATIONS, CLASS_WEIGHTS
     from ganmix.models.generator import list_generators
     from ganmix.search.recipe import ALLOCATIONS, NO_GENERATOR
 
@@ -82,7 +82,9 @@ class SearchSpec:
     gpus_per_trial: float = 0.0
     metric: str = "val_auc"
     seed: int = 0
-    grace_period: int = 2
+    # ASHA's first rung, in classifier epochs; None: a third of the budget (at least 2). Judging trials after
+    # 2 of 30 epochs would compare models still in their learning-rate warm-up (one-cycle): noise.
+    grace_period: int | None = None
     reduction_factor: int = 3
     space: dict[str, Dim] = field(default_factory=default_space)
     generator_space: dict[str, dict[str, Dim]] = field(default_factory=default_generator_space)
@@ -97,7 +99,8 @@ class SearchSpec:
         parse_constraints(self.constraints)
         for name in ("trials", "max_concurrent", "grace_period", "reduction_factor", "cpus_per_trial",
                      "gpus_per_trial"):
-            check_budget(name, getattr(self, name))
+            if getattr(self, name) is not None or name != "grace_period":
+                check_budget(name, getattr(self, name))
         recipe_fields = {f.name for f in dataclasses.fields(Recipe)} - set(DATA_FIELDS) - set(SEED_FIELDS) - {"baseline"}
         for section, keys in (("space", self.space), ("fixed", self.fixed)):
             bad = sorted(set(keys) - recipe_fields)

@@ -68,7 +68,7 @@ class MemorySink:
         self.metrics.append((step, dict(metrics)))
 
     def log_metric_steps(self, steps):
-        self.metrics.extend((step, dict(m)) for step, m in steps)
+        self.metrics.extend((step, dict(m)) for step, m, _ in steps)
 
     def log_text(self, text, artifact_file):
         self.files[artifact_file] = text

@@ -71,10 +71,9 @@ class RunLogger:
         batch = [Metric(k, float(v), now, step) for k, v in metrics.items()]
         self._do(f"metrics at step {step}", lambda: self._client.log_batch(self.run_id, metrics=batch, synchronous=True))
 
-    def log_metric_steps(self, steps: Sequence[tuple[int, Mapping[str, float]]]) -> None:
-        """Metrics of many steps in as few calls as MLflow allows (1000 metrics per batch)."""
-        now = int(time.time() * 1000)
-        batch = [Metric(k, float(v), now, step) for step, metrics in steps for k, v in metrics.items()]
+    def log_metric_steps(self, steps: Sequence[tuple[int, Mapping[str, float], int]]) -> None:
+        """Metrics of many (step, metrics, timestamp ms) in as few calls as MLflow allows (1000 per batch)."""
+        batch = [Metric(k, float(v), stamp, step) for step, metrics, stamp in steps for k, v in metrics.items()]
         for i in range(0, len(batch), 1000):
             chunk = batch[i:i + 1000]
             self._do(f"metrics of {len(steps)} steps",
