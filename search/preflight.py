@@ -97,7 +97,7 @@ def check_input_file(path: Path, label: str, expected: str) -> None:
 
 def check_port(port: int, label: str = "--port") -> None:
     if not 1 <= port <= 65535:
-        raise PreflightError(f"{label} must be a TCP port in 1..65535, got {port}")
+        raise PreflightError(f"{label} must be in 1..65535 (a TCP port), got {port}")
 
 
 def check_writable_dir(path: Path | str, label: str) -> None:

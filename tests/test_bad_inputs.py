@@ -79,7 +79,7 @@ CASES = [
     ("address_closed", ["search", "--address", "127.0.0.1:1"], "no Ray cluster answers at 127.0.0.1:1"),
     ("address_malformed", ["search", "--address", "nowhere"], "expected HOST:PORT"),
     ("resume_no_state", ["search", "--resume", "gone"], "--resume gone: no Tune state"),
-    ("ui_port", ["ui", "--port", "99999"], "--port must be a TCP port in 1..65535, got 99999"),
+    ("ui_port", ["ui", "--port", "99999"], "--port must be in 1..65535 (a TCP port), got 99999"),
     ("best_no_store", ["best"], "no completed trials"),
     ("train_recipe_folder", ["train", "--recipe", "{tmp}/a_dir"], "--recipe {tmp}/a_dir is a folder"),
     # recipe-level flags and the spec: judged by the Recipe's own validation (imports torch)

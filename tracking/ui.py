@@ -16,9 +16,8 @@ def runs_link(base_url: str, experiment_id: str) -> str:
 
 
 def check_port(host: str, port: int) -> None:
-    """Fail with one line before exec'ing the server when it could not listen."""
-    if not 1 <= port <= 65535:
-        raise TrackingError(f"--port must be in 1..65535, got {port}")
+    """Fail with one line before exec'ing the server when it could not listen (the CLI's pre-flight has
+    checked the port's range already)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         try:
             probe.bind((host, port))
