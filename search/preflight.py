@@ -339,7 +339,8 @@ def check_cluster_resources(spec: SearchSpec, address: str) -> None:
     have = ", ".join(sorted({f"{n.get('CPU', 0):g} CPUs/{n.get('GPU', 0):g} GPUs" for n in nodes})) or "none"
     raise PreflightError(f"cpus_per_trial = {spec.cpus_per_trial:g} and gpus_per_trial = {spec.gpus_per_trial:g}: "
                          f"no node of the Ray cluster at {address} (nor one its autoscaler may start) has that "
-                         f"much (nodes: {have}); lower them, or add a node that has them")
+                         f"much (nodes: {have}); lower them, add a node that has them, or wait until the "
+                         "cluster's workers have joined (`ray status`)")
 
 
 def _launchable_node_types() -> list[dict[str, float]]:

@@ -246,6 +246,17 @@ def test_ray_up_runs_a_search_on_the_onprem_cluster_and_ray_down_leaves_nothing(
         assert f"GANMIX_TRACKING_URI=http://{HEAD_IP}:{ports[1]}" in head_env
         mlflow_pid = int((sshd.homes[HEAD_IP] / "mlflow" / "server.pid").read_text())
 
+        # `ray up` returns once the head runs; the worker joins a little later. A search submitted before it
+        # has joined is refused (no node can hold a trial), so wait for its CPUs, as a user waits on `ray status`.
+        probe = root / "probe.py"
+        probe.write_text("import ray\nray.init(address='auto', logging_level=40)\n"
+                         "print('CPUS', sum(n['Resources'].get('CPU', 0) for n in ray.nodes() if n['Alive']))\n")
+        deadline = time.monotonic() + 120
+        while "CPUS 0" in (probe_out := _run([ray, "exec", str(cluster_file), f"{VENV_BIN / 'python'} {probe}"],
+                                             env=env, timeout_s=60, root=root)) and time.monotonic() < deadline:
+            time.sleep(2)
+        assert "CPUS" in probe_out and "CPUS 0" not in probe_out, probe_out[-2000:]
+
         spec = write_search_spec(root / "spec.yaml", trials=TRIALS, max_concurrent=1)
         search = (f'cd ~ && ganmix search --config {spec} --name launcher --address auto '
                   f'--tracking-uri "$GANMIX_TRACKING_URI" --storage "$GANMIX_STORAGE" --results-dir ~/results '
