@@ -221,10 +221,37 @@ class SearchRecord:
     parent_start: float | None
     parent_end: float | None
     trials: list[Trial]
+    max_concurrent: int = 1
+
+    def occupancy(self) -> tuple[float, float, float] | None:
+        """(busy share of the slots, idle tail s, straggler s) from the trial runs' start and end times.
+
+        Busy share: trial-run seconds / (first start -> last end) x max_concurrent. Idle tail: slot-seconds left
+        free after the last trial started, in whole slots (what a straggler costs). Straggler: how long the
+        last trial ran alone."""
+        spans = [(t.start, t.end) for t in self.trials if t.end is not None]
+        if not spans:
+            return None
+        first, last = min(s for s, _ in spans), max(e for _, e in spans)
+        if last <= first:
+            return None
+        slots = self.max_concurrent
+        busy = sum(e - s for s, e in spans) / ((last - first) * slots)
+        last_start = max(s for s, _ in spans)
+        free = sum(slots - sum(s <= t < e for s, e in spans) for t in _grid(last_start, last, 0.1)) * 0.1 / slots
+        ends = sorted(e for _, e in spans)
+        alone = ends[-1] - max(ends[-2], last_start) if len(ends) > 1 else 0.0
+        return busy, max(free, 0.0), max(alone, 0.0)
+
+
+def _grid(start: float, stop: float, step: float) -> list[float]:
+    return [start + i * step for i in range(int((stop - start) / step))]
 
 
 def read_search(results_dir: Path, max_concurrent: int) -> SearchRecord:
     import mlflow
+
+    from ganmix.tracking.runs import read_metrics
 
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{results_dir.resolve() / 'mlflow.db'}")
     experiments = [e.experiment_id for e in client.search_experiments()]
@@ -232,7 +259,7 @@ def read_search(results_dir: Path, max_concurrent: int) -> SearchRecord:
     runs = client.search_runs(experiments, "tags.`ganmix.kind` = 'trial'", max_results=1000)
     trials = []
     for run in runs:
-        tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
+        tags, params, metrics = run.data.tags, run.data.params, read_metrics(run)
         baseline = tags.get("ganmix.baseline") == "true"
         if run.info.status == "FAILED":
             state = "failed"
@@ -258,7 +285,7 @@ def read_search(results_dir: Path, max_concurrent: int) -> SearchRecord:
     return SearchRecord(
         parent_start=parent.info.start_time / 1000 if parent else None,
         parent_end=parent.info.end_time / 1000 if parent and parent.info.end_time else None,
-        trials=trials,
+        trials=trials, max_concurrent=max_concurrent,
     )
 
 
@@ -319,7 +346,13 @@ def trial_rows(prefix: str, record: SearchRecord) -> Rows:
         (f"{prefix} trial overhead = wall - compute (s)", _stats(overheads)),
         (f"{prefix} launch gap, slot freed -> run opened (s)", _stats(gaps)),
         (f"{prefix} slot overhead, freed -> ended - compute (s)", _stats(slots)),
+        (f"{prefix} slots busy / idle tail (slot-s) / last trial alone (s)", _occupancy(record)),
     ]
+
+
+def _occupancy(record: SearchRecord) -> str:
+    found = record.occupancy()
+    return "-" if found is None else f"{100 * found[0]:.0f}% / {found[1]:.1f} / {found[2]:.1f}"
 
 
 # --- (a) and (b) ---------------------------------------------------------------------------------------------

@@ -86,14 +86,14 @@ def classification_metrics(labels: ArrayLike, probs: ArrayLike, class_names: Seq
         "balanced_acc": float(np.nanmean(recall)),
         "macro_f1": float(f1[seen].mean()),
     }
-    keys = _recall_keys(class_names)
+    keys = recall_keys(class_names)
     metrics.update({key: float(r) for key, r in zip(keys, recall)})
     if num_classes == 2:
         metrics["sensitivity"], metrics["specificity"] = float(recall[1]), float(recall[0])
     return metrics
 
 
-def _recall_keys(class_names: Sequence[str]) -> list[str]:
+def recall_keys(class_names: Sequence[str]) -> list[str]:
     keys = [f"recall_{metric_name(name)}" for name in class_names]
     # Two names that sanitize alike ("a-b", "a b") would overwrite each other; suffix them with the class index.
     return [key if keys.count(key) == 1 else f"{key}_{k}" for k, key in enumerate(keys)]

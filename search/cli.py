@@ -9,7 +9,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, NoReturn
 
-from ganmix.search.metrics import SEARCHABLE
+from ganmix.search.metrics import SEARCHABLE, canonical_metric
 
 DEMO_SPEC = "demo.yaml"  # packaged with ganmix.search: the offline demo on digits
 
@@ -53,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-concurrent", type=int, help="trials running at once")
     s.add_argument("--cpus-per-trial", type=float)
     s.add_argument("--gpus-per-trial", type=float, help="fractions allowed, e.g. 0.25")
-    s.add_argument("--metric", choices=SEARCHABLE, help="objective (default val_auc)")
+    s.add_argument("--metric", type=canonical_metric, choices=SEARCHABLE, metavar="METRIC",
+                   help="objective, as val_auc or as the UI shows it, val/auc (default val_auc); one of "
+                        + ", ".join(SEARCHABLE))
     s.add_argument("--seed", type=int)
     s.add_argument("--name", help="search name (default: dataset and time)")
     s.add_argument("--resume", metavar="NAME", help="continue the interrupted search NAME")
@@ -83,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("best", help="the best completed trial per data set, its recipe and lift over baseline")
     b.add_argument("--dataset")
-    b.add_argument("--metric", choices=SEARCHABLE, help="rank by this metric (default: the search's)")
+    b.add_argument("--metric", type=canonical_metric, choices=SEARCHABLE, metavar="METRIC",
+                   help="rank by this metric, val_auc or val/auc (default: the search's)")
     b.add_argument("--export", type=Path, metavar="RECIPE.yaml", help="write the best recipe for `ganmix train`")
     _add_store_args(b)
 

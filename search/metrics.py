@@ -69,6 +69,57 @@ SAMPLE_METRICS = sorted(n for n, m in REGISTRY.items() if m.kind == "sample")
 SELECTABLE = sorted(n for n, m in REGISTRY.items() if m.kind == "val")
 
 
+# --- names as MLflow shows them -------------------------------------------------------------------------
+# MLflow's chart view groups a run's metrics into sections by the part before the first "/", and each
+# section's charts get their own step axis (GAN epochs under gan/, classifier epochs under val/ and train/).
+# ganmix's own names (the registry's, the CLI's, Tune's) keep underscores; tracking/ maps them at the MLflow
+# boundary through these two functions, so this table is the only place a section is decided.
+# A name prefix that becomes its section ("val_auc" -> "val/auc"); longest first, so per-class recalls get
+# their own section ("val_recall_benign" -> "val_recall/benign").
+_PREFIX_SECTIONS = ("val_recall", "test_recall", "val", "test", "train", "gan", "best", "lift")
+# Names without such a prefix that are put into a section ("fid" -> "sample/fid").
+_ADDED_SECTIONS = {
+    "sample": frozenset(_SAMPLE) | {"synthetic_count", "filter_kept_fraction"},
+    "time": frozenset({"compute_seconds", "generator_seconds", "trial_wall_seconds"}),
+    "train": frozenset({"lr", "best_epoch"}),
+}
+
+
+def logged_name(name: str) -> str:
+    """The name a metric has in MLflow: `val_auc` -> `val/auc`, `gan_g_loss` -> `gan/g_loss`, `fid` ->
+    `sample/fid`. Names already logged, and names no section claims, are returned as they are."""
+    if "/" in name:
+        return name
+    for section, names in _ADDED_SECTIONS.items():
+        if name in names:
+            return f"{section}/{name}"
+    for section in _PREFIX_SECTIONS:
+        if name.startswith(section + "_") and len(name) > len(section) + 1:
+            return f"{section}/{name[len(section) + 1:]}"
+    return name
+
+
+def internal_name(name: str) -> str:
+    """The inverse of `logged_name`: `val/auc` -> `val_auc`, `sample/fid` -> `fid`."""
+    section, sep, rest = name.partition("/")
+    if not sep:
+        return name
+    if rest in _ADDED_SECTIONS.get(section, ()):
+        return rest
+    return f"{section}_{rest}"
+
+
+def canonical_metric(name: str) -> str:
+    """A metric as a user may type it, in either spelling (`val/auc` as the UI shows it, or `val_auc`);
+    an unknown name comes back as typed, so the error that follows quotes what the user wrote."""
+    converted = internal_name(name.strip())
+    try:
+        metric_info(converted)
+    except MetricError:
+        return name
+    return converted
+
+
 def metric_info(name: str) -> MetricInfo:
     """The registry entry; per-class recalls (`val_recall_<class>`) are higher-is-better val/test metrics."""
     found = REGISTRY.get(name)

@@ -21,7 +21,7 @@ import torch
 from ganmix.datasets import ImageDataset, apply_scarcity, load_dataset
 from ganmix.models.classifiers import create_classifier
 from ganmix.models.classify import EvalSet, TrainSettings, evaluate, fit_classifier, seeded_classifier
-from ganmix.models.evaluation import confusion_matrix, metric_name
+from ganmix.models.evaluation import confusion_matrix, metric_name, recall_keys
 from ganmix.models.generator import make_generator_config, sample_images, save_generator
 from ganmix.models.generator_cache import GeneratorCache, train_with_cache
 from ganmix.models.pictures import labelled_grid, labelled_pairs
@@ -35,6 +35,7 @@ Report = Callable[[dict[str, float]], None]
 # A filtered set is topped up by sampling again, at most this many rounds.
 FILTER_ROUNDS = 5
 MIN_QUALITY_SET = 8
+PER_CLASS_FILE = "per_class.json"
 
 
 @dataclass(frozen=True)
@@ -216,6 +217,7 @@ def train_and_evaluate(
             # a scheduler may stop the trial at that report.
             logger.log_metrics({**metrics, **best}, step=epoch)
             final = {**best, **_evaluate_test(model, dataset, device=device, logger=logger, step=epoch)}
+            logger.log_table(per_class_table(dataset, synthetic, final), PER_CLASS_FILE)
         else:
             logger.log_metrics(metrics, step=epoch)
         if report is not None:
@@ -227,6 +229,19 @@ def train_and_evaluate(
     fit_classifier(model, x, y, settings=classifier_settings(recipe), device=device,
                    num_classes=dataset.num_classes, real_count=len(dataset.train), val=val, on_epoch=on_epoch)
     return {**final, **synthetic.metrics}
+
+
+def per_class_table(dataset: ImageDataset, synthetic: SyntheticSet, final: dict[str, float]) -> dict[str, list[Any]]:
+    """One row per class: its real and synthetic train images and the final model's val and test recall,
+    where the per-class metrics (`val_recall/<class>`) are one chart each."""
+    keys = recall_keys(dataset.class_names)
+    return {
+        "class": list(dataset.class_names),
+        "train_images": dataset.train.class_counts(dataset.num_classes),
+        "synthetic_images": list(synthetic.asked_per_class),
+        "val_recall": [final.get(f"val_{key}") for key in keys],
+        "test_recall": [final.get(f"test_{key}") for key in keys],
+    }
 
 
 def _evaluate_test(model: torch.nn.Module, dataset: ImageDataset, *, device: torch.device, logger: Sink,

@@ -225,6 +225,8 @@ def _fit(tuner: Any, callback: SearchCallback, spec: SearchSpec, options: RunOpt
         summaries = describer.refresh(done=True)
         if status == "FINISHED":
             log_trials_table(uri, parent.run_id, summaries, spec.metric, spec.mode)
+            if study is None and options.resume:  # the restored searcher's study, saved with the experiment
+                study = _saved_study(f"{_storage_path(options).rstrip('/')}/{name}")
             if study is not None:
                 log_study_figures(uri, parent.run_id, study)
             progress.summary(*result_rows(summaries, spec.metric, spec.mode),
@@ -234,6 +236,20 @@ def _fit(tuner: Any, callback: SearchCallback, spec: SearchSpec, options: RunOpt
     return SearchOutcome(name=name, tracking_uri=uri, experiment_id=experiment_id, parent_run_id=parent.run_id,
                          best=best, num_trials=len(grid), num_errors=grid.num_errors, budget_ended=budget_ended,
                          first_error=first_error)
+
+
+def _saved_study(experiment_path: str) -> Any | None:
+    """The Optuna study of a resumed search, from the searcher state Tune saved with its experiment (the
+    resumed driver never held it itself); None when there is none to read."""
+    from ray.tune.search.optuna import OptunaSearch
+
+    searcher = OptunaSearch()
+    try:
+        searcher.restore_from_dir(experiment_path)
+    except Exception as exc:  # the plots are a convenience; the search itself succeeded
+        log.debug("no saved study in %s: %s", experiment_path, exc)
+        return None
+    return getattr(searcher, "_ot_study", None)
 
 
 def _reference_in_background(dataset: ImageDataset, cache_dir: str) -> threading.Thread:

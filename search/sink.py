@@ -31,6 +31,9 @@ class Sink(Protocol):
 
     def log_image(self, image: Any, artifact_file: str, *, key: str | None = None) -> None: ...
 
+    def log_table(self, data: Mapping[str, Sequence[Any]], artifact_file: str) -> None:
+        """Columns of equal length; MLflow renders them as a table (per-class results, for instance)."""
+
     def log_datasets(self, sets: Mapping[str, tuple[np.ndarray, np.ndarray]], *, name: str) -> None: ...
 
 

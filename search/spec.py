@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from ganmix.search.constraints import Bound, parse_constraints
-from ganmix.search.metrics import SEARCHABLE, metric_mode, selection_metric
+from ganmix.search.metrics import SEARCHABLE, canonical_metric, metric_mode, selection_metric
 from ganmix.search.recipe import Recipe, RecipeError
 from ganmix.search.space import Dim, SpaceError, dim_to_yaml, parse_dim
 
@@ -93,6 +93,8 @@ class SearchSpec:
     constraints: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if isinstance(self.metric, str):  # `val/auc`, as the MLflow UI shows it, is `val_auc`
+            object.__setattr__(self, "metric", canonical_metric(self.metric))
         if self.metric not in SEARCHABLE:  # validates the name before any work
             raise SpaceError(f"unknown metric {self.metric!r} for a search; expected one of {SEARCHABLE} "
                              "(validation or sample metrics)")

@@ -19,7 +19,7 @@ from ganmix.search.pipeline import execute_recipe
 from ganmix.search.recipe import Recipe
 from ganmix.search.space import split_options
 from ganmix.search.progress import SearchProgress
-from ganmix.tracking import runs, store
+from ganmix.tracking import runs
 from ganmix.tracking.describe import SearchDescriber
 from ganmix.tracking.inputs import split_arrays
 from ganmix.tracking.naming import run_name
@@ -82,7 +82,7 @@ def run_trial(config: dict[str, Any], *, dataset: ImageDataset, context: TrialCo
                               extra_filter=f"tags.`{TRIAL_ID}` = '{trial_id}'")
     done = [r for r in earlier if r.info.status == "FINISHED" and r.data.tags.get(COMPLETED) == "true"]
     if done:
-        tune.report(_final_result(done[0].data.metrics, recipe))
+        tune.report(_final_result(runs.read_metrics(done[0]), recipe))
         return
     failed = [r for r in earlier if r.info.status == "FAILED" and r.data.tags.get(RETRYABLE) == "false"]
     if failed:  # no new run: the trial's one failed run already says why
@@ -165,8 +165,7 @@ class SearchCallback(Callback):
         if value is not None and tags.get("ganmix.best_trial"):
             self.best, self.best_trial = float(value), tags["ganmix.best_trial"]
             self.latest[self.best_trial] = self.best
-        history = store.retry(store.client(ctx.tracking_uri).get_metric_history, parent_run.info.run_id,
-                              f"best_{ctx.metric}")
+        history = runs.metric_history(ctx.tracking_uri, parent_run.info.run_id, f"best_{ctx.metric}")
         self.results = max((m.step for m in history), default=0)
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -226,7 +225,7 @@ class SearchCallback(Callback):
         for run in runs.child_runs(ctx.tracking_uri, ctx.experiment_id, ctx.parent_run_id,
                                    extra_filter=f"tags.`{TRIAL_ID}` = '{trial.trial_id}' "
                                                 "AND attributes.status = 'FINISHED'"):
-            if "trial_wall_seconds" not in run.data.metrics:
+            if "trial_wall_seconds" not in runs.read_metrics(run):
                 runs.RunLogger(ctx.tracking_uri, run.info.run_id).log_metrics(
                     {"trial_wall_seconds": time.monotonic() - started})
 

@@ -270,7 +270,7 @@ def test_ray_up_runs_a_search_on_the_onprem_cluster_and_ray_down_leaves_nothing(
         trials = [run for run in children if run.data.tags.get("ganmix.kind") != "search"]
         assert len(trials) == TRIALS
         assert all(run.info.status == "FINISHED" for run in trials)
-        assert all("val_auc" in run.data.metrics for run in trials)
+        assert all("val/auc" in run.data.metrics for run in trials)
 
         _run([ray, "down", "-y", str(cluster_file)], env=env, timeout_s=120, root=root)
         up = False

@@ -81,12 +81,12 @@ def test_search_on_worker_nodes_logs_everything_over_http(stack: tuple[MlflowSer
         assert len(counts) == 10
         # Per-epoch metrics: one value per epoch Tune saw (fewer when ASHA stopped the trial early).
         epochs = int(trial.last_result["training_iteration"])
-        for key in ("val_auc", "val_loss", "val_acc", "val_macro_f1"):
+        for key in ("val/auc", "val/loss", "val/acc", "val/macro_f1"):
             history = client.get_metric_history(run.info.run_id, key)
             assert [m.step for m in history] == list(range(1, epochs + 1)), (trial_id, key)
         if tags.get("ganmix.completed") == "true":
             assert epochs == CLASSIFIER_EPOCHS
-            assert "test_auc" in run.data.metrics
+            assert "test/auc" in run.data.metrics
         else:
             assert tags.get("ganmix.early_stopped") == "true" and epochs < CLASSIFIER_EPOCHS
         # The sample set: exactly the per-class counts the trial logged.

@@ -66,7 +66,7 @@ def test_trials_table_lists_every_trial_best_first():
     assert table["trial"][:2] == ["acgan r=1.86 e=37 z=16", "real-only lr=3e-4"]
     assert table["rank"] == ["1", "2", "3", "4", "stopped early", "failed"]
     assert {len(column) for column in table.values()} == {len(TRIALS)}
-    assert {"val_auc", "lift_val_auc", "test_auc", "generator", "run_id"} <= set(table)
+    assert {"val/auc", "lift/val_auc", "test/auc", "generator", "run_id"} <= set(table)  # as the runs table names them
 
 
 @pytest.fixture()
@@ -84,7 +84,7 @@ def add_trial(client: MlflowClient, experiment_id: str, parent: str, name: str, 
             BASELINE: str(baseline).lower(), **({EARLY_STOPPED: "true"} if early else {})}
     run_id = client.create_run(experiment_id, tags=tags, run_name=name).info.run_id
     client.log_param(run_id, "generator", "none" if baseline else "acgan")
-    client.log_metric(run_id, "val_auc", value)
+    client.log_metric(run_id, "val/auc", value)  # as RunLogger logs it
     client.set_terminated(run_id, "FINISHED")
     return run_id
 
@@ -99,8 +99,8 @@ def test_describer_keeps_ranks_lifts_and_the_winner_current(store):
     runs = {r.info.run_id: r for r in client.search_runs([experiment_id], f"tags.`{PARENT}` = '{parent}'")}
     assert [runs[r].data.tags[describe.RANK] for r in (gan, base, early)] == ["1", "2", "stopped early"]
     assert [describe.BEST in runs[r].data.tags for r in (gan, base, early)] == [True, False, False]
-    assert runs[gan].data.metrics["lift_val_auc"] == pytest.approx(0.03)
-    assert runs[early].data.metrics["lift_val_auc"] == pytest.approx(-0.20)
+    assert runs[gan].data.metrics["lift/val_auc"] == pytest.approx(0.03)
+    assert runs[early].data.metrics["lift/val_auc"] == pytest.approx(-0.20)
     note = client.get_run(parent).data.tags[describe.NOTE]
     assert note.startswith("**On digits, `acgan r=1 e=3 z=16` wins so far") and f"runs/{gan}?workflowType=machine_learning)" in note
     # A better trial finishes: the crown moves and the old winner loses its tag.
@@ -119,7 +119,7 @@ def test_trials_table_and_optuna_plots_on_the_parent(store):
     summaries = describe.SearchDescriber(uri, experiment_id, parent, "val_auc", "max", "digits", "s1").refresh()
     figures.log_trials_table(uri, parent, summaries, "val_auc", "max")
     table = json.loads(Path(client.download_artifacts(parent, figures.TABLE_FILE)).read_text())
-    assert table["columns"][:3] == ["rank", "trial", "val_auc"] and [row[1] for row in table["data"]] == \
+    assert table["columns"][:3] == ["rank", "trial", "val/auc"] and [row[1] for row in table["data"]] == \
         ["acgan r=1 e=3 z=16", "baseline"]
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0))

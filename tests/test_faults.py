@@ -39,7 +39,7 @@ def _args(spec: Path, name: str, server: MlflowServer, cluster: Cluster, results
 def _training_generator(uri: str, name: str) -> list:
     """RUNNING non-baseline trial runs still training their generator (no classifier epoch yet)."""
     return [r for r in child_runs_now(uri, name) if r.info.status == "RUNNING"
-            and r.data.tags.get("ganmix.baseline") == "false" and "val_auc" not in r.data.metrics]
+            and r.data.tags.get("ganmix.baseline") == "false" and "val/auc" not in r.data.metrics]
 
 
 def _assert_one_finished_run_per_trial(children: list, trials: int) -> dict[str, object]:
@@ -111,22 +111,22 @@ def test_tracking_server_crash_and_restart_loses_no_metric(
     for trial_id, run in by_trial.items():
         completed = run.data.tags.get("ganmix.completed") == "true"
         histories = {key: client.get_metric_history(run.info.run_id, key)
-                     for key in ("val_auc", "val_loss", "val_acc", "compute_seconds")}
+                     for key in ("val/auc", "val/loss", "val/acc", "time/compute_seconds")}
         epochs = {key: sorted(m.step for m in history) for key, history in histories.items()}
         if completed:
             for key, steps in epochs.items():
                 assert steps == list(range(1, CLASSIFIER_EPOCHS + 1)), (trial_id, key, steps)
-            assert {"test_auc", "test_acc", "test_macro_f1"} <= set(run.data.metrics), (trial_id, run.data.metrics)
+            assert {"test/auc", "test/acc", "test/macro_f1"} <= set(run.data.metrics), (trial_id, run.data.metrics)
         else:  # stopped early by ASHA: every epoch it ran, none missing
             assert run.data.tags.get("ganmix.early_stopped") == "true"
-            n = len(epochs["val_auc"])
+            n = len(epochs["val/auc"])
             assert 1 <= n < CLASSIFIER_EPOCHS
             for key, steps in epochs.items():
                 assert steps == list(range(1, n + 1)), (trial_id, key, steps)
         logged_while_down += sum(down_at * 1000 <= m.timestamp <= up_at * 1000
                                  for history in histories.values() for m in history)
     # The outage really hit the trials: metrics stamped while the server was down still arrived.
-    gan_metrics = [m for run in by_trial.values() for key in run.data.metrics if key.startswith("gan_")
+    gan_metrics = [m for run in by_trial.values() for key in run.data.metrics if key.startswith("gan/")
                    for m in client.get_metric_history(run.info.run_id, key)]
     logged_while_down += sum(down_at * 1000 <= m.timestamp <= up_at * 1000 for m in gan_metrics)
     # The outage really hit a trial: one that was training when the server died went on logging after the

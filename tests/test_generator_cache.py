@@ -131,8 +131,8 @@ def test_a_trial_logs_gan_epochs_trained_and_reused(tmp_path):
         logged.append(logger.run_id)
     client = store.client(uri)
     first, second = (client.get_run(run_id).data.metrics for run_id in logged)
-    assert (first["gan_epochs_trained"], first["gan_epochs_reused"]) == (2, 0)
-    assert (second["gan_epochs_trained"], second["gan_epochs_reused"]) == (1, 2)
+    assert (first["gan/epochs_trained"], first["gan/epochs_reused"]) == (2, 0)
+    assert (second["gan/epochs_trained"], second["gan/epochs_reused"]) == (1, 2)
     # The resumed trial still logs the generator's losses for every epoch, reused ones included.
-    assert [m.step for m in client.get_metric_history(logged[1], "gan_g_loss")] == [1, 2, 3]
+    assert [m.step for m in client.get_metric_history(logged[1], "gan/g_loss")] == [1, 2, 3]
     assert Path(tmp_path / "cache" / "generators").is_dir()

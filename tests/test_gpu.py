@@ -96,5 +96,5 @@ def test_four_trial_search_shares_one_gpu(tmp_path):
     # Every trial trained on the GPU (a quarter of it each), none fell back to the CPU.
     assert {r.data.tags.get("ganmix.device") for r in children} == {"cuda"}
     generated = [r for r in children if r.data.tags.get("ganmix.baseline") == "false"]
-    assert all(r.data.metrics["gan_epochs_trained"] + r.data.metrics["gan_epochs_reused"]
-               == int(r.data.params["gan_epochs"]) for r in generated if "gan_epochs_trained" in r.data.metrics)
+    assert all(r.data.metrics["gan/epochs_trained"] + r.data.metrics["gan/epochs_reused"]
+               == int(r.data.params["gan_epochs"]) for r in generated if "gan/epochs_trained" in r.data.metrics)

@@ -82,6 +82,9 @@ class MemorySink:
     def log_image(self, image, artifact_file, *, key=None):
         self.files[artifact_file] = image
 
+    def log_table(self, data, artifact_file):
+        self.files[artifact_file] = {k: list(v) for k, v in data.items()}
+
     def log_datasets(self, sets, *, name):
         self.files.update({f"dataset:{name}/{role}": arrays for role, arrays in sets.items()})
 
@@ -99,3 +102,6 @@ def test_pipeline_writes_to_any_sink():
     assert epochs == [1, 2] and final["test_auc"] > 0.5
     assert [step for step, m in sink.metrics if "gan_g_loss" in m] == [1]
     assert {"samples/grid.png", "samples/synthetic.npz", "generator/generator.pt"} <= set(sink.files)
+    table = sink.files["per_class.json"]
+    assert table["class"] == [str(c) for c in range(10)] and sum(table["synthetic_images"]) == final["synthetic_count"]
+    assert table["test_recall"] == [final[f"test_recall_{c}"] for c in range(10)]

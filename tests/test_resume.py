@@ -17,6 +17,7 @@ from cluster_harness import (
     wait_until,
     write_search_spec,
 )
+from mlflow import MlflowClient
 from ray.cluster_utils import Cluster
 
 pytestmark = pytest.mark.cluster
@@ -49,7 +50,7 @@ def test_interrupted_search_resumes_without_rerunning_finished_trials(
         def finished_and_training() -> bool:
             runs = _by_status(child_runs_now(server.uri, NAME))
             training = [r for r in runs.get("RUNNING", [])
-                        if r.data.tags.get("ganmix.baseline") == "false" and "val_auc" not in r.data.metrics]
+                        if r.data.tags.get("ganmix.baseline") == "false" and "val/auc" not in r.data.metrics]
             return bool(runs.get("FINISHED") and training)
 
         wait_until(finished_and_training, timeout_s=180, interval_s=0.25,
@@ -94,3 +95,6 @@ def test_interrupted_search_resumes_without_rerunning_finished_trials(
         assert rerun.data.tags["mlflow.parentRunId"] == parent.info.run_id
     # Optuna's state survived: the enqueued real-only baseline ran once, not again after resume.
     assert sum(r.data.tags.get("ganmix.baseline") == "true" for r in finished) == 1
+    # The resumed search still draws Optuna's plots of the whole study on its parent.
+    plots = {a.path for a in MlflowClient(server.uri).list_artifacts(parent.info.run_id, "optuna")}
+    assert "optuna/optimization_history.png" in plots, plots

@@ -4,6 +4,7 @@ from MLflow, then `ganmix best --export` and `ganmix train` on the exported reci
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -85,16 +86,19 @@ def test_every_trial_logs_all_recipe_params_and_per_epoch_metrics(searched):
         assert not (real_only and set(GENERATOR_FIELDS) & set(run.data.params))
         assert {i.dataset.name for i in run.inputs.dataset_inputs} == \
             {"digits/train", "digits/val", "digits/test"} | (set() if real_only else {"digits/synthetic"})
-        history = client.get_metric_history(run.info.run_id, "val_auc")
+        history = client.get_metric_history(run.info.run_id, "val/auc")  # MLflow's "val" section
         assert [m.step for m in history] == list(range(1, len(history) + 1))
-        assert len(client.get_metric_history(run.info.run_id, "train_loss")) == len(history)
+        assert len(client.get_metric_history(run.info.run_id, "train/loss")) == len(history)
         if run.data.tags.get("ganmix.completed") == "true":
             assert len(history) == CLASSIFIER_EPOCHS
-            assert {"test_auc", "test_acc", "test_balanced_acc", "test_macro_f1"} <= set(run.data.metrics)
+            assert {"test/auc", "test/acc", "test/balanced_acc", "test/macro_f1"} <= set(run.data.metrics)
+            table = json.loads(_artifact_text(client, run.info.run_id, "per_class.json"))
+            assert table["columns"][:3] == ["class", "train_images", "synthetic_images"] and len(table["data"]) == 10
+            assert {f"val_recall/{c}" for c in range(10)} <= set(run.data.metrics)
         else:  # stopped by ASHA at a rung
             assert run.data.tags.get("ganmix.early_stopped") == "true" and len(history) >= 1
         if not recipe.baseline:
-            gan_key = "gan_loss" if recipe.generator == "cvae" else "gan_g_loss"
+            gan_key = "gan/loss" if recipe.generator == "cvae" else "gan/g_loss"
             assert len(client.get_metric_history(run.info.run_id, gan_key)) == recipe.gan_epochs
 
 
@@ -111,13 +115,14 @@ def test_sample_sets_have_exactly_the_counts_the_recipe_asked_for(searched):
                      allow_pickle=False) as npz:
             images, labels = npz["images"], npz["labels"]
         assert images.dtype == np.uint8 and images.shape[1:] == (1, 8, 8)
-        assert len(images) == sum(expected) == int(run.data.metrics["synthetic_count"])
+        assert len(images) == sum(expected) == int(run.data.metrics["sample/synthetic_count"])
         assert np.bincount(labels, minlength=10).tolist() == expected
         assert [int(run.data.params[f"synthetic_count.{c}"]) for c in range(10)] == expected
         names = {a.path for a in client.list_artifacts(run.info.run_id, "samples")}
         assert {"samples/grid.png", "samples/closest_pairs.png"} <= names
-        assert {"fid", "kid", "precision", "recall", "label_fidelity", "near_copy_fraction"} <= set(run.data.metrics)
-        feasible = run.data.metrics["near_copy_fraction"] <= 0.5
+        assert {f"sample/{m}" for m in ("fid", "kid", "precision", "recall", "label_fidelity", "near_copy_fraction")} \
+            <= set(run.data.metrics)
+        feasible = run.data.metrics["sample/near_copy_fraction"] <= 0.5
         assert run.data.tags["ganmix.feasible"] == str(feasible).lower()
 
 
@@ -131,7 +136,7 @@ def test_baseline_trial_is_part_of_the_search(searched):
 def test_best_picks_the_top_trial_and_train_reruns_its_export(searched):
     root, client = searched["root"], searched["client"]
     completed = [r for r in searched["children"] if r.data.tags.get("ganmix.completed") == "true"]
-    top = max(completed, key=lambda r: r.data.metrics["val_auc"])
+    top = max(completed, key=lambda r: r.data.metrics["val/auc"])
     export = root / "best.yaml"
     done = ganmix("best", "--results-dir", str(root / "results"), "--export", str(export), cwd=root)
     assert done.returncode == 0, done.stderr
@@ -147,7 +152,7 @@ def test_best_picks_the_top_trial_and_train_reruns_its_export(searched):
     trains = client.search_runs([top.info.experiment_id], "tags.`ganmix.kind` = 'train'")
     assert len(trains) == 1 and trains[0].info.status == "FINISHED"
     assert trains[0].info.run_id in rerun.stdout
-    assert {"test_auc", "val_auc"} <= set(trains[0].data.metrics)
+    assert {"test/auc", "val/auc"} <= set(trains[0].data.metrics)
     assert trains[0].data.params == {**trains[0].data.params, **exported.to_params()}
 
 
@@ -169,7 +174,7 @@ def test_confirm_reruns_the_arms_over_seeds_and_records_a_verdict(searched):
     seeds = client.search_runs([experiment], f"tags.`mlflow.parentRunId` = '{conf.info.run_id}'")
     arms = {r.data.tags["ganmix.arm"] for r in seeds}
     assert any(a.endswith("real-only") for a in arms) and len(seeds) == 2 * len(arms)
-    assert all(r.info.status == "FINISHED" and "test_auc" in r.data.metrics for r in seeds)
+    assert all(r.info.status == "FINISHED" and "test/auc" in r.data.metrics for r in seeds)
     # Paired seeds: the same classifier seed in every arm, two different seeds per arm.
     by_seed = {}
     for run in seeds:
@@ -204,7 +209,7 @@ def test_the_ui_answers_at_a_glance(searched):
     note = parent.data.tags["mlflow.note.content"]
     assert f"`{winners[0].info.run_name}` wins" in note.splitlines()[0]
     assert f"(#/experiments/{parent.info.experiment_id}/runs/{winners[0].info.run_id}?workflowType=" in note
-    assert all("lift_val_auc" in r.data.metrics for r in searched["children"] if "val_auc" in r.data.metrics)
+    assert all("lift/val_auc" in r.data.metrics for r in searched["children"] if "val/auc" in r.data.metrics)
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"trials_table.json", "optuna"} <= artifacts
     assert {i.dataset.name for i in parent.inputs.dataset_inputs} == {"digits/train", "digits/val", "digits/test"}

@@ -207,3 +207,17 @@ def test_a_trials_sample_grid_loads(browser_ui):
     page.get_by_text("samples/grid.png").first.wait_for()
     page.wait_for_function("() => [...document.images].some(i => i.complete && i.naturalWidth > 300)")
     _shot(page, "grid")
+
+
+@pytest.mark.browser
+@pytest.mark.integration
+def test_a_trials_charts_are_grouped_into_sections(browser_ui):
+    """GAN curves (GAN epochs) and classifier curves (classifier epochs) in sections of their own."""
+    page, runs = browser_ui["page"], browser_ui["runs"]
+    trial = next(r for r in runs if r.data.tags.get("ganmix.kind") == "trial" and r.data.params["generator"] != "none")
+    page.goto(f"{browser_ui['base']}/#/experiments/{browser_ui['experiment_id']}/runs/{trial.info.run_id}"
+              "/model-metrics?workflowType=machine_learning")
+    for section in ("gan", "sample", "train", "val"):
+        page.get_by_text(section, exact=True).first.wait_for()
+    assert page.get_by_text("val_auc", exact=True).count() == 0  # no flat, alphabetical list of 50 charts
+    _shot(page, "charts")

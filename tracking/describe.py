@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from mlflow.entities import Metric, RunTag
 
-from ganmix.search.metrics import metric_info
+from ganmix.search.metrics import logged_name, metric_info
 from ganmix.tracking.query import TrialSummary, is_real_only, rank, trial_summaries, tuned_baseline
 from ganmix.tracking.store import client, retry
 
@@ -81,7 +81,8 @@ def description(summaries: Sequence[TrialSummary], *, experiment_id: str, metric
     test = metric.replace("val_", "test_") if metric.startswith("val_") else None
     lines = [f"**{answer(summaries, metric=metric, mode=mode, dataset=dataset, done=done)}**", ""]
     if rows:
-        header = ["rank", "trial", metric, "vs baseline", *([test] if test else []), "trial id"]
+        header = ["rank", "trial", logged_name(metric), "vs baseline", *([logged_name(test)] if test else []),
+                  "trial id"]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for s in rows:
             delta = metric_info(metric).lift(s.metrics[metric], base.metrics[metric]) if base is not None else None
@@ -93,7 +94,7 @@ def description(summaries: Sequence[TrialSummary], *, experiment_id: str, metric
     counts = _counts(summaries)
     lines.append(f"Search `{search}`: {counts}. Objective {metric} ({mode}) on the validation split; test "
                  "metrics are only logged. *vs baseline* = difference from the best real-only trial, "
-                 f"positive is better (metric `{lift_metric(metric)}` on every trial). "
+                 f"positive is better (metric `{logged_name(lift_metric(metric))}` on every trial). "
                  "All trials: the `trials_table.json` and `trials.csv` artifacts; the Optuna plots under `optuna/`.")
     return "\n".join(lines)
 
@@ -142,7 +143,7 @@ class SearchDescriber:
             if label is None or self._written.get(s.run_id) == (label, delta):
                 continue
             tags = [RunTag(RANK, label)] + ([RunTag(BEST, "true")] if ranking and s is ranking[0] else [])
-            metrics = [Metric(lift_metric(self.metric), delta, int(time.time() * 1000), 0)] if delta is not None else []
+            metrics = [Metric(logged_name(lift_metric(self.metric)), delta, int(time.time() * 1000), 0)] if delta is not None else []
             retry(mlflow_client.log_batch, s.run_id, metrics=metrics, tags=tags, synchronous=True)
             self._written[s.run_id] = (label, delta)
         winner = ranking[0].run_id if ranking else None

@@ -8,6 +8,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+from ganmix.search.metrics import logged_name
 from ganmix.tracking.describe import lift_metric, rank_label
 from ganmix.tracking.query import rank
 from ganmix.tracking.query import TrialSummary
@@ -25,17 +26,15 @@ def trials_table(summaries: Sequence[TrialSummary], metric: str, mode: str) -> d
     order = {s.run_id: i + 1 for i, s in enumerate(ranking)}
     rows = ranking + [s for s in summaries if s.run_id not in order]
     test = metric.replace("val_", "test_") if metric.startswith("val_") else None
-    columns: dict[str, list[Any]] = {"rank": [], "trial": [], metric: [], lift_metric(metric): []}
-    if test:
-        columns[test] = []
+    # Headed by the names the runs table shows (`val/auc`), read under ganmix's own (`val_auc`).
+    shown = {key: logged_name(key) for key in (metric, lift_metric(metric), *([test] if test else []))}
+    columns: dict[str, list[Any]] = {"rank": [], "trial": [], **{name: [] for name in shown.values()}}
     columns.update({"status": [], **{p: [] for p in PARAM_COLUMNS}, "trial_id": [], "run_id": []})
     for s in rows:
         columns["rank"].append(rank_label(s, order) or "running")
         columns["trial"].append(s.name)
-        columns[metric].append(s.metrics.get(metric))
-        columns[lift_metric(metric)].append(s.metrics.get(lift_metric(metric)))
-        if test:
-            columns[test].append(s.metrics.get(test))
+        for key, name in shown.items():
+            columns[name].append(s.metrics.get(key))
         columns["status"].append(s.status)
         for p in PARAM_COLUMNS:
             columns[p].append(s.params.get(p, ""))

@@ -12,7 +12,7 @@ from typing import Any
 
 from ganmix.search.metrics import metric_info
 from ganmix.tracking.runs import (BASELINE, COMPLETED, EARLY_STOPPED, FEASIBLE, FINGERPRINT, KIND, METRIC, PARENT,
-                                  SEARCH_NAME, TRIAL_ID)
+                                  SEARCH_NAME, TRIAL_ID, read_metrics)
 from ganmix.tracking.confirmation import VERDICT
 from ganmix.tracking.store import client, retry
 
@@ -86,7 +86,7 @@ def _summary(run: Any) -> TrialSummary:
         run_id=run.info.run_id, trial_id=tags.get(TRIAL_ID, ""), name=run.info.run_name or "",
         status=run.info.status, completed=tags.get(COMPLETED) == "true", baseline=tags.get(BASELINE) == "true",
         early_stopped=tags.get(EARLY_STOPPED) == "true", feasible=tags.get(FEASIBLE) != "false",
-        metrics=dict(run.data.metrics),
+        metrics=read_metrics(run),
         params=dict(run.data.params), parent_run_id=tags.get(PARENT), experiment_id=run.info.experiment_id,
     )
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 
+from ganmix.search.metrics import internal_name, logged_name
 from ganmix.tracking.store import TrackingError, client, retry
 
 log = logging.getLogger(__name__)
@@ -68,12 +69,13 @@ class RunLogger:
 
     def log_metrics(self, metrics: Mapping[str, float], *, step: int = 0) -> None:
         now = int(time.time() * 1000)
-        batch = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+        batch = [Metric(logged_name(k), float(v), now, step) for k, v in metrics.items()]
         self._do(f"metrics at step {step}", lambda: self._client.log_batch(self.run_id, metrics=batch, synchronous=True))
 
     def log_metric_steps(self, steps: Sequence[tuple[int, Mapping[str, float], int]]) -> None:
         """Metrics of many (step, metrics, timestamp ms) in as few calls as MLflow allows (1000 per batch)."""
-        batch = [Metric(k, float(v), stamp, step) for step, metrics, stamp in steps for k, v in metrics.items()]
+        batch = [Metric(logged_name(k), float(v), stamp, step)
+                 for step, metrics, stamp in steps for k, v in metrics.items()]
         for i in range(0, len(batch), 1000):
             chunk = batch[i:i + 1000]
             self._do(f"metrics of {len(steps)} steps",
@@ -122,6 +124,10 @@ class RunLogger:
             self._do(f"image {key}", lambda: self._client.log_image(self.run_id, image, key=key, step=0,
                                                                     synchronous=True))
 
+    def log_table(self, data: Mapping[str, Sequence[Any]], artifact_file: str) -> None:
+        columns = {k: list(v) for k, v in data.items()}
+        self._do(artifact_file, lambda: self._client.log_table(self.run_id, data=columns, artifact_file=artifact_file))
+
     def log_datasets(self, sets: Mapping[str, tuple[np.ndarray, np.ndarray]], *, name: str) -> None:
         """Image sets (images, labels) as MLflow dataset inputs, keyed by their role (train, val, test,
         synthetic): they fill the runs table's Dataset column and the run's Datasets section."""
@@ -135,6 +141,16 @@ class RunLogger:
             self.set_tags({ERROR: error[:5000]})
         self._do("status", lambda: self._client.set_terminated(self.run_id, status=status))
         self.flush(seconds=300, strict=True)
+
+
+def read_metrics(run: Any) -> dict[str, float]:
+    """A run's latest metrics under ganmix's own names (`val_auc`), whatever section MLflow shows them in."""
+    return {internal_name(k): v for k, v in run.data.metrics.items()}
+
+
+def metric_history(uri: str, run_id: str, name: str) -> list[Any]:
+    """Every logged value of metric `name` (ganmix's own name) of one run."""
+    return list(retry(client(uri).get_metric_history, run_id, logged_name(name)))
 
 
 def start_run(

@@ -1,0 +1,62 @@
+"""Metric names as MLflow shows them: grouped into sections by the registry, mapped back exactly."""
+
+from __future__ import annotations
+
+import pytest
+from mlflow import MlflowClient
+
+from ganmix.search.metrics import REGISTRY, canonical_metric, internal_name, logged_name
+from ganmix.search.spec import SearchSpec
+from ganmix.tracking import runs
+
+# Every name the pipeline, the trial and the search log, with the section MLflow groups it under.
+EXPECTED = {
+    "val_auc": "val/auc", "val_loss": "val/loss", "test_macro_f1": "test/macro_f1",
+    "val_recall_benign": "val_recall/benign", "test_recall_malignant": "test_recall/malignant",
+    "train_loss": "train/loss", "train_acc": "train/acc", "lr": "train/lr",
+    "gan_g_loss": "gan/g_loss", "gan_d_loss": "gan/d_loss", "gan_loss": "gan/loss",
+    "gan_epochs_trained": "gan/epochs_trained", "gan_epochs_reused": "gan/epochs_reused",
+    "fid": "sample/fid", "near_copy_fraction": "sample/near_copy_fraction", "synthetic_count": "sample/synthetic_count",
+    "filter_kept_fraction": "sample/filter_kept_fraction",
+    "compute_seconds": "time/compute_seconds", "generator_seconds": "time/generator_seconds",
+    "trial_wall_seconds": "time/trial_wall_seconds",
+    "best_val_auc": "best/val_auc", "best_epoch": "train/best_epoch", "lift_val_auc": "lift/val_auc",
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_every_logged_metric_has_a_section_and_maps_back(name):
+    assert logged_name(name) == EXPECTED[name]
+    assert internal_name(logged_name(name)) == name
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_every_registry_metric_is_in_a_section(name):
+    shown = logged_name(name)
+    assert "/" in shown and internal_name(shown) == name
+    assert logged_name(shown) == shown  # a name already logged is left as it is
+
+
+def test_unknown_names_pass_through():
+    assert logged_name("epoch") == "epoch" and internal_name("epoch") == "epoch"
+
+
+def test_both_spellings_are_accepted_where_users_type_a_metric():
+    assert canonical_metric("val/auc") == canonical_metric("val_auc") == "val_auc"
+    assert canonical_metric("sample/fid") == "fid"
+    assert canonical_metric("val/bogus") == "val/bogus"  # the error then quotes what was typed
+    assert SearchSpec(dataset="digits", metric="val/macro_f1").metric == "val_macro_f1"
+
+
+def test_run_logger_writes_sections_and_reads_them_back(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("names")
+    logger = runs.start_run(uri, experiment, name="t", tags={})
+    logger.log_metrics({"val_auc": 0.9, "fid": 3.0}, step=1)
+    logger.log_metric_steps([(1, {"gan_g_loss": 1.5}, 1000), (2, {"gan_g_loss": 1.2}, 2000)])
+    logger.finish()
+    run = client.get_run(logger.run_id)
+    assert set(run.data.metrics) == {"val/auc", "sample/fid", "gan/g_loss"}
+    assert runs.read_metrics(run) == {"val_auc": 0.9, "fid": 3.0, "gan_g_loss": 1.2}
+    assert [m.step for m in runs.metric_history(uri, logger.run_id, "gan_g_loss")] == [1, 2]
