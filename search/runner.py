@@ -21,7 +21,7 @@ from ganmix.search.spec import SearchSpec
 from ganmix.search.space import BASELINE_ATTR, DefineByRun, IntDim, CategoricalDim, FloatDim
 from ganmix.search.trainable import SearchCallback, TrialContext, one_line_trial_errors, run_trial
 from ganmix.tracking import query, runs, store
-from ganmix.tracking.describe import SearchDescriber, describe_experiment
+from ganmix.tracking.describe import SearchDescriber, describe_experiment, share_view
 from ganmix.tracking.inputs import split_arrays
 from ganmix.tracking.figures import log_study_figures, log_trials_table
 from ganmix.tracking.runs import FINGERPRINT, KIND, METRIC, MODE, SEARCH_NAME
@@ -97,6 +97,7 @@ def run_search(spec: SearchSpec, options: RunOptions, *, dataset: ImageDataset |
             parent.set_tags({DATA_DIR: str(Path(options.data_dir).expanduser().resolve())})
         if not options.resume:  # the parent's Dataset column: the real splits the search ran on
             parent.log_datasets(split_arrays(dataset), name=dataset.name)
+        share_view(uri, experiment_id, metric=spec.metric)
         describer = SearchDescriber(uri, experiment_id, parent.run_id, spec.metric, spec.mode, dataset.name, name)
         progress = SearchProgress(spec.trials, spec.metric, spec.mode, quiet=options.quiet)
         tuner, callback, study = _build_tuner(spec, options, dataset, parent, uri=uri, experiment_id=experiment_id,

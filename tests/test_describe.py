@@ -128,3 +128,13 @@ def test_trials_table_and_optuna_plots_on_the_parent(store):
     assert logged == ["optuna/optimization_history.png", "optuna/parallel_coordinate.png",
                       "optuna/param_importances.png"]
     assert {a.path for a in client.list_artifacts(parent, "optuna")} == set(logged)
+
+
+def test_shared_view_selects_the_answers_columns(store):
+    uri, client, experiment_id, _ = store
+    describe.share_view(uri, experiment_id, metric="val_macro_f1")
+    view = json.loads(client.get_experiment(experiment_id).tags[describe.SHARED_VIEW])
+    assert view["selectedColumns"][:4] == ["metrics.`val/macro_f1`", "metrics.`lift/val_macro_f1`",
+                                           "metrics.`test/macro_f1`", "tags.`ganmix.rank`"]
+    # A sample-metric objective has no test counterpart.
+    assert describe.runs_view("fid")["selectedColumns"][:2] == ["metrics.`sample/fid`", "metrics.`lift/fid`"]

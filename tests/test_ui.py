@@ -142,7 +142,8 @@ def browser_ui(tmp_path_factory: pytest.TempPathFactory):
     try:
         wait_healthy(port, proc)
         banner = proc.stdout.readline() + proc.stdout.readline() if proc.stdout else ""
-        link = re.search(r"http://\S+#/experiments/(\d+)/runs\?workflowType=machine_learning", banner)
+        link = re.search(r"http://\S+#/experiments/(\d+)/runs\?workflowType=machine_learning&viewStateShareKey=ganmix",
+                         banner)
         assert link, banner
         client = MlflowClient(f"sqlite:///{root / 'r' / 'mlflow.db'}")
         runs = client.search_runs([link.group(1)])
@@ -172,6 +173,9 @@ def test_runs_table_lists_the_search_and_its_trials_by_name(browser_ui):
     page = browser_ui["page"]
     page.goto(browser_ui["link"])
     page.get_by_text("uitest", exact=True).first.wait_for()
+    # ganmix's shared view: the objective, lift, test metric and rank are columns from the first visit.
+    for column in ("val/auc", "lift/val_auc", "test/auc", "ganmix.rank"):
+        page.get_by_text(column, exact=True).first.wait_for()
     page.locator("button[data-component-id*='runnamecellrenderer']").first.click()  # expand the search
     trials = [r.info.run_name for r in browser_ui["runs"] if r.data.tags.get("ganmix.kind") == "trial"]
     assert "baseline" in trials and len(trials) == SPEC["trials"]

@@ -7,6 +7,7 @@ from the driver, kept current as trials finish.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Sequence
@@ -19,6 +20,10 @@ from ganmix.tracking.query import TrialSummary, is_real_only, rank, trial_summar
 from ganmix.tracking.store import client, retry
 
 RANK, BEST, NOTE = "ganmix.rank", "ganmix.best", "mlflow.note.content"
+# MLflow's shared views: the runs table reads its columns from this experiment tag when the link carries
+# `viewStateShareKey=ganmix` (what its own Share button writes), so a first visit already shows the answer.
+VIEW_KEY = "ganmix"
+SHARED_VIEW = f"mlflow.sharedViewState.{VIEW_KEY}"
 TOP = 5  # trials listed in the parent's description (the tuned baseline is added when not among them)
 
 
@@ -160,3 +165,19 @@ class SearchDescriber:
 
 def describe_experiment(uri: str, experiment_id: str, dataset: str) -> None:
     retry(client(uri).set_experiment_tag, experiment_id, NOTE, experiment_description(dataset))
+
+
+def runs_view(metric: str) -> dict[str, object]:
+    """The runs table as ganmix's link opens it: the objective, the lift over the tuned baseline, the test
+    metric and the rank as columns (MLflow ignores expanded rows in a shared view: + expands a search)."""
+    test = metric.replace("val_", "test_", 1) if metric_info(metric).kind == "val" else None
+    metrics = [metric, lift_metric(metric), *([test] if test else [])]
+    return {
+        # Without Dataset (a wide column): on a laptop screen the rank would otherwise be off to the right.
+        "selectedColumns": [*(f"metrics.`{logged_name(m)}`" for m in metrics), f"tags.`{RANK}`"],
+    }
+
+
+def share_view(uri: str, experiment_id: str, *, metric: str) -> None:
+    """Written by every search: the latest search's objective decides the columns."""
+    retry(client(uri).set_experiment_tag, experiment_id, SHARED_VIEW, json.dumps(runs_view(metric)))

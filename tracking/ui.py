@@ -7,12 +7,15 @@ import socket
 import sys
 from pathlib import Path
 
+from ganmix.tracking.describe import SHARED_VIEW, VIEW_KEY
 from ganmix.tracking.store import TrackingError, client, retry
 
 
-def runs_link(base_url: str, experiment_id: str) -> str:
-    """The runs table in MLflow 3's model-training view (not its GenAI traces page)."""
-    return f"{base_url}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+def runs_link(base_url: str, experiment_id: str, *, shared_view: bool = False) -> str:
+    """The runs table in MLflow 3's model-training view (not its GenAI traces page); with `shared_view`,
+    showing the columns the latest search chose (tracking.describe.share_view)."""
+    view = f"&viewStateShareKey={VIEW_KEY}" if shared_view else ""
+    return f"{base_url}/#/experiments/{experiment_id}/runs?workflowType=machine_learning{view}"
 
 
 def check_port(host: str, port: int) -> None:
@@ -26,12 +29,13 @@ def check_port(host: str, port: int) -> None:
                                 "pick another --port") from None
 
 
-def ganmix_experiments(uri: str) -> list[tuple[str, str]]:
-    """(name, id) of the ganmix experiments in a store, newest activity first; none for a missing store."""
+def ganmix_experiments(uri: str) -> list[tuple[str, str, bool]]:
+    """(name, id, has ganmix's shared view) of the ganmix experiments in a store, newest activity first;
+    none for a missing store."""
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
         return []
     found = retry(client(uri).search_experiments, order_by=["last_update_time DESC"])
-    return [(e.name, e.experiment_id) for e in found if e.name.startswith("ganmix/")]
+    return [(e.name, e.experiment_id, SHARED_VIEW in e.tags) for e in found if e.name.startswith("ganmix/")]
 
 
 def serve(uri: str, *, host: str = "127.0.0.1", port: int = 5000) -> None:
@@ -40,8 +44,8 @@ def serve(uri: str, *, host: str = "127.0.0.1", port: int = 5000) -> None:
     base = f"http://{host}:{port}"
     experiments = ganmix_experiments(uri)
     print(f"MLflow UI over {uri} at {base} (Ctrl-C stops it)")
-    for name, experiment_id in experiments:
-        print(f"  {name}: {runs_link(base, experiment_id)}")
+    for name, experiment_id, shared in experiments:
+        print(f"  {name}: {runs_link(base, experiment_id, shared_view=shared)}")
     if not experiments:
         print("  no ganmix searches in this store yet (run `ganmix search`)")
     sys.stdout.flush()
