@@ -201,13 +201,19 @@ def test_parent_description_names_the_winner(browser_ui):
     _shot(page, "description")
 
 
-@pytest.mark.browser
-@pytest.mark.integration
-def test_a_trials_sample_grid_loads(browser_ui):
+def _open_gan_trial(browser_ui, tab: str):
+    """A trial with a generator, opened at one tab of its run page."""
     page, runs = browser_ui["page"], browser_ui["runs"]
     trial = next(r for r in runs if r.data.tags.get("ganmix.kind") == "trial" and r.data.params["generator"] != "none")
     page.goto(f"{browser_ui['base']}/#/experiments/{browser_ui['experiment_id']}/runs/{trial.info.run_id}"
-              "/artifacts/samples/grid.png?workflowType=machine_learning")
+              f"/{tab}?workflowType=machine_learning")
+    return page
+
+
+@pytest.mark.browser
+@pytest.mark.integration
+def test_a_trials_sample_grid_loads(browser_ui):
+    page = _open_gan_trial(browser_ui, "artifacts/samples/grid.png")
     page.get_by_text("samples/grid.png").first.wait_for()
     page.wait_for_function("() => [...document.images].some(i => i.complete && i.naturalWidth > 300)")
     _shot(page, "grid")
@@ -217,10 +223,7 @@ def test_a_trials_sample_grid_loads(browser_ui):
 @pytest.mark.integration
 def test_a_trials_charts_are_grouped_into_sections(browser_ui):
     """GAN curves (GAN epochs) and classifier curves (classifier epochs) in sections of their own."""
-    page, runs = browser_ui["page"], browser_ui["runs"]
-    trial = next(r for r in runs if r.data.tags.get("ganmix.kind") == "trial" and r.data.params["generator"] != "none")
-    page.goto(f"{browser_ui['base']}/#/experiments/{browser_ui['experiment_id']}/runs/{trial.info.run_id}"
-              "/model-metrics?workflowType=machine_learning")
+    page = _open_gan_trial(browser_ui, "model-metrics")
     for section in ("gan", "sample", "train", "val"):
         page.get_by_text(section, exact=True).first.wait_for()
     assert page.get_by_text("val_auc", exact=True).count() == 0  # no flat, alphabetical list of 50 charts
