@@ -109,7 +109,11 @@ def _add_store_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default MLFLOW_TRACKING_URI or RESULTS/mlflow.db)")
 
 
-def resolve_spec(args: argparse.Namespace) -> Any:
+def resolve_spec_and_given(args: argparse.Namespace) -> tuple[Any, set[str]]:
+    """The search spec from --config (or the demo's), the flags on top, and the top-level keys the user
+    gave in either: what ganmix must not choose for them (search/resources.py)."""
+    import yaml
+
     from ganmix.datasets import parse_class_fraction
     from ganmix.search.spec import SearchSpec
 
@@ -122,11 +126,13 @@ def resolve_spec(args: argparse.Namespace) -> Any:
     if args.class_fraction:
         overrides["class_fraction"] = dict(parse_class_fraction(text) for text in args.class_fraction)
     if args.config is not None:
-        return SearchSpec.load(args.config, **overrides)
+        spec = SearchSpec.load(args.config, **overrides)  # a bad file fails here, with its name
+        data = yaml.safe_load(Path(args.config).read_text()) or {}
+        return spec, set(data) | set(overrides)
     if args.dataset is None or args.dataset == "digits":
         with resources.as_file(resources.files("ganmix.search") / DEMO_SPEC) as demo:
-            return SearchSpec.load(demo, **overrides)
-    return SearchSpec.from_mapping(overrides, source="command line")
+            return SearchSpec.load(demo, **overrides), set(yaml.safe_load(demo.read_text())) | set(overrides)
+    return SearchSpec.from_mapping(overrides, source="command line"), set(overrides)
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -140,7 +146,17 @@ def cmd_search(args: argparse.Namespace) -> int:
     preflight.check_data_flags(args)
     if args.resume:
         preflight.check_resume_state(args.resume, args.storage, args.results_dir)
-    spec = _spec_of_search(args) if args.resume else resolve_spec(args)
+    if args.resume:
+        spec = _spec_of_search(args)
+    else:
+        spec, given = resolve_spec_and_given(args)
+        if args.address in (None, "local"):  # a local GPU is used unless the user said otherwise
+            from ganmix.search.resources import local_defaults
+
+            choice = local_defaults(spec, given, cpus=preflight.local_cpus(), gpus=preflight.local_gpus())
+            spec = choice.spec
+            if choice.note and not args.dry_run:
+                print(choice.note, flush=True)
     preflight.check_spec(spec, sample_metrics=not args.no_sample_metrics)
     if args.dry_run:
         print(spec.to_yaml(), end="")
