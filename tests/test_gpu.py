@@ -1,5 +1,6 @@
-"""On CUDA: one training step of every generator family and classifier, the generator cache, and a 4-trial
-search sharing one GPU (0.25 each). Skipped, with the reason, where CUDA is absent (the CPU CI machine)."""
+"""On CUDA: one training step of every generator family and classifier, the generator cache, a 4-trial
+search sharing one GPU (0.25 each), and a search that names no GPU share using the local GPU. Skipped, with
+the reason, where CUDA is absent (the CPU CI machine)."""
 
 from __future__ import annotations
 
@@ -98,3 +99,18 @@ def test_four_trial_search_shares_one_gpu(tmp_path):
     generated = [r for r in children if r.data.tags.get("ganmix.baseline") == "false"]
     assert all(r.data.metrics["gan/epochs_trained"] + r.data.metrics["gan/epochs_reused"]
                == int(r.data.params["gan_epochs"]) for r in generated if "gan/epochs_trained" in r.data.metrics)
+
+
+@pytest.mark.integration
+def test_a_search_naming_no_gpu_share_uses_the_local_gpu(tmp_path):
+    """The packaged demo spec names no gpus_per_trial: on a GPU machine its trials train on the GPU."""
+    done = subprocess.run(
+        [sys.executable, "-m", "ganmix.search.cli", "search", "--results-dir", str(tmp_path / "results"),
+         "--trials", "2", "--no-sample-metrics"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "GPU(s) here: 2 trials at once" in done.stdout  # the demo spec asks for 2 at once
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'results' / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("ganmix/digits").experiment_id], max_results=100)
+    assert {r.data.tags.get("ganmix.device") for r in runs if r.data.tags.get("ganmix.kind") == "trial"} == {"cuda"}
