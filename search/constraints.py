@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ganmix.search.metrics import SEARCHABLE
+from ganmix.search.metrics import SEARCHABLE, canonical_metric
 from ganmix.search.space import SpaceError
 
 
@@ -37,7 +37,8 @@ class Bound:
 def parse_constraints(raw: Mapping[str, Any] | None) -> tuple[Bound, ...]:
     """From YAML: {near_copy_fraction: {max: 0.01}, label_fidelity: {min: 0.8}}."""
     bounds = []
-    for metric, spec in (raw or {}).items():
+    for typed, spec in (raw or {}).items():
+        metric = canonical_metric(str(typed))  # `sample/near_copy_fraction`, as the UI shows it, is welcome
         if metric not in SEARCHABLE:
             raise SpaceError(f"constraints.{metric}: unknown metric; expected one of {SEARCHABLE}")
         if not isinstance(spec, Mapping) or not spec or set(spec) - {"max", "min"}:

@@ -60,3 +60,10 @@ def test_run_logger_writes_sections_and_reads_them_back(tmp_path):
     assert set(run.data.metrics) == {"val/auc", "sample/fid", "gan/g_loss"}
     assert runs.read_metrics(run) == {"val_auc": 0.9, "fid": 3.0, "gan_g_loss": 1.2}
     assert [m.step for m in runs.metric_history(uri, logger.run_id, "gan_g_loss")] == [1, 2]
+
+
+def test_constraints_take_either_spelling():
+    from ganmix.search.constraints import parse_constraints
+
+    assert parse_constraints({"sample/near_copy_fraction": {"max": 0.01}}) == \
+        parse_constraints({"near_copy_fraction": {"max": 0.01}})
