@@ -1,0 +1,93 @@
+"""`ganmix best`, `ganmix train` and `ganmix ui`: the commands that read what searches left in MLflow.
+
+Split from search/cli.py (the parser, `ganmix search` and error handling); like it, every heavy import
+(torch, MLflow) happens inside a command, so a bad flag is reported before any of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def cmd_best(args: argparse.Namespace) -> int:
+    from ganmix.search.metrics import metric_info
+    from ganmix.search.recipe import Recipe
+    from ganmix.tracking import query, store
+
+    uri = store.resolve_tracking_uri(args.tracking_uri, args.results_dir)
+    if no_store(uri):
+        print(f"no completed trials at {uri} (no results there yet)")
+        return 1
+    store.check_reachable(uri)
+    results = query.best_per_dataset(uri, dataset=args.dataset, metric=args.metric)
+    if not results:
+        print(f"no completed trials{' for ' + args.dataset if args.dataset else ''} at {uri}")
+        return 1
+    for res in results:
+        best, info = res.best, metric_info(res.metric)
+        print(f"{res.dataset} ({res.data}): best trial {best.name} of search {res.search} by {res.metric} "
+              f"({'higher' if info.mode == 'max' else 'lower'} is better; run {best.run_id})")
+        for split in ("val", "test"):
+            keys = sorted(k for k in best.metrics if k.startswith(split + "_") and "recall_" not in k)
+            print(f"  {split}: " + ", ".join(f"{k[len(split) + 1:]}={best.metrics[k]:.4f}" for k in keys))
+        if res.baseline is None:
+            print("  no completed real-only trial in this search: no lift to report")
+        elif res.baseline.run_id == best.run_id:
+            print("  the best trial is real-only: augmentation did not beat the tuned real-only baseline on validation")
+        else:
+            print(f"  tuned real-only baseline: trial {res.baseline.name} (run {res.baseline.run_id})")
+            for key in dict.fromkeys([res.metric, "val_auc", "test_auc"]):
+                lift = res.lift(key)
+                if lift is not None:
+                    print(f"  lift over the tuned real-only baseline ({key}): {lift:+.4f}")
+        print(f"  confirmed: {res.verdict}" if res.verdict else
+              "  unconfirmed: one seed, chosen on validation (run `ganmix confirm` for a multi-seed answer)")
+        print("  recipe:\n" + "\n".join("    " + line for line in (best.recipe_yaml or "").splitlines()))
+    if args.export is not None:
+        if len(results) > 1:
+            print("ganmix: error: several data sets (or data versions) have results; pick one with --dataset",
+                  file=sys.stderr)
+            return 2
+        recipe = Recipe.from_yaml(results[0].best.recipe_yaml or "", source=f"run {results[0].best.run_id}")
+        recipe.replace(baseline=False).save(args.export)
+        print(f"exported to {args.export}; re-run it with: ganmix train --recipe {args.export}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ganmix.search import preflight
+
+    preflight.check_store_flags(args)
+    preflight.check_input_file(args.recipe, "--recipe", "a recipe YAML file (ganmix best --export writes one)")
+    from ganmix.search.recipe import Recipe
+    from ganmix.search.retrain import retrain
+
+    recipe = Recipe.load(args.recipe)
+    metrics, run_id, uri = retrain(recipe, results_dir=args.results_dir, tracking_uri=args.tracking_uri,
+                                   data_dir=args.data_dir, prefer_gpu=not args.cpu,
+                                   sample_metrics=not args.no_sample_metrics)
+    print(f"run {run_id} logged to {uri}")
+    for split in ("val", "test"):
+        keys = sorted(k for k in metrics if k.startswith(split + "_"))
+        print(f"  {split}: " + ", ".join(f"{k[len(split) + 1:]}={metrics[k]:.4f}" for k in keys))
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from ganmix.search import preflight
+    from ganmix.search.progress import quiet_libraries
+
+    preflight.check_port(args.port)
+    from ganmix.tracking import store
+    from ganmix.tracking.ui import serve
+
+    quiet_libraries(verbose=False)
+    serve(store.resolve_tracking_uri(args.tracking_uri, args.results_dir), port=args.port)
+    return 0  # not reached: serve() replaces this process with the MLflow server
+
+
+def no_store(uri: str) -> bool:
+    from ganmix.search.preflight import local_store_missing
+
+    return local_store_missing(uri) is not None
