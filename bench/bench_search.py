@@ -55,8 +55,8 @@ import torch
 
 from _common import DEFAULT_DATA, Rows, default_device, load_average, noisy, print_rows, timed, write_json
 
-SPEC = """\
-# bench/bench_search.py: a real but small search on breastmnist (the baseline is one of the trials).
+# What both searches share: data, budget and resources (filled in by str.format).
+_SPEC_HEAD = """\
 dataset: breastmnist
 trials: {trials}
 max_concurrent: {max_concurrent}
@@ -65,6 +65,11 @@ gpus_per_trial: {gpus_per_trial}
 metric: val_auc
 seed: 0
 grace_period: 2
+"""
+
+SPEC = """\
+# bench/bench_search.py: a real but small search on breastmnist (the baseline is one of the trials).
+""" + _SPEC_HEAD + """\
 space:
   gan_epochs: {{type: int, low: 2, high: 5}}
   latent_dim: {{type: categorical, choices: [32, 64]}}
@@ -80,14 +85,7 @@ fixed:
 # (d) generator reuse: one family and latent size, so trials share generator-cache keys and differ in gan_epochs.
 REUSE_SPEC = """\
 # bench/bench_search.py (d): generator reuse across trials (one key, several gan_epochs).
-dataset: breastmnist
-trials: {trials}
-max_concurrent: {max_concurrent}
-cpus_per_trial: 1
-gpus_per_trial: {gpus_per_trial}
-metric: val_auc
-seed: 0
-grace_period: 2
+""" + _SPEC_HEAD + """\
 space:
   gan_epochs: {{type: int, low: 2, high: 12}}
   synthetic_ratio: {{type: float, low: 0.5, high: 1.0}}

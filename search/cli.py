@@ -113,8 +113,6 @@ def _add_store_args(p: argparse.ArgumentParser) -> None:
 def resolve_spec_and_given(args: argparse.Namespace) -> tuple[Any, set[str]]:
     """The search spec from --config (or the demo's), the flags on top, and the top-level keys the user
     gave in either: what ganmix must not choose for them (search/resources.py)."""
-    import yaml
-
     from ganmix.datasets import parse_class_fraction
     from ganmix.search.spec import SearchSpec
 
@@ -126,14 +124,12 @@ def resolve_spec_and_given(args: argparse.Namespace) -> tuple[Any, set[str]]:
     }
     if args.class_fraction:
         overrides["class_fraction"] = dict(parse_class_fraction(text) for text in args.class_fraction)
-    if args.config is not None:
-        spec = SearchSpec.load(args.config, **overrides)  # a bad file fails here, with its name
-        data = yaml.safe_load(Path(args.config).read_text()) or {}
-        return spec, set(data) | set(overrides)
-    if args.dataset is None or args.dataset == "digits":
-        with resources.as_file(resources.files("ganmix.search") / DEMO_SPEC) as demo:
-            return SearchSpec.load(demo, **overrides), set(yaml.safe_load(demo.read_text())) | set(overrides)
-    return SearchSpec.from_mapping(overrides, source="command line"), set(overrides)
+    if args.config is None and args.dataset not in (None, "digits"):
+        return SearchSpec.from_mapping(overrides, source="command line"), set(overrides)
+    with resources.as_file(resources.files("ganmix.search") / DEMO_SPEC) as demo:
+        path = args.config if args.config is not None else demo
+        data = SearchSpec.read(path)  # a bad file fails here, with its name
+        return SearchSpec.from_mapping({**data, **overrides}, source=str(path)), set(data) | set(overrides)
 
 
 def cmd_search(args: argparse.Namespace) -> int:

@@ -136,12 +136,15 @@ def metric_mode(name: str) -> str:
     return metric_info(name).mode
 
 
+def test_counterpart(name: str) -> str | None:
+    """The test metric of a val metric (val_auc -> test_auc), shown beside it in tables; None for others."""
+    return "test_" + name[len("val_"):] if metric_info(name).kind == "val" else None
+
+
 def confirming_metric(name: str) -> str:
     """The test metric that confirms a search on `name`: val_auc -> test_auc; sample metrics -> test_auc."""
     info = metric_info(name)
-    if info.kind == "val":
-        return "test_" + name[len("val_"):]
-    return name if info.kind == "test" else "test_auc"
+    return test_counterpart(name) or (name if info.kind == "test" else "test_auc")
 
 
 def selection_metric(objective: str) -> str:

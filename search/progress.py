@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ganmix.search.metrics import metric_info
+from ganmix.search.metrics import metric_info, test_counterpart
 from ganmix.tracking.query import rank, tuned_baseline
 from ganmix.tracking.query import TrialSummary
 
@@ -150,11 +150,11 @@ def result_rows(summaries: Sequence[TrialSummary], metric: str, mode: str, *,
     """The final table's rows from a search's trial summaries: the top trials and the tuned baseline."""
     ranking = rank(summaries, metric)
     base = tuned_baseline(summaries, metric)
-    test = metric.replace("val_", "test_")
+    test = test_counterpart(metric)
 
     def row(s: TrialSummary) -> TrialRow:
         value = s.metrics[metric]
         delta = metric_info(metric).lift(value, base.metrics[metric]) if base is not None else None
-        return TrialRow(str(ranking.index(s) + 1), s.name, value, delta, s.metrics.get(test))
+        return TrialRow(str(ranking.index(s) + 1), s.name, value, delta, s.metrics.get(test) if test else None)
 
     return [row(s) for s in ranking[:top]], (row(base) if base is not None else None)

@@ -3,8 +3,8 @@
 On a machine with a GPU, a search that sets no `gpus_per_trial` would otherwise train every trial on the
 CPU (Ray hides GPUs from a trial that asked for none). 28 px images and 0.4 M-parameter models leave an
 H100 mostly idle with one trial: measured there (issue 9), 8 trials at 0.125 GPU each finished 48 trials
-at 3.1 s per trial, 4 at 0.25 took 4.2 s per trial. Standard library only: this runs before any import of
-torch or Ray.
+at 3.1 s per trial, 4 at 0.25 took 4.2 s per trial. No torch or Ray here: it runs in the CLI's
+pre-flight, before either is imported.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from collections.abc import Collection
 from ganmix.search.spec import SearchSpec
 
 TRIALS_PER_GPU = 8
-RESOURCE_FIELDS = ("max_concurrent", "cpus_per_trial", "gpus_per_trial")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,6 +14,7 @@ import optuna
 
 from ganmix.datasets import ImageDataset
 from ganmix.search import preflight
+from ganmix.search.metrics import test_counterpart
 from ganmix.search.preflight import load_search_data
 from ganmix.search.progress import SearchProgress, quiet_libraries, result_rows
 from ganmix.search.searcher import ConstrainedOptunaSearch
@@ -231,7 +232,7 @@ def _fit(tuner: Any, callback: SearchCallback, spec: SearchSpec, options: RunOpt
             if study is not None:
                 log_study_figures(uri, parent.run_id, study)
             progress.summary(*result_rows(summaries, spec.metric, spec.mode),
-                             test_metric=spec.metric.replace("val_", "test_") if spec.metric.startswith("val_") else None)
+                             test_metric=test_counterpart(spec.metric))
     failed = runs.child_runs(uri, experiment_id, parent.run_id, extra_filter="attributes.status = 'FAILED'")
     first_error = next((r.data.tags[runs.ERROR] for r in failed if runs.ERROR in r.data.tags), None)
     return SearchOutcome(name=name, tracking_uri=uri, experiment_id=experiment_id, parent_run_id=parent.run_id,

@@ -186,6 +186,11 @@ class SearchSpec:
 
     @classmethod
     def load(cls, path: str | Path, **overrides: Any) -> SearchSpec:
+        return cls.from_mapping({**cls.read(path), **overrides}, source=str(path))
+
+    @staticmethod
+    def read(path: str | Path) -> Mapping[str, Any]:
+        """A spec file's top-level mapping, as written (the keys the user chose to set)."""
         path = Path(path)
         if path.is_dir():
             raise SpaceError(f"search spec {path} is a folder; expected a YAML file")
@@ -197,7 +202,7 @@ class SearchSpec:
             raise SpaceError(f"{path}: not valid YAML ({exc})") from None
         if not isinstance(data, Mapping):
             raise SpaceError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
-        return cls.from_mapping({**data, **overrides}, source=str(path))
+        return data
 
     def replace(self, **changes: Any) -> SearchSpec:
         return dataclasses.replace(self, **changes)

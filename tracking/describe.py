@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from mlflow.entities import Metric, RunTag
 
-from ganmix.search.metrics import logged_name, metric_info
+from ganmix.search.metrics import logged_name, metric_info, test_counterpart
 from ganmix.tracking.query import TrialSummary, is_real_only, rank, trial_summaries, tuned_baseline
 from ganmix.tracking.store import client, retry
 
@@ -83,7 +83,7 @@ def description(summaries: Sequence[TrialSummary], *, experiment_id: str, metric
     ranking = rank(summaries, metric)
     base = tuned_baseline(summaries, metric)
     rows = ranking[:top] + ([base] if base is not None and base not in ranking[:top] else [])
-    test = metric.replace("val_", "test_") if metric.startswith("val_") else None
+    test = test_counterpart(metric)
     lines = [f"**{answer(summaries, metric=metric, mode=mode, dataset=dataset, done=done)}**", ""]
     if rows:
         header = ["rank", "trial", logged_name(metric), "vs baseline", *([logged_name(test)] if test else []),
@@ -170,7 +170,7 @@ def describe_experiment(uri: str, experiment_id: str, dataset: str) -> None:
 def runs_view(metric: str) -> dict[str, object]:
     """The runs table as ganmix's link opens it: the objective, the lift over the tuned baseline, the test
     metric and the rank as columns (MLflow ignores expanded rows in a shared view: + expands a search)."""
-    test = metric.replace("val_", "test_", 1) if metric_info(metric).kind == "val" else None
+    test = test_counterpart(metric)
     metrics = [metric, lift_metric(metric), *([test] if test else [])]
     return {
         # Without Dataset (a wide column): on a laptop screen the rank would otherwise be off to the right.

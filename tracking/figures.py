@@ -8,7 +8,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from ganmix.search.metrics import logged_name
+from ganmix.search.metrics import logged_name, test_counterpart
 from ganmix.tracking.describe import lift_metric, rank_label
 from ganmix.tracking.query import rank
 from ganmix.tracking.query import TrialSummary
@@ -25,7 +25,7 @@ def trials_table(summaries: Sequence[TrialSummary], metric: str, mode: str) -> d
     ranking = rank(summaries, metric)
     order = {s.run_id: i + 1 for i, s in enumerate(ranking)}
     rows = ranking + [s for s in summaries if s.run_id not in order]
-    test = metric.replace("val_", "test_") if metric.startswith("val_") else None
+    test = test_counterpart(metric)
     # Headed by the names the runs table shows (`val/auc`), read under ganmix's own (`val_auc`).
     shown = {key: logged_name(key) for key in (metric, lift_metric(metric), *([test] if test else []))}
     columns: dict[str, list[Any]] = {"rank": [], "trial": [], **{name: [] for name in shown.values()}}
