@@ -10,8 +10,8 @@ from ganmix.datasets._folder import load_image_folder
 from ganmix.datasets._medmnist_info import MEDMNIST_CLASSES, MEDMNIST_FLAGS, UNSUPPORTED_FLAGS
 from ganmix.datasets._medmnist_npz import load_medmnist
 from ganmix.datasets._types import DatasetError, ImageDataset
+from ganmix.datasets.names import FOLDER_PREFIX, canonical_name
 
-FOLDER_PREFIX = "folder:"
 
 
 def dataset_names() -> list[str]:
@@ -44,7 +44,7 @@ def load_dataset(
             raise DatasetError(f"data set name {name!r} has no path; expected {FOLDER_PREFIX}/path/to/images")
         return load_image_folder(root, image_size=image_size, seed=seed)
 
-    key = name.strip().lower()
+    key = canonical_name(name)
     if key == "digits":
         return load_digits_dataset(image_size=image_size)
     if key in UNSUPPORTED_FLAGS:

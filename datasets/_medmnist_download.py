@@ -40,7 +40,18 @@ def root_cause(exc: BaseException) -> str:
 
 
 def download_medmnist(flag: str, data_dir: Path, *, timeout_s: float = DOWNLOAD_TIMEOUT_S) -> None:
-    """Download ``<data_dir>/<flag>.npz`` (28 px) with the medmnist package; raise DownloadFailed."""
+    """Download ``<data_dir>/<flag>.npz`` (28 px) with the medmnist package; raise DownloadFailed. A failed
+    download leaves nothing behind: not the data folder, nor the ~/.medmnist that importing medmnist makes."""
+    created = [p for p in (data_dir, Path.home() / ".medmnist") if not p.exists()]
+    try:
+        _download(flag, data_dir, timeout_s)
+    except DownloadFailed:
+        for folder in created:
+            _remove_empty_tree(folder)
+        raise
+
+
+def _download(flag: str, data_dir: Path, timeout_s: float) -> None:
     try:
         import medmnist  # optional at run time: only needed to download
     except ImportError as exc:
@@ -55,3 +66,19 @@ def download_medmnist(flag: str, data_dir: Path, *, timeout_s: float = DOWNLOAD_
         raise DownloadFailed(root_cause(exc)) from exc
     if not (data_dir / f"{flag}.npz").is_file():
         raise DownloadFailed(f"medmnist reported success but {data_dir / f'{flag}.npz'} does not exist")
+
+
+def _remove_empty_tree(folder: Path) -> None:
+    """Remove `folder` and its empty sub-folders; a folder holding any file stays."""
+    if not folder.is_dir():
+        return
+    for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if path.is_dir():
+            try:
+                path.rmdir()
+            except OSError:
+                return
+    try:
+        folder.rmdir()
+    except OSError:
+        pass

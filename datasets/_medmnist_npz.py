@@ -12,7 +12,7 @@ import torch
 from ganmix.datasets._common import build_dataset, resize_images
 from ganmix.datasets._medmnist_download import DownloadFailed, download_medmnist
 from ganmix.datasets._medmnist_info import MEDMNIST_CLASSES, MEDMNIST_URL
-from ganmix.datasets._types import DatasetError, ImageDataset, Split
+from ganmix.datasets._types import DatasetError, ImageDataset, MissingDataError, Split
 
 NATIVE_SIZE = 28
 SPLIT_NAMES = ("train", "val", "test")
@@ -28,9 +28,9 @@ def default_data_dir() -> Path:
 
 
 def _missing_file_error(path: Path, flag: str, reason: str) -> DatasetError:
-    return DatasetError(
+    return MissingDataError(
         f"MedMNIST file {path} is missing and {reason}; download {MEDMNIST_URL.format(flag=flag)} by hand "
-        f"and save it as {path} (or pass data_dir / set GANMIX_DATA_DIR to the folder holding {flag}.npz)"
+        f"and save it as {path} (or pass data_dir / set GANMIX_DATA_DIR to the folder holding {flag}.npz)", path
     )
 
 
@@ -114,6 +114,9 @@ def load_medmnist(
     class_names = MEDMNIST_CLASSES[flag]
     folder = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
     path = folder / f"{flag}.npz"
+    if path.is_dir():
+        raise DatasetError(f"MedMNIST file {path} is a folder; expected the .npz file "
+                           f"{MEDMNIST_URL.format(flag=flag)} saved under that name")
     if not path.is_file():
         if not download:
             raise _missing_file_error(path, flag, "download=False")

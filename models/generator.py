@@ -10,7 +10,6 @@ import dataclasses
 import importlib
 import math
 import numbers
-import os
 import pickle
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -23,14 +22,11 @@ from torch import Tensor, nn
 
 from ganmix.models._images import to_uint8, to_unit
 from ganmix.models._registry import Registry, UnknownModelError
+from ganmix.models.errors import GeneratorError
 
 CHECKPOINT_FORMAT = "ganmix.generator/1"
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 64
 _FAMILY_MODULES = ("acgan", "cvae", "dcgan", "wgan_gp")
-
-
-class GeneratorError(ValueError):
-    """A bad generator config value, option, input or checkpoint; the message quotes it."""
 
 
 class DivergenceError(RuntimeError):
@@ -362,9 +358,10 @@ def save_generator(model: GenerativeModel, path: str | Path) -> None:
         "state_dict": {key: value.detach().cpu() for key, value in model.state_dict().items()},
     }
     # Write then rename, so a trial killed mid-save never leaves a truncated checkpoint behind.
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    from ganmix.models.files import atomic_path
+
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
 
 
 def load_generator(path: str | Path, *, map_location: str | torch.device = "cpu") -> GenerativeModel:

@@ -65,7 +65,8 @@ class SearchOutcome:
 
 
 def run_search(spec: SearchSpec, options: RunOptions, *, dataset: ImageDataset | None = None) -> SearchOutcome:
-    """Run a search; `dataset` is the one preflight.load_search_data returned (loaded here when None)."""
+    """Run a search; `dataset` is the one preflight.check_search_data returned (None: loaded here, a missing
+    MedMNIST file downloaded)."""
     import ray
 
     quiet_libraries(options.verbose)

@@ -51,7 +51,9 @@ def default_generator_space() -> dict[str, dict[str, Dim]]:
 
 # The smallest valid value of each integer budget field; check_budget is the one place that judges them
 # (the spec and the CLI's flags alike).
-_INT_MINIMA = {"trials": 1, "max_concurrent": 1, "grace_period": 1, "reduction_factor": 2}
+# The confirmation's counts (flags of `search` and `confirm`) are judged here too.
+_INT_MINIMA = {"trials": 1, "max_concurrent": 1, "grace_period": 1, "reduction_factor": 2, "confirm": 0,
+               "confirm_top": 1, "seeds": 1, "top": 1}
 
 
 def check_budget(name: str, value: Any, *, label: str | None = None) -> None:
@@ -67,6 +69,8 @@ def check_budget(name: str, value: Any, *, label: str | None = None) -> None:
         raise SpaceError(f"{label} must be a number > 0, got {value!r}")
     if name == "gpus_per_trial" and not (number and value >= 0):
         raise SpaceError(f"{label} must be a number >= 0 (fractions allowed), got {value!r}")
+    if name == "time_budget" and not (number and value > 0):
+        raise SpaceError(f"{label} must be a number of seconds > 0, got {value!r}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,6 +97,9 @@ class SearchSpec:
     constraints: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        from ganmix.datasets.names import canonical_name
+
+        object.__setattr__(self, "dataset", canonical_name(self.dataset))  # one spelling, one experiment
         if isinstance(self.metric, str):  # `val/auc`, as the MLflow UI shows it, is `val_auc`
             object.__setattr__(self, "metric", canonical_metric(self.metric))
         if self.metric not in SEARCHABLE:  # validates the name before any work
@@ -178,10 +185,12 @@ class SearchSpec:
                     for fam, dims in (kwargs["generator_space"] or {}).items()
                 }
             kwargs["fixed"] = dict(kwargs.get("fixed") or {})
+            if "space" not in kwargs and kwargs["fixed"]:  # fixing a field takes it out of the default space
+                kwargs["space"] = {k: d for k, d in default_space().items() if k not in kwargs["fixed"]}
             kwargs["class_fraction"] = dict(kwargs.get("class_fraction") or {})
             kwargs["constraints"] = dict(kwargs.get("constraints") or {})
             return cls(**kwargs)
-        except (SpaceError, RecipeError, TypeError) as exc:
+        except (ValueError, TypeError) as exc:  # SpaceError and RecipeError are ValueErrors
             raise SpaceError(f"{source}: {exc}") from None
 
     @classmethod
@@ -191,15 +200,9 @@ class SearchSpec:
     @staticmethod
     def read(path: str | Path) -> Mapping[str, Any]:
         """A spec file's top-level mapping, as written (the keys the user chose to set)."""
-        path = Path(path)
-        if path.is_dir():
-            raise SpaceError(f"search spec {path} is a folder; expected a YAML file")
-        if not path.is_file():
-            raise SpaceError(f"search spec {path} does not exist")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise SpaceError(f"{path}: not valid YAML ({exc})") from None
+        from ganmix.search.yamlfile import read_yaml_file
+
+        data = read_yaml_file(path, what="search spec", error=SpaceError)
         if not isinstance(data, Mapping):
             raise SpaceError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
         return data

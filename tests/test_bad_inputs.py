@@ -85,7 +85,7 @@ CASES = [
     # recipe-level flags and the spec: judged by the Recipe's own validation (imports torch)
     # (from here on, cases outside AS_PROCESS run in-process; see the module docstring)
     ("image_size_flag", ["search", "--image-size", "128"], "--image-size must be an integer in [8, 64]"),
-    ("image_size_tiny", ["search", "--image-size", "4"], "--image-size: image_size must be an integer"),
+    ("image_size_tiny", ["search", "--image-size", "4"], "--image-size must be an integer in [8, 64]"),
     ("train_per_class_zero", ["search", "--train-per-class", "0"], "--train-per-class: train_per_class must be"),
     ("seed_negative", ["search", "--seed", "-1"], "--seed: seed must be an integer"),
     ("class_fraction", ["search", "--class-fraction", "7=1.5"], "1.5"),

@@ -1,0 +1,13 @@
+"""Data set names: one spelling each, so a search and `ganmix best` agree on the experiment. Light (no torch)."""
+
+from __future__ import annotations
+
+FOLDER_PREFIX = "folder:"
+
+
+def canonical_name(name: str) -> str:
+    """`BreastMNIST`, ` breastmnist ` and `breastmnist` are one data set (stored lower-case); a folder data set
+    keeps its path as given (paths are case-sensitive)."""
+    if not isinstance(name, str) or name.startswith(FOLDER_PREFIX):
+        return name
+    return name.strip().lower()

@@ -1,0 +1,74 @@
+"""Several ganmix commands on one results folder at once (issue 18): the store is created and migrated
+by one of them at a time (a file lock), none corrupts it, and every run lands under its own parent."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ganmix.tracking import store
+
+SEARCHES = ("first", "second", "third")
+TRIALS = 2
+SPEC = {
+    "dataset": "digits", "trials": TRIALS, "max_concurrent": 1, "cpus_per_trial": 1,
+    "space": {"generator": ["none", "dcgan"]},
+    "fixed": {"gan_epochs": 1, "classifier_epochs": 1, "latent_dim": 16},
+}
+
+_OPEN_STORE = "import sys; from ganmix.tracking import store; store.check_reachable(sys.argv[1]); print('ok')"
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "GANMIX_RESULTS", "RAY_ADDRESS")}
+
+
+def test_commands_opening_a_fresh_store_at_once_all_succeed(tmp_path: Path) -> None:
+    """The race issue 18 found, without Ray: four processes create one fresh store at the same moment."""
+    uri = store.default_tracking_uri(tmp_path / "results")
+    procs = [subprocess.Popen([sys.executable, "-c", _OPEN_STORE, uri], env=_env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, outputs
+    store.check_local_store(tmp_path / "results" / "mlflow.db")  # not damaged, no half-done migration
+    assert store.client(uri).search_experiments() is not None
+
+
+def test_a_damaged_store_is_one_line_before_any_work(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "mlflow.db").write_bytes(b"SQLite format 3\x00" + b"\x00" * 84 + os.urandom(2000))
+    with pytest.raises(store.TrackingError, match=r"mlflow\.db is damaged .*restore it from a backup"):
+        store.check_reachable(store.default_tracking_uri(results))
+
+
+@pytest.mark.integration
+def test_three_searches_started_at_once_on_a_fresh_folder(tmp_path: Path) -> None:
+    from mlflow import MlflowClient
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(SPEC))
+    results = tmp_path / "results"
+    procs = {name: subprocess.Popen(
+        [sys.executable, "-m", "ganmix.search.cli", "search", "--config", str(spec), "--results-dir", str(results),
+         "--name", name, "--no-sample-metrics", "--quiet"], cwd=tmp_path, env=_env(), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True) for name in SEARCHES}
+    outputs = {name: proc.communicate(timeout=1500)[0] for name, proc in procs.items()}
+    for name, proc in procs.items():
+        assert proc.returncode == 0, f"{name}: {outputs[name][-3000:]}"
+    client = MlflowClient(tracking_uri=store.default_tracking_uri(results))
+    experiment = client.get_experiment_by_name("ganmix/digits")
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    parents = {r.data.tags["ganmix.search"]: r for r in runs if r.data.tags.get("ganmix.kind") == "search"}
+    assert sorted(parents) == sorted(SEARCHES)
+    for name, parent in parents.items():
+        assert parent.info.status == "FINISHED", name
+        children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
+                    and r.data.tags.get("ganmix.kind") == "trial"]
+        assert len(children) == TRIALS, name
+        assert all(c.info.status == "FINISHED" and "val_auc" in c.data.metrics for c in children), name
