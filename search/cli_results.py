@@ -66,9 +66,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     preflight.check_train_flags(args)
     from ganmix.search.recipe import Recipe
+
+    recipe = Recipe.load(args.recipe)  # a bad file is one line before torch and MLflow are imported
     from ganmix.search.retrain import retrain
 
-    recipe = Recipe.load(args.recipe)
     metrics, run_id, uri = retrain(recipe, results_dir=args.results_dir, tracking_uri=args.tracking_uri,
                                    data_dir=args.data_dir, prefer_gpu=not args.cpu,
                                    sample_metrics=not args.no_sample_metrics)

@@ -71,4 +71,4 @@ def test_three_searches_started_at_once_on_a_fresh_folder(tmp_path: Path) -> Non
         children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
                     and r.data.tags.get("ganmix.kind") == "trial"]
         assert len(children) == TRIALS, name
-        assert all(c.info.status == "FINISHED" and "val_auc" in c.data.metrics for c in children), name
+        assert all(c.info.status == "FINISHED" and "val/auc" in c.data.metrics for c in children), name

@@ -24,8 +24,14 @@ def nonempty(text: str) -> str:
 
 
 def nonempty_path(text: str) -> Path:
-    """argparse type for path flags: Path("") would silently mean the current folder."""
-    return Path(nonempty(text)).expanduser()
+    """argparse type for path flags: Path("") would silently mean the current folder, and a path longer than
+    the file system allows would fail at its first use, as a traceback."""
+    import argparse
+
+    path = Path(nonempty(text)).expanduser()
+    if any(len(os.fsencode(part)) > 255 for part in path.parts) or len(os.fsencode(str(path))) > 4096:
+        raise argparse.ArgumentTypeError(f"the path is too long for the file system ({len(text)} characters)")
+    return path
 
 
 def check_name(name: str, label: str = "name") -> None:
@@ -69,7 +75,7 @@ def check_port(port: int, label: str = "--port") -> None:
 def check_writable_dir(path: Path | str, label: str) -> None:
     """`path` is a writable folder, or one can be created there; creates nothing (the probe file is removed)."""
     path = Path(path).expanduser()
-    if len(os.fsencode(path.name)) > 255 or len(os.fsencode(str(path))) > 4096:
+    if any(len(os.fsencode(part)) > 255 for part in path.parts) or len(os.fsencode(str(path))) > 4096:
         raise PreflightError(f"{label} {quote(str(path))}: the path is too long for the file system")
     existing = path
     while not existing.exists() and existing != existing.parent:
