@@ -55,6 +55,8 @@ import torch
 
 from _common import DEFAULT_DATA, Rows, default_device, load_average, noisy, print_rows, timed, write_json
 
+from ganmix.tracking.location import default_tracking_uri
+
 # What both searches share: data, budget and resources (filled in by str.format).
 _SPEC_HEAD = """\
 dataset: breastmnist
@@ -251,7 +253,7 @@ def read_search(results_dir: Path, max_concurrent: int) -> SearchRecord:
 
     from ganmix.tracking.runs import read_metrics
 
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{results_dir.resolve() / 'mlflow.db'}")
+    client = mlflow.MlflowClient(tracking_uri=default_tracking_uri(results_dir))
     experiments = [e.experiment_id for e in client.search_experiments()]
     parents = client.search_runs(experiments, "tags.`ganmix.kind` = 'search'", max_results=10)
     runs = client.search_runs(experiments, "tags.`ganmix.kind` = 'trial'", max_results=1000)

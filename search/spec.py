@@ -176,7 +176,12 @@ class SearchSpec:
         if data.get("format", SPEC_FORMAT) != SPEC_FORMAT:
             raise SpaceError(f"{source}: format {data['format']!r} is not supported; expected {SPEC_FORMAT}")
         kwargs = {k: v for k, v in data.items() if k in known}
+        for section in ("space", "generator_space", "fixed", "class_fraction", "constraints"):
+            if kwargs.get(section) is not None and not isinstance(kwargs[section], Mapping):
+                raise SpaceError(f"{source}: {section} must be a mapping, got {type(kwargs[section]).__name__} "
+                                 f"{str(kwargs[section])[:200]!r}")
         try:
+            parse_constraints(kwargs.get("constraints"))  # before the default space is built (it imports torch)
             if "space" in kwargs:
                 kwargs["space"] = {k: parse_dim(k, v) for k, v in (kwargs["space"] or {}).items()}
             if "generator_space" in kwargs:

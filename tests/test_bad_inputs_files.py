@@ -32,6 +32,8 @@ SPECS = {
     "fixed_ratio_negative": {"fixed": {"synthetic_ratio": -1.0}},
     "fixed_batch_huge": {"fixed": {"batch_size": 10**9}},
     "fixed_not_mapping": {"fixed": "latent_dim"},
+    "space_list": {"space": ["generator"]},
+    "constraints_list": {"constraints": ["near_copy_fraction"]},
     "space_and_fixed": {"space": {"latent_dim": [16]}, "fixed": {"latent_dim": 16}},
     "constraints": {"constraints": {"near_copy_fraction": {"max": 0.01}}},
     "unknown_constraint": {"constraints": {"fidelity": {"max": 1}}},
@@ -92,7 +94,9 @@ VALUES = [(f"spec_{key}", f"{key}.yaml", expected) for key, expected in [
     ("fixed_bad", "classifier_epochs must be an integer"),
     ("fixed_ratio_negative", "synthetic_ratio must be a number in [0.0, 100.0], got -1.0"),
     ("fixed_batch_huge", "batch_size must be an integer in [2, 1000000]"),
-    ("fixed_not_mapping", "fixed_not_mapping.yaml:"),
+    ("fixed_not_mapping", "fixed_not_mapping.yaml: fixed must be a mapping, got str"),
+    ("space_list", "space must be a mapping, got list"),
+    ("constraints_list", "constraints must be a mapping, got list"),
     ("space_and_fixed", "both searched (space) and fixed"),
     ("unknown_constraint", "constraints.fidelity: unknown metric"),
     ("constraint_min_above_max", "constraints.near_copy_fraction: min 0.5 is above max 0.1"),
@@ -119,7 +123,7 @@ RECIPES = [
     ("recipe_seed", "recipe_seed.yaml", "classifier_seed must be an integer in [0, 4294967295]", True),
     ("recipe_epochs", "recipe_epochs.yaml", "classifier_epochs must be an integer in [1, 100000], got -1", True),
 ]
-AS_PROCESS = {"spec_unknown_family"}  # one value case as a process: the whole path, spec to torch
+AS_PROCESS = {"spec_unknown_family", "spec_constraint_min_above_max"}  # the whole path, as a process  # one value case as a process: the whole path, spec to torch
 
 
 @pytest.fixture(scope="module")

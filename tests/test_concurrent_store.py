@@ -72,3 +72,31 @@ def test_three_searches_started_at_once_on_a_fresh_folder(tmp_path: Path) -> Non
                     and r.data.tags.get("ganmix.kind") == "trial"]
         assert len(children) == TRIALS, name
         assert all(c.info.status == "FINISHED" and "val/auc" in c.data.metrics for c in children), name
+
+
+@pytest.mark.integration
+def test_a_killed_train_does_not_leave_its_run_running(tmp_path: Path) -> None:
+    """SIGTERM during `ganmix train` (a scheduler stopping it) ends its MLflow run as FAILED, not RUNNING."""
+    import signal
+    import time
+
+    from mlflow import MlflowClient
+
+    from ganmix.search.recipe import Recipe
+
+    recipe = tmp_path / "recipe.yaml"
+    Recipe(generator="none", synthetic_ratio=0.0, classifier_epochs=100_000).save(recipe)
+    results = tmp_path / "results"
+    proc = subprocess.Popen([sys.executable, "-m", "ganmix.search.cli", "train", "--recipe", str(recipe),
+                             "--results-dir", str(results), "--no-sample-metrics", "--cpu"], cwd=tmp_path, env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    client, runs, deadline = MlflowClient(tracking_uri=store.default_tracking_uri(results)), [], time.monotonic() + 600
+    while not runs and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(2)
+        if (results / "mlflow.db").is_file() and client.get_experiment_by_name("ganmix/digits") is not None:
+            runs = client.search_runs([client.get_experiment_by_name("ganmix/digits").experiment_id])
+    assert runs, proc.communicate()[0][-2000:] if proc.poll() is not None else "no run started"
+    proc.send_signal(signal.SIGTERM)
+    output = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 130, output[-2000:]
+    assert client.get_run(runs[0].info.run_id).info.status == "FAILED"

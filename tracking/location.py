@@ -103,3 +103,20 @@ def one_line(exc: BaseException, limit: int = 200) -> str:
     lines = str(exc).strip().splitlines()
     text = f"{type(exc).__name__}: {lines[0].strip()}" if lines else type(exc).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_local_store_unless_busy(db: Path) -> None:
+    """check_local_store for the pre-flight checks, which take no lock: a store that another command is
+    creating or migrating right now (its lock is held) looks half-written, so it is left to be judged
+    under the lock (tracking.store.open_local_store) instead of being called damaged."""
+    from filelock import FileLock, Timeout
+
+    lock = db.with_name(db.name + ".lock")
+    if not db.exists() or not lock.exists():
+        check_local_store(db)
+        return
+    try:
+        with FileLock(lock, timeout=0):
+            check_local_store(db)
+    except Timeout:
+        return

@@ -49,16 +49,16 @@ def check_tracking_uri(uri: str, label: str) -> None:
 
 
 def _check_sqlite_uri(uri: str, label: str) -> None:
-    from ganmix.tracking.location import TrackingError, check_local_store, local_store_file
+    from ganmix.tracking.location import TrackingError, check_local_store_unless_busy, local_store_file
 
     db = local_store_file(uri)
-    if db is None or not uri.startswith("sqlite:///"):
+    if db is None:
         raise PreflightError(f"{label} {quote(uri)}: expected sqlite:///ABSOLUTE/PATH/mlflow.db")
     if db.is_dir():
         raise PreflightError(f"{label} {uri}: {db} is a folder; expected a SQLite file such as {db / 'mlflow.db'}")
     check_writable_dir(db.parent, label)
     try:
-        check_local_store(db)
+        check_local_store_unless_busy(db)
     except TrackingError as exc:
         raise PreflightError(str(exc)) from None
 
