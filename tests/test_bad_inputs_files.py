@@ -32,6 +32,7 @@ SPECS = {
     "fixed_ratio_negative": {"fixed": {"synthetic_ratio": -1.0}},
     "fixed_batch_huge": {"fixed": {"batch_size": 10**9}},
     "fixed_not_mapping": {"fixed": "latent_dim"},
+    "fixed_latent_zero": {"fixed": {"latent_dim": 0}},  # with no space: judged, not "both searched and fixed"
     "space_list": {"space": ["generator"]},
     "constraints_list": {"constraints": ["near_copy_fraction"]},
     "space_and_fixed": {"space": {"latent_dim": [16]}, "fixed": {"latent_dim": 16}},
@@ -95,6 +96,7 @@ VALUES = [(f"spec_{key}", f"{key}.yaml", expected) for key, expected in [
     ("fixed_ratio_negative", "synthetic_ratio must be a number in [0.0, 100.0], got -1.0"),
     ("fixed_batch_huge", "batch_size must be an integer in [2, 1000000]"),
     ("fixed_not_mapping", "fixed_not_mapping.yaml: fixed must be a mapping, got str"),
+    ("fixed_latent_zero", "fixed: latent_dim must be an integer in [1, 4096], got 0"),
     ("space_list", "space must be a mapping, got list"),
     ("constraints_list", "constraints must be a mapping, got list"),
     ("space_and_fixed", "both searched (space) and fixed"),
