@@ -38,13 +38,14 @@ def load_dataset(
     check_image_size(image_size)
     if not isinstance(name, str):
         raise DatasetError(f"data set name must be a string, got {name!r}")
+    name = canonical_name(name)
     if name.startswith(FOLDER_PREFIX):
         root = name[len(FOLDER_PREFIX) :].strip()
         if not root:
             raise DatasetError(f"data set name {name!r} has no path; expected {FOLDER_PREFIX}/path/to/images")
         return load_image_folder(root, image_size=image_size, seed=seed)
 
-    key = canonical_name(name)
+    key = name
     if key == "digits":
         return load_digits_dataset(image_size=image_size)
     if key in UNSUPPORTED_FLAGS:

@@ -8,6 +8,9 @@ FOLDER_PREFIX = "folder:"
 def canonical_name(name: str) -> str:
     """`BreastMNIST`, ` breastmnist ` and `breastmnist` are one data set (stored lower-case); a folder data set
     keeps its path as given (paths are case-sensitive)."""
-    if not isinstance(name, str) or name.startswith(FOLDER_PREFIX):
+    if not isinstance(name, str):
         return name
-    return name.strip().lower()
+    text = name.strip()
+    if text.lower().startswith(FOLDER_PREFIX):
+        return FOLDER_PREFIX + text[len(FOLDER_PREFIX):]
+    return text.lower()

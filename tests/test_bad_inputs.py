@@ -136,3 +136,4 @@ def test_data_set_names_are_matched_in_any_capitals(tmp_path: Path) -> None:
 
     assert Recipe(dataset="BreastMNIST").dataset == "breastmnist"
     assert Recipe(dataset="folder:/Data/X").dataset == "folder:/Data/X"  # paths keep their case
+    assert Recipe(dataset=" Folder:/Data/X").dataset == "folder:/Data/X"
