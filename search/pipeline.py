@@ -26,7 +26,7 @@ from ganmix.models.generator import make_generator_config, sample_images, save_g
 from ganmix.models.generator_cache import GeneratorCache, train_with_cache
 from ganmix.models.pictures import labelled_grid, labelled_pairs
 from ganmix.search.allocation import allocate, synthetic_total
-from ganmix.search.metrics import metric_mode
+from ganmix.models.metrics import metric_mode
 from ganmix.search.recipe import Recipe
 from ganmix.search.sink import Sink, StepBuffer
 

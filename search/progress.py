@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ganmix.search.metrics import metric_info, test_counterpart
+from ganmix.models.metrics import metric_info, test_counterpart
 from ganmix.tracking.query import rank, tuned_baseline
 from ganmix.tracking.query import TrialSummary
 

@@ -14,8 +14,9 @@ import optuna
 
 from ganmix.datasets import ImageDataset
 from ganmix.search import preflight
-from ganmix.search.metrics import test_counterpart
+from ganmix.models.metrics import test_counterpart
 from ganmix.search.preflight import load_search_data
+from ganmix.search.ray_internals import optuna_study, replace_restored_callbacks
 from ganmix.search.progress import SearchProgress, quiet_libraries, result_rows
 from ganmix.search.searcher import ConstrainedOptunaSearch
 from ganmix.search.spec import SearchSpec
@@ -132,7 +133,6 @@ def _reference_payload(thread: threading.Thread | None, dataset: ImageDataset, c
 def _build_tuner(spec: SearchSpec, options: RunOptions, dataset: ImageDataset, parent: runs.RunLogger, *,
                  uri: str, experiment_id: str, name: str, storage: str, cache_dir: str, reference: bytes | None,
                  progress: SearchProgress, describer: SearchDescriber) -> tuple[Any, SearchCallback, Any]:
-    import ray
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
@@ -154,15 +154,9 @@ def _build_tuner(spec: SearchSpec, options: RunOptions, dataset: ImageDataset, p
     )
     experiment_path = f"{storage.rstrip('/')}/{name}"
     if options.resume:
-        callback.resume_from(store.retry(store.client(uri).get_run, parent.run_id))
+        callback.resume_from(runs.get_run(uri, parent.run_id))
         tuner = tune.Tuner.restore(experiment_path, trainable, resume_unfinished=True, resume_errored=False)
-        # Restore unpickles the run_config saved in tuner.pkl, callbacks included: a stale SearchCallback
-        # from the interrupted driver. Ray has no public setter; put this driver's callback in its place.
-        local = getattr(tuner, "_local_tuner", None)
-        if local is None or not hasattr(local, "_run_config"):
-            raise RuntimeError(f"cannot resume {name!r} with Ray {ray.__version__}: Tuner.restore no longer "
-                               "exposes its run config (or Ray Client is in use)")
-        local._run_config.callbacks = [callback]  # noqa: SLF001
+        replace_restored_callbacks(tuner, [callback])  # not the interrupted driver's stale one
     else:
         study_storage = optuna.storages.InMemoryStorage()
         study = optuna.create_study(storage=study_storage, study_name=name,
@@ -251,7 +245,7 @@ def _saved_study(experiment_path: str) -> Any | None:
     except Exception as exc:  # the plots are a convenience; the search itself succeeded
         log.debug("no saved study in %s: %s", experiment_path, exc)
         return None
-    return getattr(searcher, "_ot_study", None)
+    return optuna_study(searcher)
 
 
 def _reference_in_background(dataset: ImageDataset, cache_dir: str) -> threading.Thread:
@@ -308,10 +302,7 @@ def _open_parent(uri: str, experiment_id: str, spec: SearchSpec, dataset: ImageD
         if found is None:
             raise store.TrackingError(f"no search named {name!r} in experiment {experiment_id} at {uri}; "
                                       "nothing to resume")
-        parent = runs.RunLogger(uri, found.info.run_id)
-        store.retry(store.client(uri).update_run, found.info.run_id, status="RUNNING")
-        if runs.ERROR in found.data.tags:  # "interrupted; continue it with --resume": no longer true
-            store.retry(store.client(uri).delete_tag, found.info.run_id, runs.ERROR)
+        parent = runs.reopen_run(uri, found.info.run_id)
         # Trials interrupted with the driver stay in MLflow, marked killed; their reruns are new children.
         runs.close_running_children(uri, experiment_id, found.info.run_id, status="KILLED",
                                     reason="interrupted with the search driver; rerun on resume")

@@ -91,7 +91,7 @@ def run_trial(config: dict[str, Any], *, dataset: ImageDataset, context: TrialCo
     runs.close_running_children(context.tracking_uri, context.experiment_id, context.parent_run_id,
                                 status="KILLED", reason="superseded by a rerun of this trial", trial_id=trial_id)
     logger = runs.start_run(
-        context.tracking_uri, context.experiment_id, name=run_name(recipe.to_dict()),
+        context.tracking_uri, context.experiment_id, name=run_name(recipe),
         parent_run_id=context.parent_run_id,
         tags={KIND: "trial", TRIAL_ID: trial_id, SEARCH_NAME: context.search_name, METRIC: context.metric,
               BASELINE: str(recipe.baseline).lower(), "ganmix.node": ray.get_runtime_context().get_node_id(),
@@ -129,7 +129,7 @@ def run_trial(config: dict[str, Any], *, dataset: ImageDataset, context: TrialCo
 
 def _final_result(metrics: dict[str, float], recipe: Recipe) -> dict[str, float]:
     """The last result of an attempt that completed, as Tune and the searcher saw it (no test metrics)."""
-    from ganmix.search.metrics import SAMPLE_METRICS
+    from ganmix.models.metrics import SAMPLE_METRICS
 
     kept = {k: v for k, v in metrics.items()
             if k.startswith("val_") or k in SAMPLE_METRICS or k in ("synthetic_count", "filter_kept_fraction")}
@@ -247,7 +247,7 @@ class SearchCallback(Callback):
 
 def _trial_name(trial: Any) -> str:
     try:
-        return run_name(recipe_from_config(trial.config).to_dict())
+        return run_name(recipe_from_config(trial.config))
     except Exception:  # a config the recipe rejects: the trial failed for that; name it by its id
         return f"trial {trial.trial_id}"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from mlflow import MlflowClient
 
-from ganmix.search.metrics import REGISTRY, canonical_metric, internal_name, logged_name
+from ganmix.models.metrics import REGISTRY, canonical_metric, internal_name, logged_name
 from ganmix.search.spec import SearchSpec
 from ganmix.tracking import runs
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from mlflow.entities import Metric, RunTag
 
-from ganmix.search.metrics import logged_name, metric_info, test_counterpart
+from ganmix.models.metrics import logged_name, metric_info, test_counterpart
 from ganmix.tracking.query import TrialSummary, is_real_only, rank, trial_summaries, tuned_baseline
 from ganmix.tracking.store import client, retry
 

@@ -8,7 +8,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from ganmix.search.metrics import logged_name, test_counterpart
+from ganmix.models.metrics import logged_name, test_counterpart
 from ganmix.tracking.describe import lift_metric, rank_label
 from ganmix.tracking.query import rank
 from ganmix.tracking.query import TrialSummary

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 
-from ganmix.search.metrics import internal_name, logged_name
+from ganmix.models.metrics import internal_name, logged_name
 from ganmix.tracking.store import TrackingError, client, retry
 
 log = logging.getLogger(__name__)
@@ -151,6 +151,25 @@ def read_metrics(run: Any) -> dict[str, float]:
 def metric_history(uri: str, run_id: str, name: str) -> list[Any]:
     """Every logged value of metric `name` (ganmix's own name) of one run."""
     return list(retry(client(uri).get_metric_history, run_id, logged_name(name)))
+
+
+def get_run(uri: str, run_id: str) -> Any:
+    return retry(client(uri).get_run, run_id)
+
+
+def download_artifact(uri: str, run_id: str, artifact_path: str, folder: str) -> Path:
+    """One artifact of a run, downloaded into `folder`; returns its local path."""
+    return Path(retry(client(uri).download_artifacts, run_id, artifact_path, folder))
+
+
+def reopen_run(uri: str, run_id: str) -> RunLogger:
+    """A closed run running again (a resumed search's parent): RUNNING, its old error tag gone."""
+    mlflow_client = client(uri)
+    run = retry(mlflow_client.get_run, run_id)
+    retry(mlflow_client.update_run, run_id, status="RUNNING")
+    if ERROR in run.data.tags:  # e.g. "interrupted; continue it with --resume": no longer true
+        retry(mlflow_client.delete_tag, run_id, ERROR)
+    return RunLogger(uri, run_id)
 
 
 def start_run(
