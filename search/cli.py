@@ -203,7 +203,8 @@ def cmd_confirm(args: argparse.Namespace) -> int:
     preflight.check_store_flags(args)
     preflight.check_address(args.address)
     from ganmix.search.confirm import ConfirmError
-    from ganmix.search.runner import DATA_DIR, load_search_data
+    from ganmix.search.runner import load_search_data
+    from ganmix.tracking.runs import DATA_DIR
     from ganmix.tracking import query, store
 
     uri = store.resolve_tracking_uri(args.tracking_uri, args.results_dir)

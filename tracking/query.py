@@ -104,7 +104,8 @@ def rank(summaries: list[TrialSummary], metric: str) -> list[TrialSummary]:
     """Completed, feasible, finished trials with a finite `metric`, best first by the metric's own direction."""
     candidates = [s for s in summaries
                   if s.completed and s.feasible and s.status == "FINISHED" and _finite(s.metrics.get(metric))]
-    return sorted(candidates, key=lambda s: s.metrics[metric], reverse=metric_info(metric).mode == "max")
+    info = metric_info(metric)
+    return sorted(candidates, key=lambda s: info.sort_key(s.metrics[metric]))
 
 
 def pick_best(summaries: list[TrialSummary], metric: str, *, uri: str) -> TrialSummary | None:

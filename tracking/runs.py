@@ -29,6 +29,11 @@ RETRYABLE = "ganmix.retryable"
 FEASIBLE = "ganmix.feasible"  # false when a trial breaks a sample-metric constraint
 DEVICE = "ganmix.device"  # on a trial run: where it trained, "cpu" or "cuda"
 STOPPED_BY = "ganmix.stopped_by"  # on a search's parent run: "time_budget" when --time-budget ended it
+# On a search's parent run: the best trial so far and its value (kept current), the best run when it ended.
+BEST_TRIAL, BEST_VALUE, BEST_RUN_ID = "ganmix.best_trial", "ganmix.best_value", "ganmix.best_run_id"
+NODE, TUNE_TRIAL = "ganmix.node", "ganmix.tune_trial"  # on a trial run: the Ray node it ran on, Tune's trial name
+DATA_DIR = "ganmix.data_dir"  # on a search's parent run: the --data-dir it read (`ganmix confirm` reads the same)
+NOTE = "mlflow.note.content"  # a run's or an experiment's description in the MLflow UI
 
 
 class RunLogger:
