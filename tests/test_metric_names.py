@@ -75,7 +75,8 @@ def test_best_so_far_follows_each_metrics_direction_over_latest_values():
     auc = BestSoFar("val_auc")
     assert auc.update("a", 0.8) and auc.update("b", 0.9) and (auc.key, auc.value) == ("b", 0.9)
     assert not auc.update("c", 0.9)  # a tie keeps the first
-X
+    assert auc.update("b", 0.7) and (auc.key, auc.value) == ("c", 0.9)  # b's latest value fell: c leads
+    assert auc.update("c", 0.5) and (auc.key, auc.value) == ("a", 0.8)
     assert not auc.update("d", float("nan")) and "d" not in auc.latest
     loss = BestSoFar("val_loss")
     loss.update("a", 0.3)
