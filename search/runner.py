@@ -97,7 +97,7 @@ def run_search(spec: SearchSpec, options: RunOptions, *, dataset: ImageDataset |
         if not options.resume:  # the parent's Dataset column: the real splits the search ran on
             parent.log_datasets(split_arrays(dataset), name=dataset.name)
         share_view(uri, experiment_id, metric=spec.metric)
-        describer = SearchDescriber(uri, experiment_id, parent.run_id, spec.metric, dataset.name, name)
+        describer = SearchDescriber(parent, experiment_id, spec.metric, dataset.name, name)
         progress = SearchProgress(spec.trials, spec.metric, quiet=options.quiet)
         tuner, callback, study = _build_tuner(spec, options, dataset, parent, uri=uri, experiment_id=experiment_id,
                                               name=name, storage=storage, cache_dir=cache_dir, reference=payload,
@@ -213,16 +213,19 @@ def _fit(tuner: Any, callback: SearchCallback, spec: SearchSpec, options: RunOpt
         raise
     finally:
         progress.close()
-        best = _finish_parent(parent, uri, experiment_id, spec, status=status, error=error, step=callback.results)
-        summaries = describer.refresh(done=True)
+        try:  # the final description, table and plots, through the parent's logger before it closes
+            summaries = describer.refresh(done=True)
+            if status == "FINISHED":
+                log_trials_table(parent, summaries, spec.metric)
+                if study is None and options.resume:  # the restored searcher's study, saved with the experiment
+                    study = _saved_study(f"{_storage_path(options).rstrip('/')}/{name}")
+                if study is not None:
+                    log_study_figures(parent, study)
+        finally:
+            best = _finish_parent(parent, uri, experiment_id, spec, status=status, error=error,
+                                  step=callback.results)
         if status == "FINISHED":
-            log_trials_table(uri, parent.run_id, summaries, spec.metric)
-            if study is None and options.resume:  # the restored searcher's study, saved with the experiment
-                study = _saved_study(f"{_storage_path(options).rstrip('/')}/{name}")
-            if study is not None:
-                log_study_figures(uri, parent.run_id, study)
-            progress.summary(*result_rows(summaries, spec.metric),
-                             test_metric=test_counterpart(spec.metric))
+            progress.summary(*result_rows(summaries, spec.metric), test_metric=test_counterpart(spec.metric))
     failed = runs.child_runs(uri, experiment_id, parent.run_id, extra_filter="attributes.status = 'FAILED'")
     first_error = next((r.data.tags[runs.ERROR] for r in failed if runs.ERROR in r.data.tags), None)
     return SearchOutcome(name=name, tracking_uri=uri, experiment_id=experiment_id, parent_run_id=parent.run_id,
