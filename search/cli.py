@@ -13,6 +13,9 @@ from ganmix.search.cli_results import cmd_best, cmd_train, cmd_ui, no_store
 from ganmix.models.metrics import SEARCHABLE, canonical_metric
 
 DEMO_SPEC = "demo.yaml"  # packaged with ganmix.search: the offline demo on digits
+# `ganmix confirm`'s defaults (and `search --confirm`'s): recipes re-run and seeds per recipe. Their one home;
+# search/confirm.py takes both as arguments (it is too heavy to import for --help).
+CONFIRM_TOP, CONFIRM_SEEDS = 3, 5
 
 
 # Errors that mean bad input, by module: printed as one line, never as a traceback.
@@ -68,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="end the search after this many seconds of Tune time (running trials are stopped)")
     s.add_argument("--confirm", type=int, metavar="SEEDS", default=0,
                    help="when the search ends, confirm its best recipes over SEEDS seeds (see `ganmix confirm`)")
-    s.add_argument("--confirm-top", type=int, default=3, metavar="K", help="recipes to confirm with --confirm")
+    s.add_argument("--confirm-top", type=int, default=CONFIRM_TOP, metavar="K",
+                   help=f"recipes to confirm with --confirm (default {CONFIRM_TOP})")
     s.add_argument("--quiet", action="store_true", help="no progress output")
     s.add_argument("--verbose", action="store_true", help="also show Ray's, Optuna's and MLflow's own output")
 
@@ -77,8 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     which = c.add_mutually_exclusive_group()
     which.add_argument("--name", help="the search to confirm")
     which.add_argument("--dataset", help="confirm the latest search of this data set")
-    c.add_argument("--top", type=int, default=3, metavar="K", help="top K recipes by validation (default 3)")
-    c.add_argument("--seeds", type=int, default=5, metavar="N", help="seeds per recipe (default 5)")
+    c.add_argument("--top", type=int, default=CONFIRM_TOP, metavar="K",
+                   help=f"top K recipes by validation (default {CONFIRM_TOP})")
+    c.add_argument("--seeds", type=int, default=CONFIRM_SEEDS, metavar="N",
+                   help=f"seeds per recipe (default {CONFIRM_SEEDS})")
     c.add_argument("--data-dir", type=Path, help="where the data set is (default: the search's --data-dir)")
     c.add_argument("--address", help="Ray address; 'auto' joins a running cluster")
     c.add_argument("--quiet", action="store_true")

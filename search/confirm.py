@@ -25,7 +25,6 @@ from ganmix.tracking import query
 from ganmix.tracking.naming import run_name
 from ganmix.tracking.store import TrackingError
 
-DEFAULT_TOP, DEFAULT_SEEDS = 3, 5
 REPORTED = ("test_auc", "test_acc", "test_balanced_acc", "test_macro_f1", "test_loss")
 # Below this many seeds a two-sided Wilcoxon signed-rank test cannot reach p < 0.05.
 MIN_SEEDS_FOR_SIGNIFICANCE = 6
@@ -91,7 +90,7 @@ def choose_arms(uri: str, summaries: list[query.TrialSummary], metric: str, top:
 
 
 def confirm(*, uri: str, experiment_id: str, parent_run_id: str, search_name: str, spec: SearchSpec,
-            dataset: ImageDataset, top: int = DEFAULT_TOP, seeds: int = DEFAULT_SEEDS, cache_dir: Path,
+            dataset: ImageDataset, top: int, seeds: int, cache_dir: Path,
             address: str | None = None, quiet: bool = False) -> Confirmation:
     if seeds < 1 or top < 1:
         raise ConfirmError(f"--seeds and --top must be >= 1, got seeds={seeds}, top={top}")
