@@ -11,9 +11,11 @@ from typing import Any
 
 import yaml
 
+# `generator: none` (NO_GENERATOR) is a real-only recipe: no generator is trained and nothing synthetic is
+# mixed in. It lives below search/ because tracking/ reads it back from a run's params.
+from ganmix.models.choices import NO_GENERATOR
+
 ALLOCATIONS = ("proportional", "balance")
-# `generator: none` is a real-only recipe: no generator is trained and nothing synthetic is mixed in.
-NO_GENERATOR = "none"
 # Fields that only mean something when a generator is trained: a real-only recipe logs none of them as
 # MLflow params, and the search space draws none of them (nor the ratio) for a real-only trial.
 GENERATOR_FIELDS = ("gan_epochs", "latent_dim", "generator_options", "allocation", "filter_threshold", "generator_seed")
@@ -78,13 +80,13 @@ class Recipe:
 
     @property
     def real_only(self) -> bool:
-        return self.generator == NO_GENERATOR or self.synthetic_ratio == 0
+        return is_real_only(self.generator, self.synthetic_ratio)
 
     def _validate(self) -> None:
         from ganmix.models.classifiers import list_classifiers
         from ganmix.models.choices import AUGMENTATIONS, CLASS_WEIGHTS, LR_SCHEDULES
         from ganmix.models.generator import GeneratorError, list_generators, make_generator_config
-        from ganmix.search.metrics import SELECTABLE
+        from ganmix.models.metrics import SELECTABLE
 
         _check(isinstance(self.dataset, str) and self.dataset != "", "dataset", self.dataset, "a non-empty name")
         if self.image_size is not None:
@@ -200,6 +202,12 @@ class Recipe:
     def with_seed(self, seed: int) -> Recipe:
         """The same recipe with another generator and classifier seed (the data stay the same)."""
         return self.replace(generator_seed=seed, classifier_seed=seed)
+
+
+def is_real_only(generator: str | None, synthetic_ratio: float | None = None) -> bool:
+    """The one test of real-only: generator "none", or a synthetic ratio of 0. The search space and the
+    searcher ask it of a drawn generator before (or without) its ratio; `Recipe.real_only` asks it of both."""
+    return generator == NO_GENERATOR or synthetic_ratio == 0
 
 
 def _check(ok: bool, name: str, value: Any, expected: str) -> None:
