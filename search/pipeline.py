@@ -184,7 +184,8 @@ def _log_checkpoint(model: Any, logger: Sink) -> None:
 def classifier_settings(recipe: Recipe) -> TrainSettings:
     """The trainer's settings, read from the recipe (one place)."""
     return TrainSettings(
-        epochs=recipe.classifier_epochs, lr=recipe.classifier_lr, batch_size=recipe.batch_size,
+        epochs=recipe.classifier_epochs, min_steps=recipe.classifier_min_steps, lr=recipe.classifier_lr,
+        batch_size=recipe.batch_size,
         weight_decay=recipe.weight_decay, lr_schedule=recipe.lr_schedule, augment=recipe.augment,
         class_weight=recipe.class_weight, seed=recipe.classifier_seed, select_metric=recipe.select_metric,
     )

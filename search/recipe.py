@@ -22,9 +22,11 @@ GENERATOR_FIELDS = ("gan_epochs", "latent_dim", "generator_options", "allocation
 GAN_FIELDS = (*GENERATOR_FIELDS, "synthetic_ratio")
 # What a real-only recipe sets instead of drawing the GAN fields (the search space and its pre-flight check).
 REAL_ONLY = {"synthetic_ratio": 0.0, "generator_options": {}}
-RECIPE_FORMAT = "ganmix.recipe/2"
+RECIPE_FORMAT = "ganmix.recipe/3"
 # Format 1 had one `seed` for everything; it still loads, as data, generator and classifier seed alike.
-_OLD_FORMATS = ("ganmix.recipe/1",)
+# Formats 1 and 2 had no step floor: they load with classifier_min_steps 0, so an exported recipe re-runs
+# exactly as it ran.
+_OLD_FORMATS = ("ganmix.recipe/1", "ganmix.recipe/2")
 
 
 class RecipeError(ValueError):
@@ -50,10 +52,12 @@ class Recipe:
     filter_threshold: float = 0.0
     generator_seed: int = 0
     # Classifier. The budget is counted in epochs of the real train split: synthetic images replace real
-    # ones in the batches rather than adding optimizer steps (see models/classify.py).
+    # ones in the batches rather than adding optimizer steps (see models/classify.py). A small split also
+    # gets at least `classifier_min_steps` optimizer steps: each epoch then makes several passes over it.
     classifier: str = "small_cnn"
     classifier_lr: float = 1e-3
     classifier_epochs: int = 30
+    classifier_min_steps: int = 400
     batch_size: int = 128
     weight_decay: float = 1e-4
     lr_schedule: str = "onecycle"
@@ -114,6 +118,7 @@ class Recipe:
         _check(self.classifier in list_classifiers(), "classifier", self.classifier, f"one of {list_classifiers()}")
         _check_float(self, "classifier_lr", low=1e-8, high=10.0)
         _check_int(self, "classifier_epochs", low=1, high=100_000)
+        _check_int(self, "classifier_min_steps", low=0, high=10_000_000)
         _check_int(self, "batch_size", low=2, high=1_000_000)
         _check_float(self, "weight_decay", low=0.0, high=1.0)
         _check(self.lr_schedule in LR_SCHEDULES, "lr_schedule", self.lr_schedule, f"one of {list(LR_SCHEDULES)}")
@@ -139,6 +144,8 @@ class Recipe:
         if fmt in _OLD_FORMATS and "seed" in data:
             seed = data.pop("seed")
             data = {"data_seed": seed, "generator_seed": seed, "classifier_seed": seed, **data}
+        if fmt in _OLD_FORMATS:
+            data.setdefault("classifier_min_steps", 0)
         elif fmt != RECIPE_FORMAT and fmt not in _OLD_FORMATS:
             raise RecipeError(f"{source}: format {fmt!r} is not supported; expected {RECIPE_FORMAT!r}")
         known = {f.name for f in dataclasses.fields(cls)}

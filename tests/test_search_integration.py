@@ -35,7 +35,7 @@ SPEC = {
         "allocation": {"type": "categorical", "choices": ["proportional", "balance"]},
     },
     "generator_space": {"wgan_gp": {"n_critic": {"type": "int", "low": 1, "high": 2}}},
-    "fixed": {"classifier_epochs": CLASSIFIER_EPOCHS, "latent_dim": 16},
+    "fixed": {"classifier_epochs": CLASSIFIER_EPOCHS, "classifier_min_steps": 0, "latent_dim": 16},
     # A sample metric as a constraint: TPE and `ganmix best` then prefer trials that satisfy it.
     "constraints": {"near_copy_fraction": {"max": 0.5}},
 }
