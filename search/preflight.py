@@ -242,8 +242,8 @@ def check_data_flags(args: argparse.Namespace) -> None:
         except ImageSizeError as exc:
             raise PreflightError(str(exc)) from None
     # --seed becomes every seed of a trial (SearchSpec.base_recipe); the Recipe judges it as data_seed.
-    for field, recipe_field in (("size", "size"), ("train_per_class", "train_per_class"), ("seed", "data_seed")):
-        value = getattr(args, field, None)
+    for field, recipe_field in (("train_per_class", "train_per_class"), ("seed", "data_seed")):
+        value = getattr(args, field)
         if value is None:
             continue
         try:
