@@ -49,7 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dry-run", action="store_true", help="print the resolved search spec and exit")
     s.add_argument("--dataset", help="digits | a MedMNIST flag (breastmnist, pneumoniamnist, ...) | folder:/path")
     s.add_argument("--data-dir", type=Path, help="folder holding <flag>.npz (default ~/.ganmix/data)")
-    s.add_argument("--image-size", type=int, help="resize images to this many pixels (folders default to 64)")
+    s.add_argument("--size", type=int, help="MedMNIST+ file to read: 28 (<flag>.npz, the default), 64, 128 or 224 "
+                                           "(<flag>_<size>.npz, downloaded when missing)")
+    s.add_argument("--image-size", type=int, help="resize images to this many pixels, 8..256 (generators take up to "
+                                                  "128; folders default to 64)")
     s.add_argument("--train-per-class", type=int, help="keep at most N train images per class")
     s.add_argument("--class-fraction", action="append", metavar="CLASS=F",
                    help="keep a fraction F of one class in train (repeatable)")
@@ -124,7 +127,7 @@ def resolve_spec_and_given(args: argparse.Namespace) -> tuple[Any, set[str]]:
 
     overrides: dict[str, Any] = {
         key: getattr(args, key)
-        for key in ("dataset", "image_size", "train_per_class", "trials", "max_concurrent", "cpus_per_trial",
+        for key in ("dataset", "size", "image_size", "train_per_class", "trials", "max_concurrent", "cpus_per_trial",
                     "gpus_per_trial", "metric", "seed", "name")
         if getattr(args, key) is not None
     }

@@ -48,7 +48,8 @@ class SyntheticSet:
 def load_recipe_data(recipe: Recipe, data_dir: Path | None) -> ImageDataset:
     """The data a recipe trains on: its data set, with its scarcity drawn by its `data_seed`. A search and
     `ganmix train` both load through here, so a re-run sees the trial's exact train subset."""
-    dataset = load_dataset(recipe.dataset, data_dir=data_dir, image_size=recipe.image_size, seed=recipe.data_seed)
+    dataset = load_dataset(recipe.dataset, data_dir=data_dir, size=recipe.size, image_size=recipe.image_size,
+                           seed=recipe.data_seed)
     if recipe.train_per_class or recipe.class_fraction:
         dataset = apply_scarcity(dataset, train_per_class=recipe.train_per_class,
                                  class_fraction=dict(recipe.class_fraction) or None, seed=recipe.data_seed)

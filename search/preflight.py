@@ -234,9 +234,15 @@ def check_data_flags(args: argparse.Namespace) -> None:
     """The recipe-level data flags, labelled as flags (not as `fixed:` spec fields)."""
     from ganmix.search.recipe import Recipe, RecipeError
 
+    from ganmix.models.sizes import ImageSizeError, check_image_size
+
+    if args.image_size is not None:  # its range here; against the spec's families in the spec's Recipe
+        try:
+            check_image_size(args.image_size, label=_flag("image_size"))
+        except ImageSizeError as exc:
+            raise PreflightError(str(exc)) from None
     # --seed becomes every seed of a trial (SearchSpec.base_recipe); the Recipe judges it as data_seed.
-    for field, recipe_field in (("image_size", "image_size"), ("train_per_class", "train_per_class"),
-                                ("seed", "data_seed")):
+    for field, recipe_field in (("train_per_class", "train_per_class"), ("seed", "data_seed")):
         value = getattr(args, field)
         if value is None:
             continue
@@ -244,24 +250,12 @@ def check_data_flags(args: argparse.Namespace) -> None:
             Recipe(**{recipe_field: value})
         except RecipeError as exc:
             raise PreflightError(f"{_flag(field)}: {str(exc).replace(recipe_field, field)}") from None
-        if field == "image_size":
-            check_image_size(value, _flag(field))
-
-
-def check_image_size(size: int | None, label: str = "image_size") -> None:
-    """Generators support fewer sizes than classifiers; a search trains generators, so it is held to theirs."""
-    from ganmix.models.generator import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
-
-    if size is not None and not MIN_IMAGE_SIZE <= size <= MAX_IMAGE_SIZE:
-        raise PreflightError(f"{label} must be an integer in [{MIN_IMAGE_SIZE}, {MAX_IMAGE_SIZE}] (the sizes the "
-                             f"generators support), got {size!r}")
 
 
 def check_spec(spec: SearchSpec, *, sample_metrics: bool = True) -> None:
     """Everything in the spec that a trial would otherwise find out only at run time."""
     if spec.name is not None:
         check_name(spec.name)
-    check_image_size(spec.image_size)
     from ganmix.search.recipe import GAN_FIELDS, REAL_ONLY, is_real_only
 
     base = spec.base_recipe()

@@ -37,7 +37,8 @@ class RecipeError(ValueError):
 class Recipe:
     # Data: which data set, and the scarcity applied to its train split (val/test never change).
     dataset: str = "digits"
-    image_size: int | None = None
+    size: int | None = None  # MedMNIST+ file to read (28, 64, 128, 224 px); None: the 28 px file
+    image_size: int | None = None  # resize to this; None: the file's size (8 digits, `size` MedMNIST, 64 folders)
     train_per_class: int | None = None
     class_fraction: tuple[tuple[str, float], ...] = ()
     data_seed: int = 0  # seeds the scarcity subsample (and an image folder's split): `ganmix train` sees the same data
@@ -89,8 +90,7 @@ class Recipe:
         from ganmix.models.metrics import SELECTABLE
 
         _check(isinstance(self.dataset, str) and self.dataset != "", "dataset", self.dataset, "a non-empty name")
-        if self.image_size is not None:
-            _check_int(self, "image_size", low=8, high=256)
+        self._validate_sizes()
         if self.train_per_class is not None:
             _check_int(self, "train_per_class", low=1)
         for cls, frac in self.class_fraction:
@@ -127,6 +127,30 @@ class Recipe:
         _check(self.select_metric in SELECTABLE, "select_metric", self.select_metric, f"one of {SELECTABLE}")
         for name in ("data_seed", "generator_seed", "classifier_seed"):
             _check_int(self, name, low=0)
+
+    def _validate_sizes(self) -> None:
+        """`size` names a MedMNIST+ file; the size the models will see (image_size, else the file's own
+        size) is judged by models/sizes.py against this recipe's generator and the classifiers."""
+        from ganmix.datasets import MEDMNIST_SIZES, DatasetError, native_image_size
+        from ganmix.models.sizes import ImageSizeError, check_image_size
+
+        if self.size is not None:
+            _check(self.size in MEDMNIST_SIZES and not isinstance(self.size, bool), "size", self.size,
+                   f"one of {list(MEDMNIST_SIZES)} (a MedMNIST+ file)")
+        if self.image_size is not None:
+            size, label, hint = self.image_size, "image_size", ""
+        else:
+            try:
+                size = native_image_size(self.dataset, size=self.size)
+            except DatasetError as exc:
+                if self.size is not None:  # a size with digits or a folder
+                    raise RecipeError(str(exc)) from None
+                return  # an unknown name is the loader's to report, with the names it knows
+            label, hint = f"{self.dataset}'s own size", "; set image_size to resize it"
+        try:
+            check_image_size(size, generators=[self.generator], label=label)
+        except ImageSizeError as exc:
+            raise RecipeError(f"{exc}{hint}") from None
 
     # --- round trips -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
