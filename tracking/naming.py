@@ -43,6 +43,14 @@ def _augment(recipe: Mapping[str, Any]) -> str:
     return str(augment)
 
 
+def _latent_dim(recipe: Mapping[str, Any]) -> Any:
+    """A latent family's code size: a generator option now, a recipe field before recipe format 3."""
+    options = recipe.get("generator_options")
+    if isinstance(options, Mapping) and "latent_dim" in options:
+        return options["latent_dim"]
+    return recipe.get("latent_dim")
+
+
 def run_name(recipe: Mapping[str, Any], *, baseline: bool = False) -> str:
     """`baseline`, `real-only lr=3e-4 flip`, `acgan r=1.86 e=37 z=16`: what a trial is, at a glance."""
     if baseline or recipe.get("baseline"):
@@ -51,7 +59,10 @@ def run_name(recipe: Mapping[str, Any], *, baseline: bool = False) -> str:
         parts = ["real-only", f"lr={short_number(recipe.get('classifier_lr'))}"]
     else:
         parts = [str(recipe["generator"]), f"r={short_number(recipe.get('synthetic_ratio'))}",
-                 f"e={short_number(recipe.get('gan_epochs'))}", f"z={short_number(recipe.get('latent_dim'))}"]
+                 f"e={short_number(recipe.get('generator_epochs', recipe.get('gan_epochs')))}"]
+        latent = _latent_dim(recipe)
+        if latent is not None:
+            parts.append(f"z={short_number(latent)}")
         if recipe.get("allocation") == "balance":
             parts.append("bal")
     augment = _augment(recipe)
