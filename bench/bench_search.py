@@ -79,6 +79,7 @@ space:
 fixed:
   classifier: small_cnn
   classifier_epochs: 3
+  classifier_min_steps: 0   # infrastructure figures, not answers: no step floor
 """
 
 # (d) generator reuse: one family and latent size, so trials share generator-cache keys and differ in generator_epochs.
@@ -94,6 +95,7 @@ fixed:
   generator_options: {{latent_dim: 32}}
   classifier: small_cnn
   classifier_epochs: 2
+  classifier_min_steps: 0
 """
 
 # ray.init exactly as ganmix.search.runner.run_search calls it (address from RAY_ADDRESS, i.e. local).

@@ -8,12 +8,22 @@ decoder is the shared ConvGenerator. Pixels are modelled as Bernoulli on [0, 1]:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ganmix.models._gan_blocks import LABEL_EMBED_DIM, LATENT_SPACE, TINY_OPTIONS, ConvGenerator, adam, conv_trunk, update
+from ganmix.models._gan_blocks import (
+    CONV_SIZE_RULE,
+    LABEL_EMBED_DIM,
+    LATENT_SPACE,
+    TINY_OPTIONS,
+    ConvGenerator,
+    adam,
+    conv_trunk,
+    update,
+)
 from ganmix.models.generator import GeneratorConfig, LatentGenerator, check_float, check_int, register_generator
 
 
@@ -23,6 +33,7 @@ class CVAEConfig(GeneratorConfig):
     latent_dim: int = 64
     kl_weight: float = 1.0  # beta of a beta-VAE: 1.0 is the plain ELBO
     width: int = 32  # channels of the widest-resolution conv layer; deeper layers double it
+    size_rule: ClassVar[str] = CONV_SIZE_RULE
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -29,9 +29,9 @@ from torch import Tensor, nn
 
 from ganmix.models._images import to_uint8, to_unit
 from ganmix.models._registry import Registry, UnknownModelError
+from ganmix.models.sizes import MIN_IMAGE_SIZE
 
 CHECKPOINT_FORMAT = "ganmix.generator/1"
-MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 64
 # How a family module is recognised without importing every module of the package (classify, quality, ...):
 # a line that is exactly the decorator.
 _FAMILY_MARK = re.compile(r"^@register_generator$", re.MULTILINE)
@@ -74,9 +74,23 @@ class GeneratorConfig:
     num_classes: int
     batch_size: int = 64
     lr: float = 2e-4
+    # The family's image sizes: MIN_IMAGE_SIZE..max_image_size, and the rule its depth follows (its
+    # error message states it; models/sizes.py asks it before any work).
+    max_image_size: ClassVar[int] = 128
+    size_rule: ClassVar[str] = "any size in range"
+
+    @classmethod
+    def size_problem(cls, size: int) -> str | None:
+        """None when the family takes `size` px images, else what it takes."""
+        if MIN_IMAGE_SIZE <= size <= cls.max_image_size:
+            return None
+        return f"it takes {MIN_IMAGE_SIZE}..{cls.max_image_size} px ({cls.size_rule})"
 
     def __post_init__(self) -> None:
-        check_int("image_size", self.image_size, low=MIN_IMAGE_SIZE, high=MAX_IMAGE_SIZE)
+        size = self.image_size
+        if not isinstance(size, int) or isinstance(size, bool) or self.size_problem(size):
+            raise GeneratorError(f"image_size must be an int in {MIN_IMAGE_SIZE}..{self.max_image_size} "
+                                 f"({self.size_rule}), got {size!r}")
         if self.channels not in (1, 3) or isinstance(self.channels, bool):
             raise GeneratorError(f"channels must be 1 or 3, got {self.channels!r}")
         check_int("num_classes", self.num_classes, low=2)

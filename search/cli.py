@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ganmix.search.cli_results import cmd_best, cmd_train, cmd_ui, no_store
-from ganmix.search.metrics import SEARCHABLE, canonical_metric
+from ganmix.models.metrics import SEARCHABLE, canonical_metric
 
 DEMO_SPEC = "demo.yaml"  # packaged with ganmix.search: the offline demo on digits
 
@@ -20,7 +20,7 @@ _USER_ERRORS = {
     "ganmix.datasets._types": "DatasetError", "ganmix.models._registry": "UnknownModelError",
     "ganmix.models.generator": "GeneratorError", "ganmix.search.recipe": "RecipeError",
     "ganmix.search.space": "SpaceError", "ganmix.tracking.store": "TrackingError",
-    "ganmix.search.preflight": "PreflightError", "ganmix.search.metrics": "MetricError",
+    "ganmix.search.preflight": "PreflightError", "ganmix.models.metrics": "MetricError",
 }
 
 
@@ -46,7 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dry-run", action="store_true", help="print the resolved search spec and exit")
     s.add_argument("--dataset", help="digits | a MedMNIST flag (breastmnist, pneumoniamnist, ...) | folder:/path")
     s.add_argument("--data-dir", type=Path, help="folder holding <flag>.npz (default ~/.ganmix/data)")
-    s.add_argument("--image-size", type=int, help="resize images to this many pixels (folders default to 64)")
+    s.add_argument("--size", type=int, help="MedMNIST+ file to read: 28 (<flag>.npz, the default), 64, 128 or 224 "
+                                           "(<flag>_<size>.npz, downloaded when missing)")
+    s.add_argument("--image-size", type=int, help="resize images to this many pixels, 8..256 (generators take up to "
+                                                  "128; folders default to 64)")
     s.add_argument("--train-per-class", type=int, help="keep at most N train images per class")
     s.add_argument("--class-fraction", action="append", metavar="CLASS=F",
                    help="keep a fraction F of one class in train (repeatable)")
@@ -118,7 +121,7 @@ def resolve_spec_and_given(args: argparse.Namespace) -> tuple[Any, set[str]]:
 
     overrides: dict[str, Any] = {
         key: getattr(args, key)
-        for key in ("dataset", "image_size", "train_per_class", "trials", "max_concurrent", "cpus_per_trial",
+        for key in ("dataset", "size", "image_size", "train_per_class", "trials", "max_concurrent", "cpus_per_trial",
                     "gpus_per_trial", "metric", "seed", "name")
         if getattr(args, key) is not None
     }
@@ -206,7 +209,8 @@ def cmd_confirm(args: argparse.Namespace) -> int:
     preflight.check_store_flags(args)
     preflight.check_address(args.address)
     from ganmix.search.confirm import ConfirmError
-    from ganmix.search.runner import DATA_DIR, load_search_data
+    from ganmix.search.runner import load_search_data
+    from ganmix.tracking.runs import DATA_DIR
     from ganmix.tracking import query, store
 
     uri = store.resolve_tracking_uri(args.tracking_uri, args.results_dir)
@@ -259,11 +263,10 @@ def _load_spec(uri: str, run_id: str, name: str) -> Any:
     import tempfile
 
     from ganmix.search.spec import SearchSpec
-    from ganmix.tracking import store
+    from ganmix.tracking.runs import download_artifact
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = store.client(uri).download_artifacts(run_id, "search_spec.yaml", tmp)
-        return SearchSpec.load(path, name=name)
+        return SearchSpec.load(download_artifact(uri, run_id, "search_spec.yaml", tmp), name=name)
 
 
 def _spec_of_search(args: argparse.Namespace) -> Any:

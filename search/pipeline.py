@@ -26,7 +26,6 @@ from ganmix.models.generator import make_generator_config, sample_images, save_g
 from ganmix.models.generator_cache import GeneratorCache, train_with_cache
 from ganmix.models.pictures import labelled_grid, labelled_pairs
 from ganmix.search.allocation import allocate, synthetic_total
-from ganmix.search.metrics import metric_mode
 from ganmix.search.recipe import Recipe
 from ganmix.search.sink import Sink, StepBuffer
 
@@ -53,7 +52,8 @@ def pick_device(prefer_gpu: bool = True) -> torch.device:
 def load_recipe_data(recipe: Recipe, data_dir: Path | None) -> ImageDataset:
     """The data a recipe trains on: its data set, with its scarcity drawn by its `data_seed`. A search and
     `ganmix train` both load through here, so a re-run sees the trial's exact train subset."""
-    dataset = load_dataset(recipe.dataset, data_dir=data_dir, image_size=recipe.image_size, seed=recipe.data_seed)
+    dataset = load_dataset(recipe.dataset, data_dir=data_dir, size=recipe.size, image_size=recipe.image_size,
+                           seed=recipe.data_seed)
     if recipe.train_per_class or recipe.class_fraction:
         dataset = apply_scarcity(dataset, train_per_class=recipe.train_per_class,
                                  class_fraction=dict(recipe.class_fraction) or None, seed=recipe.data_seed)
@@ -185,10 +185,10 @@ def _log_checkpoint(model: Any, logger: Sink) -> None:
 def classifier_settings(recipe: Recipe) -> TrainSettings:
     """The trainer's settings, read from the recipe (one place)."""
     return TrainSettings(
-        epochs=recipe.classifier_epochs, lr=recipe.classifier_lr, batch_size=recipe.batch_size,
+        epochs=recipe.classifier_epochs, min_steps=recipe.classifier_min_steps, lr=recipe.classifier_lr,
+        batch_size=recipe.batch_size,
         weight_decay=recipe.weight_decay, lr_schedule=recipe.lr_schedule, augment=recipe.augment,
         class_weight=recipe.class_weight, seed=recipe.classifier_seed, select_metric=recipe.select_metric,
-        select_mode=metric_mode(recipe.select_metric),
     )
 
 

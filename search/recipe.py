@@ -11,9 +11,11 @@ from typing import Any
 
 import yaml
 
+# `generator: none` (NO_GENERATOR) is a real-only recipe: no generator is trained and nothing synthetic is
+# mixed in. It lives below search/ because tracking/ reads it back from a run's params.
+from ganmix.models.choices import NO_GENERATOR
+
 ALLOCATIONS = ("proportional", "balance")
-# `generator: none` is a real-only recipe: no generator is trained and nothing synthetic is mixed in.
-NO_GENERATOR = "none"
 # Fields that only mean something when a generator is trained: a real-only recipe logs none of them as
 # MLflow params, and the search space draws none of them (nor the ratio) for a real-only trial.
 GENERATOR_FIELDS = ("generator_epochs", "generator_options", "allocation", "filter_threshold", "generator_seed")
@@ -23,7 +25,8 @@ REAL_ONLY = {"synthetic_ratio": 0.0, "generator_options": {}}
 RECIPE_FORMAT = "ganmix.recipe/3"
 # Older formats still load. Format 1 had one `seed` for everything: data, generator and classifier seed alike.
 # Formats 1 and 2 named the generator budget `gan_epochs` and had a `latent_dim` for every family: now a
-# generator option of the families that have a latent (dropped for the others).
+# generator option of the families that have a latent (dropped for the others). They had no step floor:
+# they load with classifier_min_steps 0, so an exported recipe re-runs exactly as it ran.
 _OLD_FORMATS = ("ganmix.recipe/1", "ganmix.recipe/2")
 RENAMED_FIELDS = {"gan_epochs": "generator_epochs"}
 
@@ -36,7 +39,8 @@ class RecipeError(ValueError):
 class Recipe:
     # Data: which data set, and the scarcity applied to its train split (val/test never change).
     dataset: str = "digits"
-    image_size: int | None = None
+    size: int | None = None  # MedMNIST+ file to read (28, 64, 128, 224 px); None: the 28 px file
+    image_size: int | None = None  # resize to this; None: the file's size (8 digits, `size` MedMNIST, 64 folders)
     train_per_class: int | None = None
     class_fraction: tuple[tuple[str, float], ...] = ()
     data_seed: int = 0  # seeds the scarcity subsample (and an image folder's split): `ganmix train` sees the same data
@@ -50,10 +54,12 @@ class Recipe:
     filter_threshold: float = 0.0
     generator_seed: int = 0
     # Classifier. The budget is counted in epochs of the real train split: synthetic images replace real
-    # ones in the batches rather than adding optimizer steps (see models/classify.py).
+    # ones in the batches rather than adding optimizer steps (see models/classify.py). A small split also
+    # gets at least `classifier_min_steps` optimizer steps: each epoch then makes several passes over it.
     classifier: str = "small_cnn"
     classifier_lr: float = 1e-3
     classifier_epochs: int = 30
+    classifier_min_steps: int = 400
     batch_size: int = 128
     weight_decay: float = 1e-4
     lr_schedule: str = "onecycle"
@@ -76,17 +82,16 @@ class Recipe:
 
     @property
     def real_only(self) -> bool:
-        return self.generator == NO_GENERATOR or self.synthetic_ratio == 0
+        return is_real_only(self.generator, self.synthetic_ratio)
 
     def _validate(self) -> None:
         from ganmix.models.classifiers import list_classifiers
         from ganmix.models.choices import AUGMENTATIONS, CLASS_WEIGHTS, LR_SCHEDULES
         from ganmix.models.generator import GeneratorError, list_generators, make_generator_config
-        from ganmix.search.metrics import SELECTABLE
+        from ganmix.models.metrics import SELECTABLE
 
         _check(isinstance(self.dataset, str) and self.dataset != "", "dataset", self.dataset, "a non-empty name")
-        if self.image_size is not None:
-            _check_int(self, "image_size", low=8, high=256)
+        self._validate_sizes()
         if self.train_per_class is not None:
             _check_int(self, "train_per_class", low=1)
         for cls, frac in self.class_fraction:
@@ -113,6 +118,7 @@ class Recipe:
         _check(self.classifier in list_classifiers(), "classifier", self.classifier, f"one of {list_classifiers()}")
         _check_float(self, "classifier_lr", low=1e-8, high=10.0)
         _check_int(self, "classifier_epochs", low=1, high=100_000)
+        _check_int(self, "classifier_min_steps", low=0, high=10_000_000)
         _check_int(self, "batch_size", low=2, high=1_000_000)
         _check_float(self, "weight_decay", low=0.0, high=1.0)
         _check(self.lr_schedule in LR_SCHEDULES, "lr_schedule", self.lr_schedule, f"one of {list(LR_SCHEDULES)}")
@@ -121,6 +127,30 @@ class Recipe:
         _check(self.select_metric in SELECTABLE, "select_metric", self.select_metric, f"one of {SELECTABLE}")
         for name in ("data_seed", "generator_seed", "classifier_seed"):
             _check_int(self, name, low=0)
+
+    def _validate_sizes(self) -> None:
+        """`size` names a MedMNIST+ file; the size the models will see (image_size, else the file's own
+        size) is judged by models/sizes.py against this recipe's generator and the classifiers."""
+        from ganmix.datasets import MEDMNIST_SIZES, DatasetError, native_image_size
+        from ganmix.models.sizes import ImageSizeError, check_image_size
+
+        if self.size is not None:
+            _check(self.size in MEDMNIST_SIZES and not isinstance(self.size, bool), "size", self.size,
+                   f"one of {list(MEDMNIST_SIZES)} (a MedMNIST+ file)")
+        if self.image_size is not None:
+            size, label, hint = self.image_size, "image_size", ""
+        else:
+            try:
+                size = native_image_size(self.dataset, size=self.size)
+            except DatasetError as exc:
+                if self.size is not None:  # a size with digits or a folder
+                    raise RecipeError(str(exc)) from None
+                return  # an unknown name is the loader's to report, with the names it knows
+            label, hint = f"{self.dataset}'s own size", "; set image_size to resize it"
+        try:
+            check_image_size(size, generators=[self.generator], label=label)
+        except ImageSizeError as exc:
+            raise RecipeError(f"{exc}{hint}") from None
 
     # --- round trips -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -203,11 +233,18 @@ def upgrade_fields(data: Mapping[str, Any]) -> dict[str, Any]:
     if "seed" in data:
         seed = data.pop("seed")
         data = {"data_seed": seed, "generator_seed": seed, "classifier_seed": seed, **data}
+    data.setdefault("classifier_min_steps", 0)
     if "latent_dim" in data:
         latent_dim, family = data.pop("latent_dim"), data.get("generator", Recipe.generator)
         if family in list_generators() and "latent_dim" in generator_options(family):
             data["generator_options"] = {"latent_dim": latent_dim, **dict(data.get("generator_options") or {})}
     return data
+
+
+def is_real_only(generator: str | None, synthetic_ratio: float | None = None) -> bool:
+    """The one test of real-only: generator "none", or a synthetic ratio of 0. The search space and the
+    searcher ask it of a drawn generator before (or without) its ratio; `Recipe.real_only` asks it of both."""
+    return generator == NO_GENERATOR or synthetic_ratio == 0
 
 
 def _check(ok: bool, name: str, value: Any, expected: str) -> None:

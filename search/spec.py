@@ -12,12 +12,12 @@ from typing import Any
 import yaml
 
 from ganmix.search.constraints import Bound, parse_constraints
-from ganmix.search.metrics import SEARCHABLE, canonical_metric, metric_mode, selection_metric
+from ganmix.models.metrics import SEARCHABLE, canonical_metric, metric_mode, selection_metric
 from ganmix.search.recipe import Recipe, RecipeError
 from ganmix.search.space import Dim, SpaceError, dim_to_yaml, parse_dim
 
 SPEC_FORMAT = "ganmix.search/1"
-DATA_FIELDS = ("dataset", "image_size", "train_per_class", "class_fraction")
+DATA_FIELDS = ("dataset", "size", "image_size", "train_per_class", "class_fraction")
 # Every seed of a trial comes from the spec's `seed` (one source); confirmation varies the last two.
 SEED_FIELDS = ("data_seed", "generator_seed", "classifier_seed")
 
@@ -125,6 +125,7 @@ def check_budget(name: str, value: Any, *, label: str | None = None) -> None:
 class SearchSpec:
     name: str | None = None
     dataset: str = "digits"
+    size: int | None = None  # the MedMNIST+ file (28, 64, 128, 224 px); see Recipe
     image_size: int | None = None
     train_per_class: int | None = None
     class_fraction: dict[str, float] = field(default_factory=dict)
@@ -182,6 +183,10 @@ class SearchSpec:
         try:
             return Recipe(**data, **{**derived, **self.fixed})
         except RecipeError as exc:
+            try:  # which part is wrong: the data settings alone, or the fixed fields?
+                Recipe(**data, **derived)
+            except RecipeError:
+                raise SpaceError(str(exc)) from None
             raise SpaceError(f"fixed: {exc}") from None
 
     def baseline_recipe(self) -> Recipe:

@@ -40,11 +40,25 @@ def test_classifier_returns_logits_per_class(name: str, channels: int, size: int
     assert torch.isfinite(logits).all()
 
 
+@pytest.mark.parametrize(("size", "first_stage"), [(64, 64), (100, 50), (128, 64), (129, 33), (256, 64)])
+def test_large_images_reach_the_first_stage_at_64_px_at_most(size: int, first_stage: int) -> None:
+    """Up to 64 px the first stage sees every pixel; above, a strided stem (1..256 px all classify)."""
+    seen: dict[str, int] = {}
+    for name, stage in (("small_cnn", lambda m: m.body[1]), ("resnet18", lambda m: m.layer1)):
+        model = create_classifier(name, in_channels=3, num_classes=2, image_size=size).eval()
+        stage(model).register_forward_hook(lambda _m, _i, out, name=name: seen.__setitem__(name, out.shape[-1]))
+        with torch.no_grad():
+            assert model(torch.randn(1, 3, size, size)).shape == (1, 2)
+    assert seen == {"small_cnn": first_stage, "resnet18": first_stage}
+
+
 def test_bad_classifier_arguments_are_reported() -> None:
     with pytest.raises(UnknownModelError, match="'vit'.*resnet18"):
         create_classifier("vit", in_channels=1, num_classes=2, image_size=28)
-    with pytest.raises(ClassifierConfigError, match="image_size must be >= 8 px, got 4"):
+    with pytest.raises(ClassifierConfigError, match=r"image_size must be in 8\.\.256 px, got 4"):
         create_classifier("small_cnn", in_channels=1, num_classes=2, image_size=4)
+    with pytest.raises(ClassifierConfigError, match=r"image_size must be in 8\.\.256 px, got 300"):
+        create_classifier("resnet18", in_channels=1, num_classes=2, image_size=300)
     with pytest.raises(ClassifierConfigError, match="num_classes must be >= 2, got 1"):
         create_classifier("resnet18", in_channels=1, num_classes=1, image_size=28)
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from ganmix.models._gan_blocks import ConvGenerator, conv_trunk
+from ganmix.models._gan_blocks import CONV_SIZE_RULE, ConvGenerator, conv_trunk, stage_width
 from ganmix.models._images import to_unit
 from ganmix.models._registry import UnknownModelError
 from ganmix.models.diffaugment import diff_augment
@@ -100,6 +100,29 @@ def test_train_step_and_sampling(name: str, channels: int, image_size: int) -> N
 
 
 @pytest.mark.parametrize("name", FAMILIES)
+def test_every_family_trains_and_samples_at_128_px(name: str) -> None:
+    """The largest generator size, tiny options: a training step, then seeded samples of the right shape."""
+    model = tiny_model(name, image_size=128, channels=3)
+    images, labels = tiny_data(4, image_size=128, channels=3)
+    history = train_generator(model, images, labels, epochs=1)  # batch 4: one step
+    assert all(math.isfinite(value) for value in history[0].values()), history
+    labels_out = requested_labels({0: 1, 2: 2})
+    samples = sample_images(model, labels_out, seed=2)
+    assert samples.shape == (3, 3, 128, 128) and samples.dtype == torch.uint8
+    assert torch.equal(samples, sample_images(model, labels_out, seed=2))
+
+
+def test_depth_follows_the_size_and_width_stops_at_8x() -> None:
+    """Five stride-2 layers at 128 px, four at 64; channels double per layer up to 8x width (as at 64 px)."""
+    def transposed(size: int) -> list[int]:
+        generator = ConvGenerator(latent_dim=4, num_classes=2, channels=1, image_size=size, width=2)
+        return [m.in_channels for m in generator.body if isinstance(m, torch.nn.ConvTranspose2d)]
+
+    assert transposed(64) == [16, 8, 4, 2] and transposed(128) == [16, 16, 8, 4, 2] and transposed(8) == [2]
+    assert [stage_width(2, stage) for stage in range(6)] == [2, 4, 8, 16, 16, 16]
+
+
+@pytest.mark.parametrize("name", FAMILIES)
 def test_train_generator_reports_named_losses_each_epoch(name: str) -> None:
     model = tiny_model(name)
     images, labels = tiny_data()
@@ -182,8 +205,9 @@ def test_divergence_names_epoch_and_loss(name: str) -> None:
 @pytest.mark.parametrize(
     ("name", "fields", "quoted"),
     [
-        ("dcgan", {"image_size": 4}, "image_size must be an int in 8..64, got 4"),
-        ("dcgan", {"image_size": 100}, "image_size must be an int in 8..64, got 100"),
+        ("dcgan", {"image_size": 4}, f"image_size must be an int in 8..128 ({CONV_SIZE_RULE}), got 4"),
+        ("cvae", {"image_size": 129}, f"image_size must be an int in 8..128 ({CONV_SIZE_RULE}), got 129"),
+        ("acgan", {"image_size": 64.0}, "image_size must be an int in 8..128 (depth follows the size"),
         ("acgan", {"channels": 2}, "channels must be 1 or 3, got 2"),
         ("cvae", {"num_classes": 1}, "num_classes must be an int >= 2, got 1"),
         ("cvae", {"lr": 0.0}, "lr must be a finite number > 0, got 0.0"),
@@ -226,7 +250,7 @@ def test_training_inputs_are_checked() -> None:
 def test_every_image_size_gets_exact_output_and_features() -> None:
     torch.manual_seed(0)
     z, labels = torch.randn(2, 4), torch.tensor([0, 1])
-    for size in range(8, 65):
+    for size in [*range(8, 65), 65, 100, 127, 128]:
         generator = ConvGenerator(latent_dim=4, num_classes=2, channels=1, image_size=size, width=2)
         out = generator.eval()(z, labels)
         assert out.shape == (2, 1, size, size), size

@@ -17,8 +17,8 @@ from mlflow import MlflowClient
 from ganmix.datasets import load_dataset
 from ganmix.models.generator import generator_class, list_generators
 from ganmix.search.allocation import allocate, synthetic_total
-from ganmix.search.recipe import Recipe
-from ganmix.tracking.naming import GENERATOR_FIELDS, run_name
+from ganmix.search.recipe import GENERATOR_FIELDS, Recipe
+from ganmix.tracking.naming import run_name
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +38,7 @@ SPEC = {
     # Each family at its declared tiny options (one choice each), so any family trains in seconds.
     "generator_space": {name: {option: [value] for option, value in generator_class(name).tiny_options.items()}
                         for name in list_generators()},
-    "fixed": {"classifier_epochs": CLASSIFIER_EPOCHS},
+    "fixed": {"classifier_epochs": CLASSIFIER_EPOCHS, "classifier_min_steps": 0},
     # A sample metric as a constraint: TPE and `ganmix best` then prefer trials that satisfy it.
     "constraints": {"near_copy_fraction": {"max": 0.5}},
 }
@@ -205,7 +205,7 @@ def test_the_ui_answers_at_a_glance(searched):
     client, parent = searched["client"], searched["parents"][0]
     for run in searched["children"]:
         recipe = Recipe.from_yaml(_artifact_text(client, run.info.run_id, "recipe.yaml"))
-        assert run.info.run_name == run_name(recipe.to_dict())
+        assert run.info.run_name == run_name(recipe)
         assert run.data.tags["ganmix.rank"]
     winners = [r for r in searched["children"] if r.data.tags.get("ganmix.best") == "true"]
     assert len(winners) == 1 and winners[0].data.tags["ganmix.rank"] == "1"
