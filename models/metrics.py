@@ -103,12 +103,12 @@ SELECTABLE = sorted(n for n, m in REGISTRY.items() if m.kind == "val")
 
 # --- names as MLflow shows them -------------------------------------------------------------------------
 # MLflow's chart view groups a run's metrics into sections by the part before the first "/", and each
-# section's charts get their own step axis (GAN epochs under gan/, classifier epochs under val/ and train/).
+# section's charts get their own step axis (generator epochs under generator/, classifier epochs under val/ and train/).
 # ganmix's own names (the registry's, the CLI's, Tune's) keep underscores; tracking/ maps them at the MLflow
 # boundary through these two functions, so this table is the only place a section is decided.
 # A name prefix that becomes its section ("val_auc" -> "val/auc"); longest first, so per-class recalls get
 # their own section ("val_recall_benign" -> "val_recall/benign").
-_PREFIX_SECTIONS = ("val_recall", "test_recall", "val", "test", "train", "gan", "best", "lift")
+_PREFIX_SECTIONS = ("val_recall", "test_recall", "val", "test", "train", "generator", "best", "lift")
 # Names without such a prefix that are put into a section ("fid" -> "sample/fid").
 _ADDED_SECTIONS = {
     "sample": frozenset(_SAMPLE) | {"synthetic_count", "filter_kept_fraction"},
@@ -118,7 +118,7 @@ _ADDED_SECTIONS = {
 
 
 def logged_name(name: str) -> str:
-    """The name a metric has in MLflow: `val_auc` -> `val/auc`, `gan_g_loss` -> `gan/g_loss`, `fid` ->
+    """The name a metric has in MLflow: `val_auc` -> `val/auc`, `generator_g_loss` -> `generator/g_loss`, `fid` ->
     `sample/fid`. Names already logged, and names no section claims, are returned as they are."""
     if "/" in name:
         return name

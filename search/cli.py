@@ -163,6 +163,9 @@ def cmd_search(args: argparse.Namespace) -> int:
             spec = choice.spec
             if choice.note and not args.dry_run:
                 print(choice.note, flush=True)
+        spec, note = spec.for_device()
+        if note and not args.dry_run:
+            print(note, flush=True)
     preflight.check_spec(spec, sample_metrics=not args.no_sample_metrics)
     if args.dry_run:
         print(spec.to_yaml(), end="")

@@ -107,20 +107,20 @@ def make_synthetic(
 
     cfg = make_generator_config(
         recipe.generator, image_size=dataset.image_size, channels=dataset.channels,
-        num_classes=dataset.num_classes, latent_dim=recipe.latent_dim, options=dict(recipe.generator_options),
+        num_classes=dataset.num_classes, options=dict(recipe.generator_options),
     )
-    # Generators are reused across trials: resume from the largest cached snapshot <= gan_epochs.
-    gan_log = StepBuffer(logger, prefix="gan_")  # GAN losses in one MLflow call per few seconds, not per epoch
+    # Generators are reused across trials: resume from the largest cached snapshot <= generator_epochs.
+    gan_log = StepBuffer(logger, prefix="generator_")  # losses in one MLflow call per few seconds, not per epoch
     try:
         gan = train_with_cache(
-            recipe.generator, cfg, train.images, train.labels, epochs=recipe.gan_epochs, device=device,
+            recipe.generator, cfg, train.images, train.labels, epochs=recipe.generator_epochs, device=device,
             seed=recipe.generator_seed, fingerprint=dataset.fingerprint, on_epoch=gan_log,
             cache=GeneratorCache(Path(cache_dir) / "generators") if cache_dir is not None else None,
         )
     finally:
         gan_log.flush()
     model = gan.model
-    logger.log_metrics({"gan_epochs_trained": gan.trained, "gan_epochs_reused": gan.resumed_from})
+    logger.log_metrics({"generator_epochs_trained": gan.trained, "generator_epochs_reused": gan.resumed_from})
     wanted = torch.repeat_interleave(torch.arange(dataset.num_classes), torch.tensor(per_class))
     reference = None
     if sample_metrics or recipe.filter_threshold > 0:

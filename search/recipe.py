@@ -18,15 +18,17 @@ from ganmix.models.choices import NO_GENERATOR, TRAINER_DEFAULTS
 ALLOCATIONS = ("proportional", "balance")
 # Fields that only mean something when a generator is trained: a real-only recipe logs none of them as
 # MLflow params, and the search space draws none of them (nor the ratio) for a real-only trial.
-GENERATOR_FIELDS = ("gan_epochs", "latent_dim", "generator_options", "allocation", "filter_threshold", "generator_seed")
+GENERATOR_FIELDS = ("generator_epochs", "generator_options", "allocation", "filter_threshold", "generator_seed")
 GAN_FIELDS = (*GENERATOR_FIELDS, "synthetic_ratio")
 # What a real-only recipe sets instead of drawing the GAN fields (the search space and its pre-flight check).
 REAL_ONLY = {"synthetic_ratio": 0.0, "generator_options": {}}
 RECIPE_FORMAT = "ganmix.recipe/3"
-# Format 1 had one `seed` for everything; it still loads, as data, generator and classifier seed alike.
-# Formats 1 and 2 had no step floor: they load with classifier_min_steps 0, so an exported recipe re-runs
-# exactly as it ran.
+# Older formats still load. Format 1 had one `seed` for everything: data, generator and classifier seed alike.
+# Formats 1 and 2 named the generator budget `gan_epochs` and had a `latent_dim` for every family: now a
+# generator option of the families that have a latent (dropped for the others). They had no step floor:
+# they load with classifier_min_steps 0, so an exported recipe re-runs exactly as it ran.
 _OLD_FORMATS = ("ganmix.recipe/1", "ganmix.recipe/2")
+RENAMED_FIELDS = {"gan_epochs": "generator_epochs"}
 
 
 class RecipeError(ValueError):
@@ -44,8 +46,7 @@ class Recipe:
     data_seed: int = 0  # seeds the scarcity subsample (and an image folder's split): `ganmix train` sees the same data
     # Generator ("none": a real-only recipe).
     generator: str = "dcgan"
-    gan_epochs: int = 30
-    latent_dim: int = 64
+    generator_epochs: int = 30  # passes over the real train split
     generator_options: tuple[tuple[str, Any], ...] = ()
     # Mixing.
     synthetic_ratio: float = 1.0
@@ -99,8 +100,7 @@ class Recipe:
             )
         families = [NO_GENERATOR, *list_generators()]
         _check(self.generator in families, "generator", self.generator, f"one of {families}")
-        _check_int(self, "gan_epochs", low=1, high=100_000)
-        _check_int(self, "latent_dim", low=1, high=4096)
+        _check_int(self, "generator_epochs", low=1, high=100_000)
         _check_float(self, "synthetic_ratio", low=0.0, high=100.0)
         if self.generator == NO_GENERATOR:
             _check(self.synthetic_ratio == 0, "synthetic_ratio", self.synthetic_ratio,
@@ -110,7 +110,7 @@ class Recipe:
         else:
             try:  # family options are checked by the family's own typed config
                 make_generator_config(self.generator, image_size=28, channels=1, num_classes=2,
-                                      latent_dim=self.latent_dim, options=dict(self.generator_options))
+                                      options=dict(self.generator_options))
             except GeneratorError as exc:
                 raise RecipeError(f"generator_options: {exc}") from None
         _check(self.allocation in ALLOCATIONS, "allocation", self.allocation, f"one of {list(ALLOCATIONS)}")
@@ -165,12 +165,9 @@ class Recipe:
             raise RecipeError(f"{source}: expected a mapping of recipe fields, got {type(data).__name__}")
         data = dict(data)
         fmt = data.pop("format", RECIPE_FORMAT)
-        if fmt in _OLD_FORMATS and "seed" in data:
-            seed = data.pop("seed")
-            data = {"data_seed": seed, "generator_seed": seed, "classifier_seed": seed, **data}
         if fmt in _OLD_FORMATS:
-            data.setdefault("classifier_min_steps", 0)
-        elif fmt != RECIPE_FORMAT and fmt not in _OLD_FORMATS:
+            data = upgrade_fields(data)
+        elif fmt != RECIPE_FORMAT:
             raise RecipeError(f"{source}: format {fmt!r} is not supported; expected {RECIPE_FORMAT!r}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
@@ -226,6 +223,22 @@ class Recipe:
     def with_seed(self, seed: int) -> Recipe:
         """The same recipe with another generator and classifier seed (the data stay the same)."""
         return self.replace(generator_seed=seed, classifier_seed=seed)
+
+
+def upgrade_fields(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Fields of a format 1 or 2 recipe under their format 3 names (see _OLD_FORMATS)."""
+    from ganmix.models.generator import generator_options, list_generators
+
+    data = {RENAMED_FIELDS.get(k, k): v for k, v in data.items()}
+    if "seed" in data:
+        seed = data.pop("seed")
+        data = {"data_seed": seed, "generator_seed": seed, "classifier_seed": seed, **data}
+    data.setdefault("classifier_min_steps", 0)
+    if "latent_dim" in data:
+        latent_dim, family = data.pop("latent_dim"), data.get("generator", Recipe.generator)
+        if family in list_generators() and "latent_dim" in generator_options(family):
+            data["generator_options"] = {"latent_dim": latent_dim, **dict(data.get("generator_options") or {})}
+    return data
 
 
 def is_real_only(generator: str | None, synthetic_ratio: float | None = None) -> bool:

@@ -27,8 +27,8 @@ TIME_LIMIT_S = 60
 SPECS = {
     "unknown_family": {"space": {"generator": ["dcgan", "stylegan"]}},
     "negative_ratio": {"space": {"synthetic_ratio": {"type": "float", "low": -1.0, "high": 1.0}}},
-    "latent_zero": {"space": {"latent_dim": {"type": "int", "low": 0, "high": 64}}},
-    "latent_float": {"space": {"latent_dim": {"type": "float", "low": 8, "high": 64}}},
+    "latent_zero": {"generator_space": {"dcgan": {"latent_dim": {"type": "int", "low": 0, "high": 64}}}},
+    "latent_float": {"generator_space": {"cvae": {"latent_dim": [8.5, 16]}}},
     "filter_above_one": {"space": {"filter_threshold": {"type": "float", "low": 0.0, "high": 1.5}}},
     "unknown_allocation": {"space": {"allocation": ["proportional", "random"]}},
     "lr_zero": {"space": {"classifier_lr": {"type": "float", "low": 0.0, "high": 0.1}}},
@@ -42,7 +42,7 @@ SPECS = {
     "unknown_key": {"budget": 3},
     "unknown_space_field": {"space": {"dropout": [0.1]}},
     "fixed_bad": {"fixed": {"classifier_epochs": 0}},
-    "space_and_fixed": {"space": {"latent_dim": [16]}, "fixed": {"latent_dim": 16}},
+    "space_and_fixed": {"space": {"generator_epochs": [16]}, "fixed": {"generator_epochs": 16}},
     "constraints": {"constraints": {"near_copy_fraction": {"max": 0.01}}},
     "unknown_constraint": {"constraints": {"fidelity": {"max": 1}}},
 }
@@ -95,8 +95,8 @@ CASES = [
     *[(f"spec_{key}", ["search", "--config", f"{{tmp}}/{key}.yaml"], expected) for key, expected in [
         ("unknown_family", "space.generator: choice 'stylegan' is not a valid value"),
         ("negative_ratio", "space.synthetic_ratio: low -1.0 is not a valid value"),
-        ("latent_zero", "space.latent_dim: low 0 is not a valid value"),
-        ("latent_float", "latent_dim must be an integer"),
+        ("latent_zero", "generator_space.dcgan.latent_dim: low 0 is not a valid value"),
+        ("latent_float", "generator_space.cvae.latent_dim: choice 8.5 is not a valid value"),
         ("filter_above_one", "space.filter_threshold: high 1.5 is not a valid value"),
         ("unknown_allocation", "space.allocation: choice 'random'"),
         ("lr_zero", "space.classifier_lr: low 0.0"),

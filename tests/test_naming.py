@@ -19,7 +19,7 @@ def test_names_say_what_a_run_is():
     real = Recipe(generator="none", synthetic_ratio=0.0, classifier_lr=3e-4, augment="flip")
     assert run_name(real) == "real-only lr=3e-4 flip"
     assert run_name(Recipe(synthetic_ratio=0.0, classifier_lr=0.003)) == "real-only lr=3e-3"
-    gan = Recipe(generator="acgan", synthetic_ratio=1.8571, gan_epochs=37, latent_dim=16)
+    gan = Recipe(generator="acgan", synthetic_ratio=1.8571, generator_epochs=37, generator_options={"latent_dim": 16})
     assert run_name(gan) == "acgan r=1.86 e=37 z=16"
     assert run_name(gan.replace(allocation="balance")) == "acgan r=1.86 e=37 z=16 bal"
     assert run_name(gan.replace(augment="flip_rotate")) == "acgan r=1.86 e=37 z=16 flip_rotate"
@@ -36,4 +36,4 @@ def test_real_only_runs_log_no_generator_params():
 def test_gan_runs_log_every_field_flattened():
     recipe = Recipe(generator="wgan_gp", synthetic_ratio=1.0, generator_options={"n_critic": 3})
     params = recipe.to_params()
-    assert params["generator_options.n_critic"] == "3" and params["gan_epochs"] == str(recipe.gan_epochs)
+    assert params["generator_options.n_critic"] == "3" and params["generator_epochs"] == str(recipe.generator_epochs)

@@ -17,7 +17,7 @@ from ganmix.tracking.runs import RunLogger
 log = logging.getLogger(__name__)
 
 TABLE_FILE = "trials_table.json"
-PARAM_COLUMNS = ("generator", "synthetic_ratio", "gan_epochs", "latent_dim", "allocation", "classifier_lr")
+PARAM_COLUMNS = ("generator", "synthetic_ratio", "generator_epochs", "allocation", "classifier_lr")
 
 
 def trials_table(summaries: Sequence[TrialSummary], metric: str) -> dict[str, list[Any]]:

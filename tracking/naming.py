@@ -44,7 +44,9 @@ def run_name(recipe: NamedRecipe) -> str:
         parts = ["real-only", f"lr={short_number(fields['classifier_lr'])}"]
     else:
         parts = [str(fields["generator"]), f"r={short_number(fields['synthetic_ratio'])}",
-                 f"e={short_number(fields['gan_epochs'])}", f"z={short_number(fields['latent_dim'])}"]
+                 f"e={short_number(fields['generator_epochs'])}"]
+        if "latent_dim" in fields["generator_options"]:  # an option of the families with a latent code
+            parts.append(f"z={short_number(fields['generator_options']['latent_dim'])}")
         if fields["allocation"] == "balance":
             parts.append("bal")
     if fields["augment"] != "none":  # the classifier's augmentation (models.choices.AUGMENTATIONS)

@@ -172,7 +172,7 @@ def _data_label(search: Any) -> str:
 
 def trials_csv(summaries: list[TrialSummary], metric: str) -> str:
     """A table of every trial of a search, logged to its parent run."""
-    param_keys = ["generator", "gan_epochs", "latent_dim", "synthetic_ratio", "allocation", "classifier",
+    param_keys = ["generator", "generator_epochs", "synthetic_ratio", "allocation", "classifier",
                   "classifier_lr", "augment", "class_weight", "filter_threshold"]
     metric_keys = sorted({k for s in summaries for k in s.metrics if k.startswith(("val_", "test_"))}
                          | ({metric} if any(metric in s.metrics for s in summaries) else set()))
