@@ -29,6 +29,7 @@ from ganmix.search.stats import (ABLATION, MeanCI, Paired, corrected, mean_ci, m
                                  paired, verdict_line)
 from ganmix.tracking import confirmation as tracking
 from ganmix.tracking import query
+from ganmix.tracking.describe import lift_metric, run_link, write_confirmed_lead
 from ganmix.tracking.naming import run_name
 from ganmix.tracking.store import TrackingError
 
@@ -149,6 +150,9 @@ def confirm(*, uri: str, experiment_id: str, parent_run_id: str, search_name: st
         tracking.log_results(logger, per_seed=outcome.per_seed, per_arm=_arm_rows(outcome), metric=metric,
                              description=describe(outcome, search_name), verdict=outcome.verdict,
                              parent_run_id=parent_run_id)
+        metrics, tags = search_answer(outcome, spec.metric)
+        tracking.answer_on_search(uri, parent_run_id, metrics=metrics, tags=tags)
+        write_confirmed_lead(uri, parent_run_id, search_lead(outcome, experiment_id))
     except BaseException as exc:
         logger.finish("FAILED", error=f"{type(exc).__name__}: {exc}")
         raise
@@ -328,4 +332,43 @@ def describe(outcome: Confirmation, search_name: str) -> str:
         lines += ["", f"With {len(outcome.seeds)} seeds and {outcome.family} arm(s) compared with the baseline, a "
                       f"two-sided Wilcoxon test cannot reach p < 0.05 after Holm's correction: use --seeds {needed} "
                       "or more for a significance claim."]
+    return "\n".join(lines)
+
+
+def _short(comp: Paired | None) -> str:
+    """`+0.0040 (95% CI -0.0100..+0.0200, Holm p=0.6)`."""
+    if comp is None or not math.isfinite(comp.mean):
+        return "unknown"
+    ci = f"95% CI {comp.low:+.4f}..{comp.high:+.4f}, " if math.isfinite(comp.low) else ""
+    p = f"{'Holm ' if comp.family > 1 else ''}p={comp.p:.2g}" if math.isfinite(comp.p) else "no p-value"
+    return f"{comp.mean:+.4f} ({ci}{p})"
+
+
+def search_answer(outcome: Confirmation, objective: str) -> tuple[dict[str, float], dict[str, str]]:
+    """What the search's own row shows once confirmed: the verdict's arm's objective (its search value),
+    its mean confirming metric, its lift over the tuned baseline; the verdict with the lift's CI as a tag."""
+    arm = next(a for a in outcome.arms if a.key == outcome.best)
+    comp, effect = outcome.comparisons.get(arm.key), outcome.effects.get(arm.key)
+    metrics = {objective: arm.val, outcome.metric: outcome.per_arm[arm.key].mean,
+               lift_metric(outcome.metric): comp.mean if comp else 0.0}
+    text = f"{outcome.headline}: {arm.name} {_short(comp)} {metric_info(outcome.metric).label} over real-only"
+    if arm.key in outcome.ablations:
+        text += f"; generator's own effect {_short(effect)}"
+    return metrics, {tracking.CONFIRMED: f"{text} ({len(outcome.seeds)} seeds)", tracking.CONFIRMED_ARM: arm.name}
+
+
+def search_lead(outcome: Confirmation, experiment_id: str) -> str:
+    """The top of the search's description once confirmed: the verdict, then per arm its confirmed metric,
+    its lift and its generator's own effect, and a link to the confirmation run."""
+    label = metric_info(outcome.metric).label
+    lines = [f"**Confirmed over {len(outcome.seeds)} seeds on the test split: {outcome.verdict}**", "",
+             f"| arm | recipe | {label} (95% CI) | vs tuned real-only | generator's own effect |", "|---|---|---|---|---|"]
+    for arm in outcome.arms:
+        s = outcome.per_arm[arm.key]
+        ci = f" ({s.low:.4f}..{s.high:.4f})" if math.isfinite(s.low) else ""
+        vs = _short(outcome.comparisons[arm.key]) if arm.key in outcome.comparisons else "-"
+        own = _short(outcome.effects[arm.key]) if arm.key in outcome.effects else "-"
+        lines.append(f"| {arm.key} | {arm.name} | {s.mean:.4f}{ci} | {vs} | {own} |")
+    lines += ["", f"Paired by seed; p: two-sided Wilcoxon, Holm-corrected. Per seed, figure and tables: the "
+                  f"[confirmation run]({run_link(experiment_id, outcome.run_id)})."]
     return "\n".join(lines)

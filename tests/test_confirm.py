@@ -87,3 +87,23 @@ def test_a_failed_ablation_leaves_the_effect_unknown_not_a_crash():
     outcome = _analyse(arms(), SEEDS, res, "test_auc", "run")
     assert outcome.effects["top1"].n == 0 and math.isnan(outcome.effects["top1"].mean)
     assert not outcome.effects["top1"].significant and "not enough seeds" in outcome.verdict
+
+
+def test_the_search_row_and_description_lead_with_the_confirmed_answer():
+    from ganmix.search.confirm import search_answer, search_lead
+    from ganmix.tracking.describe import ONE_SEED, lead_with_confirmation
+
+    outcome = _analyse(arms(), SEEDS, results({"top1": 0.05, "top2": 0.0, "real-only": 0.0, "top1-ablated": 0.05}),
+                       "test_auc", "run")
+    metrics, tags = search_answer(outcome, "val_auc")
+    assert metrics["val_auc"] == 0.99 and metrics["lift_test_auc"] == pytest.approx(0.05, abs=0.002)
+    assert metrics["test_auc"] == pytest.approx(outcome.per_arm["top1"].mean)
+    assert tags["ganmix.confirmed"].startswith("helped (not the generator): dcgan r=1 e=30 z=64 flip +0.05")
+    assert "95% CI" in tags["ganmix.confirmed"] and "generator's own effect" in tags["ganmix.confirmed"]
+    lead = search_lead(outcome, "1")
+    assert lead.startswith("**Confirmed over 8 seeds on the test split: augmentation helped, but not")
+    ranking = "**On digits, `dcgan` wins (val_auc 0.9900), +0.02 over ...**\n\n| rank | trial |"
+    once = lead_with_confirmation(ranking, lead)
+    assert once.startswith(lead) and once.index(ONE_SEED) < once.index("On digits")
+    again = lead_with_confirmation(once, "**Confirmed: newer**")  # a later confirmation replaces the lead
+    assert again.startswith("**Confirmed: newer**") and again.count(ONE_SEED) == 1 and "but not" not in again
