@@ -79,8 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true", help="no progress output")
     s.add_argument("--verbose", action="store_true", help="also show Ray's, Optuna's and MLflow's own output")
 
-    c = sub.add_parser("confirm", help="re-run a search's top recipes and the tuned real-only baseline over "
-                                       "several seeds on the test split, and say whether augmentation helped")
+    c = sub.add_parser("confirm", help="re-run a search's top recipes, the tuned real-only baseline and each GAN "
+                                       "recipe without its generator over several seeds on the test split, and say "
+                                       "whether augmentation (and the generator itself) helped")
     which = c.add_mutually_exclusive_group()
     which.add_argument("--name", help="the search to confirm")
     which.add_argument("--dataset", help="confirm the latest search of this data set")
@@ -239,19 +240,21 @@ def cmd_confirm(args: argparse.Namespace) -> int:
 
 def _confirm_and_print(*, uri: str, experiment_id: str, parent_run_id: str, name: str, spec: Any, dataset: Any,
                        top: int, seeds: int, results_dir: Path, address: str | None, quiet: bool) -> None:
-    from ganmix.search.confirm import MIN_SEEDS_FOR_SIGNIFICANCE, confirm, table
+    from ganmix.search.confirm import confirm, table
+    from ganmix.search.stats import min_seeds_for_significance
 
-    print(f"\nconfirming search {name}: top {top} recipes, the tuned real-only baseline and the best GAN recipe, "
-          f"{seeds} seeds each, on the test split", flush=True)
+    print(f"\nconfirming search {name}: top {top} recipes, the tuned real-only baseline, the best GAN recipe and "
+          f"each GAN recipe without its generator, {seeds} seeds each, on the test split", flush=True)
     outcome = confirm(uri=uri, experiment_id=experiment_id, parent_run_id=parent_run_id, search_name=name, spec=spec,
                       dataset=dataset, top=top, seeds=seeds, cache_dir=(results_dir / "cache").resolve(),
                       address=address, quiet=quiet)
     print("\n".join(table(outcome)))
     print("\n".join(outcome.lines))
     print(f"\nverdict: {outcome.verdict}")
-    if seeds < MIN_SEEDS_FOR_SIGNIFICANCE:
-        print(f"note: with {seeds} seeds a two-sided Wilcoxon test cannot reach p < 0.05; "
-              f"use {MIN_SEEDS_FOR_SIGNIFICANCE} or more seeds for a significance claim")
+    needed = min_seeds_for_significance(outcome.family)
+    if seeds < needed:
+        print(f"note: with {seeds} seeds and {outcome.family} arm(s) compared with the baseline, a two-sided Wilcoxon "
+              f"test cannot reach p < 0.05 after Holm's correction; use {needed} or more seeds for a significance claim")
     print(f"confirmation run {outcome.run_id} (nested under the search's parent run)")
 
 
@@ -277,10 +280,7 @@ def _load_spec(uri: str, run_id: str, name: str) -> Any:
 
 def _spec_of_search(args: argparse.Namespace) -> Any:
     """The spec a search was started with, read back from its MLflow parent run."""
-    import tempfile
-
     from ganmix.search import preflight
-    from ganmix.search.spec import SearchSpec
     from ganmix.tracking import query, store
 
     uri = store.resolve_tracking_uri(args.tracking_uri, args.results_dir)

@@ -220,6 +220,12 @@ class Recipe:
     def replace(self, **changes: Any) -> Recipe:
         return dataclasses.replace(self, **changes)
 
+    def ablated(self) -> Recipe:
+        """The same recipe without its generator (`confirm`'s ablation arm): only the generator fields
+        change, so the classifier's lr, augmentation, class weighting, budget, data and seeds stay the same
+        and the difference between the two is the generator's own effect."""
+        return self.replace(generator=NO_GENERATOR, **REAL_ONLY)
+
     def with_seed(self, seed: int) -> Recipe:
         """The same recipe with another generator and classifier seed (the data stay the same)."""
         return self.replace(generator_seed=seed, classifier_seed=seed)

@@ -136,5 +136,7 @@ def test_shared_view_selects_the_answers_columns(store):
     view = json.loads(client.get_experiment(experiment_id).tags[describe.SHARED_VIEW])
     assert view["selectedColumns"][:4] == ["metrics.`val/macro_f1`", "metrics.`lift/val_macro_f1`",
                                            "metrics.`test/macro_f1`", "tags.`ganmix.rank`"]
+    # What `ganmix confirm` writes on the search's own row: the confirmed lift on the test split, the verdict.
+    assert view["selectedColumns"][4:] == ["metrics.`lift/test_macro_f1`", "tags.`ganmix.confirmed`"]
     # A sample-metric objective has no test counterpart.
     assert describe.runs_view("fid")["selectedColumns"][:2] == ["metrics.`sample/fid`", "metrics.`lift/fid`"]

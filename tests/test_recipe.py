@@ -148,3 +148,26 @@ def test_latent_dim_is_an_option_of_latent_families_only():
 def test_with_seed_changes_generator_and_classifier_seeds_only():
     recipe = Recipe(data_seed=2).with_seed(9)
     assert (recipe.data_seed, recipe.generator_seed, recipe.classifier_seed) == (2, 9, 9)
+
+
+def test_the_ablated_recipe_differs_from_its_gan_recipe_only_in_the_generator_fields():
+    import dataclasses
+
+    from ganmix.search.recipe import GAN_FIELDS, NO_GENERATOR
+
+    recipe = Recipe(dataset="breastmnist", generator="wgan_gp", generator_epochs=42, synthetic_ratio=1.5,
+                    allocation="balance", classifier_lr=3e-3, classifier_epochs=7, classifier_min_steps=123,
+                    augment="flip_rotate", class_weight="balanced", class_fraction={"malignant": 0.2},
+                    generator_options={"n_critic": 3, "latent_dim": 32}, data_seed=3, generator_seed=4, classifier_seed=5,
+                    filter_threshold=0.3)
+    twin = recipe.ablated()
+    assert twin.real_only and twin.generator == NO_GENERATOR and twin.synthetic_ratio == 0
+    changed = {f.name for f in dataclasses.fields(Recipe) if getattr(twin, f.name) != getattr(recipe, f.name)}
+    assert changed and changed <= {"generator", *GAN_FIELDS}, changed
+    # Everything the classifier sees is the same: lr, augmentation, class weighting, budget, data, seeds.
+    kept = {k: v for k, v in recipe.to_params().items() if k not in {"generator", *GAN_FIELDS}
+            and not k.startswith("generator_options.")}
+    assert kept.items() <= twin.to_params().items()
+    assert twin.with_seed(9).classifier_seed == recipe.with_seed(9).classifier_seed == 9
+    assert Recipe.from_yaml(twin.to_yaml()) == twin  # it validates and round-trips
+    assert twin.ablated() == twin

@@ -13,6 +13,9 @@ CONFIRMATION, CONFIRM_SEED = "confirmation", "confirm_seed"
 ARM, SEED = "ganmix.arm", "ganmix.seed"
 # On the search's parent run: the latest confirmation's one-line verdict and where to read the rest.
 VERDICT, CONFIRMATION_RUN = "ganmix.verdict", "ganmix.confirmation_run_id"
+# Also on the search's parent run: the confirmed answer in a few words (a column of ganmix's runs view) and
+# the recipe it is about.
+CONFIRMED, CONFIRMED_ARM = "ganmix.confirmed", "ganmix.confirmed_arm"
 
 
 def start_confirmation(uri: str, experiment_id: str, parent_run_id: str, *, search_name: str, metric: str,
@@ -49,6 +52,17 @@ def log_results(logger: RunLogger, *, per_seed: list[dict[str, Any]], per_arm: l
         plt.close(figure)
     logger.set_tags({NOTE: description, VERDICT: verdict})
     RunLogger(logger.uri, parent_run_id).set_tags({VERDICT: verdict, CONFIRMATION_RUN: logger.run_id})
+
+
+def answer_on_search(uri: str, parent_run_id: str, *, metrics: Mapping[str, float], tags: Mapping[str, str]) -> None:
+    """The confirmed answer on the search's own row of the runs table: metrics (the confirmed arm's
+    objective, test metric and lift) and tags (its name, the verdict in a few words)."""
+    import math
+
+    logger = RunLogger(uri, parent_run_id)
+    logger.log_metrics({k: v for k, v in metrics.items() if v is not None and math.isfinite(v)})
+    logger.set_tags(tags)
+    logger.flush(strict=True)
 
 
 def _columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:

@@ -12,7 +12,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ganmix.models.metrics import logged_name, metric_info, test_counterpart
+from ganmix.models.metrics import confirming_metric, logged_name, metric_info, test_counterpart
+from ganmix.tracking.confirmation import CONFIRMED
 from ganmix.tracking.query import TrialSummary, is_real_only, rank, trial_summaries, tuned_baseline
 from ganmix.tracking.runs import NOTE, RunLogger
 from ganmix.tracking.store import client, retry
@@ -23,6 +24,9 @@ RANK, BEST = "ganmix.rank", "ganmix.best"
 VIEW_KEY = "ganmix"
 SHARED_VIEW = f"mlflow.sharedViewState.{VIEW_KEY}"
 TOP = 5  # trials listed in the parent's description (the tuned baseline is added when not among them)
+# Once `ganmix confirm` ran, the search's description leads with its verdict and this heading introduces
+# the one-seed ranking below it (a later confirmation replaces everything above the heading).
+ONE_SEED = "#### One-seed ranking (validation split, one seed per trial: unconfirmed)"
 
 
 def lift_metric(metric: str) -> str:
@@ -169,14 +173,31 @@ def describe_experiment(uri: str, experiment_id: str, dataset: str) -> None:
     retry(client(uri).set_experiment_tag, experiment_id, NOTE, experiment_description(dataset))
 
 
+def lead_with_confirmation(note: str, lead: str) -> str:
+    """The search's description once confirmed: `lead` (the verdict), then the one-seed ranking, labelled
+    as such; a previous confirmation's lead is replaced."""
+    ranking = note.split(ONE_SEED, 1)[1] if ONE_SEED in note else note
+    return f"{lead.rstrip()}\n\n{ONE_SEED}\n\n{ranking.lstrip()}"
+
+
+def write_confirmed_lead(uri: str, run_id: str, lead: str) -> None:
+    """Rewrite a search run's description so that it leads with its confirmation's verdict."""
+    mlflow_client = client(uri)
+    note = retry(mlflow_client.get_run, run_id).data.tags.get(NOTE, "")
+    retry(mlflow_client.set_tag, run_id, NOTE, lead_with_confirmation(note, lead))
+
+
 def runs_view(metric: str) -> dict[str, object]:
     """The runs table as ganmix's link opens it: the objective, the lift over the tuned baseline, the test
-    metric and the rank as columns (MLflow ignores expanded rows in a shared view: + expands a search)."""
+    metric and the rank as columns; then what `ganmix confirm` found, on the search's own row: its lift on
+    the test split over seeds and its verdict (MLflow ignores expanded rows in a shared view: + expands a
+    search)."""
     test = test_counterpart(metric)
     metrics = [metric, lift_metric(metric), *([test] if test else [])]
     return {
         # Without Dataset (a wide column): on a laptop screen the rank would otherwise be off to the right.
-        "selectedColumns": [*(f"metrics.`{logged_name(m)}`" for m in metrics), f"tags.`{RANK}`"],
+        "selectedColumns": [*(f"metrics.`{logged_name(m)}`" for m in metrics), f"tags.`{RANK}`",
+                            f"metrics.`{logged_name(lift_metric(confirming_metric(metric)))}`", f"tags.`{CONFIRMED}`"],
     }
 
 
