@@ -48,8 +48,8 @@ CASES = [  # (stage, name, argv); {tmp} is a scratch folder
     ("file", "recipe: empty", ["train", "--recipe", "{tmp}/empty.yaml"]),
     ("network", "--address 127.0.0.1:1", ["search", "--address", "127.0.0.1:1"]),
     ("network", "--storage s3:// (endpoint closed)", ["search", "--storage", "s3://bucket/x"]),
-    ("spec", "--image-size 128", ["search", "--image-size", "128"]),
-    ("spec", "space: latent_dim low 0", ["search", "--config", "{tmp}/latent0.yaml"]),
+    ("spec", "--image-size 300", ["search", "--image-size", "300"]),
+    ("spec", "generator_space: dcgan latent_dim low 0", ["search", "--config", "{tmp}/latent0.yaml"]),
     ("spec", "constraints: min above max", ["search", "--config", "{tmp}/contra.yaml"]),
     ("data", "text file named .npz", ["search", "--dataset", "breastmnist", "--data-dir", "{tmp}/text"]),
     ("data", "folder named .npz", ["search", "--dataset", "breastmnist", "--data-dir", "{tmp}/folder"]),
@@ -59,7 +59,7 @@ CASES = [  # (stage, name, argv); {tmp} is a scratch folder
 
 def prepare(tmp: Path) -> None:
     (tmp / "a_file").write_text("x\n")
-    (tmp / "latent0.yaml").write_text("space:\n  latent_dim: {type: int, low: 0, high: 64}\n")
+    (tmp / "latent0.yaml").write_text("generator_space:\n  dcgan:\n    latent_dim: {type: int, low: 0, high: 64}\n")
     (tmp / "contra.yaml").write_text("constraints:\n  near_copy_fraction: {min: 0.5, max: 0.1}\n")
     (tmp / "dup.yaml").write_text("trials: 2\ntrials: 3\n")
     (tmp / "latin1.yaml").write_bytes("trials: 3 # caf\u00e9\n".encode("latin-1"))

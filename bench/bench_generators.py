@@ -32,7 +32,7 @@ def epoch_seconds(name: str, images: torch.Tensor, labels: torch.Tensor, *, epoc
     """Per-epoch wall times after the warm-up epoch, the parameter count and the last metrics."""
     torch.manual_seed(0)
     cfg = make_generator_config(name, image_size=int(images.shape[-1]), channels=int(images.shape[1]),
-                                num_classes=int(labels.max()) + 1, latent_dim=64, batch_size=64, options=options)
+                                num_classes=int(labels.max()) + 1, batch_size=64, options=options)
     model = create_generator(name, cfg)
     stamps: list[float] = []
 

@@ -10,7 +10,8 @@ from typing import Any
 # Lazy re-exports (PEP 562), as in ganmix.models: `from ganmix.datasets.errors import DatasetError` must not
 # import torch, so the CLI can answer bad input before any heavy import.
 _WHERE = {
-    "resize_images": "_common", "dataset_names": "_load", "load_dataset": "_load", "MEDMNIST_FLAGS": "_medmnist_info",
+    "resize_images": "_common", "dataset_names": "_load", "load_dataset": "_load", "native_image_size": "_load",
+    "MEDMNIST_FLAGS": "_medmnist_info", "MEDMNIST_SIZES": "_medmnist_info",
     "apply_scarcity": "_scarcity", "parse_class_fraction": "_scarcity", "DatasetError": "errors",
     "MissingDataError": "errors", "ImageDataset": "_types", "Split": "_types",
 }
@@ -24,6 +25,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "MEDMNIST_FLAGS",
+    "MEDMNIST_SIZES",
     "DatasetError",
     "ImageDataset",
     "MissingDataError",
@@ -31,6 +33,7 @@ __all__ = [
     "apply_scarcity",
     "dataset_names",
     "load_dataset",
+    "native_image_size",
     "parse_class_fraction",
     "resize_images",
 ]

@@ -11,8 +11,9 @@ from typing import Any, NoReturn
 
 from ganmix.datasets.errors import DatasetError
 from ganmix.models.errors import GeneratorError, UnknownModelError
+from ganmix.models.metrics import SEARCHABLE, MetricError, canonical_metric
+from ganmix.models.sizes import ImageSizeError
 from ganmix.search.cli_results import cmd_best, cmd_train, cmd_ui
-from ganmix.search.metrics import SEARCHABLE, MetricError, canonical_metric
 from ganmix.search.preflight.errors import PreflightError
 from ganmix.search.preflight.paths import nonempty, nonempty_path
 from ganmix.search.recipe import RecipeError
@@ -20,13 +21,16 @@ from ganmix.search.space import SpaceError
 from ganmix.tracking.location import TrackingError, local_store_missing
 
 DEMO_SPEC = "demo.yaml"  # packaged with ganmix.search: the offline demo on digits
+# `ganmix confirm`'s defaults (and `search --confirm`'s): recipes re-run and seeds per recipe. Their one home;
+# search/confirm.py takes both as arguments (it is too heavy to import for --help).
+CONFIRM_TOP, CONFIRM_SEEDS = 3, 5
 
 
 # Errors that mean bad input, by class (each defined in a module that imports no torch, Ray or MLflow):
 # printed as one line, never as a traceback.
 _USER_ERRORS: tuple[type[Exception], ...] = (
     DatasetError, UnknownModelError, GeneratorError, RecipeError, SpaceError, TrackingError, PreflightError,
-    MetricError,
+    MetricError, ImageSizeError,
 )
 # At most this many characters of one word (a bad value, a path) in an error line.
 _WORD_LIMIT = 200
@@ -54,7 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dry-run", action="store_true", help="print the resolved search spec and exit")
     s.add_argument("--dataset", type=nonempty, help="digits | a MedMNIST flag (breastmnist, pneumoniamnist, ...) | folder:/path")
     s.add_argument("--data-dir", type=nonempty_path, help="folder holding <flag>.npz (default ~/.ganmix/data)")
-    s.add_argument("--image-size", type=int, help="resize images to this many pixels (folders default to 64)")
+    s.add_argument("--size", type=int, help="MedMNIST+ file to read: 28 (<flag>.npz, the default), 64, 128 or 224 "
+                                           "(<flag>_<size>.npz, downloaded when missing)")
+    s.add_argument("--image-size", type=int, help="resize images to this many pixels, 8..256 (generators take up to "
+                                                  "128; folders default to 64)")
     s.add_argument("--train-per-class", type=int, help="keep at most N train images per class")
     s.add_argument("--class-fraction", action="append", metavar="CLASS=F",
                    help="keep a fraction F of one class in train (repeatable)")
@@ -76,17 +83,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="end the search after this many seconds of Tune time (running trials are stopped)")
     s.add_argument("--confirm", type=int, metavar="SEEDS", default=0,
                    help="when the search ends, confirm its best recipes over SEEDS seeds (see `ganmix confirm`)")
-    s.add_argument("--confirm-top", type=int, default=3, metavar="K", help="recipes to confirm with --confirm")
+    s.add_argument("--confirm-top", type=int, default=CONFIRM_TOP, metavar="K",
+                   help=f"recipes to confirm with --confirm (default {CONFIRM_TOP})")
     s.add_argument("--quiet", action="store_true", help="no progress output")
     s.add_argument("--verbose", action="store_true", help="also show Ray's, Optuna's and MLflow's own output")
 
-    c = sub.add_parser("confirm", help="re-run a search's top recipes and the tuned real-only baseline over "
-                                       "several seeds on the test split, and say whether augmentation helped")
+    c = sub.add_parser("confirm", help="re-run a search's top recipes, the tuned real-only baseline and each GAN "
+                                       "recipe without its generator over several seeds on the test split, and say "
+                                       "whether augmentation (and the generator itself) helped")
     which = c.add_mutually_exclusive_group()
     which.add_argument("--name", type=nonempty, help="the search to confirm")
     which.add_argument("--dataset", type=nonempty, help="confirm the latest search of this data set")
-    c.add_argument("--top", type=int, default=3, metavar="K", help="top K recipes by validation (default 3)")
-    c.add_argument("--seeds", type=int, default=5, metavar="N", help="seeds per recipe (default 5)")
+    c.add_argument("--top", type=int, default=CONFIRM_TOP, metavar="K",
+                   help=f"top K recipes by validation (default {CONFIRM_TOP})")
+    c.add_argument("--seeds", type=int, default=CONFIRM_SEEDS, metavar="N",
+                   help=f"seeds per recipe (default {CONFIRM_SEEDS})")
     c.add_argument("--data-dir", type=nonempty_path, help="where the data set is (default: the search's --data-dir)")
     c.add_argument("--address", type=nonempty, help="Ray address; 'auto' joins a running cluster")
     c.add_argument("--quiet", action="store_true")
@@ -126,7 +137,7 @@ def resolve_spec_and_given(args: argparse.Namespace) -> tuple[Any, set[str]]:
 
     overrides: dict[str, Any] = {
         key: getattr(args, key)
-        for key in ("dataset", "image_size", "train_per_class", "trials", "max_concurrent", "cpus_per_trial",
+        for key in ("dataset", "size", "image_size", "train_per_class", "trials", "max_concurrent", "cpus_per_trial",
                     "gpus_per_trial", "metric", "seed", "name")
         if getattr(args, key) is not None
     }
@@ -189,7 +200,6 @@ def _checked_spec(args: argparse.Namespace) -> Any:
     from ganmix.search import preflight
 
     preflight.check_search_flags(args)
-    preflight.check_image_size_flag(args)
     if args.resume:
         preflight.check_resume_state(args.resume, args.storage, args.results_dir)
         spec = _spec_of_search(args)
@@ -202,6 +212,9 @@ def _checked_spec(args: argparse.Namespace) -> Any:
             spec = choice.spec
             if choice.note and not args.dry_run:
                 print(choice.note, flush=True)
+        spec, note = spec.for_device()
+        if note and not args.dry_run:
+            print(note, flush=True)
     preflight.check_spec(spec, sample_metrics=not args.no_sample_metrics)
     return spec
 
@@ -212,7 +225,8 @@ def cmd_confirm(args: argparse.Namespace) -> int:
     preflight.check_confirm_flags(args)
     from ganmix.datasets.names import canonical_name
     from ganmix.search.confirm import ConfirmError
-    from ganmix.search.runner import DATA_DIR, load_search_data
+    from ganmix.search.runner import load_search_data
+    from ganmix.tracking.runs import DATA_DIR
     from ganmix.tracking import query, store
 
     uri = store.resolve_tracking_uri(args.tracking_uri, args.results_dir)
@@ -235,19 +249,21 @@ def cmd_confirm(args: argparse.Namespace) -> int:
 
 def _confirm_and_print(*, uri: str, experiment_id: str, parent_run_id: str, name: str, spec: Any, dataset: Any,
                        top: int, seeds: int, results_dir: Path, address: str | None, quiet: bool) -> None:
-    from ganmix.search.confirm import MIN_SEEDS_FOR_SIGNIFICANCE, confirm, table
+    from ganmix.search.confirm import confirm, table
+    from ganmix.search.stats import min_seeds_for_significance
 
-    print(f"\nconfirming search {name}: top {top} recipes, the tuned real-only baseline and the best GAN recipe, "
-          f"{seeds} seeds each, on the test split", flush=True)
+    print(f"\nconfirming search {name}: top {top} recipes, the tuned real-only baseline, the best GAN recipe and "
+          f"each GAN recipe without its generator, {seeds} seeds each, on the test split", flush=True)
     outcome = confirm(uri=uri, experiment_id=experiment_id, parent_run_id=parent_run_id, search_name=name, spec=spec,
                       dataset=dataset, top=top, seeds=seeds, cache_dir=(results_dir / "cache").resolve(),
                       address=address, quiet=quiet)
     print("\n".join(table(outcome)))
     print("\n".join(outcome.lines))
     print(f"\nverdict: {outcome.verdict}")
-    if seeds < MIN_SEEDS_FOR_SIGNIFICANCE:
-        print(f"note: with {seeds} seeds a two-sided Wilcoxon test cannot reach p < 0.05; "
-              f"use {MIN_SEEDS_FOR_SIGNIFICANCE} or more seeds for a significance claim")
+    needed = min_seeds_for_significance(outcome.family)
+    if seeds < needed:
+        print(f"note: with {seeds} seeds and {outcome.family} arm(s) compared with the baseline, a two-sided Wilcoxon "
+              f"test cannot reach p < 0.05 after Holm's correction; use {needed} or more seeds for a significance claim")
     print(f"confirmation run {outcome.run_id} (nested under the search's parent run)")
 
 
@@ -255,19 +271,15 @@ def _load_spec(uri: str, run_id: str, name: str) -> Any:
     import tempfile
 
     from ganmix.search.spec import SearchSpec
-    from ganmix.tracking import store
+    from ganmix.tracking.runs import download_artifact
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = store.client(uri).download_artifacts(run_id, "search_spec.yaml", tmp)
-        return SearchSpec.load(path, name=name)
+        return SearchSpec.load(download_artifact(uri, run_id, "search_spec.yaml", tmp), name=name)
 
 
 def _spec_of_search(args: argparse.Namespace) -> Any:
     """The spec a search was started with, read back from its MLflow parent run."""
-    import tempfile
-
     from ganmix.search import preflight
-    from ganmix.search.spec import SearchSpec
     from ganmix.tracking import query, store
 
     uri = store.resolve_tracking_uri(args.tracking_uri, args.results_dir)

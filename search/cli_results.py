@@ -15,7 +15,7 @@ def cmd_best(args: argparse.Namespace) -> int:
 
     preflight.check_best_flags(args)  # the export path too: judged before the report is printed
     from ganmix.datasets.names import canonical_name
-    from ganmix.search.metrics import metric_info
+    from ganmix.models.metrics import metric_info
     from ganmix.search.recipe import Recipe
     from ganmix.tracking import query, store
     from ganmix.tracking.location import local_store_missing
@@ -47,6 +47,8 @@ def cmd_best(args: argparse.Namespace) -> int:
                 lift = res.lift(key)
                 if lift is not None:
                     print(f"  lift over the tuned real-only baseline ({key}): {lift:+.4f}")
+        if res.confirmed:
+            print(f"  confirmed answer: {res.confirmed}")
         print(f"  confirmed: {res.verdict}" if res.verdict else
               "  unconfirmed: one seed, chosen on validation (run `ganmix confirm` for a multi-seed answer)")
         print("  recipe:\n" + "\n".join("    " + line for line in (best.recipe_yaml or "").splitlines()))

@@ -251,11 +251,11 @@ SMALL_SEARCH: dict[str, object] = {
     "max_concurrent": 2,
     "seed": 0,
     "space": {
-        "gan_epochs": {"type": "int", "low": 1, "high": 2},
+        "generator_epochs": {"type": "int", "low": 1, "high": 2},
         "synthetic_ratio": {"type": "float", "low": 0.2, "high": 1.0},
         "generator": ["dcgan", "cvae"],
     },
-    "fixed": {"classifier_epochs": 3, "latent_dim": 16},
+    "fixed": {"classifier_epochs": 3, "classifier_min_steps": 0, "latent_dim": 16},
 }
 
 

@@ -86,14 +86,22 @@ RESUME = [
                           ("--name", ["y"]), ("--seed", ["1"]), ("--metric", ["val_macro_f1"]),
                           ("--no-sample-metrics", [])]],
 ]
-SIZES = [  # the generators' size range (torch): one range in every message
-    ("image_size_128", ["search", "--image-size", "128"], "--image-size must be an integer in [8, 64]"),
-    ("image_size_zero", ["search", "--image-size", "0"], "--image-size must be an integer in [8, 64]"),
-    ("image_size_tiny", ["search", "--image-size", "4"], "--image-size must be an integer in [8, 64]"),
+# --image-size 4 and 300 get the same words (models/sizes.py judges both).
+IMAGE_SIZE_RANGE = ("--image-size must be an integer in 8..256 (pixels per side; classifiers take up to 256, "
+                    "generators up to 128)")
+SIZES = [  # image sizes against the models (the message names the largest generator size: torch)
+    ("image_size_flag", ["search", "--image-size", "300"], f"{IMAGE_SIZE_RANGE}, got 300"),
+    ("image_size_tiny", ["search", "--image-size", "4"], f"{IMAGE_SIZE_RANGE}, got 4"),
+    ("image_size_zero", ["search", "--image-size", "0"], f"{IMAGE_SIZE_RANGE}, got 0"),
+    ("image_size_family", ["search", "--image-size", "200"],
+     "image_size 200 does not suit generator 'dcgan': it takes 8..128 px (depth follows the size"),
+    ("size_flag", ["search", "--dataset", "breastmnist", "--size", "100"], "size must be one of [28, 64, 128, 224]"),
+    ("size_too_big_for_gans", ["search", "--dataset", "breastmnist", "--size", "224"],
+     "breastmnist's own size 224 does not suit generator 'dcgan'"),
     ("class_fraction", ["search", "--class-fraction", "7=1.5"], "1.5"),
 ]
 CASES = NUMBERS + EMPTY + NAMES_AND_PATHS + RESUME + SIZES
-IN_PROCESS = {case[0] for case in SIZES} - {"image_size_128"}  # one of them as a process shows the whole path
+IN_PROCESS = {case[0] for case in SIZES} - {"image_size_flag"}  # one of them as a process shows the whole path
 
 
 @pytest.fixture(scope="module")

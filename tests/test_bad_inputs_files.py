@@ -14,8 +14,8 @@ from _bad_input_harness import bad_input_case, make_inputs
 SPECS = {
     "unknown_family": {"space": {"generator": ["dcgan", "stylegan"]}},
     "negative_ratio": {"space": {"synthetic_ratio": {"type": "float", "low": -1.0, "high": 1.0}}},
-    "latent_zero": {"space": {"latent_dim": {"type": "int", "low": 0, "high": 64}}},
-    "latent_float": {"space": {"latent_dim": {"type": "float", "low": 8, "high": 64}}},
+    "latent_zero": {"generator_space": {"dcgan": {"latent_dim": {"type": "int", "low": 0, "high": 64}}}},
+    "latent_float": {"generator_space": {"cvae": {"latent_dim": [8.5, 16]}}},
     "filter_above_one": {"space": {"filter_threshold": {"type": "float", "low": 0.0, "high": 1.5}}},
     "unknown_allocation": {"space": {"allocation": ["proportional", "random"]}},
     "lr_zero": {"space": {"classifier_lr": {"type": "float", "low": 0.0, "high": 0.1}}},
@@ -23,7 +23,7 @@ SPECS = {
     "unknown_gs_family": {"generator_space": {"stylegan": {"width": [32]}}},
     "unknown_gs_option": {"generator_space": {"dcgan": {"n_critic": [1, 2]}}},
     "gs_low_above_high": {"generator_space": {"cvae": {"kl_weight": {"type": "float", "low": 2.0, "high": 1.0}}}},
-    "image_size_128": {"image_size": 128},
+    "image_size_200": {"image_size": 200},
     "name_escape": {"name": "../../escape"},
     "format_9": {"format": "ganmix.search/9"},
     "unknown_key": {"budget": 3},
@@ -32,10 +32,10 @@ SPECS = {
     "fixed_ratio_negative": {"fixed": {"synthetic_ratio": -1.0}},
     "fixed_batch_huge": {"fixed": {"batch_size": 10**9}},
     "fixed_not_mapping": {"fixed": "latent_dim"},
-    "fixed_latent_zero": {"fixed": {"latent_dim": 0}},  # with no space: judged, not "both searched and fixed"
+    "fixed_epochs_zero": {"fixed": {"generator_epochs": 0}},  # no space: judged, not "both searched and fixed"
     "space_list": {"space": ["generator"]},
     "constraints_list": {"constraints": ["near_copy_fraction"]},
-    "space_and_fixed": {"space": {"latent_dim": [16]}, "fixed": {"latent_dim": 16}},
+    "space_and_fixed": {"space": {"generator_epochs": [16]}, "fixed": {"generator_epochs": 16}},
     "constraints": {"constraints": {"near_copy_fraction": {"max": 0.01}}},
     "unknown_constraint": {"constraints": {"fidelity": {"max": 1}}},
     "constraint_min_above_max": {"constraints": {"near_copy_fraction": {"min": 0.5, "max": 0.1}}},
@@ -59,9 +59,9 @@ TEXTS = {
     "recipe_empty.yaml": b"", "recipe_latin1.yaml": "dataset: caf\u00e9\n".encode("latin-1"),
     "recipe_dup.yaml": b"dataset: digits\ndataset: breastmnist\n", "recipe_syntax.yaml": b"dataset: [digits\n",
     "recipe_list.yaml": b"- dataset\n- digits\n", "recipe_format9.yaml": b"format: ganmix.recipe/9\ndataset: digits\n",
-    "recipe_unknown.yaml": b"format: ganmix.recipe/2\ndropout: 0.5\n",
-    "recipe_seed.yaml": b"format: ganmix.recipe/2\nclassifier_seed: 4294967296\n",
-    "recipe_epochs.yaml": b"format: ganmix.recipe/2\nclassifier_epochs: -1\n",
+    "recipe_unknown.yaml": b"format: ganmix.recipe/3\ndropout: 0.5\n",
+    "recipe_seed.yaml": b"format: ganmix.recipe/3\nclassifier_seed: 4294967296\n",
+    "recipe_epochs.yaml": b"format: ganmix.recipe/3\nclassifier_epochs: -1\n",
     "recipe_comment.yaml": b"# only a comment\n",
 }
 PARSE = [  # judged before torch
@@ -78,8 +78,8 @@ PARSE = [  # judged before torch
 VALUES = [(f"spec_{key}", f"{key}.yaml", expected) for key, expected in [
     ("unknown_family", "space.generator: choice 'stylegan' is not a valid value"),
     ("negative_ratio", "space.synthetic_ratio: low -1.0 is not a valid value"),
-    ("latent_zero", "space.latent_dim: low 0 is not a valid value"),
-    ("latent_float", "latent_dim must be an integer"),
+    ("latent_zero", "generator_space.dcgan.latent_dim: low 0 is not a valid value"),
+    ("latent_float", "generator_space.cvae.latent_dim: choice 8.5 is not a valid value"),
     ("filter_above_one", "space.filter_threshold: high 1.5 is not a valid value"),
     ("unknown_allocation", "space.allocation: choice 'random'"),
     ("lr_zero", "space.classifier_lr: low 0.0"),
@@ -87,7 +87,7 @@ VALUES = [(f"spec_{key}", f"{key}.yaml", expected) for key, expected in [
     ("unknown_gs_family", "generator_space.stylegan: unknown generator family"),
     ("unknown_gs_option", "generator_space.dcgan.n_critic"),
     ("gs_low_above_high", "generator_space.cvae.kl_weight: low 2.0 is above high 1.0"),
-    ("image_size_128", "image_size must be an integer in [8, 64]"),
+    ("image_size_200", "image_size 200 does not suit generator 'dcgan': it takes 8..128 px"),
     ("name_escape", "name must be a plain name"),
     ("format_9", "format 'ganmix.search/9' is not supported"),
     ("unknown_key", "unknown key(s) ['budget']"),
@@ -96,7 +96,7 @@ VALUES = [(f"spec_{key}", f"{key}.yaml", expected) for key, expected in [
     ("fixed_ratio_negative", "synthetic_ratio must be a number in [0.0, 100.0], got -1.0"),
     ("fixed_batch_huge", "batch_size must be an integer in [2, 1000000]"),
     ("fixed_not_mapping", "fixed_not_mapping.yaml: fixed must be a mapping, got str"),
-    ("fixed_latent_zero", "fixed: latent_dim must be an integer in [1, 4096], got 0"),
+    ("fixed_epochs_zero", "fixed: generator_epochs must be an integer in [1, 100000], got 0"),
     ("space_list", "space must be a mapping, got list"),
     ("constraints_list", "constraints must be a mapping, got list"),
     ("space_and_fixed", "both searched (space) and fixed"),
@@ -157,9 +157,9 @@ def test_bad_recipe_fails_with_one_line(inputs: Path, name: str, expected: str, 
 
 
 def test_a_fixed_field_leaves_the_default_space(tmp_path: Path) -> None:
-    """`fixed: {latent_dim: 16}` with no `space:` fixes it (issue 18: it was "both searched and fixed")."""
+    """`fixed: {generator_epochs: 16}` with no `space:` fixes it (issue 18: "both searched and fixed")."""
     from ganmix.search.spec import SearchSpec
 
-    spec = SearchSpec.from_mapping({"fixed": {"latent_dim": 16}})
-    assert "latent_dim" not in spec.space and spec.base_recipe().latent_dim == 16
+    spec = SearchSpec.from_mapping({"fixed": {"generator_epochs": 16}})
+    assert "generator_epochs" not in spec.space and spec.base_recipe().generator_epochs == 16
     assert "generator" in spec.space  # the rest of the default space stays

@@ -19,7 +19,7 @@ TRIALS = 2
 SPEC = {
     "dataset": "digits", "trials": TRIALS, "max_concurrent": 1, "cpus_per_trial": 1,
     "space": {"generator": ["none", "dcgan"]},
-    "fixed": {"gan_epochs": 1, "classifier_epochs": 1, "latent_dim": 16},
+    "fixed": {"generator_epochs": 1, "classifier_epochs": 1},
 }
 
 _OPEN_STORE = "import sys; from ganmix.tracking import store; store.check_reachable(sys.argv[1]); print('ok')"

@@ -41,11 +41,11 @@ from ganmix.search.preflight.paths import (
     nonempty,
     nonempty_path,
 )
-from ganmix.search.preflight.probe import check_image_size, check_image_size_flag, check_spec
+from ganmix.search.preflight.probe import check_spec
 
 __all__ = [
     "CONNECT_TIMEOUT", "PreflightError", "check_address", "check_best_flags", "check_cluster_resources",
-    "check_confirm_flags", "check_data_dir", "check_fits", "check_image_size", "check_image_size_flag",
+    "check_confirm_flags", "check_data_dir", "check_fits",
     "check_input_file", "check_local_resources", "check_name", "check_output_file", "check_port",
     "check_recipe_flags", "check_resume_flags", "check_resume_state", "check_search_data", "check_search_flags", "check_spec",
     "check_storage", "check_store_flags", "check_tracking_uri", "check_train_flags", "check_ui_flags",

@@ -18,8 +18,8 @@ if TYPE_CHECKING:
     import argparse
 
 # Flags that describe the search itself: a resumed search continues with what it was started with.
-_SPEC_FLAGS = ("config", "dataset", "image_size", "train_per_class", "class_fraction", "trials", "max_concurrent",
-               "cpus_per_trial", "gpus_per_trial", "metric", "seed", "name")
+_SPEC_FLAGS = ("config", "dataset", "size", "image_size", "train_per_class", "class_fraction", "trials",
+               "max_concurrent", "cpus_per_trial", "gpus_per_trial", "metric", "seed", "name")
 
 
 def flag(field: str) -> str:
@@ -53,9 +53,16 @@ def check_search_flags(args: argparse.Namespace) -> None:
 
 
 def check_recipe_flags(args: argparse.Namespace) -> None:
-    """Recipe fields given as flags, by the Recipe's own table (no torch); --seed becomes every seed."""
+    """Recipe fields given as flags, by the Recipe's own table (no torch); --seed becomes every seed. An image
+    size by its one judge (models/sizes.py), against the spec's families later, in the spec's Recipe."""
+    from ganmix.models.sizes import ImageSizeError, check_image_size
     from ganmix.search.recipe import RecipeError, check_int_field
 
+    if getattr(args, "image_size", None) is not None:
+        try:
+            check_image_size(args.image_size, label="--image-size")
+        except ImageSizeError as exc:
+            raise PreflightError(str(exc)) from None
     for field, recipe_field in (("train_per_class", "train_per_class"), ("seed", "data_seed")):
         value = getattr(args, field, None)
         if value is None:

@@ -40,7 +40,9 @@ def check_cluster_resources(spec: SearchSpec, address: str) -> None:
     may start (cluster.yaml starts GPU workers on demand); otherwise Tune would wait for it forever."""
     import ray
 
-    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")] + _launchable_node_types()
+    from ganmix.search.ray_internals import launchable_node_types
+
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")] + launchable_node_types()
     need = {"CPU": spec.cpus_per_trial, "GPU": spec.gpus_per_trial}
     if any(all(node.get(key, 0.0) >= amount for key, amount in need.items()) for node in nodes):
         return
@@ -49,19 +51,6 @@ def check_cluster_resources(spec: SearchSpec, address: str) -> None:
                          f"no node of the Ray cluster at {address} (nor one its autoscaler may start) has that "
                          f"much (nodes: {have}); lower them, add a node that has them, or wait until the "
                          "cluster's workers have joined (`ray status`)")
-
-
-def _launchable_node_types() -> list[dict[str, float]]:
-    """Resources of the node types the cluster's autoscaler may start (none without an autoscaler)."""
-    try:  # Ray keeps the autoscaler's config in its GCS; there is no public accessor
-        from ray._private.state import state
-
-        config = state.get_cluster_config()
-    except Exception:  # noqa: BLE001 - an older or newer Ray without it: judge the alive nodes alone
-        return []
-    if config is None:
-        return []
-    return [dict(group.resources) for group in config.node_group_configs if group.max_count != 0]
 
 
 def check_fits(*, cpus_per_trial: float, gpus_per_trial: float, cpus: float, gpus: float, where: str,

@@ -1,4 +1,4 @@
-"""Pre-flight checks of the search spec and the recipe-level flags: each space dimension is probed by
+"""Pre-flight checks of the search spec: each space dimension is probed by
 building a Recipe at its ends, so every field's range keeps one home (the Recipe). Imports torch (the
 Recipe's validation asks the model registries)."""
 
@@ -12,40 +12,21 @@ from ganmix.search.preflight.paths import check_name
 from ganmix.search.space import CategoricalDim, Dim, FloatDim, IntDim, SpaceError
 
 if TYPE_CHECKING:
-    import argparse
-
     from ganmix.search.spec import SearchSpec
-
-def check_image_size_flag(args: argparse.Namespace) -> None:
-    """--image-size, held to the generators' sizes: a search trains generators, and one range in the message
-    (not the classifiers' wider one for some values and the generators' for others)."""
-    if getattr(args, "image_size", None) is not None:
-        check_image_size(args.image_size, "--image-size")
-
-
-def check_image_size(size: int | None, label: str = "image_size") -> None:
-    """Generators support fewer sizes than classifiers; a search trains generators, so it is held to theirs."""
-    from ganmix.models.generator import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
-
-    if size is not None and not MIN_IMAGE_SIZE <= size <= MAX_IMAGE_SIZE:
-        raise PreflightError(f"{label} must be an integer in [{MIN_IMAGE_SIZE}, {MAX_IMAGE_SIZE}] (the sizes the "
-                             f"generators support), got {size!r}")
-
 
 def check_spec(spec: SearchSpec, *, sample_metrics: bool = True) -> None:
     """Everything in the spec that a trial would otherwise find out only at run time."""
     if spec.name is not None:
         check_name(spec.name)
-    check_image_size(spec.image_size)
-    from ganmix.search.recipe import GAN_FIELDS, NO_GENERATOR, REAL_ONLY
+    from ganmix.search.recipe import GAN_FIELDS, REAL_ONLY, is_real_only
 
     base = spec.base_recipe()
     for field, dim in spec.space.items():
-        if base.generator == NO_GENERATOR and "generator" not in spec.space and field in GAN_FIELDS:
+        if is_real_only(base.generator) and "generator" not in spec.space and field in GAN_FIELDS:
             continue  # a fixed real-only search never draws them
         for what, value in _probe_values(dim):
             # A real-only choice comes with its constants, as the define-by-run space sets them.
-            extra = REAL_ONLY if field == "generator" and value == NO_GENERATOR else {}
+            extra = REAL_ONLY if field == "generator" and is_real_only(value) else {}
             _try_recipe(f"space.{field}", what, value, base, {field: value, **extra})
     from ganmix.models.generator import list_generators
 
