@@ -80,6 +80,7 @@ space:
 fixed:
   classifier: small_cnn
   classifier_epochs: 3
+  classifier_min_steps: 0   # infrastructure figures, not answers: no step floor
 """
 
 # (d) generator reuse: one family and latent size, so trials share generator-cache keys and differ in gan_epochs.
@@ -95,6 +96,7 @@ fixed:
   latent_dim: 32
   classifier: small_cnn
   classifier_epochs: 2
+  classifier_min_steps: 0
 """
 
 # ray.init exactly as ganmix.search.runner.run_search calls it (address from RAY_ADDRESS, i.e. local).

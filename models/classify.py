@@ -4,7 +4,10 @@ Protocol (MedMNIST v2 style): AdamW with weight decay, a per-step learning-rate 
 classical augmentation and class weighting, and the final model is the epoch with the best validation
 metric, restored at the end. The budget is counted in epochs of the *real* train split: each epoch draws
 `real_count` images from the (real + synthetic) pool, so synthetic images replace real ones in the batches
-instead of adding optimizer steps — a ratio of 3 does not buy four times the training.
+instead of adding optimizer steps — a ratio of 3 does not buy four times the training. A floor of
+`min_steps` optimizer steps keeps small sets from starving (100 images at batch 128 are one step per
+epoch): when `epochs` passes fall short of it, every epoch makes the same number of extra passes, so the
+epoch stays the unit of reports, of the schedule and of a scheduler's grace period.
 
 Data sets are a few thousand small images, so everything lives as whole tensors on the device and is
 sliced into batches directly: no DataLoader, no worker processes, no per-batch host round trips.
@@ -26,6 +29,7 @@ from ganmix.models._images import to_unit
 from ganmix.models.augment import make_augmenter
 from ganmix.models.choices import AUGMENTATIONS, CLASS_WEIGHTS, LR_SCHEDULES
 from ganmix.models.evaluation import classification_metrics
+from ganmix.models.metrics import metric_info
 __all__ = ["AUGMENTATIONS", "CLASS_WEIGHTS", "LR_SCHEDULES", "FitResult", "TrainSettings", "EvalSet",
            "evaluate", "fit_classifier", "map_batches", "predict_proba", "seeded_classifier"]
 
@@ -34,28 +38,30 @@ __all__ = ["AUGMENTATIONS", "CLASS_WEIGHTS", "LR_SCHEDULES", "FitResult", "Train
 class TrainSettings:
     epochs: int
     lr: float
+    min_steps: int = 0  # the floor in optimizer steps (whole passes of the real split are added per epoch)
     batch_size: int = 128
     weight_decay: float = 1e-4
     lr_schedule: str = "onecycle"
     augment: str = "none"
     class_weight: str = "none"
     seed: int = 0  # shuffling and augmentation
-    select_metric: str = "val_auc"  # a key of evaluate()'s output
-    select_mode: str = "max"
+    select_metric: str = "val_auc"  # a key of evaluate()'s output; its direction comes from the metric registry
 
     def __post_init__(self) -> None:
         if not isinstance(self.epochs, int) or self.epochs < 1:
             raise ValueError(f"epochs must be an integer >= 1, got {self.epochs!r}")
+        if not isinstance(self.min_steps, int) or self.min_steps < 0:
+            raise ValueError(f"min_steps must be an integer >= 0, got {self.min_steps!r}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
         if self.batch_size < 2:
             raise ValueError(f"batch_size must be >= 2 (BatchNorm), got {self.batch_size!r}")
         for name, value, allowed in (("lr_schedule", self.lr_schedule, LR_SCHEDULES),
                                      ("augment", self.augment, AUGMENTATIONS),
-                                     ("class_weight", self.class_weight, CLASS_WEIGHTS),
-                                     ("select_mode", self.select_mode, ("max", "min"))):
+                                     ("class_weight", self.class_weight, CLASS_WEIGHTS)):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
+        metric_info(self.select_metric)  # an unknown metric fails here (MetricError names the valid ones)
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,20 @@ def _batches_per_epoch(count: int, batch_size: int) -> list[int]:
     """Batch sizes of one epoch of `count` images; a last batch of one is dropped (it breaks BatchNorm)."""
     sizes = [batch_size] * (count // batch_size) + ([count % batch_size] if count % batch_size else [])
     return [s for s in sizes if s >= 2]
+
+
+def passes_per_epoch(real_count: int, *, epochs: int, batch_size: int, min_steps: int) -> int:
+    """Passes over `real_count` images that each epoch makes so that `epochs` epochs reach `min_steps`
+    optimizer steps (1 when they already do). The pool's size plays no part: the ratio never buys steps."""
+    batches = len(_batches_per_epoch(real_count, batch_size))
+    return max(1, math.ceil(min_steps / (epochs * batches))) if batches else 1
+
+
+def total_steps(real_count: int, settings: TrainSettings) -> int:
+    """Optimizer steps of a whole fit of `real_count` real images under `settings`."""
+    passes = passes_per_epoch(real_count, epochs=settings.epochs, batch_size=settings.batch_size,
+                              min_steps=settings.min_steps)
+    return settings.epochs * passes * len(_batches_per_epoch(real_count, settings.batch_size))
 
 
 def _scheduler(optimizer: torch.optim.Optimizer, settings: TrainSettings, total_steps: int) -> Callable[[], None]:
@@ -132,7 +152,8 @@ def fit_classifier(
 ) -> FitResult:
     """Train `model` in place on uint8 `images_u8` (real images first, then synthetic ones).
 
-    Each epoch takes `real_count` (default: all) images drawn without replacement from the whole pool.
+    Each pass takes `real_count` (default: all) images drawn without replacement from the whole pool; an
+    epoch is one pass, or more when `settings.min_steps` asks for more steps than `epochs` passes make.
     With `val`, every epoch is evaluated and the best epoch by `settings.select_metric` is restored at
     end, before the last `on_epoch(epoch, this_epoch, best_so_far)` call (which sees both, e.g. to report
     to a scheduler, and may already evaluate the final model).
@@ -142,7 +163,10 @@ def fit_classifier(
     device = torch.device(device)
     model.to(device)
     pool, targets = images_u8.to(device), labels.to(device)
-    per_epoch = _batches_per_epoch(min(real_count or len(pool), len(pool)), settings.batch_size)
+    count = min(real_count or len(pool), len(pool))
+    passes = passes_per_epoch(count, epochs=settings.epochs, batch_size=settings.batch_size,
+                              min_steps=settings.min_steps)
+    per_epoch = _batches_per_epoch(count, settings.batch_size) * passes  # batch sizes of one epoch
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay,
                                   foreach=True)
     step_schedule = _scheduler(optimizer, settings, settings.epochs * len(per_epoch))
@@ -152,11 +176,11 @@ def fit_classifier(
     # A private RNG stream for augmentation: the caller's global stream is left as it was.
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(settings.seed)
-        return _fit(model, pool, targets, per_epoch, optimizer, step_schedule, weights, augment, order_rng,
-                    settings, val, on_epoch, device)
+        return _fit(model, pool, targets, per_epoch, passes, optimizer, step_schedule, weights, augment,
+                    order_rng, settings, val, on_epoch, device)
 
 
-def _fit(model: nn.Module, pool: torch.Tensor, targets: torch.Tensor, per_epoch: list[int],
+def _fit(model: nn.Module, pool: torch.Tensor, targets: torch.Tensor, per_epoch: list[int], passes: int,
          optimizer: torch.optim.Optimizer, step_schedule: Callable[[], None], weights: torch.Tensor | None,
          augment: Callable[[torch.Tensor], torch.Tensor] | None, order_rng: torch.Generator,
          settings: TrainSettings, val: EvalSet | None,
@@ -166,7 +190,9 @@ def _fit(model: nn.Module, pool: torch.Tensor, targets: torch.Tensor, per_epoch:
     best_state: dict[str, torch.Tensor] | None = None
     for epoch in range(1, settings.epochs + 1):
         model.train()
-        order = torch.randperm(len(pool), generator=order_rng).to(device)
+        # One fresh permutation of the pool per pass: a pass sees each drawn image once.
+        order = torch.cat([torch.randperm(len(pool), generator=order_rng)[:sum(per_epoch) // passes]
+                           for _ in range(passes)]).to(device)
         total_loss = torch.zeros((), device=device)
         total_correct = torch.zeros((), device=device, dtype=torch.long)
         start = 0
@@ -186,14 +212,14 @@ def _fit(model: nn.Module, pool: torch.Tensor, targets: torch.Tensor, per_epoch:
             total_correct += (logits.detach().argmax(1) == y).sum()
         seen = sum(per_epoch)
         metrics = {"train_loss": float(total_loss) / seen, "train_acc": float(total_correct) / seen,
-                   "lr": optimizer.param_groups[0]["lr"]}
+                   "lr": optimizer.param_groups[0]["lr"], "train_steps": epoch * len(per_epoch)}
         if val is not None:
             val_metrics, probs = evaluate(model, val, device)
             metrics.update(val_metrics)
             value = val_metrics[settings.select_metric]
             best = result.best_val.get(settings.select_metric)
-            improved = best is None or math.isnan(best) or (not math.isnan(value) and (
-                value > best if settings.select_mode == "max" else value < best))
+            improved = best is None or math.isnan(best) or (
+                not math.isnan(value) and metric_info(settings.select_metric).better(value, best))
             if improved:
                 result.best_epoch, result.best_val, result.best_val_probs = epoch, val_metrics, probs
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}

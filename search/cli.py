@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ganmix.search.cli_results import cmd_best, cmd_train, cmd_ui, no_store
-from ganmix.search.metrics import SEARCHABLE, canonical_metric
+from ganmix.models.metrics import SEARCHABLE, canonical_metric
 
 DEMO_SPEC = "demo.yaml"  # packaged with ganmix.search: the offline demo on digits
 
@@ -20,7 +20,7 @@ _USER_ERRORS = {
     "ganmix.datasets._types": "DatasetError", "ganmix.models._registry": "UnknownModelError",
     "ganmix.models.generator": "GeneratorError", "ganmix.search.recipe": "RecipeError",
     "ganmix.search.space": "SpaceError", "ganmix.tracking.store": "TrackingError",
-    "ganmix.search.preflight": "PreflightError", "ganmix.search.metrics": "MetricError",
+    "ganmix.search.preflight": "PreflightError", "ganmix.models.metrics": "MetricError",
 }
 
 
@@ -206,7 +206,8 @@ def cmd_confirm(args: argparse.Namespace) -> int:
     preflight.check_store_flags(args)
     preflight.check_address(args.address)
     from ganmix.search.confirm import ConfirmError
-    from ganmix.search.runner import DATA_DIR, load_search_data
+    from ganmix.search.runner import load_search_data
+    from ganmix.tracking.runs import DATA_DIR
     from ganmix.tracking import query, store
 
     uri = store.resolve_tracking_uri(args.tracking_uri, args.results_dir)
@@ -259,11 +260,10 @@ def _load_spec(uri: str, run_id: str, name: str) -> Any:
     import tempfile
 
     from ganmix.search.spec import SearchSpec
-    from ganmix.tracking import store
+    from ganmix.tracking.runs import download_artifact
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = store.client(uri).download_artifacts(run_id, "search_spec.yaml", tmp)
-        return SearchSpec.load(path, name=name)
+        return SearchSpec.load(download_artifact(uri, run_id, "search_spec.yaml", tmp), name=name)
 
 
 def _spec_of_search(args: argparse.Namespace) -> Any:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ganmix.datasets import ImageDataset
-from ganmix.search.metrics import confirming_metric
+from ganmix.models.metrics import confirming_metric
 from ganmix.search.recipe import Recipe
 from ganmix.search.spec import SearchSpec
 from ganmix.search.stats import MeanCI, Paired, mean_ci, paired, verdict_line
@@ -45,7 +45,7 @@ class Arm:
 
     @property
     def name(self) -> str:
-        return run_name(self.recipe.to_dict())
+        return run_name(self.recipe)
 
 
 @dataclass(frozen=True)

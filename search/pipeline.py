@@ -26,7 +26,6 @@ from ganmix.models.generator import make_generator_config, sample_images, save_g
 from ganmix.models.generator_cache import GeneratorCache, train_with_cache
 from ganmix.models.pictures import labelled_grid, labelled_pairs
 from ganmix.search.allocation import allocate, synthetic_total
-from ganmix.search.metrics import metric_mode
 from ganmix.search.recipe import Recipe
 from ganmix.search.sink import Sink, StepBuffer
 
@@ -186,10 +185,10 @@ def _log_checkpoint(model: Any, logger: Sink) -> None:
 def classifier_settings(recipe: Recipe) -> TrainSettings:
     """The trainer's settings, read from the recipe (one place)."""
     return TrainSettings(
-        epochs=recipe.classifier_epochs, lr=recipe.classifier_lr, batch_size=recipe.batch_size,
+        epochs=recipe.classifier_epochs, min_steps=recipe.classifier_min_steps, lr=recipe.classifier_lr,
+        batch_size=recipe.batch_size,
         weight_decay=recipe.weight_decay, lr_schedule=recipe.lr_schedule, augment=recipe.augment,
         class_weight=recipe.class_weight, seed=recipe.classifier_seed, select_metric=recipe.select_metric,
-        select_mode=metric_mode(recipe.select_metric),
     )
 
 

@@ -256,15 +256,15 @@ def check_spec(spec: SearchSpec, *, sample_metrics: bool = True) -> None:
     """Everything in the spec that a trial would otherwise find out only at run time."""
     if spec.name is not None:
         check_name(spec.name)
-    from ganmix.search.recipe import GAN_FIELDS, NO_GENERATOR, REAL_ONLY
+    from ganmix.search.recipe import GAN_FIELDS, REAL_ONLY, is_real_only
 
     base = spec.base_recipe()
     for field, dim in spec.space.items():
-        if base.generator == NO_GENERATOR and "generator" not in spec.space and field in GAN_FIELDS:
+        if is_real_only(base.generator) and "generator" not in spec.space and field in GAN_FIELDS:
             continue  # a fixed real-only search never draws them
         for what, value in _probe_values(dim):
             # A real-only choice comes with its constants, as the define-by-run space sets them.
-            extra = REAL_ONLY if field == "generator" and value == NO_GENERATOR else {}
+            extra = REAL_ONLY if field == "generator" and is_real_only(value) else {}
             _try_recipe(f"space.{field}", what, value, base, {field: value, **extra})
     from ganmix.models.generator import list_generators
 
@@ -326,7 +326,9 @@ def check_cluster_resources(spec: SearchSpec, address: str) -> None:
     may start (cluster.yaml starts GPU workers on demand); otherwise Tune would wait for it forever."""
     import ray
 
-    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")] + _launchable_node_types()
+    from ganmix.search.ray_internals import launchable_node_types
+
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")] + launchable_node_types()
     need = {"CPU": spec.cpus_per_trial, "GPU": spec.gpus_per_trial}
     if any(all(node.get(key, 0.0) >= amount for key, amount in need.items()) for node in nodes):
         return
@@ -335,19 +337,6 @@ def check_cluster_resources(spec: SearchSpec, address: str) -> None:
                          f"no node of the Ray cluster at {address} (nor one its autoscaler may start) has that "
                          f"much (nodes: {have}); lower them, add a node that has them, or wait until the "
                          "cluster's workers have joined (`ray status`)")
-
-
-def _launchable_node_types() -> list[dict[str, float]]:
-    """Resources of the node types the cluster's autoscaler may start (none without an autoscaler)."""
-    try:  # Ray keeps the autoscaler's config in its GCS; there is no public accessor
-        from ray._private.state import state
-
-        config = state.get_cluster_config()
-    except Exception:  # noqa: BLE001 - an older or newer Ray without it: judge the alive nodes alone
-        return []
-    if config is None:
-        return []
-    return [dict(group.resources) for group in config.node_group_configs if group.max_count != 0]
 
 
 def _check_fits(*, cpus_per_trial: float, gpus_per_trial: float, cpus: float, gpus: float, where: str,

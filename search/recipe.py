@@ -11,18 +11,22 @@ from typing import Any
 
 import yaml
 
+# `generator: none` (NO_GENERATOR) is a real-only recipe: no generator is trained and nothing synthetic is
+# mixed in. It lives below search/ because tracking/ reads it back from a run's params.
+from ganmix.models.choices import NO_GENERATOR
+
 ALLOCATIONS = ("proportional", "balance")
-# `generator: none` is a real-only recipe: no generator is trained and nothing synthetic is mixed in.
-NO_GENERATOR = "none"
 # Fields that only mean something when a generator is trained: a real-only recipe logs none of them as
 # MLflow params, and the search space draws none of them (nor the ratio) for a real-only trial.
 GENERATOR_FIELDS = ("gan_epochs", "latent_dim", "generator_options", "allocation", "filter_threshold", "generator_seed")
 GAN_FIELDS = (*GENERATOR_FIELDS, "synthetic_ratio")
 # What a real-only recipe sets instead of drawing the GAN fields (the search space and its pre-flight check).
 REAL_ONLY = {"synthetic_ratio": 0.0, "generator_options": {}}
-RECIPE_FORMAT = "ganmix.recipe/2"
+RECIPE_FORMAT = "ganmix.recipe/3"
 # Format 1 had one `seed` for everything; it still loads, as data, generator and classifier seed alike.
-_OLD_FORMATS = ("ganmix.recipe/1",)
+# Formats 1 and 2 had no step floor: they load with classifier_min_steps 0, so an exported recipe re-runs
+# exactly as it ran.
+_OLD_FORMATS = ("ganmix.recipe/1", "ganmix.recipe/2")
 
 
 class RecipeError(ValueError):
@@ -49,10 +53,12 @@ class Recipe:
     filter_threshold: float = 0.0
     generator_seed: int = 0
     # Classifier. The budget is counted in epochs of the real train split: synthetic images replace real
-    # ones in the batches rather than adding optimizer steps (see models/classify.py).
+    # ones in the batches rather than adding optimizer steps (see models/classify.py). A small split also
+    # gets at least `classifier_min_steps` optimizer steps: each epoch then makes several passes over it.
     classifier: str = "small_cnn"
     classifier_lr: float = 1e-3
     classifier_epochs: int = 30
+    classifier_min_steps: int = 400
     batch_size: int = 128
     weight_decay: float = 1e-4
     lr_schedule: str = "onecycle"
@@ -75,13 +81,13 @@ class Recipe:
 
     @property
     def real_only(self) -> bool:
-        return self.generator == NO_GENERATOR or self.synthetic_ratio == 0
+        return is_real_only(self.generator, self.synthetic_ratio)
 
     def _validate(self) -> None:
         from ganmix.models.classifiers import list_classifiers
         from ganmix.models.choices import AUGMENTATIONS, CLASS_WEIGHTS, LR_SCHEDULES
         from ganmix.models.generator import GeneratorError, list_generators, make_generator_config
-        from ganmix.search.metrics import SELECTABLE
+        from ganmix.models.metrics import SELECTABLE
 
         _check(isinstance(self.dataset, str) and self.dataset != "", "dataset", self.dataset, "a non-empty name")
         self._validate_sizes()
@@ -112,6 +118,7 @@ class Recipe:
         _check(self.classifier in list_classifiers(), "classifier", self.classifier, f"one of {list_classifiers()}")
         _check_float(self, "classifier_lr", low=1e-8, high=10.0)
         _check_int(self, "classifier_epochs", low=1, high=100_000)
+        _check_int(self, "classifier_min_steps", low=0, high=10_000_000)
         _check_int(self, "batch_size", low=2, high=1_000_000)
         _check_float(self, "weight_decay", low=0.0, high=1.0)
         _check(self.lr_schedule in LR_SCHEDULES, "lr_schedule", self.lr_schedule, f"one of {list(LR_SCHEDULES)}")
@@ -161,6 +168,8 @@ class Recipe:
         if fmt in _OLD_FORMATS and "seed" in data:
             seed = data.pop("seed")
             data = {"data_seed": seed, "generator_seed": seed, "classifier_seed": seed, **data}
+        if fmt in _OLD_FORMATS:
+            data.setdefault("classifier_min_steps", 0)
         elif fmt != RECIPE_FORMAT and fmt not in _OLD_FORMATS:
             raise RecipeError(f"{source}: format {fmt!r} is not supported; expected {RECIPE_FORMAT!r}")
         known = {f.name for f in dataclasses.fields(cls)}
@@ -217,6 +226,12 @@ class Recipe:
     def with_seed(self, seed: int) -> Recipe:
         """The same recipe with another generator and classifier seed (the data stay the same)."""
         return self.replace(generator_seed=seed, classifier_seed=seed)
+
+
+def is_real_only(generator: str | None, synthetic_ratio: float | None = None) -> bool:
+    """The one test of real-only: generator "none", or a synthetic ratio of 0. The search space and the
+    searcher ask it of a drawn generator before (or without) its ratio; `Recipe.real_only` asks it of both."""
+    return generator == NO_GENERATOR or synthetic_ratio == 0
 
 
 def _check(ok: bool, name: str, value: Any, expected: str) -> None:

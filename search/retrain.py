@@ -25,7 +25,7 @@ def retrain(
     store.check_reachable(uri)
     dataset = load_recipe_data(recipe, data_dir)
     experiment_id = store.ensure_experiment(store.client(uri), recipe.dataset, uri)
-    logger = runs.start_run(uri, experiment_id, name=f"train {run_name(recipe.to_dict())}",
+    logger = runs.start_run(uri, experiment_id, name=f"train {run_name(recipe)}",
                             tags={KIND: "train", FINGERPRINT: dataset.fingerprint})
     logger.log_params(recipe.to_params())
     logger.log_text(recipe.to_yaml(), "recipe.yaml")

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from ganmix.search.constraints import Bound, parse_constraints
-from ganmix.search.metrics import SEARCHABLE, canonical_metric, metric_mode, selection_metric
+from ganmix.models.metrics import SEARCHABLE, canonical_metric, metric_mode, selection_metric
 from ganmix.search.recipe import Recipe, RecipeError
 from ganmix.search.space import Dim, SpaceError, dim_to_yaml, parse_dim
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from mlflow import MlflowClient
 
-from ganmix.search.metrics import REGISTRY, canonical_metric, internal_name, logged_name
+from ganmix.models.metrics import REGISTRY, canonical_metric, internal_name, logged_name
 from ganmix.search.spec import SearchSpec
 from ganmix.tracking import runs
 
@@ -67,3 +67,18 @@ def test_constraints_take_either_spelling():
 
     assert parse_constraints({"sample/near_copy_fraction": {"max": 0.01}}) == \
         parse_constraints({"near_copy_fraction": {"max": 0.01}})
+
+
+def test_best_so_far_follows_each_metrics_direction_over_latest_values():
+    from ganmix.models.metrics import BestSoFar
+
+    auc = BestSoFar("val_auc")
+    assert auc.update("a", 0.8) and auc.update("b", 0.9) and (auc.key, auc.value) == ("b", 0.9)
+    assert not auc.update("c", 0.9)  # a tie keeps the first
+    assert auc.update("b", 0.7) and (auc.key, auc.value) == ("c", 0.9)  # b's latest value fell: c leads
+    assert auc.update("c", 0.5) and (auc.key, auc.value) == ("a", 0.8)
+    assert not auc.update("d", float("nan")) and "d" not in auc.latest
+    loss = BestSoFar("val_loss")
+    loss.update("a", 0.3)
+    loss.update("b", 0.2)
+    assert (loss.key, loss.value) == ("b", 0.2)

@@ -116,6 +116,13 @@ def test_recipe_formats():
     with pytest.raises(RecipeError, match="format 'ganmix.recipe/9' is not supported"):
         Recipe.from_dict({"format": "ganmix.recipe/9"})
     assert Recipe.from_yaml(Recipe(classifier_seed=3).to_yaml()).classifier_seed == 3
+    # Formats before the step floor re-run as they ran: no floor; today's recipes keep theirs.
+    assert old.classifier_min_steps == 0
+    assert Recipe.from_dict({"format": "ganmix.recipe/2", "generator": "cvae"}).classifier_min_steps == 0
+    assert Recipe.from_yaml(Recipe(classifier_min_steps=123).to_yaml()).classifier_min_steps == 123
+    assert "format: ganmix.recipe/3" in Recipe().to_yaml()
+    with pytest.raises(RecipeError, match="classifier_min_steps must be an integer"):
+        Recipe(classifier_min_steps=-1)
 
 
 def test_with_seed_changes_generator_and_classifier_seeds_only():

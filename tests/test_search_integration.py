@@ -16,8 +16,8 @@ from mlflow import MlflowClient
 
 from ganmix.datasets import load_dataset
 from ganmix.search.allocation import allocate, synthetic_total
-from ganmix.search.recipe import Recipe
-from ganmix.tracking.naming import GENERATOR_FIELDS, run_name
+from ganmix.search.recipe import GENERATOR_FIELDS, Recipe
+from ganmix.tracking.naming import run_name
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +35,7 @@ SPEC = {
         "allocation": {"type": "categorical", "choices": ["proportional", "balance"]},
     },
     "generator_space": {"wgan_gp": {"n_critic": {"type": "int", "low": 1, "high": 2}}},
-    "fixed": {"classifier_epochs": CLASSIFIER_EPOCHS, "latent_dim": 16},
+    "fixed": {"classifier_epochs": CLASSIFIER_EPOCHS, "classifier_min_steps": 0, "latent_dim": 16},
     # A sample metric as a constraint: TPE and `ganmix best` then prefer trials that satisfy it.
     "constraints": {"near_copy_fraction": {"max": 0.5}},
 }
@@ -201,7 +201,7 @@ def test_the_ui_answers_at_a_glance(searched):
     client, parent = searched["client"], searched["parents"][0]
     for run in searched["children"]:
         recipe = Recipe.from_yaml(_artifact_text(client, run.info.run_id, "recipe.yaml"))
-        assert run.info.run_name == run_name(recipe.to_dict())
+        assert run.info.run_name == run_name(recipe)
         assert run.data.tags["ganmix.rank"]
     winners = [r for r in searched["children"] if r.data.tags.get("ganmix.best") == "true"]
     assert len(winners) == 1 and winners[0].data.tags["ganmix.rank"] == "1"

@@ -6,7 +6,7 @@ import optuna
 import pytest
 import yaml
 
-from ganmix.search.metrics import metric_mode
+from ganmix.models.metrics import metric_mode
 from ganmix.search.space import BASELINE_ATTR, DefineByRun, SpaceError, option_key, parse_dim, split_options
 from ganmix.search.spec import SearchSpec
 from ganmix.search.trainable import recipe_from_config
@@ -140,6 +140,7 @@ def test_constraints_parse_and_judge_feasibility(tmp_path):
 def test_constraints_reach_optuna_trials_as_tpe_reads_them():
     """ConstrainedOptunaSearch sets Optuna constraints that TPE ranks by (infeasible after feasible)."""
     from ganmix.search.constraints import ConstrainedOptunaSearch, parse_constraints
+    from ganmix.search.ray_internals import optuna_study
 
     spec = SearchSpec(dataset="digits")
     searcher = ConstrainedOptunaSearch(space=_space(spec), metric="val_auc", mode="max",
@@ -148,7 +149,7 @@ def test_constraints_reach_optuna_trials_as_tpe_reads_them():
     for trial_id, (auc, copies) in enumerate([(0.9, 0.5), (0.6, 0.0), (0.7, 0.01)]):
         searcher.suggest(str(trial_id))
         searcher.on_trial_complete(str(trial_id), {"val_auc": auc, "near_copy_fraction": copies})
-    trials = searcher._ot_study.trials
+    trials = optuna_study(searcher).trials
     assert [t.constraints for t in trials] == [
         {"near_copy_fraction_max": pytest.approx(0.45)},
         {"near_copy_fraction_max": pytest.approx(-0.05)},

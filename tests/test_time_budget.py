@@ -20,7 +20,7 @@ SPEC = {
     "space": {"gan_epochs": {"type": "int", "low": 1, "high": 2},
               "synthetic_ratio": {"type": "float", "low": 0.2, "high": 1.0},
               "generator": {"type": "categorical", "choices": ["dcgan", "cvae"]}},
-    "fixed": {"classifier_epochs": 4, "latent_dim": 16},
+    "fixed": {"classifier_epochs": 4, "classifier_min_steps": 0, "latent_dim": 16},
 }
 
 

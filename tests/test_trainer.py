@@ -57,12 +57,75 @@ def test_step_budget_does_not_grow_with_the_synthetic_ratio(monkeypatch) -> None
     assert steps == [15, 15, 15]  # 3 epochs x ceil(40 / 8) batches
 
 
+def _count_steps(monkeypatch) -> list[int]:
+    steps: list[int] = []
+    original = torch.optim.AdamW.step
+
+    def counting_step(self, *args, **kwargs):  # counts calls, then does the real update
+        steps[-1] += 1
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", counting_step)
+    return steps
+
+
+def test_a_small_set_gets_at_least_the_step_floor_at_any_ratio(monkeypatch) -> None:
+    """40 images at batch 64 are one step per epoch; a floor of 20 steps over 4 epochs makes every epoch
+    five passes over the real split, whatever the synthetic ratio, and the per-epoch reports stay 4."""
+    steps = _count_steps(monkeypatch)
+    real, real_labels = _separable_set(n=40)
+    settings = TrainSettings(epochs=4, lr=1e-3, batch_size=64, min_steps=20)
+    for ratio in (0, 1, 3):
+        fake, fake_labels = _separable_set(n=40 * ratio, seed=2) if ratio else (real[:0], real_labels[:0])
+        steps.append(0)
+        result = fit_classifier(_model(), torch.cat([real, fake]), torch.cat([real_labels, fake_labels]),
+                                settings=settings, device="cpu", num_classes=2, real_count=len(real))
+        assert len(result.history) == 4
+        assert [h["train_steps"] for h in result.history] == [5, 10, 15, 20]
+    assert steps == [20, 20, 20]
+    assert classify.total_steps(40, settings) == 20
+
+
+def test_a_large_set_keeps_its_epochs_under_the_floor(monkeypatch) -> None:
+    """When epochs x batches already reach the floor, nothing is added: 3 epochs x 5 batches = 15 >= 10."""
+    steps = _count_steps(monkeypatch)
+    images, labels = _separable_set(n=40)
+    steps.append(0)
+    fit_classifier(_model(), images, labels, settings=TrainSettings(epochs=3, lr=1e-3, batch_size=8, min_steps=10),
+                   device="cpu", num_classes=2)
+    assert steps == [15]
+    assert classify.passes_per_epoch(40, epochs=3, batch_size=8, min_steps=10) == 1
+    # A floor just past the natural budget adds one whole pass per epoch.
+    assert classify.passes_per_epoch(40, epochs=3, batch_size=8, min_steps=16) == 2
+
+
+def test_a_floor_of_zero_trains_exactly_as_before() -> None:
+    """The floor draws its passes from the same shuffling stream: with no extra pass, weights are unchanged."""
+    images, labels = _separable_set()
+    a, b = _model(), _model()
+    fit_classifier(a, images, labels, settings=TrainSettings(epochs=2, lr=1e-3, batch_size=16), device="cpu",
+                   num_classes=2)
+    fit_classifier(b, images, labels, settings=TrainSettings(epochs=2, lr=1e-3, batch_size=16, min_steps=8),
+                   device="cpu", num_classes=2)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_the_one_cycle_schedule_spans_the_floored_steps() -> None:
+    """One-cycle's total is the floored step count: the learning rate ends near zero, not mid-cycle."""
+    images, labels = _separable_set(n=40)
+    result = fit_classifier(_model(), images, labels, device="cpu", num_classes=2,
+                            settings=TrainSettings(epochs=2, lr=1e-2, batch_size=64, min_steps=12))
+    assert result.history[-1]["train_steps"] == 12
+    # Mid-cycle after epoch 1 (step 6 of 12), annealed to under 5 % of the peak after epoch 2.
+    assert result.history[0]["lr"] > 0.5e-2 > 0.05e-2 > result.history[-1]["lr"]
+
+
 def test_the_best_val_epoch_is_the_one_restored() -> None:
     images, labels = _separable_set()
     val = _val()
     model = _model()
     seen: list[tuple[int, dict, dict]] = []
-    settings = TrainSettings(epochs=6, lr=3e-2, batch_size=8, select_metric="val_loss", select_mode="min")
+    settings = TrainSettings(epochs=6, lr=3e-2, batch_size=8, select_metric="val_loss")
     result = fit_classifier(model, images, labels, settings=settings, device="cpu", num_classes=2, val=val,
                             on_epoch=lambda e, m, b: seen.append((e, dict(m), dict(b))))
     losses = [m["val_loss"] for _, m, _ in seen]

@@ -7,14 +7,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ganmix.tracking.runs import COMPLETED, KIND, METRIC, SEARCH_NAME, RunLogger, start_run
+from ganmix.tracking.runs import COMPLETED, KIND, METRIC, NOTE, SEARCH_NAME, RunLogger, start_run
 from ganmix.tracking.store import client, retry
 
 CONFIRMATION, CONFIRM_SEED = "confirmation", "confirm_seed"
 ARM, SEED = "ganmix.arm", "ganmix.seed"
 # On the search's parent run: the latest confirmation's one-line verdict and where to read the rest.
 VERDICT, CONFIRMATION_RUN = "ganmix.verdict", "ganmix.confirmation_run_id"
-NOTE = "mlflow.note.content"  # the run description the MLflow UI shows
 
 
 def start_confirmation(uri: str, experiment_id: str, parent_run_id: str, *, search_name: str, metric: str,

@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 
 from mlflow.entities import Metric, RunTag
 
-from ganmix.search.metrics import logged_name, metric_info, test_counterpart
+from ganmix.models.metrics import logged_name, metric_info, test_counterpart
 from ganmix.tracking.query import TrialSummary, is_real_only, rank, trial_summaries, tuned_baseline
+from ganmix.tracking.runs import NOTE
 from ganmix.tracking.store import client, retry
 
-RANK, BEST, NOTE = "ganmix.rank", "ganmix.best", "mlflow.note.content"
+RANK, BEST = "ganmix.rank", "ganmix.best"
 # MLflow's shared views: the runs table reads its columns from this experiment tag when the link carries
 # `viewStateShareKey=ganmix` (what its own Share button writes), so a first visit already shows the answer.
 VIEW_KEY = "ganmix"
@@ -55,7 +56,7 @@ def rank_label(summary: TrialSummary, order: dict[str, int]) -> str | None:
     return "infeasible" if not summary.feasible else "no value"
 
 
-def answer(summaries: Sequence[TrialSummary], *, metric: str, mode: str, dataset: str, done: bool) -> str:
+def answer(summaries: Sequence[TrialSummary], *, metric: str, dataset: str, done: bool) -> str:
     """The search's answer in one sentence."""
     ranking = rank(summaries, metric)
     so_far = "" if done else " so far"
@@ -77,14 +78,14 @@ def _cell(value: float | None) -> str:
     return f"{value:.4f}" if _finite(value) else "-"
 
 
-def description(summaries: Sequence[TrialSummary], *, experiment_id: str, metric: str, mode: str, dataset: str,
+def description(summaries: Sequence[TrialSummary], *, experiment_id: str, metric: str, dataset: str,
                 search: str, done: bool, top: int = TOP) -> str:
     """The parent run's markdown: the answer, the top trials and the tuned baseline with links, the counts."""
     ranking = rank(summaries, metric)
     base = tuned_baseline(summaries, metric)
     rows = ranking[:top] + ([base] if base is not None and base not in ranking[:top] else [])
     test = test_counterpart(metric)
-    lines = [f"**{answer(summaries, metric=metric, mode=mode, dataset=dataset, done=done)}**", ""]
+    lines = [f"**{answer(summaries, metric=metric, dataset=dataset, done=done)}**", ""]
     if rows:
         header = ["rank", "trial", logged_name(metric), "vs baseline", *([logged_name(test)] if test else []),
                   "trial id"]
@@ -97,7 +98,7 @@ def description(summaries: Sequence[TrialSummary], *, experiment_id: str, metric
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     counts = _counts(summaries)
-    lines.append(f"Search `{search}`: {counts}. Objective {metric} ({mode}) on the validation split; test "
+    lines.append(f"Search `{search}`: {counts}. Objective {metric} ({metric_info(metric).mode}) on the validation split; test "
                  "metrics are only logged. *vs baseline* = difference from the best real-only trial, "
                  f"positive is better (metric `{logged_name(lift_metric(metric))}` on every trial). "
                  "All trials: the `trials_table.json` and `trials.csv` artifacts; the Optuna plots under `optuna/`.")
@@ -129,7 +130,6 @@ class SearchDescriber:
     experiment_id: str
     parent_run_id: str
     metric: str
-    mode: str
     dataset: str
     search: str
     _written: dict[str, tuple[str | None, float | None]] = field(default_factory=dict)
@@ -157,7 +157,7 @@ class SearchDescriber:
         if winner and winner != self._best:
             retry(mlflow_client.set_tag, winner, BEST, "true")
         self._best = winner
-        text = description(summaries, experiment_id=self.experiment_id, metric=self.metric, mode=self.mode,
+        text = description(summaries, experiment_id=self.experiment_id, metric=self.metric,
                            dataset=self.dataset, search=self.search, done=done)
         retry(mlflow_client.set_tag, self.parent_run_id, NOTE, text)
         return summaries

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ganmix.search.metrics import metric_info
+from ganmix.models.choices import NO_GENERATOR
+from ganmix.models.metrics import metric_info
 from ganmix.tracking.runs import (BASELINE, COMPLETED, EARLY_STOPPED, FEASIBLE, FINGERPRINT, KIND, METRIC, PARENT,
                                   SEARCH_NAME, TRIAL_ID, read_metrics)
 from ganmix.tracking.confirmation import VERDICT
@@ -52,8 +53,9 @@ class BestResult:
 
 
 def is_real_only(summary: TrialSummary) -> bool:
-    """A trial without synthetic images: `generator: none`, or the fixed baseline of an older search."""
-    return summary.params.get("generator") == "none" or summary.baseline
+    """A trial without synthetic images, as its params say: Recipe.to_params logs `generator: none` exactly when
+    `Recipe.real_only` (the one test); the fixed baseline of an older search has its tag."""
+    return summary.params.get("generator") == NO_GENERATOR or summary.baseline
 
 
 def find_search(uri: str, name: str, *, experiment_id: str | None = None) -> Any | None:
@@ -102,7 +104,8 @@ def rank(summaries: list[TrialSummary], metric: str) -> list[TrialSummary]:
     """Completed, feasible, finished trials with a finite `metric`, best first by the metric's own direction."""
     candidates = [s for s in summaries
                   if s.completed and s.feasible and s.status == "FINISHED" and _finite(s.metrics.get(metric))]
-    return sorted(candidates, key=lambda s: s.metrics[metric], reverse=metric_info(metric).mode == "max")
+    info = metric_info(metric)
+    return sorted(candidates, key=lambda s: info.sort_key(s.metrics[metric]))
 
 
 def pick_best(summaries: list[TrialSummary], metric: str, *, uri: str) -> TrialSummary | None:

@@ -7,6 +7,8 @@ anywhere else. Standard library only: the CLI validates `--metric` before any he
 
 from __future__ import annotations
 
+import math
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 
@@ -26,12 +28,42 @@ class MetricInfo:
         """True when `a` is strictly better than `b`."""
         return a > b if self.mode == "max" else a < b
 
+    def sort_key(self, value: float) -> float:
+        """Ascending order of this key is best first (sorted, min)."""
+        return -value if self.mode == "max" else value
+
+    @property
+    def direction(self) -> str:
+        """Optuna's name for the mode: "maximize" or "minimize"."""
+        return "maximize" if self.mode == "max" else "minimize"
+
     def lift(self, value: float, baseline: float) -> float:
         """`value` minus `baseline`, signed so that positive always means better."""
         return value - baseline if self.mode == "max" else baseline - value
 
     def format(self, value: float) -> str:
         return format(value, self.fmt)
+
+
+class BestSoFar:
+    """The best of each key's latest value of one metric, by the registry's direction: a search's best trial
+    so far (the console's line and the parent run's `best_<metric>` both keep one). Ties keep the first."""
+
+    def __init__(self, metric: str) -> None:
+        self.info = metric_info(metric)
+        self.latest: dict[Hashable, float] = {}
+        self.key: Hashable | None = None
+        self.value: float | None = None
+
+    def update(self, key: Hashable, value: float) -> bool:
+        """Record `key`'s latest value (a NaN is ignored); True when the best (key or value) changed."""
+        if math.isnan(value):
+            return False
+        self.latest[key] = float(value)
+        best = min(self.latest, key=lambda k: self.info.sort_key(self.latest[k]))
+        changed = (best, self.latest[best]) != (self.key, self.value)
+        self.key, self.value = best, self.latest[best]
+        return changed
 
 
 # Classifier metrics exist for val (searched) and test (reported); the registry lists both splits.
