@@ -73,7 +73,8 @@ def measure_family(name: str, size: int, args: argparse.Namespace) -> dict[str, 
     cfg = make_generator_config(name, image_size=size, channels=1, num_classes=int(labels.max()) + 1,
                                 batch_size=BATCH, options=options)
     model = create_generator(name, cfg).to(args.device)
-    row["params"] = sum(p.numel() for p in model.parameters())
+    # Trained parameters: an EMA copy (ddpm) is not counted, generator and discriminator both are.
+    row["params"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
     started = synced(args.device)
     model.train_step(to_unit(images[:BATCH], args.device), labels[:BATCH].to(args.device))
     estimate = (synced(args.device) - started) * math.ceil(len(images) / BATCH)
