@@ -24,7 +24,7 @@ from ganmix.datasets import ImageDataset
 from ganmix.models.metrics import confirming_metric
 from ganmix.search.recipe import Recipe
 from ganmix.search.spec import SearchSpec
-from ganmix.search.metrics import metric_info
+from ganmix.models.metrics import metric_info
 from ganmix.search.stats import (ABLATION, MeanCI, Paired, corrected, mean_ci, min_seeds_for_significance, p_text,
                                  paired, verdict_line)
 from ganmix.tracking import confirmation as tracking

@@ -171,3 +171,27 @@ def test_the_ablated_recipe_differs_from_its_gan_recipe_only_in_the_generator_fi
     assert twin.with_seed(9).classifier_seed == recipe.with_seed(9).classifier_seed == 9
     assert Recipe.from_yaml(twin.to_yaml()) == twin  # it validates and round-trips
     assert twin.ablated() == twin
+
+
+def test_image_sizes_are_judged_against_the_recipes_generator():
+    """models/sizes.py is the one judge: classifiers take 8..256 px, the conv generators 8..128 px."""
+    assert Recipe(image_size=128, generator="wgan_gp").image_size == 128
+    real_only = Recipe(image_size=256, generator="none", synthetic_ratio=0.0)
+    assert real_only.image_size == 256
+    with pytest.raises(RecipeError, match=r"image_size 200 does not suit generator 'cvae': it takes 8\.\.128 px"):
+        Recipe(image_size=200, generator="cvae")
+    for bad in (0, 300, True):
+        with pytest.raises(RecipeError, match=rf"image_size must be an integer in 8\.\.256 .*got {bad!r}"):
+            Recipe(image_size=bad, generator="none", synthetic_ratio=0.0)
+
+
+def test_medmnist_plus_size_is_a_data_field():
+    recipe = Recipe(dataset="breastmnist", size=224, image_size=128)
+    assert Recipe.from_yaml(recipe.to_yaml()) == recipe and recipe.to_params()["size"] == "224"
+    with pytest.raises(RecipeError, match="size must be one of \\[28, 64, 128, 224\\]"):
+        Recipe(dataset="breastmnist", size=96)
+    # Without image_size the data set's own size is judged, before any file is read.
+    with pytest.raises(RecipeError, match="breastmnist's own size 224 does not suit generator 'dcgan'.*set image_size"):
+        Recipe(dataset="breastmnist", size=224)
+    with pytest.raises(RecipeError, match="size 64 picks a MedMNIST\\+ file; data set 'digits' is not MedMNIST"):
+        Recipe(dataset="digits", size=64)
