@@ -48,6 +48,20 @@ def test_a_damaged_store_is_one_line_before_any_work(tmp_path: Path) -> None:
         store.check_reachable(store.default_tracking_uri(results))
 
 
+def test_pre_flight_leaves_a_store_being_created_to_the_locked_check(tmp_path: Path) -> None:
+    """A store another command is creating (its lock held) looks half-written: pre-flight, which takes no
+    lock, must not call it damaged; once the lock is free, a truly empty file is."""
+    from ganmix.models.files import file_lock
+    from ganmix.tracking.location import check_local_store_unless_busy
+
+    db = tmp_path / "mlflow.db"
+    db.write_bytes(b"")
+    with file_lock(db):
+        check_local_store_unless_busy(db)  # busy: judged later, under the lock
+    with pytest.raises(store.TrackingError, match=r"is empty \(0 bytes\)"):
+        check_local_store_unless_busy(db)
+
+
 @pytest.mark.integration
 def test_three_searches_started_at_once_on_a_fresh_folder(tmp_path: Path) -> None:
     from mlflow import MlflowClient
