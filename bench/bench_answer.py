@@ -50,7 +50,7 @@ class Budget:
     cpus_per_trial: float
     gpus_per_trial: float
     classifier_epochs: int
-    gan_epochs_high: int
+    generator_epochs_high: int
     top: int
     seeds: int
 
@@ -64,8 +64,8 @@ BUDGETS = {
 
 
 def run_one(name: str, budget: Budget, args: argparse.Namespace) -> list[str]:
-    space = {**default_space(), "gan_epochs": parse_dim("gan_epochs", {"type": "int", "low": 3,
-                                                                       "high": budget.gan_epochs_high, "log": True})}
+    epochs = {"type": "int", "low": 3, "high": budget.generator_epochs_high, "log": True}
+    space = {**default_space(gpu=budget.gpus_per_trial > 0), "generator_epochs": parse_dim("generator_epochs", epochs)}
     spec = SearchSpec(name=f"bench-{name}-{time.strftime('%Y%m%d-%H%M%S')}", dataset=name, trials=budget.trials,
                       max_concurrent=budget.max_concurrent, cpus_per_trial=budget.cpus_per_trial,
                       gpus_per_trial=budget.gpus_per_trial, space=space,
@@ -79,7 +79,7 @@ def run_one(name: str, budget: Budget, args: argparse.Namespace) -> list[str]:
                    cache_dir=(args.results_dir / "cache").resolve(), quiet=True)
     confirmed = time.perf_counter() - started - searched
     lines = [f"## {name}: {args.budget} budget ({budget.trials} trials, {budget.classifier_epochs} classifier epochs, "
-             f"GAN epochs 3..{budget.gan_epochs_high}, confirm top {budget.top} over {budget.seeds} seeds)",
+             f"generator epochs 3..{budget.generator_epochs_high}, confirm top {budget.top} over {budget.seeds} seeds)",
              f"search {outcome.name}: {searched:.0f} s, {outcome.num_errors} failed trials; confirmation {confirmed:.0f} s",
              "", f"| arm | role | recipe | test AUC mean [95% CI] | test ACC mean [95% CI] | {conf.metric} vs tuned "
              "real-only | generator's own effect |", "|---|---|---|---|---|---|---|"]

@@ -34,7 +34,7 @@ CASES = [  # (stage, name, argv); {tmp} is a scratch folder
     ("network", "--storage s3:// (endpoint closed)", ["search", "--storage", "s3://bucket/x"]),
     ("flags", "ui --port 99999", ["ui", "--port", "99999"]),
     ("spec", "--image-size 128", ["search", "--image-size", "128"]),
-    ("spec", "space: latent_dim low 0", ["search", "--config", "{tmp}/latent0.yaml"]),
+    ("spec", "generator_space: dcgan latent_dim low 0", ["search", "--config", "{tmp}/latent0.yaml"]),
     ("data", "text file named .npz", ["search", "--dataset", "breastmnist", "--data-dir", "{tmp}/text"]),
     ("data", "empty val split", ["search", "--dataset", "breastmnist", "--data-dir", "{tmp}/empty_val"]),
 ]
@@ -42,7 +42,7 @@ CASES = [  # (stage, name, argv); {tmp} is a scratch folder
 
 def prepare(tmp: Path) -> None:
     (tmp / "a_file").write_text("x\n")
-    (tmp / "latent0.yaml").write_text("space:\n  latent_dim: {type: int, low: 0, high: 64}\n")
+    (tmp / "latent0.yaml").write_text("generator_space:\n  dcgan:\n    latent_dim: {type: int, low: 0, high: 64}\n")
     (tmp / "text").mkdir()
     (tmp / "text" / "breastmnist.npz").write_text("text\n")
     (tmp / "empty_val").mkdir()

@@ -4,7 +4,7 @@
                                  [--trials 4] [--max-concurrent 2] [--reuse-trials 8] [--json PATH] [--keep]
 
 (a) Trial overhead. Runs `ganmix search` (python -m ganmix.search.cli) as a subprocess on breastmnist in a
-    temporary results folder: a 4-trial spec (the real-only baseline first), gan_epochs 2..5, classifier_epochs 3,
+    temporary results folder: a 4-trial spec (the real-only baseline first), generator_epochs 2..5, classifier_epochs 3,
     small_cnn. Every trial's MLflow run carries `compute_seconds` (logged by the trial: time inside
     execute_recipe up to its last report) and `trial_wall_seconds` (logged by the driver: Tune's trial start,
     i.e. the trial's actor is up, to completion); they are read back from RESULTS/mlflow.db. Per trial the table
@@ -24,7 +24,7 @@
     reference classifier from the search's own cache, at 1 thread (what a cpus_per_trial=1 trial gets) and at
     --threads, plus its parts.
 (d) Generator reuse. A search whose trials share one generator-cache key (dcgan, latent 32) and differ in
-    gan_epochs: GAN epochs trained versus requested.
+    generator_epochs: GAN epochs trained versus requested.
 
 Searches start their own local Ray instance (RAY_ADDRESS=local in the child's environment, unless --ray-address
 is given), so a Ray cluster another process runs on this machine is neither joined nor touched; the child's Ray
@@ -71,8 +71,7 @@ SPEC = """\
 # bench/bench_search.py: a real but small search on breastmnist (the baseline is one of the trials).
 """ + _SPEC_HEAD + """\
 space:
-  gan_epochs: {{type: int, low: 2, high: 5}}
-  latent_dim: {{type: categorical, choices: [32, 64]}}
+  generator_epochs: {{type: int, low: 2, high: 5}}
   synthetic_ratio: {{type: float, low: 0.5, high: 1.5}}
   classifier_lr: {{type: float, low: 3.0e-4, high: 3.0e-3, log: true}}
   generator: {{type: categorical, choices: [dcgan, wgan_gp, acgan, cvae]}}
@@ -83,17 +82,17 @@ fixed:
   classifier_min_steps: 0   # infrastructure figures, not answers: no step floor
 """
 
-# (d) generator reuse: one family and latent size, so trials share generator-cache keys and differ in gan_epochs.
+# (d) generator reuse: one family and latent size, so trials share generator-cache keys and differ in generator_epochs.
 REUSE_SPEC = """\
-# bench/bench_search.py (d): generator reuse across trials (one key, several gan_epochs).
+# bench/bench_search.py (d): generator reuse across trials (one key, several generator_epochs).
 """ + _SPEC_HEAD + """\
 space:
-  gan_epochs: {{type: int, low: 2, high: 12}}
+  generator_epochs: {{type: int, low: 2, high: 12}}
   synthetic_ratio: {{type: float, low: 0.5, high: 1.0}}
   classifier_lr: {{type: float, low: 3.0e-4, high: 3.0e-3, log: true}}
 fixed:
   generator: dcgan
-  latent_dim: 32
+  generator_options: {{latent_dim: 32}}
   classifier: small_cnn
   classifier_epochs: 2
   classifier_min_steps: 0
@@ -199,14 +198,14 @@ def probe(code: str, env: dict[str, str], timeout: float = 180) -> dict[str, flo
 class Trial:
     name: str
     label: str  # "baseline" or the generator family
-    gan_epochs: str
+    generator_epochs: str
     synthetic_ratio: float
     state: str  # completed | stopped early | failed | ...
     start: float  # MLflow run start (the worker opened it), seconds since the epoch
     end: float | None
     wall: float | None  # trial_wall_seconds
     compute: float | None  # compute_seconds
-    gan_requested: int = 0  # gan_epochs of a trial that trained (or reused) a generator
+    gan_requested: int = 0  # generator_epochs of a trial that trained (or reused) a generator
     gan_trained: int = 0  # epochs it trained itself; the rest came from the generator cache
     gap: float | None = None  # slot freed -> this run opened
     slot_overhead: float | None = None  # slot freed -> this run ended, minus compute
@@ -271,13 +270,13 @@ def read_search(results_dir: Path, max_concurrent: int) -> SearchRecord:
             state = run.info.status.lower()
         trials.append(Trial(
             name=run.info.run_name, label="baseline" if baseline else params.get("generator", "?"),
-            gan_epochs="-" if baseline else params.get("gan_epochs", "?"),
+            generator_epochs="-" if baseline else params.get("generator_epochs", "?"),
             synthetic_ratio=float(params.get("synthetic_ratio", "nan")),
             state=state, start=run.info.start_time / 1000,
             end=run.info.end_time / 1000 if run.info.end_time else None,
             wall=metrics.get("trial_wall_seconds"), compute=metrics.get("compute_seconds"),
-            gan_requested=int(params.get("gan_epochs", 0)) if "gan_epochs_trained" in metrics else 0,
-            gan_trained=int(metrics.get("gan_epochs_trained", 0)),
+            gan_requested=int(params.get("generator_epochs", 0)) if "generator_epochs_trained" in metrics else 0,
+            gan_trained=int(metrics.get("generator_epochs_trained", 0)),
         ))
     trials.sort(key=lambda t: t.start)
     _fill_slots(trials, max_concurrent)
@@ -320,7 +319,7 @@ def trial_table(trials: list[Trial]) -> str:
             f"{'overhead s':>10} {'launch gap s':>12} {'slot overhead s':>15}")
     lines = [head]
     for t in trials:
-        lines.append(f"{t.name:<20} {t.label:<9} {t.gan_epochs:>6} {t.synthetic_ratio:>5.2f} {t.state:<13} "
+        lines.append(f"{t.name:<20} {t.label:<9} {t.generator_epochs:>6} {t.synthetic_ratio:>5.2f} {t.state:<13} "
                      f"{_f(t.wall):>7} {_f(t.compute):>9} {_f(t.overhead):>10} {_f(t.gap):>12} "
                      f"{_f(t.slot_overhead):>15}")
     return "\n".join(lines)
@@ -365,7 +364,7 @@ def bench_small_search(args: argparse.Namespace, root: Path, env: dict[str, str]
     if args.ray_address:
         cli += ["--address", args.ray_address]
     print(f"\n(a) small search on breastmnist: {args.trials} trials, max {args.max_concurrent} concurrent, "
-          f"1 CPU{f' + {gpus} GPU' if gpus else ''} each, gan_epochs 2..5, classifier_epochs 3, small_cnn "
+          f"1 CPU{f' + {gpus} GPU' if gpus else ''} each, generator_epochs 2..5, classifier_epochs 3, small_cnn "
           f"(load average {load_average():.2f})", flush=True)
     run = run_cli(cli, log=root / "search.log", env=env, timeout=args.timeout)
     rows.append(("(a) search total wall (s)", f"{run.seconds:.1f}" + ("" if run.ok else f"  [{run.status}]")))
@@ -439,7 +438,7 @@ def bench_reuse(args: argparse.Namespace, root: Path, env: dict[str, str], rows:
     spec.write_text(REUSE_SPEC.format(trials=args.reuse_trials, max_concurrent=args.max_concurrent,
                                       gpus_per_trial=gpus))
     results = root / "reuse"
-    print(f"\n(d) generator reuse on breastmnist: {args.reuse_trials} trials, dcgan, latent 32, gan_epochs 2..12, "
+    print(f"\n(d) generator reuse on breastmnist: {args.reuse_trials} trials, dcgan, latent 32, generator_epochs 2..12, "
           f"classifier_epochs 2, no sample metrics (load average {load_average():.2f})", flush=True)
     cli = ["search", "--config", str(spec), "--data-dir", str(args.data_dir), "--results-dir", str(results),
            "--no-sample-metrics", "--quiet"]

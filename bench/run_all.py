@@ -37,6 +37,8 @@ def command(name: str, args: argparse.Namespace, json_path: Path) -> list[str]:
             "--json", str(json_path)]
     if name == "search":
         return base + ["--data-dir", str(args.data.parent)] + (["--skip-demo"] if args.skip_demo else [])
+    if name == "generators":  # 28 px only: the 64/128 px rows, the peer and the 128-px trial take bench_generators.py
+        return base + ["--data", str(args.data), "--sizes", "28", "--no-trial"]
     return base + ["--data", str(args.data)]
 
 

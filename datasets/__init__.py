@@ -5,19 +5,21 @@ simulate small or imbalanced data.
 """
 
 from ganmix.datasets._common import resize_images
-from ganmix.datasets._load import dataset_names, load_dataset
-from ganmix.datasets._medmnist_info import MEDMNIST_FLAGS
+from ganmix.datasets._load import dataset_names, load_dataset, native_image_size
+from ganmix.datasets._medmnist_info import MEDMNIST_FLAGS, MEDMNIST_SIZES
 from ganmix.datasets._scarcity import apply_scarcity, parse_class_fraction
 from ganmix.datasets._types import DatasetError, ImageDataset, Split
 
 __all__ = [
     "MEDMNIST_FLAGS",
+    "MEDMNIST_SIZES",
     "DatasetError",
     "ImageDataset",
     "Split",
     "apply_scarcity",
     "dataset_names",
     "load_dataset",
+    "native_image_size",
     "parse_class_fraction",
     "resize_images",
 ]

@@ -142,7 +142,7 @@ def _new_model(ds: ImageDataset) -> SmallCNN:
     # caller's global RNG stream (the trial's own seeding) untouched.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(_SEED)
-        return SmallCNN(in_channels=ds.channels, num_classes=ds.num_classes)
+        return SmallCNN(in_channels=ds.channels, num_classes=ds.num_classes, image_size=ds.image_size)
 
 
 def _frozen(model: SmallCNN, ds: ImageDataset, device: torch.device) -> ReferenceClassifier:

@@ -10,9 +10,12 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ganmix.search.cli_results import cmd_best, cmd_train, cmd_ui, no_store
-from ganmix.search.metrics import SEARCHABLE, canonical_metric
+from ganmix.models.metrics import SEARCHABLE, canonical_metric
 
 DEMO_SPEC = "demo.yaml"  # packaged with ganmix.search: the offline demo on digits
+# `ganmix confirm`'s defaults (and `search --confirm`'s): recipes re-run and seeds per recipe. Their one home;
+# search/confirm.py takes both as arguments (it is too heavy to import for --help).
+CONFIRM_TOP, CONFIRM_SEEDS = 3, 5
 
 
 # Errors that mean bad input, by module: printed as one line, never as a traceback.
@@ -20,7 +23,7 @@ _USER_ERRORS = {
     "ganmix.datasets._types": "DatasetError", "ganmix.models._registry": "UnknownModelError",
     "ganmix.models.generator": "GeneratorError", "ganmix.search.recipe": "RecipeError",
     "ganmix.search.space": "SpaceError", "ganmix.tracking.store": "TrackingError",
-    "ganmix.search.preflight": "PreflightError", "ganmix.search.metrics": "MetricError",
+    "ganmix.search.preflight": "PreflightError", "ganmix.models.metrics": "MetricError",
 }
 
 
@@ -46,7 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dry-run", action="store_true", help="print the resolved search spec and exit")
     s.add_argument("--dataset", help="digits | a MedMNIST flag (breastmnist, pneumoniamnist, ...) | folder:/path")
     s.add_argument("--data-dir", type=Path, help="folder holding <flag>.npz (default ~/.ganmix/data)")
-    s.add_argument("--image-size", type=int, help="resize images to this many pixels (folders default to 64)")
+    s.add_argument("--size", type=int, help="MedMNIST+ file to read: 28 (<flag>.npz, the default), 64, 128 or 224 "
+                                           "(<flag>_<size>.npz, downloaded when missing)")
+    s.add_argument("--image-size", type=int, help="resize images to this many pixels, 8..256 (generators take up to "
+                                                  "128; folders default to 64)")
     s.add_argument("--train-per-class", type=int, help="keep at most N train images per class")
     s.add_argument("--class-fraction", action="append", metavar="CLASS=F",
                    help="keep a fraction F of one class in train (repeatable)")
@@ -68,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="end the search after this many seconds of Tune time (running trials are stopped)")
     s.add_argument("--confirm", type=int, metavar="SEEDS", default=0,
                    help="when the search ends, confirm its best recipes over SEEDS seeds (see `ganmix confirm`)")
-    s.add_argument("--confirm-top", type=int, default=3, metavar="K", help="recipes to confirm with --confirm")
+    s.add_argument("--confirm-top", type=int, default=CONFIRM_TOP, metavar="K",
+                   help=f"recipes to confirm with --confirm (default {CONFIRM_TOP})")
     s.add_argument("--quiet", action="store_true", help="no progress output")
     s.add_argument("--verbose", action="store_true", help="also show Ray's, Optuna's and MLflow's own output")
 
@@ -78,8 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     which = c.add_mutually_exclusive_group()
     which.add_argument("--name", help="the search to confirm")
     which.add_argument("--dataset", help="confirm the latest search of this data set")
-    c.add_argument("--top", type=int, default=3, metavar="K", help="top K recipes by validation (default 3)")
-    c.add_argument("--seeds", type=int, default=5, metavar="N", help="seeds per recipe (default 5)")
+    c.add_argument("--top", type=int, default=CONFIRM_TOP, metavar="K",
+                   help=f"top K recipes by validation (default {CONFIRM_TOP})")
+    c.add_argument("--seeds", type=int, default=CONFIRM_SEEDS, metavar="N",
+                   help=f"seeds per recipe (default {CONFIRM_SEEDS})")
     c.add_argument("--data-dir", type=Path, help="where the data set is (default: the search's --data-dir)")
     c.add_argument("--address", help="Ray address; 'auto' joins a running cluster")
     c.add_argument("--quiet", action="store_true")
@@ -119,7 +128,7 @@ def resolve_spec_and_given(args: argparse.Namespace) -> tuple[Any, set[str]]:
 
     overrides: dict[str, Any] = {
         key: getattr(args, key)
-        for key in ("dataset", "image_size", "train_per_class", "trials", "max_concurrent", "cpus_per_trial",
+        for key in ("dataset", "size", "image_size", "train_per_class", "trials", "max_concurrent", "cpus_per_trial",
                     "gpus_per_trial", "metric", "seed", "name")
         if getattr(args, key) is not None
     }
@@ -155,6 +164,9 @@ def cmd_search(args: argparse.Namespace) -> int:
             spec = choice.spec
             if choice.note and not args.dry_run:
                 print(choice.note, flush=True)
+        spec, note = spec.for_device()
+        if note and not args.dry_run:
+            print(note, flush=True)
     preflight.check_spec(spec, sample_metrics=not args.no_sample_metrics)
     if args.dry_run:
         print(spec.to_yaml(), end="")
@@ -204,7 +216,8 @@ def cmd_confirm(args: argparse.Namespace) -> int:
     preflight.check_store_flags(args)
     preflight.check_address(args.address)
     from ganmix.search.confirm import ConfirmError
-    from ganmix.search.runner import DATA_DIR, load_search_data
+    from ganmix.search.runner import load_search_data
+    from ganmix.tracking.runs import DATA_DIR
     from ganmix.tracking import query, store
 
     uri = store.resolve_tracking_uri(args.tracking_uri, args.results_dir)
@@ -259,19 +272,15 @@ def _load_spec(uri: str, run_id: str, name: str) -> Any:
     import tempfile
 
     from ganmix.search.spec import SearchSpec
-    from ganmix.tracking import store
+    from ganmix.tracking.runs import download_artifact
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = store.client(uri).download_artifacts(run_id, "search_spec.yaml", tmp)
-        return SearchSpec.load(path, name=name)
+        return SearchSpec.load(download_artifact(uri, run_id, "search_spec.yaml", tmp), name=name)
 
 
 def _spec_of_search(args: argparse.Namespace) -> Any:
     """The spec a search was started with, read back from its MLflow parent run."""
-    import tempfile
-
     from ganmix.search import preflight
-    from ganmix.search.spec import SearchSpec
     from ganmix.tracking import query, store
 
     uri = store.resolve_tracking_uri(args.tracking_uri, args.results_dir)

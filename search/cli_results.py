@@ -11,7 +11,7 @@ import sys
 
 
 def cmd_best(args: argparse.Namespace) -> int:
-    from ganmix.search.metrics import metric_info
+    from ganmix.models.metrics import metric_info
     from ganmix.search.recipe import Recipe
     from ganmix.tracking import query, store
 

@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from ganmix.datasets import ImageDataset
-from ganmix.search.metrics import confirming_metric
+from ganmix.models.metrics import confirming_metric, metric_info
 from ganmix.search.recipe import Recipe
 from ganmix.search.spec import SearchSpec
-from ganmix.search.metrics import metric_info
 from ganmix.search.stats import (ABLATION, MeanCI, Paired, corrected, mean_ci, min_seeds_for_significance, p_text,
                                  paired, verdict_line)
 from ganmix.tracking import confirmation as tracking
@@ -33,7 +32,6 @@ from ganmix.tracking.describe import lift_metric, run_link, write_confirmed_lead
 from ganmix.tracking.naming import run_name
 from ganmix.tracking.store import TrackingError
 
-DEFAULT_TOP, DEFAULT_SEEDS = 3, 5
 REPORTED = ("test_auc", "test_acc", "test_balanced_acc", "test_macro_f1", "test_loss")
 ABLATED = "-ablated"  # an ablation arm's key: its GAN arm's key plus this
 
@@ -53,7 +51,7 @@ class Arm:
 
     @property
     def name(self) -> str:
-        return run_name(self.recipe.to_dict())
+        return run_name(self.recipe)
 
 
 @dataclass(frozen=True)
@@ -133,7 +131,7 @@ def ablation_arms(arms: list[Arm]) -> tuple[list[Arm], dict[str, str]]:
 
 
 def confirm(*, uri: str, experiment_id: str, parent_run_id: str, search_name: str, spec: SearchSpec,
-            dataset: ImageDataset, top: int = DEFAULT_TOP, seeds: int = DEFAULT_SEEDS, cache_dir: Path,
+            dataset: ImageDataset, top: int, seeds: int, cache_dir: Path,
             address: str | None = None, quiet: bool = False) -> Confirmation:
     if seeds < 1 or top < 1:
         raise ConfirmError(f"--seeds and --top must be >= 1, got seeds={seeds}, top={top}")

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ganmix.search.metrics import SEARCHABLE, canonical_metric
+from ganmix.models.metrics import SEARCHABLE, canonical_metric
 from ganmix.search.space import SpaceError
 
 

@@ -234,9 +234,15 @@ def check_data_flags(args: argparse.Namespace) -> None:
     """The recipe-level data flags, labelled as flags (not as `fixed:` spec fields)."""
     from ganmix.search.recipe import Recipe, RecipeError
 
+    from ganmix.models.sizes import ImageSizeError, check_image_size
+
+    if args.image_size is not None:  # its range here; against the spec's families in the spec's Recipe
+        try:
+            check_image_size(args.image_size, label=_flag("image_size"))
+        except ImageSizeError as exc:
+            raise PreflightError(str(exc)) from None
     # --seed becomes every seed of a trial (SearchSpec.base_recipe); the Recipe judges it as data_seed.
-    for field, recipe_field in (("image_size", "image_size"), ("train_per_class", "train_per_class"),
-                                ("seed", "data_seed")):
+    for field, recipe_field in (("train_per_class", "train_per_class"), ("seed", "data_seed")):
         value = getattr(args, field)
         if value is None:
             continue
@@ -244,33 +250,21 @@ def check_data_flags(args: argparse.Namespace) -> None:
             Recipe(**{recipe_field: value})
         except RecipeError as exc:
             raise PreflightError(f"{_flag(field)}: {str(exc).replace(recipe_field, field)}") from None
-        if field == "image_size":
-            check_image_size(value, _flag(field))
-
-
-def check_image_size(size: int | None, label: str = "image_size") -> None:
-    """Generators support fewer sizes than classifiers; a search trains generators, so it is held to theirs."""
-    from ganmix.models.generator import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
-
-    if size is not None and not MIN_IMAGE_SIZE <= size <= MAX_IMAGE_SIZE:
-        raise PreflightError(f"{label} must be an integer in [{MIN_IMAGE_SIZE}, {MAX_IMAGE_SIZE}] (the sizes the "
-                             f"generators support), got {size!r}")
 
 
 def check_spec(spec: SearchSpec, *, sample_metrics: bool = True) -> None:
     """Everything in the spec that a trial would otherwise find out only at run time."""
     if spec.name is not None:
         check_name(spec.name)
-    check_image_size(spec.image_size)
-    from ganmix.search.recipe import GAN_FIELDS, NO_GENERATOR, REAL_ONLY
+    from ganmix.search.recipe import GAN_FIELDS, REAL_ONLY, is_real_only
 
     base = spec.base_recipe()
     for field, dim in spec.space.items():
-        if base.generator == NO_GENERATOR and "generator" not in spec.space and field in GAN_FIELDS:
+        if is_real_only(base.generator) and "generator" not in spec.space and field in GAN_FIELDS:
             continue  # a fixed real-only search never draws them
         for what, value in _probe_values(dim):
             # A real-only choice comes with its constants, as the define-by-run space sets them.
-            extra = REAL_ONLY if field == "generator" and value == NO_GENERATOR else {}
+            extra = REAL_ONLY if field == "generator" and is_real_only(value) else {}
             _try_recipe(f"space.{field}", what, value, base, {field: value, **extra})
     from ganmix.models.generator import list_generators
 
@@ -332,7 +326,9 @@ def check_cluster_resources(spec: SearchSpec, address: str) -> None:
     may start (cluster.yaml starts GPU workers on demand); otherwise Tune would wait for it forever."""
     import ray
 
-    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")] + _launchable_node_types()
+    from ganmix.search.ray_internals import launchable_node_types
+
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")] + launchable_node_types()
     need = {"CPU": spec.cpus_per_trial, "GPU": spec.gpus_per_trial}
     if any(all(node.get(key, 0.0) >= amount for key, amount in need.items()) for node in nodes):
         return
@@ -341,19 +337,6 @@ def check_cluster_resources(spec: SearchSpec, address: str) -> None:
                          f"no node of the Ray cluster at {address} (nor one its autoscaler may start) has that "
                          f"much (nodes: {have}); lower them, add a node that has them, or wait until the "
                          "cluster's workers have joined (`ray status`)")
-
-
-def _launchable_node_types() -> list[dict[str, float]]:
-    """Resources of the node types the cluster's autoscaler may start (none without an autoscaler)."""
-    try:  # Ray keeps the autoscaler's config in its GCS; there is no public accessor
-        from ray._private.state import state
-
-        config = state.get_cluster_config()
-    except Exception:  # noqa: BLE001 - an older or newer Ray without it: judge the alive nodes alone
-        return []
-    if config is None:
-        return []
-    return [dict(group.resources) for group in config.node_group_configs if group.max_count != 0]
 
 
 def _check_fits(*, cpus_per_trial: float, gpus_per_trial: float, cpus: float, gpus: float, where: str,

@@ -11,20 +11,24 @@ from typing import Any
 
 import yaml
 
+# `generator: none` (NO_GENERATOR) is a real-only recipe: no generator is trained and nothing synthetic is
+# mixed in. It lives below search/ because tracking/ reads it back from a run's params.
+from ganmix.models.choices import NO_GENERATOR, TRAINER_DEFAULTS
+
 ALLOCATIONS = ("proportional", "balance")
-# `generator: none` is a real-only recipe: no generator is trained and nothing synthetic is mixed in.
-NO_GENERATOR = "none"
 # Fields that only mean something when a generator is trained: a real-only recipe logs none of them as
 # MLflow params, and the search space draws none of them (nor the ratio) for a real-only trial.
-GENERATOR_FIELDS = ("gan_epochs", "latent_dim", "generator_options", "allocation", "filter_threshold", "generator_seed")
+GENERATOR_FIELDS = ("generator_epochs", "generator_options", "allocation", "filter_threshold", "generator_seed")
 GAN_FIELDS = (*GENERATOR_FIELDS, "synthetic_ratio")
 # What a real-only recipe sets instead of drawing the GAN fields (the search space and its pre-flight check).
 REAL_ONLY = {"synthetic_ratio": 0.0, "generator_options": {}}
 RECIPE_FORMAT = "ganmix.recipe/3"
-# Format 1 had one `seed` for everything; it still loads, as data, generator and classifier seed alike.
-# Formats 1 and 2 had no step floor: they load with classifier_min_steps 0, so an exported recipe re-runs
-# exactly as it ran.
+# Older formats still load. Format 1 had one `seed` for everything: data, generator and classifier seed alike.
+# Formats 1 and 2 named the generator budget `gan_epochs` and had a `latent_dim` for every family: now a
+# generator option of the families that have a latent (dropped for the others). They had no step floor:
+# they load with classifier_min_steps 0, so an exported recipe re-runs exactly as it ran.
 _OLD_FORMATS = ("ganmix.recipe/1", "ganmix.recipe/2")
+RENAMED_FIELDS = {"gan_epochs": "generator_epochs"}
 
 
 class RecipeError(ValueError):
@@ -35,14 +39,14 @@ class RecipeError(ValueError):
 class Recipe:
     # Data: which data set, and the scarcity applied to its train split (val/test never change).
     dataset: str = "digits"
-    image_size: int | None = None
+    size: int | None = None  # MedMNIST+ file to read (28, 64, 128, 224 px); None: the 28 px file
+    image_size: int | None = None  # resize to this; None: the file's size (8 digits, `size` MedMNIST, 64 folders)
     train_per_class: int | None = None
     class_fraction: tuple[tuple[str, float], ...] = ()
     data_seed: int = 0  # seeds the scarcity subsample (and an image folder's split): `ganmix train` sees the same data
     # Generator ("none": a real-only recipe).
     generator: str = "dcgan"
-    gan_epochs: int = 30
-    latent_dim: int = 64
+    generator_epochs: int = 30  # passes over the real train split
     generator_options: tuple[tuple[str, Any], ...] = ()
     # Mixing.
     synthetic_ratio: float = 1.0
@@ -56,12 +60,12 @@ class Recipe:
     classifier_lr: float = 1e-3
     classifier_epochs: int = 30
     classifier_min_steps: int = 400
-    batch_size: int = 128
-    weight_decay: float = 1e-4
-    lr_schedule: str = "onecycle"
-    augment: str = "none"
-    class_weight: str = "none"
-    select_metric: str = "val_auc"  # the final model is the epoch with the best value of this val metric
+    batch_size: int = TRAINER_DEFAULTS["batch_size"]
+    weight_decay: float = TRAINER_DEFAULTS["weight_decay"]
+    lr_schedule: str = TRAINER_DEFAULTS["lr_schedule"]
+    augment: str = TRAINER_DEFAULTS["augment"]
+    class_weight: str = TRAINER_DEFAULTS["class_weight"]
+    select_metric: str = TRAINER_DEFAULTS["select_metric"]  # the final model is the epoch with the best value of this val metric
     classifier_seed: int = 0  # the same classifier seed gives the same initial weights in any recipe
     # Marks the real-only baseline trial of a search; not a knob.
     baseline: bool = field(default=False, compare=False)
@@ -78,17 +82,16 @@ class Recipe:
 
     @property
     def real_only(self) -> bool:
-        return self.generator == NO_GENERATOR or self.synthetic_ratio == 0
+        return is_real_only(self.generator, self.synthetic_ratio)
 
     def _validate(self) -> None:
         from ganmix.models.classifiers import list_classifiers
         from ganmix.models.choices import AUGMENTATIONS, CLASS_WEIGHTS, LR_SCHEDULES
         from ganmix.models.generator import GeneratorError, list_generators, make_generator_config
-        from ganmix.search.metrics import SELECTABLE
+        from ganmix.models.metrics import SELECTABLE
 
         _check(isinstance(self.dataset, str) and self.dataset != "", "dataset", self.dataset, "a non-empty name")
-        if self.image_size is not None:
-            _check_int(self, "image_size", low=8, high=256)
+        self._validate_sizes()
         if self.train_per_class is not None:
             _check_int(self, "train_per_class", low=1)
         for cls, frac in self.class_fraction:
@@ -97,8 +100,7 @@ class Recipe:
             )
         families = [NO_GENERATOR, *list_generators()]
         _check(self.generator in families, "generator", self.generator, f"one of {families}")
-        _check_int(self, "gan_epochs", low=1, high=100_000)
-        _check_int(self, "latent_dim", low=1, high=4096)
+        _check_int(self, "generator_epochs", low=1, high=100_000)
         _check_float(self, "synthetic_ratio", low=0.0, high=100.0)
         if self.generator == NO_GENERATOR:
             _check(self.synthetic_ratio == 0, "synthetic_ratio", self.synthetic_ratio,
@@ -108,7 +110,7 @@ class Recipe:
         else:
             try:  # family options are checked by the family's own typed config
                 make_generator_config(self.generator, image_size=28, channels=1, num_classes=2,
-                                      latent_dim=self.latent_dim, options=dict(self.generator_options))
+                                      options=dict(self.generator_options))
             except GeneratorError as exc:
                 raise RecipeError(f"generator_options: {exc}") from None
         _check(self.allocation in ALLOCATIONS, "allocation", self.allocation, f"one of {list(ALLOCATIONS)}")
@@ -126,6 +128,30 @@ class Recipe:
         for name in ("data_seed", "generator_seed", "classifier_seed"):
             _check_int(self, name, low=0)
 
+    def _validate_sizes(self) -> None:
+        """`size` names a MedMNIST+ file; the size the models will see (image_size, else the file's own
+        size) is judged by models/sizes.py against this recipe's generator and the classifiers."""
+        from ganmix.datasets import MEDMNIST_SIZES, DatasetError, native_image_size
+        from ganmix.models.sizes import ImageSizeError, check_image_size
+
+        if self.size is not None:
+            _check(self.size in MEDMNIST_SIZES and not isinstance(self.size, bool), "size", self.size,
+                   f"one of {list(MEDMNIST_SIZES)} (a MedMNIST+ file)")
+        if self.image_size is not None:
+            size, label, hint = self.image_size, "image_size", ""
+        else:
+            try:
+                size = native_image_size(self.dataset, size=self.size)
+            except DatasetError as exc:
+                if self.size is not None:  # a size with digits or a folder
+                    raise RecipeError(str(exc)) from None
+                return  # an unknown name is the loader's to report, with the names it knows
+            label, hint = f"{self.dataset}'s own size", "; set image_size to resize it"
+        try:
+            check_image_size(size, generators=[self.generator], label=label)
+        except ImageSizeError as exc:
+            raise RecipeError(f"{exc}{hint}") from None
+
     # --- round trips -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -139,12 +165,9 @@ class Recipe:
             raise RecipeError(f"{source}: expected a mapping of recipe fields, got {type(data).__name__}")
         data = dict(data)
         fmt = data.pop("format", RECIPE_FORMAT)
-        if fmt in _OLD_FORMATS and "seed" in data:
-            seed = data.pop("seed")
-            data = {"data_seed": seed, "generator_seed": seed, "classifier_seed": seed, **data}
         if fmt in _OLD_FORMATS:
-            data.setdefault("classifier_min_steps", 0)
-        elif fmt != RECIPE_FORMAT and fmt not in _OLD_FORMATS:
+            data = upgrade_fields(data)
+        elif fmt != RECIPE_FORMAT:
             raise RecipeError(f"{source}: format {fmt!r} is not supported; expected {RECIPE_FORMAT!r}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
@@ -206,6 +229,28 @@ class Recipe:
     def with_seed(self, seed: int) -> Recipe:
         """The same recipe with another generator and classifier seed (the data stay the same)."""
         return self.replace(generator_seed=seed, classifier_seed=seed)
+
+
+def upgrade_fields(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Fields of a format 1 or 2 recipe under their format 3 names (see _OLD_FORMATS)."""
+    from ganmix.models.generator import generator_options, list_generators
+
+    data = {RENAMED_FIELDS.get(k, k): v for k, v in data.items()}
+    if "seed" in data:
+        seed = data.pop("seed")
+        data = {"data_seed": seed, "generator_seed": seed, "classifier_seed": seed, **data}
+    data.setdefault("classifier_min_steps", 0)
+    if "latent_dim" in data:
+        latent_dim, family = data.pop("latent_dim"), data.get("generator", Recipe.generator)
+        if family in list_generators() and "latent_dim" in generator_options(family):
+            data["generator_options"] = {"latent_dim": latent_dim, **dict(data.get("generator_options") or {})}
+    return data
+
+
+def is_real_only(generator: str | None, synthetic_ratio: float | None = None) -> bool:
+    """The one test of real-only: generator "none", or a synthetic ratio of 0. The search space and the
+    searcher ask it of a drawn generator before (or without) its ratio; `Recipe.real_only` asks it of both."""
+    return generator == NO_GENERATOR or synthetic_ratio == 0
 
 
 def _check(ok: bool, name: str, value: Any, expected: str) -> None:

@@ -107,7 +107,7 @@ class DefineByRun:
     baseline: Mapping[str, Any]
 
     def __call__(self, trial: optuna.Trial) -> dict[str, Any]:
-        from ganmix.search.recipe import GAN_FIELDS, NO_GENERATOR, REAL_ONLY
+        from ganmix.search.recipe import GAN_FIELDS, REAL_ONLY, is_real_only
 
         if trial.user_attrs.get(BASELINE_ATTR):
             return {**self.fixed, **self.baseline, "baseline": True}
@@ -117,7 +117,7 @@ class DefineByRun:
         if "generator" in self.space:
             values["generator"] = self.space["generator"].suggest(trial, "generator")
         family = values.get("generator", self.fixed.get("generator"))
-        real_only = family == NO_GENERATOR
+        real_only = is_real_only(family)
         for name, dim in self.space.items():
             if name not in values and not (real_only and name in GAN_FIELDS):
                 values[name] = dim.suggest(trial, name)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from ganmix.search.metrics import metric_info
+from ganmix.models.metrics import metric_info
 
 CONFIDENCE = 0.95
 ALPHA = 0.05

@@ -23,12 +23,15 @@ from ganmix.search.preflight import local_gpus
 
 # Generous for a loaded 2-core CI machine; the speed itself is measured by bench/bench_errors.py.
 TIME_LIMIT_S = 60
+# --image-size 4 and 300 get the same words (models/sizes.py judges both).
+IMAGE_SIZE_RANGE = ("--image-size must be an integer in 8..256 (pixels per side; classifiers take up to 256, "
+                    "generators up to 128)")
 
 SPECS = {
     "unknown_family": {"space": {"generator": ["dcgan", "stylegan"]}},
     "negative_ratio": {"space": {"synthetic_ratio": {"type": "float", "low": -1.0, "high": 1.0}}},
-    "latent_zero": {"space": {"latent_dim": {"type": "int", "low": 0, "high": 64}}},
-    "latent_float": {"space": {"latent_dim": {"type": "float", "low": 8, "high": 64}}},
+    "latent_zero": {"generator_space": {"dcgan": {"latent_dim": {"type": "int", "low": 0, "high": 64}}}},
+    "latent_float": {"generator_space": {"cvae": {"latent_dim": [8.5, 16]}}},
     "filter_above_one": {"space": {"filter_threshold": {"type": "float", "low": 0.0, "high": 1.5}}},
     "unknown_allocation": {"space": {"allocation": ["proportional", "random"]}},
     "lr_zero": {"space": {"classifier_lr": {"type": "float", "low": 0.0, "high": 0.1}}},
@@ -36,13 +39,13 @@ SPECS = {
     "unknown_gs_family": {"generator_space": {"stylegan": {"width": [32]}}},
     "unknown_gs_option": {"generator_space": {"dcgan": {"n_critic": [1, 2]}}},
     "gs_low_above_high": {"generator_space": {"cvae": {"kl_weight": {"type": "float", "low": 2.0, "high": 1.0}}}},
-    "image_size_128": {"image_size": 128},
+    "image_size_200": {"image_size": 200},
     "name_escape": {"name": "../../escape"},
     "format_9": {"format": "ganmix.search/9"},
     "unknown_key": {"budget": 3},
     "unknown_space_field": {"space": {"dropout": [0.1]}},
     "fixed_bad": {"fixed": {"classifier_epochs": 0}},
-    "space_and_fixed": {"space": {"latent_dim": [16]}, "fixed": {"latent_dim": 16}},
+    "space_and_fixed": {"space": {"generator_epochs": [16]}, "fixed": {"generator_epochs": 16}},
     "constraints": {"constraints": {"near_copy_fraction": {"max": 0.01}}},
     "unknown_constraint": {"constraints": {"fidelity": {"max": 1}}},
 }
@@ -84,8 +87,13 @@ CASES = [
     ("train_recipe_folder", ["train", "--recipe", "{tmp}/a_dir"], "--recipe {tmp}/a_dir is a folder"),
     # recipe-level flags and the spec: judged by the Recipe's own validation (imports torch)
     # (from here on, cases outside AS_PROCESS run in-process; see the module docstring)
-    ("image_size_flag", ["search", "--image-size", "128"], "--image-size must be an integer in [8, 64]"),
-    ("image_size_tiny", ["search", "--image-size", "4"], "--image-size: image_size must be an integer"),
+    ("image_size_flag", ["search", "--image-size", "300"], f"{IMAGE_SIZE_RANGE}, got 300"),
+    ("image_size_tiny", ["search", "--image-size", "4"], f"{IMAGE_SIZE_RANGE}, got 4"),
+    ("image_size_family", ["search", "--image-size", "200"],
+     "image_size 200 does not suit generator 'dcgan': it takes 8..128 px (depth follows the size"),
+    ("size_flag", ["search", "--dataset", "breastmnist", "--size", "100"], "size must be one of [28, 64, 128, 224]"),
+    ("size_too_big_for_gans", ["search", "--dataset", "breastmnist", "--size", "224"],
+     "breastmnist's own size 224 does not suit generator 'dcgan'"),
     ("train_per_class_zero", ["search", "--train-per-class", "0"], "--train-per-class: train_per_class must be"),
     ("seed_negative", ["search", "--seed", "-1"], "--seed: seed must be an integer"),
     ("class_fraction", ["search", "--class-fraction", "7=1.5"], "1.5"),
@@ -95,8 +103,8 @@ CASES = [
     *[(f"spec_{key}", ["search", "--config", f"{{tmp}}/{key}.yaml"], expected) for key, expected in [
         ("unknown_family", "space.generator: choice 'stylegan' is not a valid value"),
         ("negative_ratio", "space.synthetic_ratio: low -1.0 is not a valid value"),
-        ("latent_zero", "space.latent_dim: low 0 is not a valid value"),
-        ("latent_float", "latent_dim must be an integer"),
+        ("latent_zero", "generator_space.dcgan.latent_dim: low 0 is not a valid value"),
+        ("latent_float", "generator_space.cvae.latent_dim: choice 8.5 is not a valid value"),
         ("filter_above_one", "space.filter_threshold: high 1.5 is not a valid value"),
         ("unknown_allocation", "space.allocation: choice 'random'"),
         ("lr_zero", "space.classifier_lr: low 0.0"),
@@ -104,7 +112,7 @@ CASES = [
         ("unknown_gs_family", "generator_space.stylegan: unknown generator family"),
         ("unknown_gs_option", "generator_space.dcgan.n_critic"),
         ("gs_low_above_high", "generator_space.cvae.kl_weight: low 2.0 is above high 1.0"),
-        ("image_size_128", "image_size must be an integer in [8, 64]"),
+        ("image_size_200", "image_size 200 does not suit generator 'dcgan': it takes 8..128 px"),
         ("name_escape", "name must be a plain name"),
         ("format_9", "format 'ganmix.search/9' is not supported"),
         ("unknown_key", "unknown key(s) ['budget']"),

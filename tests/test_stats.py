@@ -9,7 +9,7 @@ import pytest
 from scipy import stats as sps
 
 from ganmix.search import stats
-from ganmix.search.metrics import SEARCHABLE, MetricError, confirming_metric, metric_info, selection_metric
+from ganmix.models.metrics import SEARCHABLE, MetricError, confirming_metric, metric_info, selection_metric
 
 
 def test_mean_ci_is_the_student_t_interval() -> None:

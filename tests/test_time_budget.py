@@ -17,7 +17,7 @@ SPEC = {
     "dataset": "digits",
     "trials": TRIALS,
     "max_concurrent": 2,
-    "space": {"gan_epochs": {"type": "int", "low": 1, "high": 2},
+    "space": {"generator_epochs": {"type": "int", "low": 1, "high": 2},
               "synthetic_ratio": {"type": "float", "low": 0.2, "high": 1.0},
               "generator": {"type": "categorical", "choices": ["dcgan", "cvae"]}},
     "fixed": {"classifier_epochs": 4, "classifier_min_steps": 0, "latent_dim": 16},

@@ -7,14 +7,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ganmix.tracking.runs import COMPLETED, KIND, METRIC, SEARCH_NAME, RunLogger, start_run
-from ganmix.tracking.store import client, retry
+from ganmix.tracking.runs import COMPLETED, KIND, METRIC, NOTE, SEARCH_NAME, RunLogger, start_run
 
 CONFIRMATION, CONFIRM_SEED = "confirmation", "confirm_seed"
 ARM, SEED = "ganmix.arm", "ganmix.seed"
 # On the search's parent run: the latest confirmation's one-line verdict and where to read the rest.
 VERDICT, CONFIRMATION_RUN = "ganmix.verdict", "ganmix.confirmation_run_id"
-NOTE = "mlflow.note.content"  # the run description the MLflow UI shows
 # Also on the search's parent run: the confirmed answer in a few words (a column of ganmix's runs view) and
 # the recipe it is about.
 CONFIRMED, CONFIRMED_ARM = "ganmix.confirmed", "ganmix.confirmed_arm"
@@ -43,12 +41,11 @@ def finish_seed_run(logger: RunLogger) -> None:
 def log_results(logger: RunLogger, *, per_seed: list[dict[str, Any]], per_arm: list[dict[str, Any]],
                 metric: str, description: str, verdict: str, parent_run_id: str) -> None:
     """Tables through MLflow's log_table (the UI renders them), the figure, the description and tags."""
-    mlflow_client = client(logger.uri)
-    retry(mlflow_client.log_table, logger.run_id, data=_columns(per_seed), artifact_file="confirmation/per_seed.json")
-    retry(mlflow_client.log_table, logger.run_id, data=_columns(per_arm), artifact_file="confirmation/arms.json")
+    logger.log_table(_columns(per_seed), "confirmation/per_seed.json")
+    logger.log_table(_columns(per_arm), "confirmation/arms.json")
     figure = per_seed_figure(per_seed, metric)
     try:
-        retry(mlflow_client.log_figure, logger.run_id, figure, "confirmation/per_seed.png")
+        logger.log_figure(figure, "confirmation/per_seed.png")
     finally:
         import matplotlib.pyplot as plt
 
@@ -101,8 +98,3 @@ def per_seed_figure(per_seed: list[dict[str, Any]], metric: str) -> Any:
     fig.tight_layout()
     return fig
 
-
-def latest_verdict(uri: str, parent_run_id: str) -> str | None:
-    """The verdict of the latest confirmation of a search, from its parent run's tags."""
-    run = retry(client(uri).get_run, parent_run_id)
-    return run.data.tags.get(VERDICT)

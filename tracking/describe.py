@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from mlflow.entities import Metric, RunTag
-
-from ganmix.search.metrics import confirming_metric, logged_name, metric_info, test_counterpart
+from ganmix.models.metrics import confirming_metric, logged_name, metric_info, test_counterpart
 from ganmix.tracking.confirmation import CONFIRMED
 from ganmix.tracking.query import TrialSummary, is_real_only, rank, trial_summaries, tuned_baseline
+from ganmix.tracking.runs import NOTE, RunLogger
 from ganmix.tracking.store import client, retry
 
-RANK, BEST, NOTE = "ganmix.rank", "ganmix.best", "mlflow.note.content"
+RANK, BEST = "ganmix.rank", "ganmix.best"
 # MLflow's shared views: the runs table reads its columns from this experiment tag when the link carries
 # `viewStateShareKey=ganmix` (what its own Share button writes), so a first visit already shows the answer.
 VIEW_KEY = "ganmix"
@@ -59,7 +57,7 @@ def rank_label(summary: TrialSummary, order: dict[str, int]) -> str | None:
     return "infeasible" if not summary.feasible else "no value"
 
 
-def answer(summaries: Sequence[TrialSummary], *, metric: str, mode: str, dataset: str, done: bool) -> str:
+def answer(summaries: Sequence[TrialSummary], *, metric: str, dataset: str, done: bool) -> str:
     """The search's answer in one sentence."""
     ranking = rank(summaries, metric)
     so_far = "" if done else " so far"
@@ -81,14 +79,14 @@ def _cell(value: float | None) -> str:
     return f"{value:.4f}" if _finite(value) else "-"
 
 
-def description(summaries: Sequence[TrialSummary], *, experiment_id: str, metric: str, mode: str, dataset: str,
+def description(summaries: Sequence[TrialSummary], *, experiment_id: str, metric: str, dataset: str,
                 search: str, done: bool, top: int = TOP) -> str:
     """The parent run's markdown: the answer, the top trials and the tuned baseline with links, the counts."""
     ranking = rank(summaries, metric)
     base = tuned_baseline(summaries, metric)
     rows = ranking[:top] + ([base] if base is not None and base not in ranking[:top] else [])
     test = test_counterpart(metric)
-    lines = [f"**{answer(summaries, metric=metric, mode=mode, dataset=dataset, done=done)}**", ""]
+    lines = [f"**{answer(summaries, metric=metric, dataset=dataset, done=done)}**", ""]
     if rows:
         header = ["rank", "trial", logged_name(metric), "vs baseline", *([logged_name(test)] if test else []),
                   "trial id"]
@@ -101,7 +99,7 @@ def description(summaries: Sequence[TrialSummary], *, experiment_id: str, metric
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     counts = _counts(summaries)
-    lines.append(f"Search `{search}`: {counts}. Objective {metric} ({mode}) on the validation split; test "
+    lines.append(f"Search `{search}`: {counts}. Objective {metric} ({metric_info(metric).mode}) on the validation split; test "
                  "metrics are only logged. *vs baseline* = difference from the best real-only trial, "
                  f"positive is better (metric `{logged_name(lift_metric(metric))}` on every trial). "
                  "All trials: the `trials_table.json` and `trials.csv` artifacts; the Optuna plots under `optuna/`.")
@@ -129,41 +127,45 @@ def experiment_description(dataset: str) -> str:
 class SearchDescriber:
     """Keeps a search's parent description, ranks, lifts and winner tag current; writes only what changed."""
 
-    uri: str
+    parent: RunLogger  # the search's parent run, written through its retrying, buffering logger
     experiment_id: str
-    parent_run_id: str
     metric: str
-    mode: str
     dataset: str
     search: str
     _written: dict[str, tuple[str | None, float | None]] = field(default_factory=dict)
     _best: str | None = None
+    _trials: dict[str, RunLogger] = field(default_factory=dict)
+
+    def _trial(self, run_id: str) -> RunLogger:
+        return self._trials.setdefault(run_id, RunLogger(self.parent.uri, run_id))
 
     def refresh(self, *, done: bool = False) -> list[TrialSummary]:
-        summaries = trial_summaries(self.uri, self.experiment_id, self.parent_run_id)
+        summaries = trial_summaries(self.parent.uri, self.experiment_id, self.parent.run_id)
         ranking = rank(summaries, self.metric)
         order = {s.run_id: i + 1 for i, s in enumerate(ranking)}
         base = tuned_baseline(summaries, self.metric)
-        mlflow_client = client(self.uri)
         for s in summaries:
             label = rank_label(s, order)
             value = s.metrics.get(self.metric)
             delta = metric_info(self.metric).lift(value, base.metrics[self.metric]) if base and _finite(value) else None
             if label is None or self._written.get(s.run_id) == (label, delta):
                 continue
-            tags = [RunTag(RANK, label)] + ([RunTag(BEST, "true")] if ranking and s is ranking[0] else [])
-            metrics = [Metric(logged_name(lift_metric(self.metric)), delta, int(time.time() * 1000), 0)] if delta is not None else []
-            retry(mlflow_client.log_batch, s.run_id, metrics=metrics, tags=tags, synchronous=True)
+            if delta is not None:
+                self._trial(s.run_id).log_metrics({lift_metric(self.metric): delta})
+            self._trial(s.run_id).set_tags({RANK: label, **({BEST: "true"} if ranking and s is ranking[0] else {})})
             self._written[s.run_id] = (label, delta)
         winner = ranking[0].run_id if ranking else None
         if self._best and self._best != winner:  # the crown moves: the old winner loses its tag
-            retry(mlflow_client.delete_tag, self._best, BEST)
+            self._trial(self._best).delete_tag(BEST)
         if winner and winner != self._best:
-            retry(mlflow_client.set_tag, winner, BEST, "true")
+            self._trial(winner).set_tags({BEST: "true"})
         self._best = winner
-        text = description(summaries, experiment_id=self.experiment_id, metric=self.metric, mode=self.mode,
+        text = description(summaries, experiment_id=self.experiment_id, metric=self.metric,
                            dataset=self.dataset, search=self.search, done=done)
-        retry(mlflow_client.set_tag, self.parent_run_id, NOTE, text)
+        self.parent.set_tags({NOTE: text})
+        if done:  # what a tracking outage held back is written now, or the search says it could not be
+            for trial in self._trials.values():
+                trial.flush(seconds=300, strict=True)
         return summaries
 
 

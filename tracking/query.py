@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ganmix.search.metrics import metric_info
+from ganmix.models.choices import NO_GENERATOR
+from ganmix.models.metrics import metric_info
 from ganmix.tracking.runs import (BASELINE, COMPLETED, EARLY_STOPPED, FEASIBLE, FINGERPRINT, KIND, METRIC, PARENT,
                                   SEARCH_NAME, TRIAL_ID, read_metrics)
 from ganmix.tracking.confirmation import CONFIRMED, VERDICT
@@ -53,8 +54,9 @@ class BestResult:
 
 
 def is_real_only(summary: TrialSummary) -> bool:
-    """A trial without synthetic images: `generator: none`, or the fixed baseline of an older search."""
-    return summary.params.get("generator") == "none" or summary.baseline
+    """A trial without synthetic images, as its params say: Recipe.to_params logs `generator: none` exactly when
+    `Recipe.real_only` (the one test); the fixed baseline of an older search has its tag."""
+    return summary.params.get("generator") == NO_GENERATOR or summary.baseline
 
 
 def find_search(uri: str, name: str, *, experiment_id: str | None = None) -> Any | None:
@@ -103,7 +105,8 @@ def rank(summaries: list[TrialSummary], metric: str) -> list[TrialSummary]:
     """Completed, feasible, finished trials with a finite `metric`, best first by the metric's own direction."""
     candidates = [s for s in summaries
                   if s.completed and s.feasible and s.status == "FINISHED" and _finite(s.metrics.get(metric))]
-    return sorted(candidates, key=lambda s: s.metrics[metric], reverse=metric_info(metric).mode == "max")
+    info = metric_info(metric)
+    return sorted(candidates, key=lambda s: info.sort_key(s.metrics[metric]))
 
 
 def pick_best(summaries: list[TrialSummary], metric: str, *, uri: str) -> TrialSummary | None:
@@ -170,7 +173,7 @@ def _data_label(search: Any) -> str:
 
 def trials_csv(summaries: list[TrialSummary], metric: str) -> str:
     """A table of every trial of a search, logged to its parent run."""
-    param_keys = ["generator", "gan_epochs", "latent_dim", "synthetic_ratio", "allocation", "classifier",
+    param_keys = ["generator", "generator_epochs", "synthetic_ratio", "allocation", "classifier",
                   "classifier_lr", "augment", "class_weight", "filter_threshold"]
     metric_keys = sorted({k for s in summaries for k in s.metrics if k.startswith(("val_", "test_"))}
                          | ({metric} if any(metric in s.metrics for s in summaries) else set()))
