@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from ganmix.datasets import ImageDataset
-from ganmix.models.metrics import confirming_metric
+from ganmix.models.metrics import confirming_metric, metric_info
 from ganmix.search.recipe import Recipe
 from ganmix.search.spec import SearchSpec
-from ganmix.models.metrics import metric_info
 from ganmix.search.stats import (ABLATION, MeanCI, Paired, corrected, mean_ci, min_seeds_for_significance, p_text,
                                  paired, verdict_line)
 from ganmix.tracking import confirmation as tracking
@@ -334,7 +333,7 @@ def describe(outcome: Confirmation, search_name: str) -> str:
     return "\n".join(lines)
 
 
-def _short(comp: Paired | None) -> str:
+def diff_text(comp: Paired | None) -> str:
     """`+0.0040 (95% CI -0.0100..+0.0200, Holm p=0.6)`."""
     if comp is None or not math.isfinite(comp.mean):
         return "unknown"
@@ -350,9 +349,9 @@ def search_answer(outcome: Confirmation, objective: str) -> tuple[dict[str, floa
     comp, effect = outcome.comparisons.get(arm.key), outcome.effects.get(arm.key)
     metrics = {objective: arm.val, outcome.metric: outcome.per_arm[arm.key].mean,
                lift_metric(outcome.metric): comp.mean if comp else 0.0}
-    text = f"{outcome.headline}: {arm.name} {_short(comp)} {metric_info(outcome.metric).label} over real-only"
+    text = f"{outcome.headline}: {arm.name} {diff_text(comp)} {metric_info(outcome.metric).label} over real-only"
     if arm.key in outcome.ablations:
-        text += f"; generator's own effect {_short(effect)}"
+        text += f"; generator's own effect {diff_text(effect)}"
     return metrics, {tracking.CONFIRMED: f"{text} ({len(outcome.seeds)} seeds)", tracking.CONFIRMED_ARM: arm.name}
 
 
@@ -365,8 +364,8 @@ def search_lead(outcome: Confirmation, experiment_id: str) -> str:
     for arm in outcome.arms:
         s = outcome.per_arm[arm.key]
         ci = f" ({s.low:.4f}..{s.high:.4f})" if math.isfinite(s.low) else ""
-        vs = _short(outcome.comparisons[arm.key]) if arm.key in outcome.comparisons else "-"
-        own = _short(outcome.effects[arm.key]) if arm.key in outcome.effects else "-"
+        vs = diff_text(outcome.comparisons[arm.key]) if arm.key in outcome.comparisons else "-"
+        own = diff_text(outcome.effects[arm.key]) if arm.key in outcome.effects else "-"
         lines.append(f"| {arm.key} | {arm.name} | {s.mean:.4f}{ci} | {vs} | {own} |")
     lines += ["", f"Paired by seed; p: two-sided Wilcoxon, Holm-corrected. Per seed, figure and tables: the "
                   f"[confirmation run]({run_link(experiment_id, outcome.run_id)})."]

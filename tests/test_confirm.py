@@ -98,7 +98,7 @@ def test_the_search_row_and_description_lead_with_the_confirmed_answer():
     metrics, tags = search_answer(outcome, "val_auc")
     assert metrics["val_auc"] == 0.99 and metrics["lift_test_auc"] == pytest.approx(0.05, abs=0.002)
     assert metrics["test_auc"] == pytest.approx(outcome.per_arm["top1"].mean)
-    assert tags["ganmix.confirmed"].startswith("helped (not the generator): dcgan r=1 e=30 z=64 flip +0.05")
+    assert tags["ganmix.confirmed"].startswith(f"helped (not the generator): {outcome.arms[0].name} +0.05")
     assert "95% CI" in tags["ganmix.confirmed"] and "generator's own effect" in tags["ganmix.confirmed"]
     lead = search_lead(outcome, "1")
     assert lead.startswith("**Confirmed over 8 seeds on the test split: augmentation helped, but not")
