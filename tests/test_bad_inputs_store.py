@@ -5,6 +5,7 @@ imported, so each runs as its own CLI process."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -40,6 +41,8 @@ DAMAGED_STORES = [
     *[(f"store_random_{cmd}", [cmd, "--results-dir", "{tmp}/store_random", *extra], "is not a SQLite database")
       for cmd, extra in [("ui", []), ("confirm", []), ("train", ["--recipe", "{tmp}/a_file"])]],
     ("store_half_migrated", ["best", "--results-dir", "{tmp}/store_migrating"], "half-done schema migration"),
+    *[(f"store_truncated_{cmd}", [cmd, "--results-dir", "{tmp}/store_truncated"], "mlflow.db is damaged (truncated:")
+      for cmd in ("search", "best", "ui")],
     ("store_is_folder", ["search", "--results-dir", "{tmp}/store_folder"], "store_folder/mlflow.db is a folder"),
     ("ui_missing_store", ["ui", "--results-dir", "{tmp}/nowhere"], "no results at --results-dir {tmp}/nowhere"),
     ("confirm_missing_store", ["confirm", "--results-dir", "{tmp}/nowhere"], "run `ganmix search` first"),
@@ -59,6 +62,14 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = make_inputs(tmp_path_factory.mktemp("bad_stores"), {},
                        {f"store_{kind}/mlflow.db": data for kind, data in STORES.items()})
     half_migrated_store(root / "store_migrating" / "mlflow.db")
+    truncated = root / "store_truncated" / "mlflow.db"
+    half_migrated_store(truncated)
+    with sqlite3.connect(truncated) as connection:
+        connection.execute("DROP TABLE _alembic_tmp_metrics")
+        connection.execute("CREATE TABLE metrics (key TEXT)")
+        connection.executemany("INSERT INTO metrics VALUES (?)", [("x" * 200,)] * 2000)
+    connection.close()
+    truncated.write_bytes(truncated.read_bytes()[: truncated.stat().st_size // 2])
     (root / "store_folder" / "mlflow.db").mkdir(parents=True)
     return root
 

@@ -73,29 +73,54 @@ def check_local_store(db: Path) -> None:
         return
     try:
         with open(db, "r+b") as handle:  # opening for writing changes nothing; it fails on a read-only file
-            header = handle.read(len(_SQLITE_HEADER))
+            header = handle.read(100)
     except OSError as exc:
         raise TrackingError(f"the MLflow store {db} is not writable ({exc.strerror or exc}); make it writable "
                             "(chmod u+w, chattr -i) or point --results-dir elsewhere") from None
-    if header != _SQLITE_HEADER:
+    if not header.startswith(_SQLITE_HEADER):
         what = "empty (0 bytes)" if not header else "not a SQLite database"
         raise TrackingError(f"the MLflow store {db} is {what}: damaged; {_FIX}")
+    _check_size(db, header)
+    tables = _tables(db)
+    broken = sorted(t for t in tables if t.startswith("_alembic_tmp_"))
+    if broken:
+        raise TrackingError(f"the MLflow store {db} holds a half-done schema migration ({broken[0]}); {_FIX}")
+
+
+# A full integrity check reads every page: worth it for a small store, minutes for a large one.
+_QUICK_CHECK_BYTES = 64 * 2**20
+
+
+def _check_size(db: Path, header: bytes) -> None:
+    """The file holds as many pages as its header says (a truncated copy does not)."""
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    if len(header) < 100 or page_size < 512 or page_size & (page_size - 1):
+        raise TrackingError(f"the MLflow store {db} is damaged (its SQLite header is not valid); {_FIX}")
+    pages, valid_for, changes = (int.from_bytes(header[a:a + 4], "big") for a in (28, 92, 24))
+    if valid_for == changes and db.stat().st_size < pages * page_size:
+        raise TrackingError(f"the MLflow store {db} is damaged (truncated: {db.stat().st_size} of "
+                            f"{pages * page_size} bytes); {_FIX}")
+
+
+def _tables(db: Path) -> set[str]:
+    """The store's table names, read-only; a damaged schema (or, for a small store, any damaged page) is
+    a TrackingError."""
     import sqlite3
 
     try:
         connection = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
         try:
-            verdict = connection.execute("PRAGMA quick_check").fetchone()[0]
             tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if db.stat().st_size <= _QUICK_CHECK_BYTES:
+                verdict = connection.execute("PRAGMA quick_check").fetchone()[0]
+                if verdict != "ok":
+                    raise TrackingError(f"the MLflow store {db} is damaged (SQLite: {verdict[:200]}); {_FIX}")
         finally:
             connection.close()
     except sqlite3.Error as exc:
         raise TrackingError(f"the MLflow store {db} is damaged ({exc}); {_FIX}") from None
-    if verdict != "ok":
-        raise TrackingError(f"the MLflow store {db} is damaged (SQLite: {verdict[:200]}); {_FIX}")
-    broken = sorted(t for t in tables if t.startswith("_alembic_tmp_"))
-    if broken:
-        raise TrackingError(f"the MLflow store {db} holds a half-done schema migration ({broken[0]}); {_FIX}")
+    return tables
 
 
 def one_line(exc: BaseException, limit: int = 200) -> str:
