@@ -23,10 +23,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ganmix.search.confirm import confirm
+from ganmix.search.confirm import confirm, diff_text, role
 from ganmix.search.runner import RunOptions, load_search_data, run_search
 from ganmix.search.space import parse_dim
 from ganmix.search.spec import SearchSpec, default_space
+from ganmix.search.metrics import metric_info
 from ganmix.search.stats import mean_ci
 
 # MedMNIST v2 (Yang et al., Scientific Data 10, 41, 2023), benchmark table: test AUC, ACC.
@@ -80,16 +81,18 @@ def run_one(name: str, budget: Budget, args: argparse.Namespace) -> list[str]:
     lines = [f"## {name}: {args.budget} budget ({budget.trials} trials, {budget.classifier_epochs} classifier epochs, "
              f"generator epochs 3..{budget.generator_epochs_high}, confirm top {budget.top} over {budget.seeds} seeds)",
              f"search {outcome.name}: {searched:.0f} s, {outcome.num_errors} failed trials; confirmation {confirmed:.0f} s",
-             "", "| arm | recipe | test AUC mean [95% CI] | test ACC mean [95% CI] |", "|---|---|---|---|"]
+             "", f"| arm | role | recipe | test AUC mean [95% CI] | test ACC mean [95% CI] | {conf.metric} vs tuned "
+             "real-only | generator's own effect |", "|---|---|---|---|---|---|---|"]
     for arm in conf.arms:
         cells = []
         for metric in ("test_auc", "test_acc"):
             values = [r[metric] for r in conf.per_seed if r["arm"] == arm.key and r.get(metric) is not None]
-            stats = mean_ci(values)
+            stats = mean_ci(values, unit_interval=metric_info(metric).unit_interval)
             ci = f"[{stats.low:.3f}, {stats.high:.3f}]" if math.isfinite(stats.low) else "[-]"
             cells.append(f"{stats.mean:.3f} {ci}")
-        role = "tuned real-only" if arm.baseline else ("best GAN" if arm.key == "gan" else arm.key)
-        lines.append(f"| {role} ({arm.key}) | {arm.name} | {cells[0]} | {cells[1]} |")
+        vs = diff_text(conf.comparisons[arm.key]) if arm.key in conf.comparisons else "-"
+        own = diff_text(conf.effects[arm.key]) if arm.key in conf.effects else "-"
+        lines.append(f"| {arm.key} | {role(conf, arm)} | {arm.name} | {cells[0]} | {cells[1]} | {vs} | {own} |")
     lines += ["", *conf.lines, "", f"**verdict:** {conf.verdict}", "",
               "MedMNIST v2 paper (Yang et al. 2023), test AUC / ACC, one published run each:", ""]
     lines += [f"- {model}: {auc:.3f} / {acc:.3f}" for model, (auc, acc) in PUBLISHED[name].items()]

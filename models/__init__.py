@@ -11,7 +11,7 @@ from typing import Any
 _WHERE = {
     "UnknownModelError": "_registry",
     "create_classifier": "classifiers", "list_classifiers": "classifiers",
-    "classification_metrics": "evaluation", "confusion_matrix": "evaluation", "image_grid": "evaluation",
+    "classification_metrics": "evaluation", "confusion_matrix": "evaluation",
     **{name: "generator" for name in (
         "DivergenceError", "GenerativeModel", "GeneratorConfig", "GeneratorError", "create_generator",
         "generator_options", "list_generators", "load_generator", "make_generator_config", "sample_images",
@@ -37,7 +37,6 @@ __all__ = [
     "create_classifier",
     "create_generator",
     "generator_options",
-    "image_grid",
     "list_classifiers",
     "list_generators",
     "load_generator",

@@ -27,7 +27,7 @@ from torch import nn
 
 from ganmix.models._images import to_unit
 from ganmix.models.augment import make_augmenter
-from ganmix.models.choices import AUGMENTATIONS, CLASS_WEIGHTS, LR_SCHEDULES
+from ganmix.models.choices import AUGMENTATIONS, CLASS_WEIGHTS, LR_SCHEDULES, TRAINER_DEFAULTS
 from ganmix.models.evaluation import classification_metrics
 from ganmix.models.metrics import metric_info
 __all__ = ["AUGMENTATIONS", "CLASS_WEIGHTS", "LR_SCHEDULES", "FitResult", "TrainSettings", "EvalSet",
@@ -39,13 +39,13 @@ class TrainSettings:
     epochs: int
     lr: float
     min_steps: int = 0  # the floor in optimizer steps (whole passes of the real split are added per epoch)
-    batch_size: int = 128
-    weight_decay: float = 1e-4
-    lr_schedule: str = "onecycle"
-    augment: str = "none"
-    class_weight: str = "none"
+    batch_size: int = TRAINER_DEFAULTS["batch_size"]
+    weight_decay: float = TRAINER_DEFAULTS["weight_decay"]
+    lr_schedule: str = TRAINER_DEFAULTS["lr_schedule"]
+    augment: str = TRAINER_DEFAULTS["augment"]
+    class_weight: str = TRAINER_DEFAULTS["class_weight"]
     seed: int = 0  # shuffling and augmentation
-    select_metric: str = "val_auc"  # a key of evaluate()'s output; its direction comes from the metric registry
+    select_metric: str = TRAINER_DEFAULTS["select_metric"]  # a key of evaluate()'s output; its direction comes from the metric registry
 
     def __post_init__(self) -> None:
         if not isinstance(self.epochs, int) or self.epochs < 1:
@@ -176,11 +176,12 @@ def fit_classifier(
     # A private RNG stream for augmentation: the caller's global stream is left as it was.
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(settings.seed)
-        return _fit(model, pool, targets, per_epoch, passes, optimizer, step_schedule, weights, augment,
-                    order_rng, settings, val, on_epoch, device)
+        return _fit(model, pool=pool, targets=targets, per_epoch=per_epoch, passes=passes, optimizer=optimizer,
+                    step_schedule=step_schedule, weights=weights, augment=augment, order_rng=order_rng,
+                    settings=settings, val=val, on_epoch=on_epoch, device=device)
 
 
-def _fit(model: nn.Module, pool: torch.Tensor, targets: torch.Tensor, per_epoch: list[int], passes: int,
+def _fit(model: nn.Module, *, pool: torch.Tensor, targets: torch.Tensor, per_epoch: list[int], passes: int,
          optimizer: torch.optim.Optimizer, step_schedule: Callable[[], None], weights: torch.Tensor | None,
          augment: Callable[[torch.Tensor], torch.Tensor] | None, order_rng: torch.Generator,
          settings: TrainSettings, val: EvalSet | None,

@@ -23,6 +23,7 @@ class MetricInfo:
     kind: str  # "val" (searchable, per epoch), "test" (logged once, never searched), "sample" (per trial)
     fmt: str = ".4f"
     label: str = ""  # for people: "test AUC"
+    unit_interval: bool = False  # its values lie in [0, 1]: confidence intervals must stay there
 
     def better(self, a: float, b: float) -> bool:
         """True when `a` is strictly better than `b`."""
@@ -89,7 +90,8 @@ _SAMPLE = {
 REGISTRY: dict[str, MetricInfo] = {}
 for _split in ("val", "test"):
     for _short, (_mode, _label) in _CLASSIFIER.items():
-        REGISTRY[f"{_split}_{_short}"] = MetricInfo(f"{_split}_{_short}", _mode, _split, label=f"{_split} {_label}")
+        REGISTRY[f"{_split}_{_short}"] = MetricInfo(f"{_split}_{_short}", _mode, _split, label=f"{_split} {_label}",
+                                                    unit_interval=_short != "loss")
 for _name, (_mode, _label, _fmt) in _SAMPLE.items():
     REGISTRY[_name] = MetricInfo(_name, _mode, "sample", _fmt, _label)
 
@@ -159,7 +161,7 @@ def metric_info(name: str) -> MetricInfo:
         return found
     for split in ("val", "test"):
         if name.startswith(f"{split}_recall_"):
-            return MetricInfo(name, "max", split, label=f"{split} recall of {name[len(split) + 8:]}")
+            return MetricInfo(name, "max", split, label=f"{split} recall of {name[len(split) + 8:]}", unit_interval=True)
     raise MetricError(f"unknown metric {name!r}; expected one of {sorted(REGISTRY)}")
 
 

@@ -13,6 +13,9 @@ from ganmix.search.cli_results import cmd_best, cmd_train, cmd_ui, no_store
 from ganmix.models.metrics import SEARCHABLE, canonical_metric
 
 DEMO_SPEC = "demo.yaml"  # packaged with ganmix.search: the offline demo on digits
+# `ganmix confirm`'s defaults (and `search --confirm`'s): recipes re-run and seeds per recipe. Their one home;
+# search/confirm.py takes both as arguments (it is too heavy to import for --help).
+CONFIRM_TOP, CONFIRM_SEEDS = 3, 5
 
 
 # Errors that mean bad input, by module: printed as one line, never as a traceback.
@@ -40,7 +43,13 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="ganmix", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _add_search_parser(sub)
+    _add_confirm_parser(sub)
+    _add_result_parsers(sub)
+    return parser
 
+
+def _add_search_parser(sub: Any) -> None:
     s = sub.add_parser("search", help="search augmentation recipes (no arguments: the offline demo on digits)")
     s.add_argument("--config", type=Path, help="search spec YAML (space, budget, fixed fields); flags override it")
     s.add_argument("--dry-run", action="store_true", help="print the resolved search spec and exit")
@@ -71,22 +80,31 @@ def build_parser() -> argparse.ArgumentParser:
                    help="end the search after this many seconds of Tune time (running trials are stopped)")
     s.add_argument("--confirm", type=int, metavar="SEEDS", default=0,
                    help="when the search ends, confirm its best recipes over SEEDS seeds (see `ganmix confirm`)")
-    s.add_argument("--confirm-top", type=int, default=3, metavar="K", help="recipes to confirm with --confirm")
+    s.add_argument("--confirm-top", type=int, default=CONFIRM_TOP, metavar="K",
+                   help=f"recipes to confirm with --confirm (default {CONFIRM_TOP})")
     s.add_argument("--quiet", action="store_true", help="no progress output")
     s.add_argument("--verbose", action="store_true", help="also show Ray's, Optuna's and MLflow's own output")
 
-    c = sub.add_parser("confirm", help="re-run a search's top recipes and the tuned real-only baseline over "
-                                       "several seeds on the test split, and say whether augmentation helped")
+
+def _add_confirm_parser(sub: Any) -> None:
+    c = sub.add_parser("confirm", help="re-run a search's top recipes, the tuned real-only baseline and each GAN "
+                                       "recipe without its generator over several seeds on the test split, and say "
+                                       "whether augmentation (and the generator itself) helped")
     which = c.add_mutually_exclusive_group()
     which.add_argument("--name", help="the search to confirm")
     which.add_argument("--dataset", help="confirm the latest search of this data set")
-    c.add_argument("--top", type=int, default=3, metavar="K", help="top K recipes by validation (default 3)")
-    c.add_argument("--seeds", type=int, default=5, metavar="N", help="seeds per recipe (default 5)")
+    c.add_argument("--top", type=int, default=CONFIRM_TOP, metavar="K",
+                   help=f"top K recipes by validation (default {CONFIRM_TOP})")
+    c.add_argument("--seeds", type=int, default=CONFIRM_SEEDS, metavar="N",
+                   help=f"seeds per recipe (default {CONFIRM_SEEDS})")
     c.add_argument("--data-dir", type=Path, help="where the data set is (default: the search's --data-dir)")
     c.add_argument("--address", help="Ray address; 'auto' joins a running cluster")
     c.add_argument("--quiet", action="store_true")
     _add_store_args(c)
 
+
+def _add_result_parsers(sub: Any) -> None:
+    """`best`, `train` and `ui`: the commands that read or re-run a search's results (search/cli_results.py)."""
     b = sub.add_parser("best", help="the best completed trial per data set, its recipe and lift over baseline")
     b.add_argument("--dataset")
     b.add_argument("--metric", type=canonical_metric, choices=SEARCHABLE, metavar="METRIC",
@@ -104,7 +122,6 @@ def build_parser() -> argparse.ArgumentParser:
     u = sub.add_parser("ui", help="the MLflow UI on 127.0.0.1 over the same store")
     u.add_argument("--port", type=int, default=5000)
     _add_store_args(u)
-    return parser
 
 
 def _add_store_args(p: argparse.ArgumentParser) -> None:
@@ -233,19 +250,21 @@ def cmd_confirm(args: argparse.Namespace) -> int:
 
 def _confirm_and_print(*, uri: str, experiment_id: str, parent_run_id: str, name: str, spec: Any, dataset: Any,
                        top: int, seeds: int, results_dir: Path, address: str | None, quiet: bool) -> None:
-    from ganmix.search.confirm import MIN_SEEDS_FOR_SIGNIFICANCE, confirm, table
+    from ganmix.search.confirm import confirm, table
+    from ganmix.search.stats import min_seeds_for_significance
 
-    print(f"\nconfirming search {name}: top {top} recipes, the tuned real-only baseline and the best GAN recipe, "
-          f"{seeds} seeds each, on the test split", flush=True)
+    print(f"\nconfirming search {name}: top {top} recipes, the tuned real-only baseline, the best GAN recipe and "
+          f"each GAN recipe without its generator, {seeds} seeds each, on the test split", flush=True)
     outcome = confirm(uri=uri, experiment_id=experiment_id, parent_run_id=parent_run_id, search_name=name, spec=spec,
                       dataset=dataset, top=top, seeds=seeds, cache_dir=(results_dir / "cache").resolve(),
                       address=address, quiet=quiet)
     print("\n".join(table(outcome)))
     print("\n".join(outcome.lines))
     print(f"\nverdict: {outcome.verdict}")
-    if seeds < MIN_SEEDS_FOR_SIGNIFICANCE:
-        print(f"note: with {seeds} seeds a two-sided Wilcoxon test cannot reach p < 0.05; "
-              f"use {MIN_SEEDS_FOR_SIGNIFICANCE} or more seeds for a significance claim")
+    needed = min_seeds_for_significance(outcome.family)
+    if seeds < needed:
+        print(f"note: with {seeds} seeds and {outcome.family} arm(s) compared with the baseline, a two-sided Wilcoxon "
+              f"test cannot reach p < 0.05 after Holm's correction; use {needed} or more seeds for a significance claim")
     print(f"confirmation run {outcome.run_id} (nested under the search's parent run)")
 
 
@@ -271,10 +290,7 @@ def _load_spec(uri: str, run_id: str, name: str) -> Any:
 
 def _spec_of_search(args: argparse.Namespace) -> Any:
     """The spec a search was started with, read back from its MLflow parent run."""
-    import tempfile
-
     from ganmix.search import preflight
-    from ganmix.search.spec import SearchSpec
     from ganmix.tracking import query, store
 
     uri = store.resolve_tracking_uri(args.tracking_uri, args.results_dir)

@@ -41,6 +41,8 @@ def cmd_best(args: argparse.Namespace) -> int:
                 lift = res.lift(key)
                 if lift is not None:
                     print(f"  lift over the tuned real-only baseline ({key}): {lift:+.4f}")
+        if res.confirmed:
+            print(f"  confirmed answer: {res.confirmed}")
         print(f"  confirmed: {res.verdict}" if res.verdict else
               "  unconfirmed: one seed, chosen on validation (run `ganmix confirm` for a multi-seed answer)")
         print("  recipe:\n" + "\n".join("    " + line for line in (best.recipe_yaml or "").splitlines()))

@@ -1,7 +1,7 @@
 """One recipe end to end: generator on train only, mix, classifier, metrics. No Ray here.
 
-`execute_recipe` is what a Tune trial and `ganmix train` both run; where the numbers go is
-decided by the `report` callback and the run logger the caller passes in.
+`execute_recipe` is what a Tune trial, a confirmation task and `ganmix train` all run (through
+search/recipe_run.py); where the numbers go is decided by the `report` callback and the logger passed in.
 """
 
 from __future__ import annotations
@@ -43,10 +43,6 @@ class SyntheticSet:
     labels: torch.Tensor  # int64 (n,)
     asked_per_class: list[int]
     metrics: dict[str, float]
-
-
-def pick_device(prefer_gpu: bool = True) -> torch.device:
-    return torch.device("cuda") if prefer_gpu and torch.cuda.is_available() else torch.device("cpu")
 
 
 def load_recipe_data(recipe: Recipe, data_dir: Path | None) -> ImageDataset:

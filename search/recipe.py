@@ -13,7 +13,7 @@ import yaml
 
 # `generator: none` (NO_GENERATOR) is a real-only recipe: no generator is trained and nothing synthetic is
 # mixed in. It lives below search/ because tracking/ reads it back from a run's params.
-from ganmix.models.choices import NO_GENERATOR
+from ganmix.models.choices import NO_GENERATOR, TRAINER_DEFAULTS
 
 ALLOCATIONS = ("proportional", "balance")
 # Fields that only mean something when a generator is trained: a real-only recipe logs none of them as
@@ -60,12 +60,12 @@ class Recipe:
     classifier_lr: float = 1e-3
     classifier_epochs: int = 30
     classifier_min_steps: int = 400
-    batch_size: int = 128
-    weight_decay: float = 1e-4
-    lr_schedule: str = "onecycle"
-    augment: str = "none"
-    class_weight: str = "none"
-    select_metric: str = "val_auc"  # the final model is the epoch with the best value of this val metric
+    batch_size: int = TRAINER_DEFAULTS["batch_size"]
+    weight_decay: float = TRAINER_DEFAULTS["weight_decay"]
+    lr_schedule: str = TRAINER_DEFAULTS["lr_schedule"]
+    augment: str = TRAINER_DEFAULTS["augment"]
+    class_weight: str = TRAINER_DEFAULTS["class_weight"]
+    select_metric: str = TRAINER_DEFAULTS["select_metric"]  # the final model is the epoch with the best value of this val metric
     classifier_seed: int = 0  # the same classifier seed gives the same initial weights in any recipe
     # Marks the real-only baseline trial of a search; not a knob.
     baseline: bool = field(default=False, compare=False)
@@ -219,6 +219,12 @@ class Recipe:
 
     def replace(self, **changes: Any) -> Recipe:
         return dataclasses.replace(self, **changes)
+
+    def ablated(self) -> Recipe:
+        """The same recipe without its generator (`confirm`'s ablation arm): only the generator fields
+        change, so the classifier's lr, augmentation, class weighting, budget, data and seeds stay the same
+        and the difference between the two is the generator's own effect."""
+        return self.replace(generator=NO_GENERATOR, **REAL_ONLY)
 
     def with_seed(self, seed: int) -> Recipe:
         """The same recipe with another generator and classifier seed (the data stay the same)."""

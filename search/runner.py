@@ -64,8 +64,6 @@ class SearchOutcome:
 
 def run_search(spec: SearchSpec, options: RunOptions, *, dataset: ImageDataset | None = None) -> SearchOutcome:
     """Run a search; `dataset` is the one preflight.load_search_data returned (loaded here when None)."""
-    import ray
-
     quiet_libraries(options.verbose)
     preflight.check_spec(spec, sample_metrics=options.sample_metrics)  # space values, before any work
     uri = store.resolve_tracking_uri(options.tracking_uri, options.results_dir)
@@ -77,14 +75,7 @@ def run_search(spec: SearchSpec, options: RunOptions, *, dataset: ImageDataset |
     # The per-data-set reference classifier is trained once, on the driver, while Ray starts; its file then
     # travels to every trial (Ray's object store), so trials on any node measure in one feature space.
     reference = _reference_in_background(dataset, cache_dir) if _needs_reference(spec, options) else None
-    if not ray.is_initialized():
-        # Without --address, "local" starts a fresh Ray: a bare ray.init() would join whatever
-        # cluster was started last on this machine.
-        try:
-            ray.init(address=options.address or "local", include_dashboard=False, configure_logging=False,
-                     log_to_driver=options.verbose)
-        except ConnectionError as exc:  # e.g. --address auto with no cluster running: say so in one line
-            raise preflight.PreflightError(f"--address {options.address}: {str(exc).splitlines()[0]}") from None
+    start_ray(options.address, verbose=options.verbose)
     if options.address not in (None, "local"):  # a trial no node can hold would wait forever
         preflight.check_cluster_resources(spec, options.address)
     payload = _reference_payload(reference, dataset, cache_dir)
@@ -97,7 +88,7 @@ def run_search(spec: SearchSpec, options: RunOptions, *, dataset: ImageDataset |
         if not options.resume:  # the parent's Dataset column: the real splits the search ran on
             parent.log_datasets(split_arrays(dataset), name=dataset.name)
         share_view(uri, experiment_id, metric=spec.metric)
-        describer = SearchDescriber(uri, experiment_id, parent.run_id, spec.metric, dataset.name, name)
+        describer = SearchDescriber(parent, experiment_id, spec.metric, dataset.name, name)
         progress = SearchProgress(spec.trials, spec.metric, quiet=options.quiet)
         tuner, callback, study = _build_tuner(spec, options, dataset, parent, uri=uri, experiment_id=experiment_id,
                                               name=name, storage=storage, cache_dir=cache_dir, reference=payload,
@@ -109,6 +100,20 @@ def run_search(spec: SearchSpec, options: RunOptions, *, dataset: ImageDataset |
         raise
     return _fit(tuner, callback, spec, options, parent, uri=uri, experiment_id=experiment_id, name=name,
                 progress=progress, describer=describer, study=study)
+
+
+def start_ray(address: str | None, *, verbose: bool = False) -> None:
+    """The one Ray start-up (a search, a confirmation): join `address`, or start a fresh local Ray."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    # Without --address, "local" starts a fresh Ray: a bare ray.init() would join whatever cluster was
+    # started last on this machine.
+    try:
+        ray.init(address=address or "local", include_dashboard=False, configure_logging=False, log_to_driver=verbose)
+    except ConnectionError as exc:  # e.g. --address auto with no cluster running: say so in one line
+        raise preflight.PreflightError(f"--address {address}: {str(exc).splitlines()[0]}") from None
 
 
 def _needs_reference(spec: SearchSpec, options: RunOptions) -> bool:
@@ -213,16 +218,19 @@ def _fit(tuner: Any, callback: SearchCallback, spec: SearchSpec, options: RunOpt
         raise
     finally:
         progress.close()
-        best = _finish_parent(parent, uri, experiment_id, spec, status=status, error=error, step=callback.results)
-        summaries = describer.refresh(done=True)
+        try:  # the final description, table and plots, through the parent's logger before it closes
+            summaries = describer.refresh(done=True)
+            if status == "FINISHED":
+                log_trials_table(parent, summaries, spec.metric)
+                if study is None and options.resume:  # the restored searcher's study, saved with the experiment
+                    study = _saved_study(f"{_storage_path(options).rstrip('/')}/{name}")
+                if study is not None:
+                    log_study_figures(parent, study)
+        finally:
+            best = _finish_parent(parent, uri, experiment_id, spec, status=status, error=error,
+                                  step=callback.results)
         if status == "FINISHED":
-            log_trials_table(uri, parent.run_id, summaries, spec.metric)
-            if study is None and options.resume:  # the restored searcher's study, saved with the experiment
-                study = _saved_study(f"{_storage_path(options).rstrip('/')}/{name}")
-            if study is not None:
-                log_study_figures(uri, parent.run_id, study)
-            progress.summary(*result_rows(summaries, spec.metric),
-                             test_metric=test_counterpart(spec.metric))
+            progress.summary(*result_rows(summaries, spec.metric), test_metric=test_counterpart(spec.metric))
     failed = runs.child_runs(uri, experiment_id, parent.run_id, extra_filter="attributes.status = 'FAILED'")
     first_error = next((r.data.tags[runs.ERROR] for r in failed if runs.ERROR in r.data.tags), None)
     return SearchOutcome(name=name, tracking_uri=uri, experiment_id=experiment_id, parent_run_id=parent.run_id,

@@ -8,38 +8,27 @@ from dataclasses import dataclass
 from typing import Any
 
 import ray
-import torch
 from ray import tune
 from ray.tune import Callback
 
 from ganmix.datasets import ImageDataset
 from ganmix.models.metrics import BestSoFar
 from ganmix.search.constraints import Bound, is_feasible
-from ganmix.search.pipeline import execute_recipe
+from ganmix.search.recipe_run import NewRun, run_recipe
 from ganmix.search.recipe import Recipe
 from ganmix.search.space import split_options
 from ganmix.search.progress import SearchProgress
 from ganmix.tracking import runs
 from ganmix.tracking.describe import SearchDescriber
-from ganmix.tracking.inputs import split_arrays
 from ganmix.tracking.naming import run_name
 from ganmix.tracking.runs import (
-    BASELINE, BEST_TRIAL, BEST_VALUE, COMPLETED, DEVICE, ERROR, FEASIBLE, KIND, METRIC, NODE, RETRYABLE, SEARCH_NAME,
+    BASELINE, BEST_TRIAL, BEST_VALUE, COMPLETED, ERROR, FEASIBLE, KIND, METRIC, NODE, RETRYABLE, SEARCH_NAME,
     TRIAL_ID, TUNE_TRIAL,
 )
 
 
 class NotRetried(RuntimeError):
     """Tune retried a trial whose earlier attempt failed in a way a rerun would only repeat."""
-
-
-def _deterministic_errors() -> tuple[type[BaseException], ...]:
-    """Failures that a rerun of the same config and seed hits again; Tune's retries are for lost workers."""
-    from ganmix.models.generator import DivergenceError, GeneratorError
-    from ganmix.search.recipe import RecipeError
-    from ganmix.search.space import SpaceError
-
-    return DivergenceError, GeneratorError, RecipeError, SpaceError
 
 
 @dataclass(frozen=True)
@@ -69,42 +58,17 @@ def run_trial(config: dict[str, Any], *, dataset: ImageDataset, context: TrialCo
     `reference` is the driver's reference classifier file (see runner._reference_payload): installed in this
     node's cache, so no node trains its own."""
     tune_ctx = tune.get_context()
-    trial_id, trial_name = tune_ctx.get_trial_id(), tune_ctx.get_trial_name()
-    torch.set_num_threads(max(1, int(context.cpus_per_trial)))
+    trial_id = tune_ctx.get_trial_id()
     recipe = recipe_from_config(config)
     cache_dir = context.cache_dir
     if reference is not None:
         from ganmix.models.reference import install_reference
 
         cache_dir = str(install_reference(dataset, context.cache_dir, reference))
-    # Tune reruns a trial after a lost worker (a retry) or a resumed search. An attempt that completed
-    # before Tune heard of it is not trained again; an unfinished one is superseded by this attempt.
-    earlier = runs.child_runs(context.tracking_uri, context.experiment_id, context.parent_run_id,
-                              extra_filter=f"tags.`{TRIAL_ID}` = '{trial_id}'")
-    done = [r for r in earlier if r.info.status == "FINISHED" and r.data.tags.get(COMPLETED) == "true"]
-    if done:
-        tune.report(_final_result(runs.read_metrics(done[0]), recipe))
+    if _settled_earlier(context, trial_id, recipe):
         return
-    failed = [r for r in earlier if r.info.status == "FAILED" and r.data.tags.get(RETRYABLE) == "false"]
-    if failed:  # no new run: the trial's one failed run already says why
-        raise NotRetried(f"trial {trial_id} is not run again: {failed[0].data.tags.get(ERROR, 'it failed')} "
-                         f"(run {failed[0].info.run_id}); the same config and seed fail the same way")
-    runs.close_running_children(context.tracking_uri, context.experiment_id, context.parent_run_id,
-                                status="KILLED", reason="superseded by a rerun of this trial", trial_id=trial_id)
-    logger = runs.start_run(
-        context.tracking_uri, context.experiment_id, name=run_name(recipe),
-        parent_run_id=context.parent_run_id,
-        tags={KIND: "trial", TRIAL_ID: trial_id, SEARCH_NAME: context.search_name, METRIC: context.metric,
-              BASELINE: str(recipe.baseline).lower(), NODE: ray.get_runtime_context().get_node_id(),
-              TUNE_TRIAL: trial_name},
-    )
-    logger.log_params(recipe.to_params())
-    logger.log_datasets(split_arrays(dataset), name=dataset.name)
-    logger.log_text(recipe.to_yaml(), "recipe.yaml")
-    device = torch.device("cuda") if ray.get_gpu_ids() and torch.cuda.is_available() else torch.device("cpu")
-    logger.set_tags({DEVICE: device.type})
 
-    def report(metrics: dict[str, float]) -> None:
+    def report(logger: runs.RunLogger, metrics: dict[str, float]) -> None:
         if context.bounds and metrics["epoch"] == 1:  # sample metrics are known from the first report on
             logger.set_tags({FEASIBLE: str(is_feasible(context.bounds, metrics, real_only=recipe.real_only)).lower()})
         if metrics["epoch"] >= recipe.classifier_epochs:
@@ -112,20 +76,35 @@ def run_trial(config: dict[str, Any], *, dataset: ImageDataset, context: TrialCo
             logger.set_tags({COMPLETED: "true"})
         tune.report(metrics)
 
-    try:
-        execute_recipe(recipe, dataset, device=device, logger=logger, report=report,
-                       cache_dir=cache_dir, sample_metrics=context.sample_metrics)
-    except SystemExit:
-        # Tune stopping the trial unwinds the training thread this way: after an early stop by the
-        # scheduler, or when the driver is interrupted. Only the driver knows which, so it closes the
-        # run (SearchCallback.on_trial_complete: finished or early-stopped; run_search: killed).
-        raise
-    except BaseException as exc:
-        if isinstance(exc, _deterministic_errors()):
-            logger.set_tags({RETRYABLE: "false"})
-        logger.finish("FAILED", error=f"{type(exc).__name__}: {exc}")
-        raise
-    logger.finish("FINISHED")
+    tags = {KIND: "trial", TRIAL_ID: trial_id, SEARCH_NAME: context.search_name, METRIC: context.metric,
+            BASELINE: str(recipe.baseline).lower(), NODE: ray.get_runtime_context().get_node_id(),
+            TUNE_TRIAL: tune_ctx.get_trial_name()}
+    # Tune stopping the trial unwinds the training thread with SystemExit: after an early stop by the
+    # scheduler, or when the driver is interrupted. Only the driver knows which, so it closes the run
+    # (SearchCallback.on_trial_complete: finished or early-stopped; run_search: killed).
+    run_recipe(recipe, dataset, run=NewRun(context.tracking_uri, context.experiment_id, run_name(recipe), tags,
+                                           parent_run_id=context.parent_run_id),
+               cache_dir=cache_dir, sample_metrics=context.sample_metrics, report=report, log_inputs=True,
+               cpus=context.cpus_per_trial, left_to_driver=(SystemExit,))
+
+
+def _settled_earlier(context: TrialContext, trial_id: str, recipe: Recipe) -> bool:
+    """Tune reruns a trial after a lost worker (a retry) or a resumed search. An attempt that completed
+    before Tune heard of it is reported, not trained again (True); an unfinished one is superseded by this
+    attempt; one that failed in a way a rerun would repeat is not run again (NotRetried)."""
+    earlier = runs.child_runs(context.tracking_uri, context.experiment_id, context.parent_run_id,
+                              extra_filter=f"tags.`{TRIAL_ID}` = '{trial_id}'")
+    done = [r for r in earlier if r.info.status == "FINISHED" and r.data.tags.get(COMPLETED) == "true"]
+    if done:
+        tune.report(_final_result(runs.read_metrics(done[0]), recipe))
+        return True
+    failed = [r for r in earlier if r.info.status == "FAILED" and r.data.tags.get(RETRYABLE) == "false"]
+    if failed:  # no new run: the trial's one failed run already says why
+        raise NotRetried(f"trial {trial_id} is not run again: {failed[0].data.tags.get(ERROR, 'it failed')} "
+                         f"(run {failed[0].info.run_id}); the same config and seed fail the same way")
+    runs.close_running_children(context.tracking_uri, context.experiment_id, context.parent_run_id,
+                                status="KILLED", reason="superseded by a rerun of this trial", trial_id=trial_id)
+    return False
 
 
 def _final_result(metrics: dict[str, float], recipe: Recipe) -> dict[str, float]:

@@ -23,6 +23,9 @@ from ganmix.search.preflight import local_gpus
 
 # Generous for a loaded 2-core CI machine; the speed itself is measured by bench/bench_errors.py.
 TIME_LIMIT_S = 60
+# --image-size 4 and 300 get the same words (models/sizes.py judges both).
+IMAGE_SIZE_RANGE = ("--image-size must be an integer in 8..256 (pixels per side; classifiers take up to 256, "
+                    "generators up to 128)")
 
 SPECS = {
     "unknown_family": {"space": {"generator": ["dcgan", "stylegan"]}},
@@ -36,7 +39,7 @@ SPECS = {
     "unknown_gs_family": {"generator_space": {"stylegan": {"width": [32]}}},
     "unknown_gs_option": {"generator_space": {"dcgan": {"n_critic": [1, 2]}}},
     "gs_low_above_high": {"generator_space": {"cvae": {"kl_weight": {"type": "float", "low": 2.0, "high": 1.0}}}},
-    "image_size_128": {"image_size": 128},
+    "image_size_200": {"image_size": 200},
     "name_escape": {"name": "../../escape"},
     "format_9": {"format": "ganmix.search/9"},
     "unknown_key": {"budget": 3},
@@ -84,8 +87,13 @@ CASES = [
     ("train_recipe_folder", ["train", "--recipe", "{tmp}/a_dir"], "--recipe {tmp}/a_dir is a folder"),
     # recipe-level flags and the spec: judged by the Recipe's own validation (imports torch)
     # (from here on, cases outside AS_PROCESS run in-process; see the module docstring)
-    ("image_size_flag", ["search", "--image-size", "128"], "--image-size must be an integer in [8, 64]"),
-    ("image_size_tiny", ["search", "--image-size", "4"], "--image-size: image_size must be an integer"),
+    ("image_size_flag", ["search", "--image-size", "300"], f"{IMAGE_SIZE_RANGE}, got 300"),
+    ("image_size_tiny", ["search", "--image-size", "4"], f"{IMAGE_SIZE_RANGE}, got 4"),
+    ("image_size_family", ["search", "--image-size", "200"],
+     "image_size 200 does not suit generator 'dcgan': it takes 8..128 px (depth follows the size"),
+    ("size_flag", ["search", "--dataset", "breastmnist", "--size", "100"], "size must be one of [28, 64, 128, 224]"),
+    ("size_too_big_for_gans", ["search", "--dataset", "breastmnist", "--size", "224"],
+     "breastmnist's own size 224 does not suit generator 'dcgan'"),
     ("train_per_class_zero", ["search", "--train-per-class", "0"], "--train-per-class: train_per_class must be"),
     ("seed_negative", ["search", "--seed", "-1"], "--seed: seed must be an integer"),
     ("class_fraction", ["search", "--class-fraction", "7=1.5"], "1.5"),
@@ -104,7 +112,7 @@ CASES = [
         ("unknown_gs_family", "generator_space.stylegan: unknown generator family"),
         ("unknown_gs_option", "generator_space.dcgan.n_critic"),
         ("gs_low_above_high", "generator_space.cvae.kl_weight: low 2.0 is above high 1.0"),
-        ("image_size_128", "image_size must be an integer in [8, 64]"),
+        ("image_size_200", "image_size 200 does not suit generator 'dcgan': it takes 8..128 px"),
         ("name_escape", "name must be a plain name"),
         ("format_9", "format 'ganmix.search/9' is not supported"),
         ("unknown_key", "unknown key(s) ['budget']"),
@@ -284,7 +292,7 @@ def test_a_search_whose_set_up_fails_marks_its_parent_run_failed(tmp_path: Path,
     parent.finish("KILLED", error="interrupted")
     spec = SearchSpec.from_mapping({"name": "lost", "trials": 2, "fixed": {"classifier_epochs": 1}})
     options = RunOptions(results_dir=tmp_path, resume=True, sample_metrics=False, quiet=True)
-    with pytest.raises(Exception):
+    with pytest.raises(FileNotFoundError, match=r"Failed to open local file '.*/lost/tuner\.pkl'"):
         run_search(spec, options)
     run = store.client(uri).get_run(parent.run_id)
     assert run.info.status == "FAILED"

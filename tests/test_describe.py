@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 
 from ganmix.tracking import describe, query, figures
 from ganmix.tracking.query import TrialSummary
-from ganmix.tracking.runs import BASELINE, COMPLETED, EARLY_STOPPED, KIND, PARENT, TRIAL_ID
+from ganmix.tracking.runs import BASELINE, COMPLETED, EARLY_STOPPED, KIND, PARENT, TRIAL_ID, RunLogger
 
 
 def summary(name: str, value: float | None, *, run_id: str | None = None, baseline: bool = False,
@@ -94,7 +94,7 @@ def test_describer_keeps_ranks_lifts_and_the_winner_current(store):
     base = add_trial(client, experiment_id, parent, "baseline", 0.90, baseline=True)
     gan = add_trial(client, experiment_id, parent, "acgan r=1 e=3 z=16", 0.93)
     early = add_trial(client, experiment_id, parent, "cvae r=1 e=3 z=16", 0.70, early=True)
-    describer = describe.SearchDescriber(uri, experiment_id, parent, "val_auc", "digits", "s1")
+    describer = describe.SearchDescriber(RunLogger(uri, parent), experiment_id, "val_auc", "digits", "s1")
     describer.refresh()
     runs = {r.info.run_id: r for r in client.search_runs([experiment_id], f"tags.`{PARENT}` = '{parent}'")}
     assert [runs[r].data.tags[describe.RANK] for r in (gan, base, early)] == ["1", "2", "stopped early"]
@@ -116,15 +116,15 @@ def test_trials_table_and_optuna_plots_on_the_parent(store):
     uri, client, experiment_id, parent = store
     add_trial(client, experiment_id, parent, "baseline", 0.90, baseline=True)
     add_trial(client, experiment_id, parent, "acgan r=1 e=3 z=16", 0.93)
-    summaries = describe.SearchDescriber(uri, experiment_id, parent, "val_auc", "digits", "s1").refresh()
-    figures.log_trials_table(uri, parent, summaries, "val_auc")
+    summaries = describe.SearchDescriber(RunLogger(uri, parent), experiment_id, "val_auc", "digits", "s1").refresh()
+    figures.log_trials_table(RunLogger(uri, parent), summaries, "val_auc")
     table = json.loads(Path(client.download_artifacts(parent, figures.TABLE_FILE)).read_text())
     assert table["columns"][:3] == ["rank", "trial", "val/auc"] and [row[1] for row in table["data"]] == \
         ["acgan r=1 e=3 z=16", "baseline"]
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0))
     study.optimize(lambda t: t.suggest_float("x", 0, 1) - t.suggest_int("y", 0, 3), n_trials=6)
-    logged = figures.log_study_figures(uri, parent, study)
+    logged = figures.log_study_figures(RunLogger(uri, parent), study)
     assert logged == ["optuna/optimization_history.png", "optuna/parallel_coordinate.png",
                       "optuna/param_importances.png"]
     assert {a.path for a in client.list_artifacts(parent, "optuna")} == set(logged)
@@ -136,5 +136,7 @@ def test_shared_view_selects_the_answers_columns(store):
     view = json.loads(client.get_experiment(experiment_id).tags[describe.SHARED_VIEW])
     assert view["selectedColumns"][:4] == ["metrics.`val/macro_f1`", "metrics.`lift/val_macro_f1`",
                                            "metrics.`test/macro_f1`", "tags.`ganmix.rank`"]
+    # What `ganmix confirm` writes on the search's own row: the confirmed lift on the test split, the verdict.
+    assert view["selectedColumns"][4:] == ["metrics.`lift/test_macro_f1`", "tags.`ganmix.confirmed`"]
     # A sample-metric objective has no test counterpart.
     assert describe.runs_view("fid")["selectedColumns"][:2] == ["metrics.`sample/fid`", "metrics.`lift/fid`"]

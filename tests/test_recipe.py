@@ -148,3 +148,50 @@ def test_latent_dim_is_an_option_of_latent_families_only():
 def test_with_seed_changes_generator_and_classifier_seeds_only():
     recipe = Recipe(data_seed=2).with_seed(9)
     assert (recipe.data_seed, recipe.generator_seed, recipe.classifier_seed) == (2, 9, 9)
+
+
+def test_the_ablated_recipe_differs_from_its_gan_recipe_only_in_the_generator_fields():
+    import dataclasses
+
+    from ganmix.search.recipe import GAN_FIELDS, NO_GENERATOR
+
+    recipe = Recipe(dataset="breastmnist", generator="wgan_gp", generator_epochs=42, synthetic_ratio=1.5,
+                    allocation="balance", classifier_lr=3e-3, classifier_epochs=7, classifier_min_steps=123,
+                    augment="flip_rotate", class_weight="balanced", class_fraction={"malignant": 0.2},
+                    generator_options={"n_critic": 3, "latent_dim": 32}, data_seed=3, generator_seed=4, classifier_seed=5,
+                    filter_threshold=0.3)
+    twin = recipe.ablated()
+    assert twin.real_only and twin.generator == NO_GENERATOR and twin.synthetic_ratio == 0
+    changed = {f.name for f in dataclasses.fields(Recipe) if getattr(twin, f.name) != getattr(recipe, f.name)}
+    assert changed and changed <= {"generator", *GAN_FIELDS}, changed
+    # Everything the classifier sees is the same: lr, augmentation, class weighting, budget, data, seeds.
+    kept = {k: v for k, v in recipe.to_params().items() if k not in {"generator", *GAN_FIELDS}
+            and not k.startswith("generator_options.")}
+    assert kept.items() <= twin.to_params().items()
+    assert twin.with_seed(9).classifier_seed == recipe.with_seed(9).classifier_seed == 9
+    assert Recipe.from_yaml(twin.to_yaml()) == twin  # it validates and round-trips
+    assert twin.ablated() == twin
+
+
+def test_image_sizes_are_judged_against_the_recipes_generator():
+    """models/sizes.py is the one judge: classifiers take 8..256 px, the conv generators 8..128 px."""
+    assert Recipe(image_size=128, generator="wgan_gp").image_size == 128
+    real_only = Recipe(image_size=256, generator="none", synthetic_ratio=0.0)
+    assert real_only.image_size == 256
+    with pytest.raises(RecipeError, match=r"image_size 200 does not suit generator 'cvae': it takes 8\.\.128 px"):
+        Recipe(image_size=200, generator="cvae")
+    for bad in (0, 300, True):
+        with pytest.raises(RecipeError, match=rf"image_size must be an integer in 8\.\.256 .*got {bad!r}"):
+            Recipe(image_size=bad, generator="none", synthetic_ratio=0.0)
+
+
+def test_medmnist_plus_size_is_a_data_field():
+    recipe = Recipe(dataset="breastmnist", size=224, image_size=128)
+    assert Recipe.from_yaml(recipe.to_yaml()) == recipe and recipe.to_params()["size"] == "224"
+    with pytest.raises(RecipeError, match="size must be one of \\[28, 64, 128, 224\\]"):
+        Recipe(dataset="breastmnist", size=96)
+    # Without image_size the data set's own size is judged, before any file is read.
+    with pytest.raises(RecipeError, match="breastmnist's own size 224 does not suit generator 'dcgan'.*set image_size"):
+        Recipe(dataset="breastmnist", size=224)
+    with pytest.raises(RecipeError, match="size 64 picks a MedMNIST\\+ file; data set 'digits' is not MedMNIST"):
+        Recipe(dataset="digits", size=64)

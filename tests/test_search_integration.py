@@ -179,6 +179,19 @@ def test_confirm_reruns_the_arms_over_seeds_and_records_a_verdict(searched):
     arms = {r.data.tags["ganmix.arm"] for r in seeds}
     assert any(a.endswith("real-only") for a in arms) and len(seeds) == 2 * len(arms)
     assert all(r.info.status == "FINISHED" and "test/auc" in r.data.metrics for r in seeds)
+    # Every GAN arm has its ablation: the same recipe with generator none, paired by seed.
+    table = json.loads(_artifact_text(client, conf.info.run_id, "confirmation/arms.json"))
+    rows = [dict(zip(table["columns"], row)) for row in table["data"]]
+    recipes = {r.data.tags["ganmix.arm"]: Recipe.from_yaml(_artifact_text(client, r.info.run_id, "recipe.yaml"))
+               for r in seeds}
+    gan_rows = [row for row in rows if not recipes[row["arm"]].real_only]
+    for row in gan_rows:
+        twin = recipes[row["ablation_arm"]]
+        assert twin.real_only and twin.to_params().items() >= {
+            k: v for k, v in recipes[row["arm"]].ablated().to_params().items() if k != "classifier_seed"}.items()
+        assert row["generator_effect_p_holm"] is not None or row["generator_effect"] is None
+    assert all(row["vs_real_only"] is None for row in rows if row["role"].startswith(("ablation", "tuned")))
+    assert "its generator's own effect" in conf.data.tags["ganmix.verdict"] or not gan_rows
     # Paired seeds: the same classifier seed in every arm, two different seeds per arm.
     by_seed = {}
     for run in seeds:

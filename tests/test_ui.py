@@ -134,8 +134,9 @@ def browser_ui(tmp_path_factory: pytest.TempPathFactory):
     sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install playwright)")
     root = tmp_path_factory.mktemp("ui")
     (root / "space.yaml").write_text(yaml.safe_dump(SPEC))
+    # --confirm: the search's row and description then lead with the confirmed verdict (tiny: 2 seeds, top 1).
     done = ganmix("search", "--config", str(root / "space.yaml"), "--results-dir", str(root / "r"), "--name", "uitest",
-                  "--no-sample-metrics", cwd=root)
+                  "--no-sample-metrics", "--confirm", "2", "--confirm-top", "1", "--quiet", cwd=root)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     port = free_port()
     proc = start_ui(root / "r", port)
@@ -201,6 +202,41 @@ def test_parent_description_names_the_winner(browser_ui):
     _shot(page, "description")
 
 
+@pytest.mark.browser
+@pytest.mark.integration
+def test_the_confirmed_verdict_leads_the_search_row_and_description(browser_ui):
+    page, runs = browser_ui["page"], browser_ui["runs"]
+    parent = next(r for r in runs if r.data.tags.get("ganmix.kind") == "search")
+    confirmed, verdict = parent.data.tags["ganmix.confirmed"], parent.data.tags["ganmix.verdict"]
+    assert {"val/auc", "test/auc", "lift/test_auc"} <= set(parent.data.metrics)  # the answer on the search's row
+    page.goto(browser_ui["link"])
+    page.get_by_text("uitest", exact=True).first.wait_for()
+    for column in ("lift/test_auc", "ganmix.confirmed"):
+        page.get_by_text(column, exact=True).first.wait_for()
+    # The search's own row (not expanded: no trial row is shown) carries the verdict and the lift's CI.
+    cell = page.get_by_text(confirmed, exact=True).first
+    cell.wait_for()
+    assert "95% CI" in confirmed and confirmed.split(":")[0] in ("did not help", "helped (the generator)",
+                                                                  "helped (not the generator)", "no GAN recipe")
+    # The grid splits a row into a pinned and a scrolled part with the same row-index: read both.
+    index = page.locator("[row-index]", has=page.get_by_text("uitest", exact=True)).first.get_attribute("row-index")
+    row_text = " ".join(page.locator(f"[row-index='{index}']").all_inner_texts())
+    for key in ("val/auc", "test/auc", "lift/test_auc"):
+        assert repr(parent.data.metrics[key])[:6] in row_text, (key, row_text)
+    assert confirmed in row_text
+    _shot(page, "runs_table_confirmed")
+    page.goto(f"{browser_ui['base']}/#/experiments/{browser_ui['experiment_id']}/runs/{parent.info.run_id}"
+              "?workflowType=machine_learning")
+    lead = page.get_by_text(re.compile(r"^Confirmed over 2 seeds on the test split: ")).first
+    lead.wait_for()
+    assert verdict in lead.inner_text()
+    ranking = page.get_by_text(re.compile(r"^One-seed ranking")).first
+    ranking.wait_for()
+    answer = page.get_by_text(re.compile(r"^On digits, .* wins")).first
+    assert lead.bounding_box()["y"] < ranking.bounding_box()["y"] < answer.bounding_box()["y"]
+    _shot(page, "description_confirmed")
+
+
 def _open_gan_trial(browser_ui, tab: str):
     """A trial with a generator, opened at one tab of its run page."""
     page, runs = browser_ui["page"], browser_ui["runs"]
@@ -216,6 +252,8 @@ def test_a_trials_sample_grid_loads(browser_ui):
     page = _open_gan_trial(browser_ui, "artifacts/samples/grid.png")
     page.get_by_text("samples/grid.png").first.wait_for()
     page.wait_for_function("() => [...document.images].some(i => i.complete && i.naturalWidth > 300)")
+    widest = page.evaluate("() => Math.max(...[...document.images].filter(i => i.complete).map(i => i.naturalWidth))")
+    assert widest > 300, widest  # the grid itself rendered, not only the page around it
     _shot(page, "grid")
 
 

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from mlflow.entities import Metric, RunTag
-
-from ganmix.models.metrics import logged_name, metric_info, test_counterpart
+from ganmix.models.metrics import confirming_metric, logged_name, metric_info, test_counterpart
+from ganmix.tracking.confirmation import CONFIRMED
 from ganmix.tracking.query import TrialSummary, is_real_only, rank, trial_summaries, tuned_baseline
-from ganmix.tracking.runs import NOTE
+from ganmix.tracking.runs import NOTE, RunLogger
 from ganmix.tracking.store import client, retry
 
 RANK, BEST = "ganmix.rank", "ganmix.best"
@@ -26,6 +24,9 @@ RANK, BEST = "ganmix.rank", "ganmix.best"
 VIEW_KEY = "ganmix"
 SHARED_VIEW = f"mlflow.sharedViewState.{VIEW_KEY}"
 TOP = 5  # trials listed in the parent's description (the tuned baseline is added when not among them)
+# Once `ganmix confirm` ran, the search's description leads with its verdict and this heading introduces
+# the one-seed ranking below it (a later confirmation replaces everything above the heading).
+ONE_SEED = "#### One-seed ranking (validation split, one seed per trial: unconfirmed)"
 
 
 def lift_metric(metric: str) -> str:
@@ -126,40 +127,45 @@ def experiment_description(dataset: str) -> str:
 class SearchDescriber:
     """Keeps a search's parent description, ranks, lifts and winner tag current; writes only what changed."""
 
-    uri: str
+    parent: RunLogger  # the search's parent run, written through its retrying, buffering logger
     experiment_id: str
-    parent_run_id: str
     metric: str
     dataset: str
     search: str
     _written: dict[str, tuple[str | None, float | None]] = field(default_factory=dict)
     _best: str | None = None
+    _trials: dict[str, RunLogger] = field(default_factory=dict)
+
+    def _trial(self, run_id: str) -> RunLogger:
+        return self._trials.setdefault(run_id, RunLogger(self.parent.uri, run_id))
 
     def refresh(self, *, done: bool = False) -> list[TrialSummary]:
-        summaries = trial_summaries(self.uri, self.experiment_id, self.parent_run_id)
+        summaries = trial_summaries(self.parent.uri, self.experiment_id, self.parent.run_id)
         ranking = rank(summaries, self.metric)
         order = {s.run_id: i + 1 for i, s in enumerate(ranking)}
         base = tuned_baseline(summaries, self.metric)
-        mlflow_client = client(self.uri)
         for s in summaries:
             label = rank_label(s, order)
             value = s.metrics.get(self.metric)
             delta = metric_info(self.metric).lift(value, base.metrics[self.metric]) if base and _finite(value) else None
             if label is None or self._written.get(s.run_id) == (label, delta):
                 continue
-            tags = [RunTag(RANK, label)] + ([RunTag(BEST, "true")] if ranking and s is ranking[0] else [])
-            metrics = [Metric(logged_name(lift_metric(self.metric)), delta, int(time.time() * 1000), 0)] if delta is not None else []
-            retry(mlflow_client.log_batch, s.run_id, metrics=metrics, tags=tags, synchronous=True)
+            if delta is not None:
+                self._trial(s.run_id).log_metrics({lift_metric(self.metric): delta})
+            self._trial(s.run_id).set_tags({RANK: label, **({BEST: "true"} if ranking and s is ranking[0] else {})})
             self._written[s.run_id] = (label, delta)
         winner = ranking[0].run_id if ranking else None
         if self._best and self._best != winner:  # the crown moves: the old winner loses its tag
-            retry(mlflow_client.delete_tag, self._best, BEST)
+            self._trial(self._best).delete_tag(BEST)
         if winner and winner != self._best:
-            retry(mlflow_client.set_tag, winner, BEST, "true")
+            self._trial(winner).set_tags({BEST: "true"})
         self._best = winner
         text = description(summaries, experiment_id=self.experiment_id, metric=self.metric,
                            dataset=self.dataset, search=self.search, done=done)
-        retry(mlflow_client.set_tag, self.parent_run_id, NOTE, text)
+        self.parent.set_tags({NOTE: text})
+        if done:  # what a tracking outage held back is written now, or the search says it could not be
+            for trial in self._trials.values():
+                trial.flush(seconds=300, strict=True)
         return summaries
 
 
@@ -167,14 +173,31 @@ def describe_experiment(uri: str, experiment_id: str, dataset: str) -> None:
     retry(client(uri).set_experiment_tag, experiment_id, NOTE, experiment_description(dataset))
 
 
+def lead_with_confirmation(note: str, lead: str) -> str:
+    """The search's description once confirmed: `lead` (the verdict), then the one-seed ranking, labelled
+    as such; a previous confirmation's lead is replaced."""
+    ranking = note.split(ONE_SEED, 1)[1] if ONE_SEED in note else note
+    return f"{lead.rstrip()}\n\n{ONE_SEED}\n\n{ranking.lstrip()}"
+
+
+def write_confirmed_lead(uri: str, run_id: str, lead: str) -> None:
+    """Rewrite a search run's description so that it leads with its confirmation's verdict."""
+    mlflow_client = client(uri)
+    note = retry(mlflow_client.get_run, run_id).data.tags.get(NOTE, "")
+    retry(mlflow_client.set_tag, run_id, NOTE, lead_with_confirmation(note, lead))
+
+
 def runs_view(metric: str) -> dict[str, object]:
     """The runs table as ganmix's link opens it: the objective, the lift over the tuned baseline, the test
-    metric and the rank as columns (MLflow ignores expanded rows in a shared view: + expands a search)."""
+    metric and the rank as columns; then what `ganmix confirm` found, on the search's own row: its lift on
+    the test split over seeds and its verdict (MLflow ignores expanded rows in a shared view: + expands a
+    search)."""
     test = test_counterpart(metric)
     metrics = [metric, lift_metric(metric), *([test] if test else [])]
     return {
         # Without Dataset (a wide column): on a laptop screen the rank would otherwise be off to the right.
-        "selectedColumns": [*(f"metrics.`{logged_name(m)}`" for m in metrics), f"tags.`{RANK}`"],
+        "selectedColumns": [*(f"metrics.`{logged_name(m)}`" for m in metrics), f"tags.`{RANK}`",
+                            f"metrics.`{logged_name(lift_metric(confirming_metric(metric)))}`", f"tags.`{CONFIRMED}`"],
     }
 
 

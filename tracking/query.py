@@ -14,7 +14,7 @@ from ganmix.models.choices import NO_GENERATOR
 from ganmix.models.metrics import metric_info
 from ganmix.tracking.runs import (BASELINE, COMPLETED, EARLY_STOPPED, FEASIBLE, FINGERPRINT, KIND, METRIC, PARENT,
                                   SEARCH_NAME, TRIAL_ID, read_metrics)
-from ganmix.tracking.confirmation import VERDICT
+from ganmix.tracking.confirmation import CONFIRMED, VERDICT
 from ganmix.tracking.store import client, retry
 
 
@@ -44,6 +44,7 @@ class BestResult:
     best: TrialSummary
     baseline: TrialSummary | None  # the tuned real-only baseline: the search's best `generator: none` trial
     verdict: str | None = None  # the search's confirmed verdict, when `ganmix confirm` ran
+    confirmed: str | None = None  # its answer in a few words: the arm, its lift and its generator's own effect
 
     def lift(self, metric: str) -> float | None:
         """Best minus the tuned real-only baseline, signed by the metric's own direction (positive: better)."""
@@ -159,7 +160,7 @@ def best_per_dataset(uri: str, *, dataset: str | None = None, metric: str | None
             results.append(BestResult(
                 dataset=exp.name.split("/", 1)[1], data=_data_label(search), search=search.data.tags.get(SEARCH_NAME, ""),
                 metric=chosen, best=best, baseline=tuned_baseline(by_parent[search.info.run_id], chosen),
-                verdict=search.data.tags.get(VERDICT)))
+                verdict=search.data.tags.get(VERDICT), confirmed=search.data.tags.get(CONFIRMED)))
     return results
 
 

@@ -48,6 +48,14 @@ class RunLogger:
         self._client = client(uri)
         self._pending: list[tuple[str, Callable[[], None]]] = []
 
+    def __getstate__(self) -> dict[str, str]:
+        # Tune pickles its callbacks (and the loggers they hold) into the experiment state: a copy starts
+        # with its own client and nothing pending; the live logger keeps what it buffered.
+        return {"uri": self.uri, "run_id": self.run_id}
+
+    def __setstate__(self, state: dict[str, str]) -> None:
+        self.__init__(state["uri"], state["run_id"])  # type: ignore[misc]
+
     # --- the buffered core ------------------------------------------------------------------------
     def _do(self, what: str, call: Callable[[], None]) -> None:
         self._pending.append((what, call))
@@ -90,6 +98,9 @@ class RunLogger:
         batch = [RunTag(k, str(v)) for k, v in tags.items()]
         self._do("tags", lambda: self._client.log_batch(self.run_id, tags=batch, synchronous=True))
 
+    def delete_tag(self, key: str) -> None:
+        self._do(f"deleting tag {key}", lambda: self._client.delete_tag(self.run_id, key))
+
     def log_text(self, text: str, artifact_file: str) -> None:
         self.log_bytes(text.encode(), artifact_file)
 
@@ -112,13 +123,10 @@ class RunLogger:
         np.savez_compressed(buffer, **arrays)
         self.log_bytes(buffer.getvalue(), artifact_file)
 
-    def log_png(self, image_chw: np.ndarray, artifact_file: str) -> None:
-        from PIL import Image
-
-        array = np.asarray(image_chw, dtype=np.uint8)
-        array = array[0] if array.shape[0] == 1 else np.transpose(array, (1, 2, 0))
+    def log_figure(self, figure: Any, artifact_file: str) -> None:
+        """A matplotlib figure, rendered now (the caller may close it) and uploaded like any artifact."""
         buffer = io.BytesIO()
-        Image.fromarray(array).save(buffer, format="PNG")
+        figure.savefig(buffer, format=Path(artifact_file).suffix.lstrip(".") or "png")
         self.log_bytes(buffer.getvalue(), artifact_file)
 
     def log_image(self, image: Any, artifact_file: str, *, key: str | None = None) -> None:
