@@ -111,9 +111,9 @@ def measure_trial(args: argparse.Namespace) -> dict[str, object]:
     from ganmix.search.recipe import Recipe
 
     with tempfile.TemporaryDirectory(prefix="ganmix-bench-trial-") as tmp:
-        # Written as format /2 with gan_epochs, which every later recipe format still reads.
-        recipe = Recipe.from_dict({"format": "ganmix.recipe/2", "dataset": "breastmnist", "image_size": 128,
-                                   "generator": "dcgan", "gan_epochs": 1, "classifier_epochs": 1})
+        # One generator epoch and one classifier epoch (no step floor): the peak is what is measured.
+        recipe = Recipe(dataset="breastmnist", image_size=128, generator="dcgan", generator_epochs=1,
+                        classifier_epochs=1, classifier_min_steps=0)
         path = Path(tmp) / "recipe.yaml"
         recipe.save(path)
         argv = ["train", "--recipe", str(path), "--data-dir", str(args.data.parent), "--results-dir", tmp,

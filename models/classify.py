@@ -176,11 +176,12 @@ def fit_classifier(
     # A private RNG stream for augmentation: the caller's global stream is left as it was.
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(settings.seed)
-        return _fit(model, pool, targets, per_epoch, passes, optimizer, step_schedule, weights, augment,
-                    order_rng, settings, val, on_epoch, device)
+        return _fit(model, pool=pool, targets=targets, per_epoch=per_epoch, passes=passes, optimizer=optimizer,
+                    step_schedule=step_schedule, weights=weights, augment=augment, order_rng=order_rng,
+                    settings=settings, val=val, on_epoch=on_epoch, device=device)
 
 
-def _fit(model: nn.Module, pool: torch.Tensor, targets: torch.Tensor, per_epoch: list[int], passes: int,
+def _fit(model: nn.Module, *, pool: torch.Tensor, targets: torch.Tensor, per_epoch: list[int], passes: int,
          optimizer: torch.optim.Optimizer, step_schedule: Callable[[], None], weights: torch.Tensor | None,
          augment: Callable[[torch.Tensor], torch.Tensor] | None, order_rng: torch.Generator,
          settings: TrainSettings, val: EvalSet | None,

@@ -43,7 +43,13 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="ganmix", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _add_search_parser(sub)
+    _add_confirm_parser(sub)
+    _add_result_parsers(sub)
+    return parser
 
+
+def _add_search_parser(sub: Any) -> None:
     s = sub.add_parser("search", help="search augmentation recipes (no arguments: the offline demo on digits)")
     s.add_argument("--config", type=Path, help="search spec YAML (space, budget, fixed fields); flags override it")
     s.add_argument("--dry-run", action="store_true", help="print the resolved search spec and exit")
@@ -79,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true", help="no progress output")
     s.add_argument("--verbose", action="store_true", help="also show Ray's, Optuna's and MLflow's own output")
 
+
+def _add_confirm_parser(sub: Any) -> None:
     c = sub.add_parser("confirm", help="re-run a search's top recipes, the tuned real-only baseline and each GAN "
                                        "recipe without its generator over several seeds on the test split, and say "
                                        "whether augmentation (and the generator itself) helped")
@@ -94,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--quiet", action="store_true")
     _add_store_args(c)
 
+
+def _add_result_parsers(sub: Any) -> None:
+    """`best`, `train` and `ui`: the commands that read or re-run a search's results (search/cli_results.py)."""
     b = sub.add_parser("best", help="the best completed trial per data set, its recipe and lift over baseline")
     b.add_argument("--dataset")
     b.add_argument("--metric", type=canonical_metric, choices=SEARCHABLE, metavar="METRIC",
@@ -111,7 +122,6 @@ def build_parser() -> argparse.ArgumentParser:
     u = sub.add_parser("ui", help="the MLflow UI on 127.0.0.1 over the same store")
     u.add_argument("--port", type=int, default=5000)
     _add_store_args(u)
-    return parser
 
 
 def _add_store_args(p: argparse.ArgumentParser) -> None:

@@ -292,7 +292,7 @@ def test_a_search_whose_set_up_fails_marks_its_parent_run_failed(tmp_path: Path,
     parent.finish("KILLED", error="interrupted")
     spec = SearchSpec.from_mapping({"name": "lost", "trials": 2, "fixed": {"classifier_epochs": 1}})
     options = RunOptions(results_dir=tmp_path, resume=True, sample_metrics=False, quiet=True)
-    with pytest.raises(Exception):
+    with pytest.raises(FileNotFoundError, match=r"Failed to open local file '.*/lost/tuner\.pkl'"):
         run_search(spec, options)
     run = store.client(uri).get_run(parent.run_id)
     assert run.info.status == "FAILED"

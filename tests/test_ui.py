@@ -252,6 +252,8 @@ def test_a_trials_sample_grid_loads(browser_ui):
     page = _open_gan_trial(browser_ui, "artifacts/samples/grid.png")
     page.get_by_text("samples/grid.png").first.wait_for()
     page.wait_for_function("() => [...document.images].some(i => i.complete && i.naturalWidth > 300)")
+    widest = page.evaluate("() => Math.max(...[...document.images].filter(i => i.complete).map(i => i.naturalWidth))")
+    assert widest > 300, widest  # the grid itself rendered, not only the page around it
     _shot(page, "grid")
 
 
