@@ -289,7 +289,6 @@ def _load_spec(uri: str, run_id: str, name: str) -> Any:
 
 def _spec_of_search(args: argparse.Namespace) -> Any:
     """The spec a search was started with, read back from its MLflow parent run."""
-    from ganmix.search import preflight
     from ganmix.tracking import query, store
 
     uri = store.resolve_tracking_uri(args.tracking_uri, args.results_dir)
