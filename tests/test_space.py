@@ -192,3 +192,21 @@ def test_constraints_reach_optuna_trials_as_tpe_reads_them():
     ]
     feasible = [t for t in trials if all(v <= 0 for v in t.constraints.values())]
     assert max(t.value for t in feasible) == 0.7
+
+
+def test_the_step_floor_is_a_recipe_field_a_spec_can_fix_or_search(tmp_path):
+    from ganmix.search.preflight import check_spec
+
+    fixed = SearchSpec(dataset="digits", fixed={"classifier_min_steps": 0})
+    assert fixed.baseline_recipe().classifier_min_steps == 0
+    searched = SearchSpec.from_mapping({"dataset": "digits", "space": {
+        "generator": ["none"], "classifier_min_steps": {"type": "int", "low": 0, "high": 800}}})
+    params = {"generator": "none", "classifier_min_steps": 240, "classifier_lr": 0.001, "augment": "none",
+              "class_weight": "none"}
+    recipe = recipe_from_config({**params, **_space(searched)(optuna.trial.FixedTrial(params))})
+    assert recipe.classifier_min_steps == 240 and recipe.real_only
+    check_spec(searched, sample_metrics=False)
+    bad = SearchSpec.from_mapping({"dataset": "digits", "space": {
+        "classifier_min_steps": {"type": "int", "low": -5, "high": 800}}})
+    with pytest.raises(SpaceError, match=r"space\.classifier_min_steps: low -5 is not a valid value"):
+        check_spec(bad, sample_metrics=False)
