@@ -347,8 +347,10 @@ def search_answer(outcome: Confirmation, objective: str) -> tuple[dict[str, floa
     its mean confirming metric, its lift over the tuned baseline; the verdict with the lift's CI as a tag."""
     arm = next(a for a in outcome.arms if a.key == outcome.best)
     comp, effect = outcome.comparisons.get(arm.key), outcome.effects.get(arm.key)
-    metrics = {objective: arm.val, outcome.metric: outcome.per_arm[arm.key].mean,
-               lift_metric(outcome.metric): comp.mean if comp else 0.0}
+    # Rounded to the 4 decimals the tables print: the runs table's narrow columns then show the whole value
+    # (the arms table keeps full precision).
+    metrics = {objective: round(arm.val, 4), outcome.metric: round(outcome.per_arm[arm.key].mean, 4),
+               lift_metric(outcome.metric): round(comp.mean, 4) if comp else 0.0}
     text = f"{outcome.headline}: {arm.name} {diff_text(comp)} {metric_info(outcome.metric).label} over real-only"
     if arm.key in outcome.ablations:
         text += f"; generator's own effect {diff_text(effect)}"
