@@ -151,9 +151,10 @@ def _grid(start: float, stop: float, step: float) -> list[float]:
 def read_search(results_dir: Path, max_concurrent: int) -> SearchRecord:
     import mlflow
 
+    from ganmix.tracking.location import default_tracking_uri
     from ganmix.tracking.runs import read_metrics
 
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{results_dir.resolve() / 'mlflow.db'}")
+    client = mlflow.MlflowClient(tracking_uri=default_tracking_uri(results_dir))
     experiments = [e.experiment_id for e in client.search_experiments()]
     parents = client.search_runs(experiments, "tags.`ganmix.kind` = 'search'", max_results=10)
     runs = client.search_runs(experiments, "tags.`ganmix.kind` = 'trial'", max_results=1000)

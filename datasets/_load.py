@@ -11,8 +11,7 @@ from ganmix.datasets._folder import load_image_folder
 from ganmix.datasets._medmnist_info import MEDMNIST_CLASSES, MEDMNIST_FLAGS, NATIVE_SIZE, UNSUPPORTED_FLAGS
 from ganmix.datasets._medmnist_npz import check_medmnist_size, load_medmnist
 from ganmix.datasets._types import DatasetError, ImageDataset
-
-FOLDER_PREFIX = "folder:"
+from ganmix.datasets.names import FOLDER_PREFIX, canonical_name
 
 
 def dataset_names() -> list[str]:
@@ -40,6 +39,7 @@ def load_dataset(
     download: fetch a missing MedMNIST file with the medmnist package.
     """
     check_image_size(image_size)
+    name = canonical_name(name)
     key = _medmnist_key(name, size)
     if key is not None:
         return load_medmnist(key, data_dir=data_dir, size=size, image_size=image_size, download=download)
@@ -54,6 +54,7 @@ def load_dataset(
 def native_image_size(name: str, *, size: int | None = None) -> int:
     """The size a data set loads at without `image_size`: 8 digits, `size` (28) MedMNIST, 64 folders.
     Known without reading a file, so a size can be judged before any work."""
+    name = canonical_name(name)
     key = _medmnist_key(name, size)
     if key is not None:
         return size or NATIVE_SIZE
@@ -66,7 +67,7 @@ def _medmnist_key(name: object, size: int | None) -> str | None:
     if not isinstance(name, str):
         raise DatasetError(f"data set name must be a string, got {name!r}")
     check_medmnist_size(size)
-    key = name.strip().lower()
+    key = canonical_name(name)
     if key in UNSUPPORTED_FLAGS:
         raise DatasetError(UNSUPPORTED_FLAGS[key])
     if key in MEDMNIST_CLASSES:

@@ -43,7 +43,18 @@ def root_cause(exc: BaseException) -> str:
 
 def download_medmnist(flag: str, data_dir: Path, *, size: int = 28, timeout_s: float = DOWNLOAD_TIMEOUT_S) -> None:
     """Download MedMNIST's file of `flag` at `size` px into data_dir with the medmnist package (its `size`
-    argument picks ``<flag>.npz`` or ``<flag>_<size>.npz``); raise DownloadFailed."""
+    argument picks ``<flag>.npz`` or ``<flag>_<size>.npz``); raise DownloadFailed. A failed download leaves
+    nothing behind: not the data folder, nor the ~/.medmnist that importing medmnist makes."""
+    created = [p for p in (data_dir, Path.home() / ".medmnist") if not p.exists()]
+    try:
+        _download(flag, data_dir, size, timeout_s)
+    except DownloadFailed:
+        for folder in created:
+            _remove_empty_tree(folder)
+        raise
+
+
+def _download(flag: str, data_dir: Path, size: int, timeout_s: float) -> None:
     file = data_dir / medmnist_file(flag, size)
     try:
         import medmnist  # optional at run time: only needed to download
@@ -59,3 +70,19 @@ def download_medmnist(flag: str, data_dir: Path, *, size: int = 28, timeout_s: f
         raise DownloadFailed(root_cause(exc)) from exc
     if not file.is_file():
         raise DownloadFailed(f"medmnist reported success but {file} does not exist")
+
+
+def _remove_empty_tree(folder: Path) -> None:
+    """Remove `folder` and its empty sub-folders; a folder holding any file stays."""
+    if not folder.is_dir():
+        return
+    for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if path.is_dir():
+            try:
+                path.rmdir()
+            except OSError:
+                return
+    try:
+        folder.rmdir()
+    except OSError:
+        pass

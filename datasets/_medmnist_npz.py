@@ -13,7 +13,7 @@ import torch
 from ganmix.datasets._common import build_dataset, resize_images
 from ganmix.datasets._medmnist_download import DownloadFailed, download_medmnist
 from ganmix.datasets._medmnist_info import MEDMNIST_CLASSES, MEDMNIST_SIZES, MEDMNIST_URL, NATIVE_SIZE, medmnist_file
-from ganmix.datasets._types import DatasetError, ImageDataset, Split
+from ganmix.datasets._types import DatasetError, ImageDataset, MissingDataError, Split
 
 SPLIT_NAMES = ("train", "val", "test")
 EXPECTED_KEYS = tuple(f"{split}_{kind}" for split in SPLIT_NAMES for kind in ("images", "labels"))
@@ -28,9 +28,9 @@ def default_data_dir() -> Path:
 
 
 def _missing_file_error(path: Path, reason: str) -> DatasetError:
-    return DatasetError(
+    return MissingDataError(
         f"MedMNIST file {path} is missing and {reason}; download {MEDMNIST_URL.format(file=path.name)} by hand "
-        f"and save it as {path} (or pass data_dir / set GANMIX_DATA_DIR to the folder holding {path.name})"
+        f"and save it as {path} (or pass data_dir / set GANMIX_DATA_DIR to the folder holding {path.name})", path
     )
 
 
@@ -122,6 +122,9 @@ def load_medmnist(
     class_names = MEDMNIST_CLASSES[flag]
     folder = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
     path = folder / medmnist_file(flag, size)
+    if path.is_dir():
+        raise DatasetError(f"MedMNIST file {path} is a folder; expected the .npz file "
+                           f"{MEDMNIST_URL.format(file=path.name)} saved under that name")
     if not path.is_file():
         if not download:
             raise _missing_file_error(path, "download=False")

@@ -14,8 +14,8 @@ _WHERE = {
     "classification_metrics": "evaluation", "confusion_matrix": "evaluation",
     **{name: "generator" for name in (
         "DivergenceError", "GenerativeModel", "GeneratorConfig", "GeneratorError", "create_generator",
-        "generator_options", "list_generators", "load_generator", "make_generator_config", "sample_images",
-        "save_generator", "train_generator",
+        "generator_class", "generator_options", "list_generators", "load_generator", "make_generator_config",
+        "sample_images", "save_generator", "train_generator",
     )},
 }
 
@@ -36,6 +36,7 @@ __all__ = [
     "confusion_matrix",
     "create_classifier",
     "create_generator",
+    "generator_class",
     "generator_options",
     "list_classifiers",
     "list_generators",

@@ -14,7 +14,6 @@ import importlib
 import importlib.util
 import math
 import numbers
-import os
 import pickle
 import pkgutil
 import re
@@ -29,16 +28,13 @@ from torch import Tensor, nn
 
 from ganmix.models._images import to_uint8, to_unit
 from ganmix.models._registry import Registry, UnknownModelError
+from ganmix.models.errors import GeneratorError
 from ganmix.models.sizes import MIN_IMAGE_SIZE
 
 CHECKPOINT_FORMAT = "ganmix.generator/1"
 # How a family module is recognised without importing every module of the package (classify, quality, ...):
 # a line that is exactly the decorator.
 _FAMILY_MARK = re.compile(r"^@register_generator$", re.MULTILINE)
-
-
-class GeneratorError(ValueError):
-    """A bad generator config value, option, input or checkpoint; the message quotes it."""
 
 
 class DivergenceError(RuntimeError):
@@ -411,9 +407,10 @@ def save_generator(model: GenerativeModel, path: str | Path) -> None:
         "state_dict": {key: value.detach().cpu() for key, value in model.state_dict().items()},
     }
     # Write then rename, so a trial killed mid-save never leaves a truncated checkpoint behind.
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    from ganmix.models.files import atomic_path
+
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
 
 
 def load_generator(path: str | Path, *, map_location: str | torch.device = "cpu") -> GenerativeModel:

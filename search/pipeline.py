@@ -45,11 +45,12 @@ class SyntheticSet:
     metrics: dict[str, float]
 
 
-def load_recipe_data(recipe: Recipe, data_dir: Path | None) -> ImageDataset:
+def load_recipe_data(recipe: Recipe, data_dir: Path | None, *, download: bool = True) -> ImageDataset:
     """The data a recipe trains on: its data set, with its scarcity drawn by its `data_seed`. A search and
-    `ganmix train` both load through here, so a re-run sees the trial's exact train subset."""
+    `ganmix train` both load through here, so a re-run sees the trial's exact train subset. Without
+    `download`, a missing MedMNIST file raises MissingDataError (the pre-flight check)."""
     dataset = load_dataset(recipe.dataset, data_dir=data_dir, size=recipe.size, image_size=recipe.image_size,
-                           seed=recipe.data_seed)
+                           seed=recipe.data_seed, download=download)
     if recipe.train_per_class or recipe.class_fraction:
         dataset = apply_scarcity(dataset, train_per_class=recipe.train_per_class,
                                  class_fraction=dict(recipe.class_fraction) or None, seed=recipe.data_seed)

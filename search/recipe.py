@@ -29,6 +29,14 @@ RECIPE_FORMAT = "ganmix.recipe/3"
 # they load with classifier_min_steps 0, so an exported recipe re-runs exactly as it ran.
 _OLD_FORMATS = ("ganmix.recipe/1", "ganmix.recipe/2")
 RENAMED_FIELDS = {"gan_epochs": "generator_epochs"}
+# Seeds reach numpy, torch and Ray, which all stop at 2**32 - 1.
+SEED_MAX = 2**32 - 1
+# Integer fields that CLI flags set, judged from this table alone (no model registry, no torch) so that a bad
+# flag is answered before any heavy import; _validate judges the same fields through it. (Image sizes have
+# their own judge, models/sizes.py.)
+INT_RANGES: dict[str, tuple[int, int | None]] = {
+    "train_per_class": (1, None), **dict.fromkeys(("data_seed", "generator_seed", "classifier_seed"), (0, SEED_MAX)),
+}
 
 
 class RecipeError(ValueError):
@@ -71,6 +79,9 @@ class Recipe:
     baseline: bool = field(default=False, compare=False)
 
     def __post_init__(self) -> None:
+        from ganmix.datasets.names import canonical_name
+
+        object.__setattr__(self, "dataset", canonical_name(self.dataset))  # one spelling, one experiment
         # Normalise mappings given as dicts into sorted tuples so the recipe stays hashable and frozen.
         for name in ("class_fraction", "generator_options"):
             value = getattr(self, name)
@@ -92,8 +103,9 @@ class Recipe:
 
         _check(isinstance(self.dataset, str) and self.dataset != "", "dataset", self.dataset, "a non-empty name")
         self._validate_sizes()
-        if self.train_per_class is not None:
-            _check_int(self, "train_per_class", low=1)
+        for name in INT_RANGES:
+            if getattr(self, name) is not None or name != "train_per_class":
+                check_int_field(name, getattr(self, name))
         for cls, frac in self.class_fraction:
             _check(
                 isinstance(frac, (int, float)) and 0 < frac <= 1, f"class_fraction[{cls}]", frac, "a fraction in (0, 1]"
@@ -125,8 +137,6 @@ class Recipe:
         _check(self.augment in AUGMENTATIONS, "augment", self.augment, f"one of {list(AUGMENTATIONS)}")
         _check(self.class_weight in CLASS_WEIGHTS, "class_weight", self.class_weight, f"one of {list(CLASS_WEIGHTS)}")
         _check(self.select_metric in SELECTABLE, "select_metric", self.select_metric, f"one of {SELECTABLE}")
-        for name in ("data_seed", "generator_seed", "classifier_seed"):
-            _check_int(self, name, low=0)
 
     def _validate_sizes(self) -> None:
         """`size` names a MedMNIST+ file; the size the models will see (image_size, else the file's own
@@ -185,21 +195,22 @@ class Recipe:
 
     @classmethod
     def from_yaml(cls, text: str, *, source: str = "recipe") -> Recipe:
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise RecipeError(f"{source}: not valid YAML ({exc})") from None
-        return cls.from_dict(data or {}, source=source)
+        from ganmix.search.yamlfile import parse_yaml
+
+        if not text.strip():
+            raise RecipeError(f"{source}: empty; expected a recipe (ganmix best --export writes one)")
+        return cls.from_dict(parse_yaml(text, source, RecipeError), source=source)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(self.to_yaml())
+        from ganmix.models.files import atomic_write
+
+        atomic_write(path, self.to_yaml())
 
     @classmethod
     def load(cls, path: str | Path) -> Recipe:
-        path = Path(path)
-        if not path.is_file():
-            raise RecipeError(f"recipe file {path} does not exist")
-        return cls.from_yaml(path.read_text(), source=str(path))
+        from ganmix.search.yamlfile import read_yaml_file
+
+        return cls.from_dict(read_yaml_file(path, what="recipe file", error=RecipeError), source=str(path))
 
     def to_params(self) -> dict[str, str]:
         """Flat string params for MLflow (one per field; mappings flattened with dots). A real-only recipe
@@ -229,6 +240,13 @@ class Recipe:
     def with_seed(self, seed: int) -> Recipe:
         """The same recipe with another generator and classifier seed (the data stay the same)."""
         return self.replace(generator_seed=seed, classifier_seed=seed)
+
+
+def check_int_field(name: str, value: Any) -> None:
+    """One of INT_RANGES' fields, judged without building a Recipe."""
+    low, high = INT_RANGES[name]
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= low and (high is None or value <= high)
+    _check(ok, name, value, f"an integer in [{low}, {high if high is not None else 'inf'}]")
 
 
 def upgrade_fields(data: Mapping[str, Any]) -> dict[str, Any]:

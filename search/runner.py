@@ -63,7 +63,8 @@ class SearchOutcome:
 
 
 def run_search(spec: SearchSpec, options: RunOptions, *, dataset: ImageDataset | None = None) -> SearchOutcome:
-    """Run a search; `dataset` is the one preflight.load_search_data returned (loaded here when None)."""
+    """Run a search; `dataset` is the one preflight.check_search_data returned (None: loaded here, a missing
+    MedMNIST file downloaded)."""
     quiet_libraries(options.verbose)
     preflight.check_spec(spec, sample_metrics=options.sample_metrics)  # space values, before any work
     uri = store.resolve_tracking_uri(options.tracking_uri, options.results_dir)
@@ -81,7 +82,10 @@ def run_search(spec: SearchSpec, options: RunOptions, *, dataset: ImageDataset |
     payload = _reference_payload(reference, dataset, cache_dir)
     experiment_id = store.ensure_experiment(store.client(uri), spec.dataset, uri)
     describe_experiment(uri, experiment_id, dataset.name)
-    parent = _open_parent(uri, experiment_id, spec, dataset, name, resume=options.resume)
+    with _name_lock(uri):  # two searches started in the same second must not share a default name
+        if spec.name is None and not options.resume:
+            name = _unused_name(uri, experiment_id, name)
+        parent = _open_parent(uri, experiment_id, spec, dataset, name, resume=options.resume)
     try:
         if options.data_dir is not None and not options.resume:  # `ganmix confirm` reloads the same data
             parent.set_tags({runs.DATA_DIR: str(Path(options.data_dir).expanduser().resolve())})
@@ -297,6 +301,26 @@ def _max_epochs(spec: SearchSpec) -> int:
     if isinstance(dim, CategoricalDim):
         return int(max(dim.choices))
     return spec.base_recipe().classifier_epochs
+
+
+def _name_lock(uri: str) -> Any:
+    """Held while a search name is chosen and its parent run created; a local store's lock file (a server's
+    searches may start on other machines: there a taken name is refused by _open_parent)."""
+    import contextlib
+
+    from ganmix.models.files import file_lock
+
+    db = store.local_store_file(uri)
+    return file_lock(db.with_name(db.name + ".names")) if db is not None else contextlib.nullcontext()
+
+
+def _unused_name(uri: str, experiment_id: str, name: str) -> str:
+    """`name`, or `name-2`, `name-3`, ... when a search of that name exists already."""
+    candidate, number = name, 1
+    while query.find_search(uri, candidate, experiment_id=experiment_id) is not None:
+        number += 1
+        candidate = f"{name}-{number}"
+    return candidate
 
 
 def _open_parent(uri: str, experiment_id: str, spec: SearchSpec, dataset: ImageDataset, name: str,

@@ -103,7 +103,9 @@ def _space_dim(name: str, raw: Any) -> Dim:
 
 # The smallest valid value of each integer budget field; check_budget is the one place that judges them
 # (the spec and the CLI's flags alike).
-_INT_MINIMA = {"trials": 1, "max_concurrent": 1, "grace_period": 1, "reduction_factor": 2}
+# The confirmation's counts (flags of `search` and `confirm`) are judged here too.
+_INT_MINIMA = {"trials": 1, "max_concurrent": 1, "grace_period": 1, "reduction_factor": 2, "confirm": 0,
+               "confirm_top": 1, "seeds": 1, "top": 1}
 
 
 def check_budget(name: str, value: Any, *, label: str | None = None) -> None:
@@ -119,6 +121,8 @@ def check_budget(name: str, value: Any, *, label: str | None = None) -> None:
         raise SpaceError(f"{label} must be a number > 0, got {value!r}")
     if name == "gpus_per_trial" and not (number and value >= 0):
         raise SpaceError(f"{label} must be a number >= 0 (fractions allowed), got {value!r}")
+    if name == "time_budget" and not (number and value > 0):
+        raise SpaceError(f"{label} must be a number of seconds > 0, got {value!r}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -146,6 +150,9 @@ class SearchSpec:
     constraints: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        from ganmix.datasets.names import canonical_name
+
+        object.__setattr__(self, "dataset", canonical_name(self.dataset))  # one spelling, one experiment
         if isinstance(self.metric, str):  # `val/auc`, as the MLflow UI shows it, is `val_auc`
             object.__setattr__(self, "metric", canonical_metric(self.metric))
         if self.metric not in SEARCHABLE:  # validates the name before any work
@@ -226,7 +233,12 @@ class SearchSpec:
         if data.get("format", SPEC_FORMAT) != SPEC_FORMAT:
             raise SpaceError(f"{source}: format {data['format']!r} is not supported; expected {SPEC_FORMAT}")
         kwargs = {k: v for k, v in upgrade_spec(data).items() if k in known}
+        for section in ("space", "generator_space", "fixed", "class_fraction", "constraints"):
+            if kwargs.get(section) is not None and not isinstance(kwargs[section], Mapping):
+                raise SpaceError(f"{source}: {section} must be a mapping, got {type(kwargs[section]).__name__} "
+                                 f"{str(kwargs[section])[:200]!r}")
         try:
+            parse_constraints(kwargs.get("constraints"))  # before the default space is built (it imports torch)
             if "space" in kwargs:
                 kwargs["space"] = {k: _space_dim(k, v) for k, v in (kwargs["space"] or {}).items()}
             if "generator_space" in kwargs:
@@ -235,10 +247,12 @@ class SearchSpec:
                     for fam, dims in (kwargs["generator_space"] or {}).items()
                 }
             kwargs["fixed"] = dict(kwargs.get("fixed") or {})
+            if "space" not in kwargs and kwargs["fixed"]:  # fixing a field takes it out of the default space
+                kwargs["space"] = {k: d for k, d in default_space().items() if k not in kwargs["fixed"]}
             kwargs["class_fraction"] = dict(kwargs.get("class_fraction") or {})
             kwargs["constraints"] = dict(kwargs.get("constraints") or {})
             return cls(**kwargs)
-        except (SpaceError, RecipeError, TypeError) as exc:
+        except (ValueError, TypeError) as exc:  # SpaceError and RecipeError are ValueErrors
             raise SpaceError(f"{source}: {exc}") from None
 
     @classmethod
@@ -248,15 +262,9 @@ class SearchSpec:
     @staticmethod
     def read(path: str | Path) -> Mapping[str, Any]:
         """A spec file's top-level mapping, as written (the keys the user chose to set)."""
-        path = Path(path)
-        if path.is_dir():
-            raise SpaceError(f"search spec {path} is a folder; expected a YAML file")
-        if not path.is_file():
-            raise SpaceError(f"search spec {path} does not exist")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise SpaceError(f"{path}: not valid YAML ({exc})") from None
+        from ganmix.search.yamlfile import read_yaml_file
+
+        data = read_yaml_file(path, what="search spec", error=SpaceError)
         if not isinstance(data, Mapping):
             raise SpaceError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
         return data

@@ -74,8 +74,9 @@ def test_real_only_trials_draw_no_generator_dimensions():
 
 def test_fixed_trial_gives_a_valid_recipe_with_family_options():
     spec = SearchSpec(dataset="digits", fixed={"classifier_epochs": 4})
-    params = {"generator_epochs": 17, option_key("wgan_gp", "latent_dim"): 32, "synthetic_ratio": 1.25, "classifier_lr": 0.01,
-              "generator": "wgan_gp", "allocation": "balance", "augment": "none", "class_weight": "none", option_key("wgan_gp", "n_critic"): 2,
+    params = {"generator_epochs": 17, "synthetic_ratio": 1.25, "classifier_lr": 0.01, "generator": "wgan_gp",
+              "allocation": "balance", "augment": "none", "class_weight": "none",
+              option_key("wgan_gp", "latent_dim"): 32, option_key("wgan_gp", "n_critic"): 2,
               option_key("wgan_gp", "diffaugment"): "color,translation,cutout"}
     trial = optuna.trial.FixedTrial(params)
     constants = _space(spec)(trial)
@@ -88,8 +89,9 @@ def test_fixed_trial_gives_a_valid_recipe_with_family_options():
 
 def test_family_options_are_conditional():
     spec = SearchSpec(dataset="digits")
-    params = {"generator_epochs": 5, option_key("cvae", "latent_dim"): 16, "synthetic_ratio": 1.0, "classifier_lr": 0.001,
-              "generator": "cvae", "allocation": "proportional", "augment": "trivial", "class_weight": "none", option_key("cvae", "kl_weight"): 0.5}
+    params = {"generator_epochs": 5, "synthetic_ratio": 1.0, "classifier_lr": 0.001, "generator": "cvae",
+              "allocation": "proportional", "augment": "trivial", "class_weight": "none",
+              option_key("cvae", "latent_dim"): 16, option_key("cvae", "kl_weight"): 0.5}
     # No wgan_gp option is asked for when cvae is chosen: FixedTrial would raise on a missing param.
     _space(spec)(optuna.trial.FixedTrial(params))
     fields, options = split_options({**params, option_key("dcgan", "diffaugment"): "color"})

@@ -32,6 +32,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def make_store(results: Path) -> Path:
+    """An empty store: `ganmix ui` refuses a results folder that holds none (it would serve an empty one)."""
+    from ganmix.tracking import store
+
+    store.check_reachable(store.default_tracking_uri(results))
+    return results
+
+
 def start_ui(results: Path, port: int) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "ganmix.search.cli", "ui", "--results-dir", str(results),
                              "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -83,7 +91,7 @@ def test_a_server_that_cannot_start_is_one_line_and_non_zero(tmp_path, port):
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         value = str(holder.getsockname()[1]) if port == "taken" else port
-        done = ganmix("ui", "--results-dir", str(tmp_path / "r"), "--port", value, cwd=tmp_path)
+        done = ganmix("ui", "--results-dir", str(make_store(tmp_path / "r")), "--port", value, cwd=tmp_path)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith("ganmix: error:")
     assert ("must be in 1..65535" if port != "taken" else f"cannot serve the MLflow UI on 127.0.0.1:{value}") \
@@ -92,7 +100,7 @@ def test_a_server_that_cannot_start_is_one_line_and_non_zero(tmp_path, port):
 
 def test_sigterm_stops_the_server(tmp_path):
     port = free_port()
-    proc = start_ui(tmp_path / "r", port)
+    proc = start_ui(make_store(tmp_path / "r"), port)
     try:
         wait_healthy(port, proc)
         cmdline = Path(f"/proc/{proc.pid}/cmdline").read_text().replace("\0", " ")
