@@ -23,11 +23,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ganmix.search.confirm import confirm, diff_text, role
+from ganmix.search.confirm import confirm
+from ganmix.search.confirm_report import diff_text, role
 from ganmix.search.runner import RunOptions, load_search_data, run_search
 from ganmix.search.space import parse_dim
 from ganmix.search.spec import SearchSpec, default_space
-from ganmix.search.metrics import metric_info
+from ganmix.models.metrics import metric_info
 from ganmix.search.stats import mean_ci
 
 # MedMNIST v2 (Yang et al., Scientific Data 10, 41, 2023), benchmark table: test AUC, ACC.
