@@ -165,9 +165,9 @@ def _run_all(arms: list[Arm], seeds: list[int], *, uri: str, experiment_id: str,
     import ray
 
     from ganmix.search.confirm_task import run_seed
+    from ganmix.search.runner import start_ray
 
-    if not ray.is_initialized():
-        ray.init(address=address or "local", include_dashboard=False, configure_logging=False, log_to_driver=False)
+    start_ray(address)
     task = ray.remote(run_seed).options(num_cpus=spec.cpus_per_trial, num_gpus=spec.gpus_per_trial, max_retries=1)
     data_ref = ray.put(dataset)
     pending = {
