@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ganmix.models.metrics import metric_info
-from ganmix.search.confirm import confirm, diff_text, role
+from ganmix.search.confirm import confirm
+from ganmix.search.confirm_report import diff_text, role
 from ganmix.search.runner import RunOptions, load_search_data, run_search
 from ganmix.search.space import Dim, parse_dim
 from ganmix.search.spec import SearchSpec, default_generator_space, default_space

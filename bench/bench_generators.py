@@ -67,17 +67,17 @@ def measure_family(name: str, size: int, args: argparse.Namespace) -> dict[str, 
     from ganmix.models.generator import create_generator, make_generator_config, sample_images, train_generator
 
     images, labels = load_train(args.data, size)
-    row: dict[str, object] = {"family": name, "size": size, "idle_mb": current_rss_mb()}
+    row: dict[str, object] = {"family": name, "size": size, "batch": args.batch, "idle_mb": current_rss_mb()}
     torch.manual_seed(0)
     options = {} if args.width is None else {"width": args.width}
     cfg = make_generator_config(name, image_size=size, channels=1, num_classes=int(labels.max()) + 1,
-                                batch_size=BATCH, options=options)
+                                batch_size=args.batch, options=options)
     model = create_generator(name, cfg).to(args.device)
     # Trained parameters: an EMA copy (ddpm) is not counted, generator and discriminator both are.
     row["params"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
     started = synced(args.device)
-    model.train_step(to_unit(images[:BATCH], args.device), labels[:BATCH].to(args.device))
-    estimate = (synced(args.device) - started) * math.ceil(len(images) / BATCH)
+    model.train_step(to_unit(images[:args.batch], args.device), labels[:args.batch].to(args.device))
+    estimate = (synced(args.device) - started) * math.ceil(len(images) / args.batch)
     if estimate > args.budget:
         row["skipped"] = f"an epoch would take about {estimate:.0f} s (> --budget {args.budget:.0f} s)"
     else:
@@ -86,10 +86,15 @@ def measure_family(name: str, size: int, args: argparse.Namespace) -> dict[str, 
                         on_epoch=lambda _e, _m: stamps.append(synced(args.device)))
         row["epoch_s"] = min(b - a for a, b in zip(stamps, stamps[1:]))
     wanted = torch.arange(args.samples) % cfg.num_classes
-    sample_images(model, wanted[:2], seed=0)  # warm-up
     started = synced(args.device)
-    sample_images(model, wanted, seed=1)
-    row["images_per_s"] = args.samples / (synced(args.device) - started)
+    sample_images(model, wanted[:2], seed=0)  # warm-up, and the estimate
+    estimate = (synced(args.device) - started) * args.samples / 2
+    if estimate > args.budget:
+        row["sampling_skipped"] = f"{args.samples} images would take about {estimate:.0f} s"
+    else:
+        started = synced(args.device)
+        sample_images(model, wanted, seed=1)
+        row["images_per_s"] = args.samples / (synced(args.device) - started)
     row["peak_mb"] = peak_rss_mb()
     if args.device.startswith("cuda"):
         row["gpu_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
@@ -129,7 +134,7 @@ def measure_trial(args: argparse.Namespace) -> dict[str, object]:
 def child(args: argparse.Namespace, *what: str) -> dict[str, object]:
     """Run one measurement in a fresh interpreter and return its row (or the reason it failed)."""
     argv = [sys.executable, __file__, "--child", *what, "--device", args.device, "--threads", str(args.threads),
-            "--epochs", str(args.epochs), "--samples", str(args.samples), "--budget", str(args.budget),
+            "--epochs", str(args.epochs), "--batch", str(args.batch), "--samples", str(args.samples), "--budget", str(args.budget),
             "--data", str(args.data), "--peer-samples", str(args.peer_samples)]
     argv += [] if args.width is None else ["--width", str(args.width)]
     argv += [] if args.peer is None else ["--peer", str(args.peer)]
@@ -149,21 +154,24 @@ def family_line(row: dict[str, object]) -> str:
     if "error" in row:
         return f"{row.get('family', '?'):<8} {row.get('size', '?'):>4}  failed: {row['error']}"
     epoch = f"{row['epoch_s']:.2f}" if "epoch_s" in row else "skipped"
-    line = (f"{row['family']:<8} {row['size']:>4} {row['params']:>10,} {epoch:>9} {row['images_per_s']:>9.1f} "
+    rate = f"{row['images_per_s']:.3g}" if "images_per_s" in row else "skipped"
+    line = (f"{row['family']:<8} {row['size']:>4} {row['params']:>10,} {epoch:>9} {rate:>9} "
             f"{_mb(row, 'peak_mb'):>8} {_mb(row, 'idle_mb'):>6} {_mb(row, 'gpu_peak_mb'):>8}")
-    return line + (f"  ({row['skipped']})" if "skipped" in row else "")
+    why = "; ".join(str(row[key]) for key in ("skipped", "sampling_skipped") if key in row)
+    return line + (f"  ({why})" if why else "")
 
 
 def peer_lines(ours: dict[str, object] | None, peer: dict[str, object], sample_steps: object) -> list[str]:
     lines = [f"{'':<28} {'params':>10} {'s/epoch':>9} {'images/s':>9} {'sampler':>22}"]
     if ours is not None and "error" not in ours:
         epoch = f"{ours['epoch_s']:.2f}" if "epoch_s" in ours else "skipped"
-        lines.append(f"{'ganmix ddpm (batch 64)':<28} {ours['params']:>10,} {epoch:>9} {ours['images_per_s']:>9.2f} "
-                     f"{f'{sample_steps} steps':>22}")
+        rate = f"{ours['images_per_s']:.3g}" if "images_per_s" in ours else "skipped"
+        lines.append(f"{'ganmix ddpm (batch ' + str(ours.get('batch', BATCH)) + ')':<28} {ours['params']:>10,} "
+                     f"{epoch:>9} {rate:>9} {f'{sample_steps} steps, guided x2':>22}")
     if "error" in peer:
         return [*lines, f"peer failed: {peer['error']}"]
     epoch = f"{peer['epoch_s']:.2f}" if "epoch_s" in peer else "skipped"
-    rate = f"{peer['images_per_s']:.2f}" if "images_per_s" in peer else "skipped"
+    rate = f"{peer['images_per_s']:.3g}" if "images_per_s" in peer else "skipped"
     why = "; ".join(str(peer[key]) for key in ("skipped", "sampling_skipped") if key in peer)
     lines.append(f"{'peer, n_feat ' + str(peer['n_feat']) + ' (batch 256)':<28} {peer['params']:>10,} {epoch:>9} "
                  f"{rate:>9} {f'{N_T_PEER} steps, guided x2':>22}" + (f"  ({why})" if why else ""))
@@ -199,6 +207,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads on the CPU")
     parser.add_argument("--sizes", type=int, nargs="+", default=[28, 64, 128])
     parser.add_argument("--families", nargs="+", default=None, help="default: every registered family")
+    parser.add_argument("--batch", type=int, default=BATCH, help="generator batch size (default 64)")
     parser.add_argument("--epochs", type=int, default=1, help="timed epochs after a warm-up step (the fastest counts)")
     parser.add_argument("--samples", type=int, default=64, help="images sampled for images/s")
     parser.add_argument("--budget", type=float, default=600.0, help="skip an epoch or a sampling run longer than this")
@@ -234,7 +243,7 @@ def main() -> None:
     load_before = load_average()
     families = args.families or list_generators()
     print_rows(machine_rows(args.device))
-    print(f"breastmnist train (546 images, 28 px, resized), {args.threads} threads, batch {BATCH}, "
+    print(f"breastmnist train (546 images, 28 px, resized), {args.threads} threads, batch {args.batch}, "
           f"load average {load_before:.2f}", flush=True)
     print(f"{'family':<8} {'px':>4} {'params':>10} {'s/epoch':>9} {'images/s':>9} {'peak MB':>8} {'idle':>6} "
           f"{'GPU MB':>8}", flush=True)
@@ -246,9 +255,9 @@ def main() -> None:
             rows.append(row)
             print(family_line(row), flush=True)
             if "epoch_s" in row:
-                out.append((f"{name} {size}px epoch, batch {BATCH} (s)",
-                            f"{row['epoch_s']:.3f}  ({row['params']} params, {row['images_per_s']:.1f} images/s, "
-                            f"peak {row['peak_mb']:.0f} MB)"))
+                out.append((f"{name} {size}px epoch, batch {args.batch} (s)",
+                            f"{row['epoch_s']:.3f}  ({row['params']} params, {row.get('images_per_s', 0):.3g} "
+                            f"images/s, peak {row['peak_mb']:.0f} MB)"))
     for line in run_peer(args, rows):
         print(line, flush=True)
         out.append(("peer ddpm", line))

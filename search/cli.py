@@ -259,7 +259,8 @@ def cmd_confirm(args: argparse.Namespace) -> int:
 
 def _confirm_and_print(*, uri: str, experiment_id: str, parent_run_id: str, name: str, spec: Any, dataset: Any,
                        top: int, seeds: int, results_dir: Path, address: str | None, quiet: bool) -> None:
-    from ganmix.search.confirm import confirm, table
+    from ganmix.search.confirm import confirm
+    from ganmix.search.confirm_report import table
     from ganmix.search.stats import min_seeds_for_significance
 
     print(f"\nconfirming search {name}: top {top} recipes, the tuned real-only baseline, the best GAN recipe and "
