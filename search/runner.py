@@ -80,7 +80,7 @@ def run_search(spec: SearchSpec, options: RunOptions, *, dataset: ImageDataset |
     if options.address not in (None, "local"):  # a trial no node can hold would wait forever
         preflight.check_cluster_resources(spec, options.address)
     payload = _reference_payload(reference, dataset, cache_dir)
-    experiment_id = store.ensure_experiment(store.client(uri), spec.dataset, uri)
+    experiment_id = store.ensure_experiment(uri, spec.dataset)
     describe_experiment(uri, experiment_id, dataset.name)
     with name_lock(uri):  # two searches started in the same second must not share a default name
         if spec.name is None and not options.resume:

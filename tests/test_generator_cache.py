@@ -138,7 +138,7 @@ def test_concurrent_trials_on_one_machine_do_not_clash(tmp_path):
 def test_a_trial_logs_generator_epochs_trained_and_reused(tmp_path):
     uri = store.default_tracking_uri(tmp_path)
     store.check_reachable(uri)
-    experiment_id = store.ensure_experiment(store.client(uri), "digits", uri)
+    experiment_id = store.ensure_experiment(uri, "digits")
     dataset = load_dataset("digits")
     logged = []
     for epochs in (2, 3):
