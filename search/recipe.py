@@ -55,7 +55,8 @@ class Recipe:
     classifier: str = "small_cnn"
     classifier_lr: float = 1e-3
     classifier_epochs: int = 30
-    classifier_min_steps: int = 400
+    # bench_steps.py, 100 images, 6 seeds: test AUC .67@30 steps, .78@60, flat from 120 (.790; .792@210, .795@420)
+    classifier_min_steps: int = 120
     batch_size: int = 128
     weight_decay: float = 1e-4
     lr_schedule: str = "onecycle"
