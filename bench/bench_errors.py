@@ -1,11 +1,13 @@
-"""Seconds from `ganmix ...` to its one-line error, for a few bad inputs (issue 10: bad flags and specs in <= 2 s).
+"""Seconds from `ganmix ...` to its one-line error, per kind of bad input (issue 18: <= 2 s on an idle machine).
 
     python bench/bench_errors.py [--repeats 3] [--json PATH]
 
 Each case runs the CLI as a fresh process (what a user waits for), `--repeats` times; the table shows the
-median and the slowest run, and which stage judged the input: flags (no torch, Ray or MLflow imported),
-spec (the Recipe's validation imports torch), data (the data set is read), network (a TCP connect that is
-refused at once). Numbers are inflated on a loaded machine: the load average is printed with them.
+median and the slowest run, and the stage that judged the input: flags and paths (no torch, Ray or MLflow
+imported), store (the tracking store's file, read with the standard library), file (a spec or recipe file
+that cannot be parsed), spec (the Recipe's validation imports torch), data (the data set is read), network
+(a TCP connect that is refused at once). The slowest cases are listed last. Numbers are inflated on a loaded
+machine: the load average is printed with them.
 """
 
 from __future__ import annotations
@@ -25,26 +27,48 @@ import numpy as np
 
 CASES = [  # (stage, name, argv); {tmp} is a scratch folder
     ("flags", "--trials 0", ["search", "--trials", "0"]),
-    ("flags", "--name ../../escape", ["search", "--name", "../../escape"]),
+    ("flags", "--time-budget -5", ["search", "--time-budget", "-5"]),
+    ("flags", "--seed 2**32", ["search", "--seed", "4294967296"]),
+    ("flags", "--results-dir ''", ["search", "--results-dir", ""]),
+    ("flags", "--name of 5,000 characters", ["search", "--name", "a" * 5000]),
+    ("flags", "--resume x --trials 3", ["search", "--resume", "x", "--trials", "3"]),
     ("flags", "--cpus-per-trial 100", ["search", "--cpus-per-trial", "100"]),
-    ("flags", "--gpus-per-trial 2 (no GPU)", ["search", "--gpus-per-trial", "2"]),
     ("flags", "--results-dir FILE", ["search", "--results-dir", "{tmp}/a_file"]),
-    ("flags", "--tracking-uri foo://x", ["search", "--tracking-uri", "foo://x"]),
+    ("flags", "confirm --seeds 0", ["confirm", "--seeds", "0"]),
+    ("flags", "ui --port 99999", ["ui", "--port", "99999"]),
+    ("paths", "best --export EXISTING", ["best", "--export", "{tmp}/a_file"]),
+    ("paths", "ui on a missing folder", ["ui", "--results-dir", "{tmp}/nowhere"]),
+    ("store", "search, random-bytes mlflow.db", ["search", "--results-dir", "{tmp}/damaged"]),
+    ("store", "best, random-bytes mlflow.db", ["best", "--results-dir", "{tmp}/damaged"]),
+    ("store", "confirm, random-bytes mlflow.db", ["confirm", "--results-dir", "{tmp}/damaged"]),
+    ("store", "--tracking-uri file://", ["search", "--tracking-uri", "file:///tmp/mlruns"]),
+    ("store", "--tracking-uri foo://x", ["search", "--tracking-uri", "foo://x"]),
+    ("file", "spec: duplicate key", ["search", "--config", "{tmp}/dup.yaml"]),
+    ("file", "spec: not UTF-8", ["search", "--config", "{tmp}/latin1.yaml"]),
+    ("file", "recipe: empty", ["train", "--recipe", "{tmp}/empty.yaml"]),
     ("network", "--address 127.0.0.1:1", ["search", "--address", "127.0.0.1:1"]),
     ("network", "--storage s3:// (endpoint closed)", ["search", "--storage", "s3://bucket/x"]),
-    ("flags", "ui --port 99999", ["ui", "--port", "99999"]),
-    ("spec", "--image-size 128", ["search", "--image-size", "128"]),
-    ("spec", "space: latent_dim low 0", ["search", "--config", "{tmp}/latent0.yaml"]),
+    ("spec", "--image-size 300", ["search", "--image-size", "300"]),
+    ("spec", "generator_space: dcgan latent_dim low 0", ["search", "--config", "{tmp}/latent0.yaml"]),
+    ("spec", "constraints: min above max", ["search", "--config", "{tmp}/contra.yaml"]),
     ("data", "text file named .npz", ["search", "--dataset", "breastmnist", "--data-dir", "{tmp}/text"]),
+    ("data", "folder named .npz", ["search", "--dataset", "breastmnist", "--data-dir", "{tmp}/folder"]),
     ("data", "empty val split", ["search", "--dataset", "breastmnist", "--data-dir", "{tmp}/empty_val"]),
 ]
 
 
 def prepare(tmp: Path) -> None:
     (tmp / "a_file").write_text("x\n")
-    (tmp / "latent0.yaml").write_text("space:\n  latent_dim: {type: int, low: 0, high: 64}\n")
+    (tmp / "latent0.yaml").write_text("generator_space:\n  dcgan:\n    latent_dim: {type: int, low: 0, high: 64}\n")
+    (tmp / "contra.yaml").write_text("constraints:\n  near_copy_fraction: {min: 0.5, max: 0.1}\n")
+    (tmp / "dup.yaml").write_text("trials: 2\ntrials: 3\n")
+    (tmp / "latin1.yaml").write_bytes("trials: 3 # caf\u00e9\n".encode("latin-1"))
+    (tmp / "empty.yaml").write_text("")
+    (tmp / "damaged").mkdir()
+    (tmp / "damaged" / "mlflow.db").write_bytes(os.urandom(4096))
     (tmp / "text").mkdir()
     (tmp / "text" / "breastmnist.npz").write_text("text\n")
+    (tmp / "folder" / "breastmnist.npz").mkdir(parents=True)
     (tmp / "empty_val").mkdir()
     rng = np.random.default_rng(0)
     arrays = {}
@@ -70,6 +94,7 @@ def main() -> int:
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
     rows: list[tuple[str, str]] = []
+    timed: list[tuple[float, str, str]] = []
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
         prepare(tmp)
@@ -84,7 +109,11 @@ def main() -> int:
             median = statistics.median(times)
             print(f"{stage:<8} {name:<34} {median:8.2f} {max(times):6.2f}  {code:>4}  {line[:60]}", flush=True)
             rows.append((f"{stage}: {name} (s)", f"{median:.2f}"))
+            timed.append((max(times), stage, name))
     load = (load_before, os.getloadavg()[0])
+    print("\nslowest (max s):")
+    for seconds, stage, name in sorted(timed, reverse=True)[:5]:
+        print(f"  {seconds:6.2f}  {stage}: {name}")
     print(f"\n{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs; load average {load[0]:.1f} before, "
           f"{load[1]:.1f} after")
     if args.json:

@@ -42,7 +42,7 @@ def main() -> None:
     for name in args.families or list_generators():
         torch.manual_seed(0)
         cfg = make_generator_config(name, image_size=int(images.shape[-1]), channels=1,
-                                    num_classes=int(labels.max()) + 1, latent_dim=64, batch_size=64)
+                                    num_classes=int(labels.max()) + 1, batch_size=64)
         model = create_generator(name, cfg)
         train_generator(model, images, labels, epochs=1, device=args.device)  # warm-up
         with profile(activities=activities) as prof:

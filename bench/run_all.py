@@ -37,6 +37,8 @@ def command(name: str, args: argparse.Namespace, json_path: Path) -> list[str]:
             "--json", str(json_path)]
     if name == "search":
         return base + ["--data-dir", str(args.data.parent)] + (["--skip-demo"] if args.skip_demo else [])
+    if name == "generators":  # 28 px only: the 64/128 px rows, the peer and the 128-px trial take bench_generators.py
+        return base + ["--data", str(args.data), "--sizes", "28", "--no-trial"]
     return base + ["--data", str(args.data)]
 
 
@@ -54,6 +56,25 @@ def main() -> int:
         parser.error(f"{args.data} not found; pass --data or set GANMIX_BREASTMNIST")
 
     started, load_start = time.time(), os.getloadavg()
+    results = _run_benches(args)
+    load_end = os.getloadavg()
+    header: Rows = machine_rows(args.device) + [
+        ("torch threads per benchmark", str(args.threads)),
+        ("date (UTC)", time.strftime("%Y-%m-%d %H:%M", time.gmtime(started))),
+        ("load average 1/5/15 min, start", " / ".join(f"{x:.2f}" for x in load_start)),
+        ("load average 1/5/15 min, end", " / ".join(f"{x:.2f}" for x in load_end)),
+        ("total wall time (s)", f"{time.time() - started:.0f}"),
+    ]
+    _print_report(header, results)
+    busy = max(load_start[0], load_end[0]) > (os.cpu_count() or 1)
+    if busy:
+        print(f"note: load average above the {os.cpu_count()} CPUs during the run: other processes shared the "
+              "machine, so the times above are inflated; re-run the part that looks off (--only NAME).")
+    return 0 if all(status == "exit 0" for _, _, status, _ in results) else 1
+
+
+def _run_benches(args: argparse.Namespace) -> list[tuple[str, float, str, dict | None]]:
+    """Each chosen benchmark in its own process: (name, seconds, exit status, its JSON results or None)."""
     results: list[tuple[str, float, str, dict | None]] = []
     with tempfile.TemporaryDirectory(prefix="ganmix-bench-") as tmp:
         for name in args.only or BENCHES:
@@ -68,15 +89,11 @@ def main() -> int:
             seconds = time.perf_counter() - t0
             data = json.loads(json_path.read_text()) if json_path.is_file() else None
             results.append((name, seconds, status, data))
+    return results
 
-    load_end = os.getloadavg()
-    header: Rows = machine_rows(args.device) + [
-        ("torch threads per benchmark", str(args.threads)),
-        ("date (UTC)", time.strftime("%Y-%m-%d %H:%M", time.gmtime(started))),
-        ("load average 1/5/15 min, start", " / ".join(f"{x:.2f}" for x in load_start)),
-        ("load average 1/5/15 min, end", " / ".join(f"{x:.2f}" for x in load_end)),
-        ("total wall time (s)", f"{time.time() - started:.0f}"),
-    ]
+
+def _print_report(header: Rows, results: list[tuple[str, float, str, dict | None]]) -> None:
+    """The machine, then every benchmark's rows, then the headline numbers again."""
     rows: list[tuple[str, str] | str] = ["ganmix benchmarks", *header]
     for name, seconds, status, data in results:
         rows.append(f"bench_{name}.py: {seconds:.0f} s, {status}")
@@ -100,11 +117,6 @@ def main() -> int:
         for key, value in headlines:
             print(f"{key.strip():<{width}}  {value}")
         print(line)
-    busy = max(load_start[0], load_end[0]) > (os.cpu_count() or 1)
-    if busy:
-        print(f"note: load average above the {os.cpu_count()} CPUs during the run: other processes shared the "
-              "machine, so the times above are inflated; re-run the part that looks off (--only NAME).")
-    return 0 if all(status == "exit 0" for _, _, status, _ in results) else 1
 
 
 if __name__ == "__main__":

@@ -4,20 +4,36 @@
 simulate small or imbalanced data.
 """
 
-from ganmix.datasets._common import resize_images
-from ganmix.datasets._load import dataset_names, load_dataset
-from ganmix.datasets._medmnist_info import MEDMNIST_FLAGS
-from ganmix.datasets._scarcity import apply_scarcity, parse_class_fraction
-from ganmix.datasets._types import DatasetError, ImageDataset, Split
+from importlib import import_module
+from typing import Any
+
+# Lazy re-exports (PEP 562), as in ganmix.models: `from ganmix.datasets.errors import DatasetError` must not
+# import torch, so the CLI can answer bad input before any heavy import.
+_WHERE = {
+    "resize_images": "_common", "dataset_names": "_load", "load_dataset": "_load", "native_image_size": "_load",
+    "MEDMNIST_FLAGS": "_medmnist_info", "MEDMNIST_SIZES": "_medmnist_info",
+    "apply_scarcity": "_scarcity", "parse_class_fraction": "_scarcity", "DatasetError": "errors",
+    "MissingDataError": "errors", "ImageDataset": "_types", "Split": "_types",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(import_module(f"ganmix.datasets.{_WHERE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "MEDMNIST_FLAGS",
+    "MEDMNIST_SIZES",
     "DatasetError",
     "ImageDataset",
+    "MissingDataError",
     "Split",
     "apply_scarcity",
     "dataset_names",
     "load_dataset",
+    "native_image_size",
     "parse_class_fraction",
     "resize_images",
 ]

@@ -79,5 +79,14 @@ UNSUPPORTED_FLAGS: dict[str, str] = {
     "(ganmix needs exactly one class per image); pick a single-label flag such as pneumoniamnist",
 }
 
+# MedMNIST+ ships every 2D flag at these sizes; 28 px is `<flag>.npz`, the others `<flag>_<size>.npz`.
+MEDMNIST_SIZES = (28, 64, 128, 224)
+NATIVE_SIZE = 28
+
 # Where users fetch a file by hand (the same Zenodo record medmnist 3 downloads from).
-MEDMNIST_URL = "https://zenodo.org/records/10519652/files/{flag}.npz?download=1"
+MEDMNIST_URL = "https://zenodo.org/records/10519652/files/{file}?download=1"
+
+
+def medmnist_file(flag: str, size: int | None) -> str:
+    """MedMNIST's own file name for `flag` at `size` px (None: 28 px)."""
+    return f"{flag}.npz" if size in (None, NATIVE_SIZE) else f"{flag}_{size}.npz"

@@ -1,4 +1,5 @@
-"""MedMNIST 2D loader: reads ``<data_dir>/<flag>.npz`` (28 px) with its official splits."""
+"""MedMNIST(+) 2D loader: reads ``<data_dir>/<flag>.npz`` (28 px) or ``<flag>_<size>.npz`` (64, 128, 224 px)
+with its official splits."""
 
 from __future__ import annotations
 
@@ -11,10 +12,9 @@ import torch
 
 from ganmix.datasets._common import build_dataset, resize_images
 from ganmix.datasets._medmnist_download import DownloadFailed, download_medmnist
-from ganmix.datasets._medmnist_info import MEDMNIST_CLASSES, MEDMNIST_URL
-from ganmix.datasets._types import DatasetError, ImageDataset, Split
+from ganmix.datasets._medmnist_info import MEDMNIST_CLASSES, MEDMNIST_SIZES, MEDMNIST_URL, NATIVE_SIZE, medmnist_file
+from ganmix.datasets._types import DatasetError, ImageDataset, MissingDataError, Split
 
-NATIVE_SIZE = 28
 SPLIT_NAMES = ("train", "val", "test")
 EXPECTED_KEYS = tuple(f"{split}_{kind}" for split in SPLIT_NAMES for kind in ("images", "labels"))
 # What np.load raises for a truncated, non-zip or pickled file.
@@ -27,10 +27,10 @@ def default_data_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".ganmix" / "data"
 
 
-def _missing_file_error(path: Path, flag: str, reason: str) -> DatasetError:
-    return DatasetError(
-        f"MedMNIST file {path} is missing and {reason}; download {MEDMNIST_URL.format(flag=flag)} by hand "
-        f"and save it as {path} (or pass data_dir / set GANMIX_DATA_DIR to the folder holding {flag}.npz)"
+def _missing_file_error(path: Path, reason: str) -> DatasetError:
+    return MissingDataError(
+        f"MedMNIST file {path} is missing and {reason}; download {MEDMNIST_URL.format(file=path.name)} by hand "
+        f"and save it as {path} (or pass data_dir / set GANMIX_DATA_DIR to the folder holding {path.name})", path
     )
 
 
@@ -107,26 +107,39 @@ def read_medmnist_npz(path: Path, *, num_classes: int) -> dict[str, Split]:
     return splits
 
 
+def check_medmnist_size(size: object) -> None:
+    if size is not None and (isinstance(size, bool) or size not in MEDMNIST_SIZES):
+        raise DatasetError(f"size must be one of {list(MEDMNIST_SIZES)} (the MedMNIST+ file sizes), got {size!r}")
+
+
 def load_medmnist(
-    flag: str, *, data_dir: str | Path | None = None, image_size: int | None = None, download: bool = True
+    flag: str, *, data_dir: str | Path | None = None, size: int | None = None, image_size: int | None = None,
+    download: bool = True,
 ) -> ImageDataset:
-    """One supported MedMNIST 2D flag (see MEDMNIST_CLASSES), downloading it when missing and allowed."""
+    """One supported MedMNIST 2D flag (see MEDMNIST_CLASSES) from its `size` px file (None: 28), downloading
+    it when missing and allowed, resized to `image_size` when given."""
+    check_medmnist_size(size)
     class_names = MEDMNIST_CLASSES[flag]
     folder = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
-    path = folder / f"{flag}.npz"
+    path = folder / medmnist_file(flag, size)
+    if path.is_dir():
+        raise DatasetError(f"MedMNIST file {path} is a folder; expected the .npz file "
+                           f"{MEDMNIST_URL.format(file=path.name)} saved under that name")
     if not path.is_file():
         if not download:
-            raise _missing_file_error(path, flag, "download=False")
+            raise _missing_file_error(path, "download=False")
         try:
-            download_medmnist(flag, folder)
+            download_medmnist(flag, folder, size=size or NATIVE_SIZE)
         except DownloadFailed as exc:
-            raise _missing_file_error(path, flag, f"the download failed ({exc})") from exc
+            raise _missing_file_error(path, f"the download failed ({exc})") from exc
 
     splits = read_medmnist_npz(path, num_classes=len(class_names))
+    file_size = int(splits["train"].images.shape[-1])
+    if file_size != (size or NATIVE_SIZE):  # a file saved under the wrong name would train at the wrong size
+        raise DatasetError(f"{path}: holds {file_size} px images; expected {size or NATIVE_SIZE} px for this file name")
     if image_size is not None:
         splits = {name: Split(resize_images(s.images, image_size), s.labels) for name, s in splits.items()}
-    size = image_size or NATIVE_SIZE
-    resized = f", resized to {size} px" if size != NATIVE_SIZE else ""
+    resized = f", resized to {image_size} px" if image_size not in (None, file_size) else ""
     return build_dataset(
         source=str(path),
         name=flag,

@@ -8,9 +8,7 @@ from functools import cached_property
 
 import torch
 
-
-class DatasetError(ValueError):
-    """Bad or missing input data; the message names the file or field and what was expected."""
+from ganmix.datasets.errors import DatasetError, MissingDataError  # noqa: F401 - re-exported
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,11 @@ from typing import Any
 _WHERE = {
     "UnknownModelError": "_registry",
     "create_classifier": "classifiers", "list_classifiers": "classifiers",
-    "classification_metrics": "evaluation", "confusion_matrix": "evaluation", "image_grid": "evaluation",
+    "classification_metrics": "evaluation", "confusion_matrix": "evaluation",
     **{name: "generator" for name in (
         "DivergenceError", "GenerativeModel", "GeneratorConfig", "GeneratorError", "create_generator",
-        "generator_options", "list_generators", "load_generator", "make_generator_config", "sample_images",
-        "save_generator", "train_generator",
+        "generator_class", "generator_options", "list_generators", "load_generator", "make_generator_config",
+        "sample_images", "save_generator", "train_generator",
     )},
 }
 
@@ -36,8 +36,8 @@ __all__ = [
     "confusion_matrix",
     "create_classifier",
     "create_generator",
+    "generator_class",
     "generator_options",
-    "image_grid",
     "list_classifiers",
     "list_generators",
     "load_generator",

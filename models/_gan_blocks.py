@@ -3,6 +3,8 @@ and the ConvGAN base (networks, optimizers, DiffAugment) that the three GAN fami
 
 Networks are sized from the image size: a `start` x `start` map (4..8 px) is doubled `stages`
 times (ConvTranspose2d k4 s2 p1) and centre-cropped when the size is not start * 2**stages (e.g. 9).
+Channels double per stage away from the image, up to 8x `width` (at 128 px the fifth stage stays at
+8x, as DCGAN's 64 px networks top out at 8x): 8..64 px networks are those of DCGAN's paper.
 """
 
 from __future__ import annotations
@@ -10,16 +12,23 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import ClassVar, Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganmix.models.diffaugment import diff_augment, parse_policy
-from ganmix.models.generator import GenerativeModel, GeneratorConfig, check_int
+from ganmix.models.generator import GeneratorConfig, LatentGenerator, check_int
 
 LABEL_EMBED_DIM = 32
+# Search dimensions every latent family adds by default, and the GANs' DiffAugment choice (spec YAML form).
+LATENT_SPACE = {"latent_dim": [16, 32, 64, 128, 256]}
+GAN_SPACE = {**LATENT_SPACE, "diffaugment": ["", "color,translation,cutout"]}
+TINY_OPTIONS = {"width": 4, "latent_dim": 8}
+MAX_WIDTH_FACTOR = 8
+# The rule every conv family (the GANs, the cVAE) states when it refuses a size.
+CONV_SIZE_RULE = "depth follows the size: a 4..8 px map doubled floor(log2(size / 4)) times, then centre-cropped"
 Norm = Literal["batch", "layer"]
 
 
@@ -28,6 +37,11 @@ def stage_plan(image_size: int) -> tuple[int, int]:
     stages = max(1, (image_size // 4).bit_length() - 1)  # floor(log2(image_size / 4))
     start = -(-image_size // 2**stages)  # ceil division
     return start, stages
+
+
+def stage_width(width: int, stage: int) -> int:
+    """Channels `stage` stride-2 layers away from the image: width doubled per stage, capped at 8x."""
+    return width * 2 ** min(stage, MAX_WIDTH_FACTOR.bit_length() - 1)
 
 
 def _norm(kind: Norm, channels: int) -> nn.Module:
@@ -43,15 +57,14 @@ class ConvGenerator(nn.Module):
         super().__init__()
         self.image_size = image_size
         self.start, stages = stage_plan(image_size)
-        self.base = width * 2 ** (stages - 1)
+        self.base = stage_width(width, stages - 1)
         self.embed = nn.Embedding(num_classes, LABEL_EMBED_DIM)
         self.project = nn.Linear(latent_dim + LABEL_EMBED_DIM, self.base * self.start**2, bias=False)
         layers: list[nn.Module] = [nn.BatchNorm2d(self.base), nn.ReLU(inplace=True)]
-        ch = self.base
-        for _ in range(stages - 1):
-            layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch // 2), nn.ReLU(inplace=True)]
-            ch //= 2
-        layers.append(nn.ConvTranspose2d(ch, channels, 4, 2, 1))
+        for stage in range(stages - 1, 0, -1):
+            ch, out = stage_width(width, stage), stage_width(width, stage - 1)
+            layers += [nn.ConvTranspose2d(ch, out, 4, 2, 1, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True)]
+        layers.append(nn.ConvTranspose2d(width, channels, 4, 2, 1))
         self.body = nn.Sequential(*layers)
 
     def raw(self, z: Tensor, labels: Tensor) -> Tensor:
@@ -69,12 +82,13 @@ def conv_trunk(*, channels: int, image_size: int, width: int, norm: Norm) -> tup
     """Strided-conv feature extractor mirroring ConvGenerator; returns it and its flat feature size."""
     _, stages = stage_plan(image_size)
     layers: list[nn.Module] = [nn.Conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
-    ch, size = width, image_size // 2
-    for _ in range(stages - 1):
-        layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=False), _norm(norm, ch * 2), nn.LeakyReLU(0.2, inplace=True)]
-        ch, size = ch * 2, size // 2
+    size = image_size // 2
+    for stage in range(1, stages):
+        ch, out = stage_width(width, stage - 1), stage_width(width, stage)
+        layers += [nn.Conv2d(ch, out, 4, 2, 1, bias=False), _norm(norm, out), nn.LeakyReLU(0.2, inplace=True)]
+        size //= 2
     layers.append(nn.Flatten())
-    return nn.Sequential(*layers), ch * size * size
+    return nn.Sequential(*layers), stage_width(width, stages - 1) * size * size
 
 
 class Critique(NamedTuple):
@@ -137,16 +151,19 @@ def adversarial_bce(logits: Tensor, *, real: bool) -> Tensor:
 class GANConfig(GeneratorConfig):
     """Options every GAN family shares."""
 
+    latent_dim: int = 64
     diffaugment: str = ""  # "" or a comma list of "color", "translation", "cutout"
     width: int = 32  # channels of the widest-resolution conv layer; deeper layers double it
+    size_rule: ClassVar[str] = CONV_SIZE_RULE
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check_int("latent_dim", self.latent_dim, low=1, high=4096)
         parse_policy(self.diffaugment)
         check_int("width", self.width, low=1)
 
 
-class ConvGAN(GenerativeModel):
+class ConvGAN(LatentGenerator):
     """Generator + discriminator + their Adam optimizers; subclasses write train_step's losses."""
 
     config: GANConfig

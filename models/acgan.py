@@ -11,7 +11,16 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 from torch import Tensor
 
-from ganmix.models._gan_blocks import ConvGAN, Critique, GANConfig, adversarial_bce, frozen, update
+from ganmix.models._gan_blocks import (
+    GAN_SPACE,
+    TINY_OPTIONS,
+    ConvGAN,
+    Critique,
+    GANConfig,
+    adversarial_bce,
+    frozen,
+    update,
+)
 from ganmix.models.generator import check_float, register_generator
 
 
@@ -33,6 +42,8 @@ def _class_logits(critique: Critique) -> Tensor:
 class ACGAN(ConvGAN):
     family = "acgan"
     config_cls = ACGANConfig
+    search_space = GAN_SPACE
+    tiny_options = TINY_OPTIONS
     config: ACGANConfig
 
     def __init__(self, cfg: ACGANConfig) -> None:

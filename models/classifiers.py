@@ -8,9 +8,12 @@ import torch
 from torch import nn
 
 from ganmix.models._registry import Registry
+from ganmix.models.sizes import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
 
-# Below 8 px the two stride-2 stages of small_cnn would leave less than 2x2 pixels to pool.
-MIN_IMAGE_SIZE = 8
+# Up to this size every classifier runs its first stage at full resolution; above it, a strided stem
+# brings the first stage back to at most this size, so 128..256 px cost about what 64 px does (a
+# full-resolution first stage at 256 px holds about 16 MB of activations per image and per map).
+FULL_RESOLUTION_MAX = 64
 
 
 class ClassifierConfigError(ValueError):
@@ -40,8 +43,14 @@ def _check_shape(name: str, *, in_channels: int, num_classes: int, image_size: i
         raise ClassifierConfigError(f"{name}: in_channels must be >= 1, got {in_channels}")
     if num_classes < 2:
         raise ClassifierConfigError(f"{name}: num_classes must be >= 2, got {num_classes}")
-    if image_size < MIN_IMAGE_SIZE:
-        raise ClassifierConfigError(f"{name}: image_size must be >= {MIN_IMAGE_SIZE} px, got {image_size}")
+    if not MIN_IMAGE_SIZE <= image_size <= MAX_IMAGE_SIZE:
+        raise ClassifierConfigError(f"{name}: image_size must be in {MIN_IMAGE_SIZE}..{MAX_IMAGE_SIZE} px, "
+                                    f"got {image_size}")
+
+
+def stem_halvings(image_size: int) -> int:
+    """Stride-2 layers a classifier adds before its first stage: 0 up to 64 px, 1 at 65..128, 2 at 129..256."""
+    return max(0, (-(-image_size // FULL_RESOLUTION_MAX) - 1).bit_length())
 
 
 def _conv_bn_relu(c_in: int, c_out: int, stride: int) -> nn.Sequential:
@@ -56,15 +65,18 @@ class SmallCNN(nn.Module):
     """Three stages of two conv-bn-relu blocks (the 2nd and 3rd stages halve the size), global average pool, linear.
 
     About 30 MMAC per 28 px image, so an epoch over a few hundred images takes well under a second on a CPU.
+    Above 64 px the first stage's blocks stride 2 (one at 65..128 px, both at 129..256), see stem_halvings.
     `forward_features` exposes the pooled penultimate vector, which the reference classifier uses as its embedding.
     """
 
-    def __init__(self, *, in_channels: int, num_classes: int, widths: tuple[int, int, int] = (32, 64, 128)) -> None:
+    def __init__(self, *, in_channels: int, num_classes: int, widths: tuple[int, int, int] = (32, 64, 128),
+                 image_size: int = FULL_RESOLUTION_MAX) -> None:
         super().__init__()
         w1, w2, w3 = widths
+        halvings = stem_halvings(image_size)
         self.body = nn.Sequential(
-            _conv_bn_relu(in_channels, w1, 1),
-            _conv_bn_relu(w1, w1, 1),
+            _conv_bn_relu(in_channels, w1, 2 if halvings >= 1 else 1),
+            _conv_bn_relu(w1, w1, 2 if halvings >= 2 else 1),
             _conv_bn_relu(w1, w2, 2),
             _conv_bn_relu(w2, w2, 1),
             _conv_bn_relu(w2, w3, 2),
@@ -83,9 +95,7 @@ class SmallCNN(nn.Module):
 
 @CLASSIFIERS.register("small_cnn")
 def small_cnn(*, in_channels: int, num_classes: int, image_size: int) -> nn.Module:
-    # image_size is accepted for a uniform factory signature; global pooling makes the net size-agnostic.
-    del image_size
-    return SmallCNN(in_channels=in_channels, num_classes=num_classes)
+    return SmallCNN(in_channels=in_channels, num_classes=num_classes, image_size=image_size)
 
 
 @CLASSIFIERS.register("resnet18")
@@ -93,14 +103,20 @@ def resnet18(*, in_channels: int, num_classes: int, image_size: int) -> nn.Modul
     """torchvision ResNet-18 (random init, never downloaded) with a CIFAR-style stem.
 
     The ImageNet stem (7x7 stride-2 conv + max-pool) would shrink a 28 px image to 7 px before the first
-    residual stage; a 3x3 stride-1 conv without max-pool keeps the full resolution there.
+    residual stage; a 3x3 stride-1 conv without max-pool keeps the full resolution there. Above 64 px the
+    ImageNet stem comes back (stride 2, and the max-pool above 128 px: see stem_halvings), so the first
+    stage never runs above 64 px.
     """
-    del image_size
+    halvings = stem_halvings(image_size)
     # Imported here: torchvision pulls in torch._dynamo (about 1.4 s on 2 cores), which every trial
     # process and the search driver would otherwise pay even when no trial uses resnet18.
     import torchvision
 
     model = torchvision.models.resnet18(weights=None, num_classes=num_classes)
-    model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
-    model.maxpool = nn.Identity()
+    if halvings == 0:
+        model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
+    else:
+        model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+    if halvings < 2:
+        model.maxpool = nn.Identity()
     return model

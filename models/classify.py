@@ -27,8 +27,9 @@ from torch import nn
 
 from ganmix.models._images import to_unit
 from ganmix.models.augment import make_augmenter
-from ganmix.models.choices import AUGMENTATIONS, CLASS_WEIGHTS, LR_SCHEDULES
+from ganmix.models.choices import AUGMENTATIONS, CLASS_WEIGHTS, LR_SCHEDULES, TRAINER_DEFAULTS
 from ganmix.models.evaluation import classification_metrics
+from ganmix.models.metrics import metric_info
 __all__ = ["AUGMENTATIONS", "CLASS_WEIGHTS", "LR_SCHEDULES", "FitResult", "TrainSettings", "EvalSet",
            "evaluate", "fit_classifier", "map_batches", "predict_proba", "seeded_classifier"]
 
@@ -38,14 +39,13 @@ class TrainSettings:
     epochs: int
     lr: float
     min_steps: int = 0  # the floor in optimizer steps (whole passes of the real split are added per epoch)
-    batch_size: int = 128
-    weight_decay: float = 1e-4
-    lr_schedule: str = "onecycle"
-    augment: str = "none"
-    class_weight: str = "none"
+    batch_size: int = TRAINER_DEFAULTS["batch_size"]
+    weight_decay: float = TRAINER_DEFAULTS["weight_decay"]
+    lr_schedule: str = TRAINER_DEFAULTS["lr_schedule"]
+    augment: str = TRAINER_DEFAULTS["augment"]
+    class_weight: str = TRAINER_DEFAULTS["class_weight"]
     seed: int = 0  # shuffling and augmentation
-    select_metric: str = "val_auc"  # a key of evaluate()'s output
-    select_mode: str = "max"
+    select_metric: str = TRAINER_DEFAULTS["select_metric"]  # a key of evaluate()'s output; its direction comes from the metric registry
 
     def __post_init__(self) -> None:
         if not isinstance(self.epochs, int) or self.epochs < 1:
@@ -58,10 +58,10 @@ class TrainSettings:
             raise ValueError(f"batch_size must be >= 2 (BatchNorm), got {self.batch_size!r}")
         for name, value, allowed in (("lr_schedule", self.lr_schedule, LR_SCHEDULES),
                                      ("augment", self.augment, AUGMENTATIONS),
-                                     ("class_weight", self.class_weight, CLASS_WEIGHTS),
-                                     ("select_mode", self.select_mode, ("max", "min"))):
+                                     ("class_weight", self.class_weight, CLASS_WEIGHTS)):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
+        metric_info(self.select_metric)  # an unknown metric fails here (MetricError names the valid ones)
 
 
 @dataclass(frozen=True)
@@ -176,11 +176,12 @@ def fit_classifier(
     # A private RNG stream for augmentation: the caller's global stream is left as it was.
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(settings.seed)
-        return _fit(model, pool, targets, per_epoch, passes, optimizer, step_schedule, weights, augment,
-                    order_rng, settings, val, on_epoch, device)
+        return _fit(model, pool=pool, targets=targets, per_epoch=per_epoch, passes=passes, optimizer=optimizer,
+                    step_schedule=step_schedule, weights=weights, augment=augment, order_rng=order_rng,
+                    settings=settings, val=val, on_epoch=on_epoch, device=device)
 
 
-def _fit(model: nn.Module, pool: torch.Tensor, targets: torch.Tensor, per_epoch: list[int], passes: int,
+def _fit(model: nn.Module, *, pool: torch.Tensor, targets: torch.Tensor, per_epoch: list[int], passes: int,
          optimizer: torch.optim.Optimizer, step_schedule: Callable[[], None], weights: torch.Tensor | None,
          augment: Callable[[torch.Tensor], torch.Tensor] | None, order_rng: torch.Generator,
          settings: TrainSettings, val: EvalSet | None,
@@ -218,8 +219,8 @@ def _fit(model: nn.Module, pool: torch.Tensor, targets: torch.Tensor, per_epoch:
             metrics.update(val_metrics)
             value = val_metrics[settings.select_metric]
             best = result.best_val.get(settings.select_metric)
-            improved = best is None or math.isnan(best) or (not math.isnan(value) and (
-                value > best if settings.select_mode == "max" else value < best))
+            improved = best is None or math.isnan(best) or (
+                not math.isnan(value) and metric_info(settings.select_metric).better(value, best))
             if improved:
                 result.best_epoch, result.best_val, result.best_val_probs = epoch, val_metrics, probs
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -1,14 +1,12 @@
-"""Classification metrics, the confusion matrix, and image grids / PNG files for logging."""
+"""Classification metrics and the confusion matrix."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from sklearn.metrics import roc_auc_score
 
 ArrayLike = np.ndarray | torch.Tensor
@@ -97,45 +95,3 @@ def recall_keys(class_names: Sequence[str]) -> list[str]:
     keys = [f"recall_{metric_name(name)}" for name in class_names]
     # Two names that sanitize alike ("a-b", "a b") would overwrite each other; suffix them with the class index.
     return [key if keys.count(key) == 1 else f"{key}_{k}" for k, key in enumerate(keys)]
-
-
-def tile_images(rows: Sequence[Sequence[torch.Tensor]], *, pad: int = 2) -> torch.Tensor:
-    """Lay out equal-sized uint8 (C, H, W) images in a grid of rows, separated by `pad` px of black."""
-    if not rows or not rows[0]:
-        raise ValueError("tile_images needs at least one image")
-    c, h, w = rows[0][0].shape
-    n_cols = max(len(row) for row in rows)
-    grid = torch.zeros((c, len(rows) * (h + pad) + pad, n_cols * (w + pad) + pad), dtype=torch.uint8)
-    for i, row in enumerate(rows):
-        for j, cell in enumerate(row):
-            top, left = pad + i * (h + pad), pad + j * (w + pad)
-            grid[:, top : top + h, left : left + w] = cell.cpu()
-    return grid
-
-
-def image_grid(images_u8: torch.Tensor, labels: torch.Tensor, num_classes: int, *, per_class: int = 8) -> torch.Tensor:
-    """uint8 (C, H', W') grid with one row per class holding its first `per_class` images (black when fewer)."""
-    if images_u8.dtype != torch.uint8 or images_u8.ndim != 4:
-        raise ValueError(f"images must be uint8 (N, C, H, W), got {images_u8.dtype} {tuple(images_u8.shape)}")
-    if per_class < 1:
-        raise ValueError(f"per_class must be >= 1, got {per_class}")
-    blank = torch.zeros(images_u8.shape[1:], dtype=torch.uint8)
-    labels = labels.to(images_u8.device)
-    rows = []
-    for k in range(num_classes):
-        members = list(images_u8[labels == k][:per_class])
-        rows.append(members + [blank] * (per_class - len(members)))
-    return tile_images(rows)
-
-
-def save_png(image_u8_chw: torch.Tensor, path: str | Path) -> Path:
-    """Write a uint8 (1|3, H, W) image as PNG (parent folders are created); returns the path."""
-    if image_u8_chw.dtype != torch.uint8 or image_u8_chw.ndim != 3 or image_u8_chw.shape[0] not in (1, 3):
-        raise ValueError(
-            f"save_png expects a uint8 (1|3, H, W) image, got {image_u8_chw.dtype} {tuple(image_u8_chw.shape)}"
-        )
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    array = image_u8_chw.cpu().permute(1, 2, 0).numpy()
-    Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array).save(path, format="PNG")
-    return path

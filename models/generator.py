@@ -1,36 +1,40 @@
 """Class-conditional generators: shared config, registry, and the create/train/sample/save/load API.
 
-Each family lives in its own module and registers itself with `@register_generator`; the registry
-imports those modules on first use, because they import this one (a top-level import would be circular).
+A family is one module in ganmix.models that registers a GenerativeModel subclass with `@register_generator`
+and declares, on that class, everything else ganmix needs to know about it: its typed config (options,
+defaults, ranges), the search dimensions it adds by default and the tiny options tests train it with.
+The registry finds those modules itself on first use (they import this one, so a top-level import
+would be circular): adding a family needs its module and nothing else.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.util
 import math
 import numbers
-import os
 import pickle
+import pkgutil
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 from torch import Tensor, nn
 
 from ganmix.models._images import to_uint8, to_unit
 from ganmix.models._registry import Registry, UnknownModelError
+from ganmix.models.errors import GeneratorError
+from ganmix.models.sizes import MIN_IMAGE_SIZE
 
 CHECKPOINT_FORMAT = "ganmix.generator/1"
-MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 64
-_FAMILY_MODULES = ("acgan", "cvae", "dcgan", "wgan_gp")
-
-
-class GeneratorError(ValueError):
-    """A bad generator config value, option, input or checkpoint; the message quotes it."""
+# How a family module is recognised without importing every module of the package (classify, quality, ...):
+# a line that is exactly the decorator.
+_FAMILY_MARK = re.compile(r"^@register_generator$", re.MULTILINE)
 
 
 class DivergenceError(RuntimeError):
@@ -64,25 +68,46 @@ class GeneratorConfig:
     image_size: int
     channels: int
     num_classes: int
-    latent_dim: int = 64
     batch_size: int = 64
     lr: float = 2e-4
+    # The family's image sizes: MIN_IMAGE_SIZE..max_image_size, and the rule its depth follows (its
+    # error message states it; models/sizes.py asks it before any work).
+    max_image_size: ClassVar[int] = 128
+    size_rule: ClassVar[str] = "any size in range"
+
+    @classmethod
+    def size_problem(cls, size: int) -> str | None:
+        """None when the family takes `size` px images, else what it takes."""
+        if MIN_IMAGE_SIZE <= size <= cls.max_image_size:
+            return None
+        return f"it takes {MIN_IMAGE_SIZE}..{cls.max_image_size} px ({cls.size_rule})"
 
     def __post_init__(self) -> None:
-        check_int("image_size", self.image_size, low=MIN_IMAGE_SIZE, high=MAX_IMAGE_SIZE)
+        size = self.image_size
+        if not isinstance(size, int) or isinstance(size, bool) or self.size_problem(size):
+            raise GeneratorError(f"image_size must be an int in {MIN_IMAGE_SIZE}..{self.max_image_size} "
+                                 f"({self.size_rule}), got {size!r}")
         if self.channels not in (1, 3) or isinstance(self.channels, bool):
             raise GeneratorError(f"channels must be 1 or 3, got {self.channels!r}")
         check_int("num_classes", self.num_classes, low=2)
-        check_int("latent_dim", self.latent_dim, low=1)
         check_int("batch_size", self.batch_size, low=1)
         check_float("lr", self.lr, positive=True)
 
 
 class GenerativeModel(nn.Module, ABC):
-    """A trainable class-conditional generator that owns its networks and optimizers."""
+    """A trainable class-conditional generator that owns its networks and optimizers.
+
+    A family declares, besides `family` and `config_cls`: `search_space`, the dimensions a search draws for
+    it when the spec names none (option -> a spec dimension as YAML would write it: a list of choices or
+    {type, low, high, log}); `tiny_options`, options that make it train in milliseconds (tests); and
+    `cpu_default`, whether the default search space offers it on the CPU.
+    """
 
     family: ClassVar[str]
     config_cls: ClassVar[type[GeneratorConfig]]
+    search_space: ClassVar[Mapping[str, Any]] = {}
+    tiny_options: ClassVar[Mapping[str, Any]] = {}
+    cpu_default: ClassVar[bool] = True
     config: GeneratorConfig
 
     def __init__(self, cfg: GeneratorConfig) -> None:
@@ -113,19 +138,32 @@ class GenerativeModel(nn.Module, ABC):
                 opt.load_state_dict(state[name])  # type: ignore[arg-type]
 
     @abstractmethod
+    def sample(self, labels: Tensor, *, seed: int, batch_size: int = 512) -> Tensor:
+        """Labels (N,) long on the model's device -> images float (N, C, H, W) in [-1, 1], called in eval mode
+        under no_grad. The same seed gives the same images on one device, whatever `batch_size` (the most
+        images pushed through the network at once): draw every image's noise up front, on the CPU."""
+
+
+def seeded_noise(shape: tuple[int, ...], seed: int, device: torch.device) -> Tensor:
+    """Standard normal noise drawn on the CPU from `seed`, so a seed gives the same noise on every device."""
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed)).to(device)
+
+
+class LatentGenerator(GenerativeModel):
+    """A family that maps a code z ~ N(0, I) of `latent_dim` (an option of its config) to an image."""
+
+    @abstractmethod
     def decode(self, z: Tensor, labels: Tensor) -> Tensor:
         """Latent codes (N, latent_dim) and labels (N,) -> images float (N, C, H, W) in [-1, 1]."""
 
-    def sample_latent(self, n: int, *, noise_seed: int | None = None) -> Tensor:
-        # Seeded noise is drawn on the CPU so a seed gives the same codes on every device.
-        if noise_seed is None:
-            return torch.randn(n, self.config.latent_dim, device=self.device)
-        rng = torch.Generator().manual_seed(noise_seed)
-        return torch.randn(n, self.config.latent_dim, generator=rng).to(self.device)
+    def sample_latent(self, n: int) -> Tensor:
+        """Training noise, from torch's global RNG (seeded by train_generator)."""
+        return torch.randn(n, self.config.latent_dim, device=self.device)  # type: ignore[attr-defined]
 
-    def generate(self, labels: Tensor, *, noise_seed: int | None = None) -> Tensor:
-        z = self.sample_latent(len(labels), noise_seed=noise_seed)
-        return self.decode(z, labels.to(self.device, torch.long))
+    def sample(self, labels: Tensor, *, seed: int, batch_size: int = 512) -> Tensor:
+        z = seeded_noise((len(labels), self.config.latent_dim), seed, self.device)  # type: ignore[attr-defined]
+        return torch.cat([self.decode(z_chunk, y_chunk) for z_chunk, y_chunk in
+                          zip(z.split(batch_size), labels.split(batch_size))])
 
 
 M = TypeVar("M", bound=type[GenerativeModel])
@@ -134,9 +172,18 @@ M = TypeVar("M", bound=type[GenerativeModel])
 class _FamilyRegistry(Registry[type[GenerativeModel]]):
     """A Registry that imports the family modules before any lookup, so it is never seen half-filled."""
 
+    _loaded = False
+
     def _load(self) -> None:
-        for module in _FAMILY_MODULES:
-            importlib.import_module(f"ganmix.models.{module}")  # cached after the first call
+        if self._loaded:
+            return
+        import ganmix.models as package
+
+        for info in pkgutil.iter_modules(package.__path__):
+            spec = None if info.name.startswith("_") else importlib.util.find_spec(f"ganmix.models.{info.name}")
+            if spec is not None and spec.origin and _FAMILY_MARK.search(Path(spec.origin).read_text()):
+                importlib.import_module(spec.name)  # registers its family
+        self._loaded = True
 
     def get(self, name: str) -> type[GenerativeModel]:
         self._load()
@@ -161,6 +208,11 @@ def register_generator(cls: M) -> M:
 
 def list_generators() -> list[str]:
     return GENERATORS.names()
+
+
+def generator_class(name: str) -> type[GenerativeModel]:
+    """The family's class, with its declarations (config_cls, search_space, tiny_options, cpu_default)."""
+    return GENERATORS.get(name)
 
 
 def generator_options(name: str) -> dict[str, object]:
@@ -194,7 +246,6 @@ def make_generator_config(
     image_size: int,
     channels: int,
     num_classes: int,
-    latent_dim: int = 64,
     batch_size: int = 64,
     lr: float | None = None,
     options: Mapping[str, object] | None = None,
@@ -211,7 +262,7 @@ def make_generator_config(
         values["lr"] = _normalise_option(name, "lr", lr, 0.0)
     return cls(
         image_size=image_size, channels=channels, num_classes=num_classes,
-        latent_dim=latent_dim, batch_size=batch_size, **values,  # type: ignore[arg-type]
+        batch_size=batch_size, **values,  # type: ignore[arg-type]
     )
 
 
@@ -337,19 +388,13 @@ def sample_images(model: GenerativeModel, labels: Tensor, *, seed: int = 0, batc
     check_int("batch_size", batch_size, low=1)
     if len(labels) == 0:
         return torch.empty((0, cfg.channels, cfg.image_size, cfg.image_size), dtype=torch.uint8)
-    # All codes drawn up front, so the images do not depend on `batch_size` or the device.
-    z = model.sample_latent(len(labels), noise_seed=seed)
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            chunks = [
-                to_uint8(model.decode(z_chunk, y_chunk.to(z.device)))
-                for z_chunk, y_chunk in zip(z.split(batch_size), labels.split(batch_size))
-            ]
+            return to_uint8(model.sample(labels.to(model.device), seed=seed, batch_size=batch_size))
     finally:
         model.train(was_training)
-    return torch.cat(chunks)
 
 
 def save_generator(model: GenerativeModel, path: str | Path) -> None:
@@ -362,9 +407,10 @@ def save_generator(model: GenerativeModel, path: str | Path) -> None:
         "state_dict": {key: value.detach().cpu() for key, value in model.state_dict().items()},
     }
     # Write then rename, so a trial killed mid-save never leaves a truncated checkpoint behind.
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    from ganmix.models.files import atomic_path
+
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
 
 
 def load_generator(path: str | Path, *, map_location: str | torch.device = "cpu") -> GenerativeModel:

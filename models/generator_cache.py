@@ -10,7 +10,7 @@ kernels), and the caller can log
 the full metric history.
 
 Layout: <root>/<key digest>/key.json and epoch-<E>.pt. Writes go to a private temporary file that is
-renamed into place (atomic on one file system), under an exclusive flock on <key digest>/.lock, so
+renamed into place (atomic on one file system), under an exclusive lock (<key digest>/.snapshots.lock, models/files.py), so
 concurrent trials on one machine never see or leave a half-written snapshot. Training itself runs outside
 the lock: two trials with the same key at the same time both train (wasted work, never a clash).
 """
@@ -18,14 +18,12 @@ the lock: two trials with the same key at the same time both train (wasted work,
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import hashlib
 import json
 import logging
 import os
 import pickle
 import re
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,6 +32,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ganmix.models.files import atomic_path, atomic_write, file_lock
 from ganmix.models.generator import (
     GenerativeModel,
     GeneratorConfig,
@@ -92,13 +91,8 @@ class GeneratorCache:
     @contextmanager
     def _locked(self, key: dict[str, object]) -> Iterator[Path]:
         folder = self.folder(key)
-        folder.mkdir(parents=True, exist_ok=True)
-        with open(folder / ".lock", "a+b") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)  # released on close, or by the OS if the process dies
-            try:
-                yield folder
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with file_lock(folder / ".snapshots"):  # released on exit, or by the OS if the process dies
+            yield folder
 
     def epochs(self, key: dict[str, object]) -> list[int]:
         """Epochs with a snapshot for `key`, ascending."""
@@ -133,14 +127,10 @@ class GeneratorCache:
             "history": history,
         }
         with self._locked(key) as folder:
-            (folder / "key.json").write_text(json.dumps(key, sort_keys=True, indent=1))
+            atomic_write(folder / "key.json", json.dumps(key, sort_keys=True, indent=1))
             path = folder / f"epoch-{state.epoch}.pt"
-            tmp = folder / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
-            try:
+            with atomic_path(path) as tmp:
                 torch.save(payload, tmp)
-                os.replace(tmp, path)
-            finally:
-                tmp.unlink(missing_ok=True)
         return path
 
 

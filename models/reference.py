@@ -8,9 +8,7 @@ generated image looks like the class it was generated for.
 from __future__ import annotations
 
 import dataclasses
-import os
 import tempfile
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,6 +19,7 @@ from filelock import FileLock
 from ganmix.datasets import ImageDataset
 from ganmix.models._images import to_unit
 from ganmix.models.classifiers import SmallCNN
+from ganmix.models.files import atomic_path, atomic_write, file_lock
 from ganmix.models.classify import EvalSet, TrainSettings, fit_classifier, map_batches
 
 # The fixed recipe, trained by the same trainer as every trial. Changing it changes what "fid" etc. mean,
@@ -124,7 +123,7 @@ def install_reference(ds: ImageDataset, cache_dir: str | Path, payload: bytes) -
         try:
             with _lock(path):
                 if not path.is_file() or path.read_bytes() != payload:
-                    _atomic_write(payload, path)
+                    atomic_write(path, payload)
             return folder
         except OSError as exc:
             error = exc
@@ -133,8 +132,7 @@ def install_reference(ds: ImageDataset, cache_dir: str | Path, payload: bytes) -
 
 
 def _lock(path: Path) -> FileLock:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return FileLock(path.with_name(path.name + ".lock"))
+    return file_lock(path)
 
 
 def _new_model(ds: ImageDataset) -> SmallCNN:
@@ -142,7 +140,7 @@ def _new_model(ds: ImageDataset) -> SmallCNN:
     # caller's global RNG stream (the trial's own seeding) untouched.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(_SEED)
-        return SmallCNN(in_channels=ds.channels, num_classes=ds.num_classes)
+        return SmallCNN(in_channels=ds.channels, num_classes=ds.num_classes, image_size=ds.image_size)
 
 
 def _frozen(model: SmallCNN, ds: ImageDataset, device: torch.device) -> ReferenceClassifier:
@@ -152,20 +150,5 @@ def _frozen(model: SmallCNN, ds: ImageDataset, device: torch.device) -> Referenc
 
 
 def _atomic_save(obj: dict[str, object], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _atomic_write(payload: bytes, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-    try:
-        tmp.write_bytes(payload)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

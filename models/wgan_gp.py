@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ganmix.models._gan_blocks import ConvDiscriminator, ConvGAN, GANConfig, frozen, update
+from ganmix.models._gan_blocks import GAN_SPACE, TINY_OPTIONS, ConvDiscriminator, ConvGAN, GANConfig, frozen, update
 from ganmix.models.generator import check_float, check_int, register_generator
 
 
@@ -41,6 +41,8 @@ def gradient_penalty(critic: ConvDiscriminator, real: Tensor, fake: Tensor, labe
 class WGANGP(ConvGAN):
     family = "wgan_gp"
     config_cls = WGANGPConfig
+    search_space = {**GAN_SPACE, "n_critic": {"type": "int", "low": 1, "high": 5}}
+    tiny_options = TINY_OPTIONS
     config: WGANGPConfig
 
     def __init__(self, cfg: WGANGPConfig) -> None:

@@ -9,44 +9,67 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, NoReturn
 
-from ganmix.search.cli_results import cmd_best, cmd_train, cmd_ui, no_store
-from ganmix.search.metrics import SEARCHABLE, canonical_metric
+from ganmix.datasets.errors import DatasetError
+from ganmix.models.errors import GeneratorError, UnknownModelError
+from ganmix.models.metrics import SEARCHABLE, MetricError, canonical_metric
+from ganmix.models.sizes import ImageSizeError
+from ganmix.search.cli_results import cmd_best, cmd_train, cmd_ui
+from ganmix.search.preflight.errors import PreflightError
+from ganmix.search.preflight.paths import nonempty, nonempty_path
+from ganmix.search.recipe import RecipeError
+from ganmix.search.space import SpaceError
+from ganmix.tracking.location import TrackingError, local_store_missing
 
 DEMO_SPEC = "demo.yaml"  # packaged with ganmix.search: the offline demo on digits
+# `ganmix confirm`'s defaults (and `search --confirm`'s): recipes re-run and seeds per recipe. Their one home;
+# search/confirm.py takes both as arguments (it is too heavy to import for --help).
+# 8 seeds: the fewest with which Holm over the default comparisons (the top 3 and the best GAN recipe, four
+# arms against one baseline) can reach p < 0.05 with a two-sided Wilcoxon test (see search/stats.py).
+CONFIRM_TOP, CONFIRM_SEEDS = 3, 8
 
 
-# Errors that mean bad input, by module: printed as one line, never as a traceback.
-_USER_ERRORS = {
-    "ganmix.datasets._types": "DatasetError", "ganmix.models._registry": "UnknownModelError",
-    "ganmix.models.generator": "GeneratorError", "ganmix.search.recipe": "RecipeError",
-    "ganmix.search.space": "SpaceError", "ganmix.tracking.store": "TrackingError",
-    "ganmix.search.preflight": "PreflightError", "ganmix.search.metrics": "MetricError",
-}
+# Errors that mean bad input, by class (each defined in a module that imports no torch, Ray or MLflow):
+# printed as one line, never as a traceback.
+_USER_ERRORS: tuple[type[Exception], ...] = (
+    DatasetError, UnknownModelError, GeneratorError, RecipeError, SpaceError, TrackingError, PreflightError,
+    MetricError, ImageSizeError,
+)
+# At most this many characters of one word (a bad value, a path) in an error line.
+_WORD_LIMIT = 200
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """The bad-input error types of the modules loaded so far: an error from a module never imported cannot
-    have been raised, and importing one here (torch, MLflow) would cost seconds per error."""
-    return tuple(getattr(sys.modules[module], name) for module, name in _USER_ERRORS.items() if module in sys.modules)
+def one_line(message: str) -> str:
+    """An error message as one line, each over-long word (a 5,000-character name) cut to _WORD_LIMIT."""
+    words = message.split()
+    return " ".join(w if len(w) <= _WORD_LIMIT else f"{w[:_WORD_LIMIT]}...({len(w)} characters)" for w in words)
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but a bad flag is one line (argparse prints the whole usage first)."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="ganmix", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _add_search_parser(sub)
+    _add_confirm_parser(sub)
+    _add_result_parsers(sub)
+    return parser
 
+
+def _add_search_parser(sub: Any) -> None:
     s = sub.add_parser("search", help="search augmentation recipes (no arguments: the offline demo on digits)")
-    s.add_argument("--config", type=Path, help="search spec YAML (space, budget, fixed fields); flags override it")
+    s.add_argument("--config", type=nonempty_path, help="search spec YAML (space, budget, fixed fields); flags override it")
     s.add_argument("--dry-run", action="store_true", help="print the resolved search spec and exit")
-    s.add_argument("--dataset", help="digits | a MedMNIST flag (breastmnist, pneumoniamnist, ...) | folder:/path")
-    s.add_argument("--data-dir", type=Path, help="folder holding <flag>.npz (default ~/.ganmix/data)")
-    s.add_argument("--image-size", type=int, help="resize images to this many pixels (folders default to 64)")
+    s.add_argument("--dataset", type=nonempty, help="digits | a MedMNIST flag (breastmnist, pneumoniamnist, ...) | folder:/path")
+    s.add_argument("--data-dir", type=nonempty_path, help="folder holding <flag>.npz (default ~/.ganmix/data)")
+    s.add_argument("--size", type=int, help="MedMNIST+ file to read: 28 (<flag>.npz, the default), 64, 128 or 224 "
+                                           "(<flag>_<size>.npz, downloaded when missing)")
+    s.add_argument("--image-size", type=int, help="resize images to this many pixels, 8..256 (generators take up to "
+                                                  "128; folders default to 64)")
     s.add_argument("--train-per-class", type=int, help="keep at most N train images per class")
     s.add_argument("--class-fraction", action="append", metavar="CLASS=F",
                    help="keep a fraction F of one class in train (repeatable)")
@@ -58,42 +81,52 @@ def build_parser() -> argparse.ArgumentParser:
                    help="objective, as val_auc or as the UI shows it, val/auc (default val_auc); one of "
                         + ", ".join(SEARCHABLE))
     s.add_argument("--seed", type=int)
-    s.add_argument("--name", help="search name (default: dataset and time)")
-    s.add_argument("--resume", metavar="NAME", help="continue the interrupted search NAME")
+    s.add_argument("--name", type=nonempty, help="search name (default: dataset and time)")
+    s.add_argument("--resume", type=nonempty, metavar="NAME", help="continue the interrupted search NAME")
     _add_store_args(s)
-    s.add_argument("--address", help="Ray address; 'auto' joins a running cluster")
-    s.add_argument("--storage", help="Tune storage: a shared folder or s3://bucket/prefix (default RESULTS/ray)")
+    s.add_argument("--address", type=nonempty, help="Ray address; 'auto' joins a running cluster")
+    s.add_argument("--storage", type=nonempty, help="Tune storage: a shared folder or s3://bucket/prefix (default RESULTS/ray)")
     s.add_argument("--no-sample-metrics", action="store_true", help="skip FID/KID/precision/recall/memorization")
     s.add_argument("--time-budget", type=float, metavar="SECONDS",
                    help="end the search after this many seconds of Tune time (running trials are stopped)")
     s.add_argument("--confirm", type=int, metavar="SEEDS", default=0,
                    help="when the search ends, confirm its best recipes over SEEDS seeds (see `ganmix confirm`)")
-    s.add_argument("--confirm-top", type=int, default=3, metavar="K", help="recipes to confirm with --confirm")
+    s.add_argument("--confirm-top", type=int, default=CONFIRM_TOP, metavar="K",
+                   help=f"recipes to confirm with --confirm (default {CONFIRM_TOP})")
     s.add_argument("--quiet", action="store_true", help="no progress output")
     s.add_argument("--verbose", action="store_true", help="also show Ray's, Optuna's and MLflow's own output")
 
-    c = sub.add_parser("confirm", help="re-run a search's top recipes and the tuned real-only baseline over "
-                                       "several seeds on the test split, and say whether augmentation helped")
+
+def _add_confirm_parser(sub: Any) -> None:
+    c = sub.add_parser("confirm", help="re-run a search's top recipes, the tuned real-only baseline and each GAN "
+                                       "recipe without its generator over several seeds on the test split, and say "
+                                       "whether augmentation (and the generator itself) helped")
     which = c.add_mutually_exclusive_group()
-    which.add_argument("--name", help="the search to confirm")
-    which.add_argument("--dataset", help="confirm the latest search of this data set")
-    c.add_argument("--top", type=int, default=3, metavar="K", help="top K recipes by validation (default 3)")
-    c.add_argument("--seeds", type=int, default=5, metavar="N", help="seeds per recipe (default 5)")
-    c.add_argument("--data-dir", type=Path, help="where the data set is (default: the search's --data-dir)")
-    c.add_argument("--address", help="Ray address; 'auto' joins a running cluster")
+    which.add_argument("--name", type=nonempty, help="the search to confirm")
+    which.add_argument("--dataset", type=nonempty, help="confirm the latest search of this data set")
+    c.add_argument("--top", type=int, default=CONFIRM_TOP, metavar="K",
+                   help=f"top K recipes by validation (default {CONFIRM_TOP})")
+    c.add_argument("--seeds", type=int, default=CONFIRM_SEEDS, metavar="N",
+                   help=f"seeds per recipe (default {CONFIRM_SEEDS})")
+    c.add_argument("--data-dir", type=nonempty_path, help="where the data set is (default: the search's --data-dir)")
+    c.add_argument("--address", type=nonempty, help="Ray address; 'auto' joins a running cluster")
     c.add_argument("--quiet", action="store_true")
     _add_store_args(c)
 
+
+def _add_result_parsers(sub: Any) -> None:
+    """`best`, `train` and `ui`: the commands that read or re-run a search's results (search/cli_results.py)."""
     b = sub.add_parser("best", help="the best completed trial per data set, its recipe and lift over baseline")
-    b.add_argument("--dataset")
+    b.add_argument("--dataset", type=nonempty)
     b.add_argument("--metric", type=canonical_metric, choices=SEARCHABLE, metavar="METRIC",
                    help="rank by this metric, val_auc or val/auc (default: the search's)")
-    b.add_argument("--export", type=Path, metavar="RECIPE.yaml", help="write the best recipe for `ganmix train`")
+    b.add_argument("--export", type=nonempty_path, metavar="RECIPE.yaml", help="write the best recipe for `ganmix train`")
+    b.add_argument("--force", action="store_true", help="let --export overwrite an existing file")
     _add_store_args(b)
 
     t = sub.add_parser("train", help="re-run one recipe and log it")
-    t.add_argument("--recipe", type=Path, required=True)
-    t.add_argument("--data-dir", type=Path)
+    t.add_argument("--recipe", type=nonempty_path, required=True)
+    t.add_argument("--data-dir", type=nonempty_path)
     t.add_argument("--cpu", action="store_true", help="stay on the CPU even when a GPU is present")
     t.add_argument("--no-sample-metrics", action="store_true")
     _add_store_args(t)
@@ -101,28 +134,28 @@ def build_parser() -> argparse.ArgumentParser:
     u = sub.add_parser("ui", help="the MLflow UI on 127.0.0.1 over the same store")
     u.add_argument("--port", type=int, default=5000)
     _add_store_args(u)
-    return parser
 
 
 def _add_store_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--results-dir", type=Path, default=Path(os.environ.get("GANMIX_RESULTS", "ganmix-results")),
+    p.add_argument("--results-dir", type=nonempty_path, default=os.environ.get("GANMIX_RESULTS", "ganmix-results"),
                    help="results folder: MLflow store, Ray results, caches (default ./ganmix-results)")
-    p.add_argument("--tracking-uri", help="MLflow tracking URI (default MLFLOW_TRACKING_URI or RESULTS/mlflow.db)")
+    p.add_argument("--tracking-uri", type=nonempty, help="MLflow tracking URI (default MLFLOW_TRACKING_URI or RESULTS/mlflow.db)")
 
 
 def resolve_spec_and_given(args: argparse.Namespace) -> tuple[Any, set[str]]:
     """The search spec from --config (or the demo's), the flags on top, and the top-level keys the user
     gave in either: what ganmix must not choose for them (search/resources.py)."""
-    from ganmix.datasets import parse_class_fraction
     from ganmix.search.spec import SearchSpec
 
     overrides: dict[str, Any] = {
         key: getattr(args, key)
-        for key in ("dataset", "image_size", "train_per_class", "trials", "max_concurrent", "cpus_per_trial",
+        for key in ("dataset", "size", "image_size", "train_per_class", "trials", "max_concurrent", "cpus_per_trial",
                     "gpus_per_trial", "metric", "seed", "name")
         if getattr(args, key) is not None
     }
     if args.class_fraction:
+        from ganmix.datasets import parse_class_fraction
+
         overrides["class_fraction"] = dict(parse_class_fraction(text) for text in args.class_fraction)
     if args.config is None and args.dataset not in (None, "digits"):
         return SearchSpec.from_mapping(overrides, source="command line"), set(overrides)
@@ -135,32 +168,14 @@ def resolve_spec_and_given(args: argparse.Namespace) -> tuple[Any, set[str]]:
 def cmd_search(args: argparse.Namespace) -> int:
     from ganmix.search import preflight
 
-    # Every check that can fail runs before Ray, MLflow or any training (search/preflight.py).
-    preflight.check_search_flags(args)
-    if args.confirm < 0 or args.confirm_top < 1:
-        raise preflight.PreflightError(f"--confirm must be >= 0 and --confirm-top >= 1, got {args.confirm} "
-                                       f"and {args.confirm_top}")
-    preflight.check_data_flags(args)
-    if args.resume:
-        preflight.check_resume_state(args.resume, args.storage, args.results_dir)
-    if args.resume:
-        spec = _spec_of_search(args)
-    else:
-        spec, given = resolve_spec_and_given(args)
-        if args.address in (None, "local"):  # a local GPU is used unless the user said otherwise
-            from ganmix.search.resources import local_defaults
-
-            choice = local_defaults(spec, given, cpus=preflight.local_cpus(), gpus=preflight.local_gpus())
-            spec = choice.spec
-            if choice.note and not args.dry_run:
-                print(choice.note, flush=True)
-    preflight.check_spec(spec, sample_metrics=not args.no_sample_metrics)
+    spec = _checked_spec(args)
     if args.dry_run:
         print(spec.to_yaml(), end="")
         return 0
     if args.address in (None, "local"):
         preflight.check_local_resources(spec)
-    dataset = preflight.load_search_data(spec, args.data_dir)
+    # None: the data file is missing and is downloaded by the run itself, after every check (preflight/data.py).
+    dataset = preflight.check_search_data(spec, args.data_dir)
 
     from ganmix.search.runner import RunOptions, run_search
     from ganmix.search.spec import SearchSpec
@@ -191,27 +206,47 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _checked_spec(args: argparse.Namespace) -> Any:
+    """The spec a search runs, every flag and spec field checked (search/preflight/): flags and paths first,
+    before torch, Ray or MLflow is imported."""
+    from ganmix.search import preflight
+
+    preflight.check_search_flags(args)
+    if args.resume:
+        preflight.check_resume_state(args.resume, args.storage, args.results_dir)
+        spec = _spec_of_search(args)
+    else:
+        spec, given = resolve_spec_and_given(args)
+        if args.address in (None, "local"):  # a local GPU is used unless the user said otherwise
+            from ganmix.search.resources import local_defaults
+
+            choice = local_defaults(spec, given, cpus=preflight.local_cpus(), gpus=preflight.local_gpus())
+            spec = choice.spec
+            if choice.note and not args.dry_run:
+                print(choice.note, flush=True)
+        spec, note = spec.for_device()
+        if note and not args.dry_run:
+            print(note, flush=True)
+    preflight.check_spec(spec, sample_metrics=not args.no_sample_metrics)
+    return spec
+
+
 def cmd_confirm(args: argparse.Namespace) -> int:
     from ganmix.search import preflight
 
-    if args.seeds < 1 or args.top < 1:
-        raise preflight.PreflightError(f"--seeds and --top must be >= 1, got --seeds {args.seeds} and --top {args.top}")
-    if args.name is not None:
-        preflight.check_name(args.name, "--name")
-    if args.data_dir is not None and not args.data_dir.is_dir():
-        raise preflight.PreflightError(f"--data-dir {args.data_dir} is not a folder; expected a folder of <dataset>.npz files")
-    preflight.check_store_flags(args)
-    preflight.check_address(args.address)
+    preflight.check_confirm_flags(args)
+    from ganmix.datasets.names import canonical_name
     from ganmix.search.confirm import ConfirmError
-    from ganmix.search.runner import DATA_DIR, load_search_data
+    from ganmix.search.runner import load_search_data
+    from ganmix.tracking.runs import DATA_DIR
     from ganmix.tracking import query, store
 
     uri = store.resolve_tracking_uri(args.tracking_uri, args.results_dir)
-    _require_store(uri)
+    store.check_reachable(uri)
     if args.name:
         found = query.find_search(uri, args.name)
     else:
-        found = query.latest_search(uri, dataset=args.dataset)
+        found = query.latest_search(uri, dataset=canonical_name(args.dataset) if args.dataset else None)
     if found is None:
         what = f"named {args.name!r}" if args.name else f"of data set {args.dataset!r}" if args.dataset else ""
         raise ConfirmError(f"no search {what} at {uri}".replace("  ", " "))
@@ -226,53 +261,41 @@ def cmd_confirm(args: argparse.Namespace) -> int:
 
 def _confirm_and_print(*, uri: str, experiment_id: str, parent_run_id: str, name: str, spec: Any, dataset: Any,
                        top: int, seeds: int, results_dir: Path, address: str | None, quiet: bool) -> None:
-    from ganmix.search.confirm import MIN_SEEDS_FOR_SIGNIFICANCE, confirm, table
+    from ganmix.search.confirm import confirm
+    from ganmix.search.confirm_report import table
+    from ganmix.search.stats import min_seeds_for_significance
 
-    print(f"\nconfirming search {name}: top {top} recipes, the tuned real-only baseline and the best GAN recipe, "
-          f"{seeds} seeds each, on the test split", flush=True)
+    print(f"\nconfirming search {name}: top {top} recipes, the tuned real-only baseline, the best GAN recipe and "
+          f"each GAN recipe without its generator, {seeds} seeds each, on the test split", flush=True)
     outcome = confirm(uri=uri, experiment_id=experiment_id, parent_run_id=parent_run_id, search_name=name, spec=spec,
                       dataset=dataset, top=top, seeds=seeds, cache_dir=(results_dir / "cache").resolve(),
                       address=address, quiet=quiet)
     print("\n".join(table(outcome)))
     print("\n".join(outcome.lines))
     print(f"\nverdict: {outcome.verdict}")
-    if seeds < MIN_SEEDS_FOR_SIGNIFICANCE:
-        print(f"note: with {seeds} seeds a two-sided Wilcoxon test cannot reach p < 0.05; "
-              f"use {MIN_SEEDS_FOR_SIGNIFICANCE} or more seeds for a significance claim")
+    needed = min_seeds_for_significance(outcome.family)
+    if seeds < needed:
+        print(f"note: with {seeds} seeds and {outcome.family} arm(s) compared with the baseline, a two-sided Wilcoxon "
+              f"test cannot reach p < 0.05 after Holm's correction; use {needed} or more seeds for a significance claim")
     print(f"confirmation run {outcome.run_id} (nested under the search's parent run)")
-
-
-def _require_store(uri: str) -> None:
-    """Reading commands need an existing store: a typo'd --results-dir must not create an empty one."""
-    from ganmix.tracking import store
-
-    if no_store(uri):
-        raise store.TrackingError(f"no results at {uri[len('sqlite:///'):]}: run `ganmix search` first "
-                                  "or pass --results-dir / --tracking-uri")
-    store.check_reachable(uri)
 
 
 def _load_spec(uri: str, run_id: str, name: str) -> Any:
     import tempfile
 
     from ganmix.search.spec import SearchSpec
-    from ganmix.tracking import store
+    from ganmix.tracking.runs import download_artifact
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = store.client(uri).download_artifacts(run_id, "search_spec.yaml", tmp)
-        return SearchSpec.load(path, name=name)
+        return SearchSpec.load(download_artifact(uri, run_id, "search_spec.yaml", tmp), name=name)
 
 
 def _spec_of_search(args: argparse.Namespace) -> Any:
     """The spec a search was started with, read back from its MLflow parent run."""
-    import tempfile
-
-    from ganmix.search import preflight
-    from ganmix.search.spec import SearchSpec
     from ganmix.tracking import query, store
 
     uri = store.resolve_tracking_uri(args.tracking_uri, args.results_dir)
-    if preflight.local_store_missing(uri):  # reading a store that is not there would create it
+    if local_store_missing(uri):  # reading a store that is not there would create it
         raise store.TrackingError(f"no search named {args.resume!r} at {uri} (no results there yet); nothing to resume")
     store.check_reachable(uri)
     found = query.find_search(uri, args.resume)
@@ -299,8 +322,8 @@ def main(argv: list[str] | None = None) -> int:
     fresh = results_dir is not None and not results_dir.exists()
     try:
         return commands[args.command](args)
-    except _user_errors() as exc:
-        print(f"ganmix: error: {exc}", file=sys.stderr)
+    except _USER_ERRORS as exc:
+        print(f"ganmix: error: {one_line(str(exc))}", file=sys.stderr)
         if fresh and results_dir.is_dir():  # bad input leaves nothing behind: not even the folder it created
             import shutil
 

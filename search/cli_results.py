@@ -11,18 +11,24 @@ import sys
 
 
 def cmd_best(args: argparse.Namespace) -> int:
-    from ganmix.search.metrics import metric_info
+    from ganmix.search import preflight
+
+    preflight.check_best_flags(args)  # the export path too: judged before the report is printed
+    from ganmix.datasets.names import canonical_name
+    from ganmix.models.metrics import metric_info
     from ganmix.search.recipe import Recipe
     from ganmix.tracking import query, store
+    from ganmix.tracking.location import local_store_missing
 
     uri = store.resolve_tracking_uri(args.tracking_uri, args.results_dir)
-    if no_store(uri):
+    if local_store_missing(uri):
         print(f"no completed trials at {uri} (no results there yet)")
         return 1
     store.check_reachable(uri)
-    results = query.best_per_dataset(uri, dataset=args.dataset, metric=args.metric)
+    dataset = canonical_name(args.dataset) if args.dataset else None
+    results = query.best_per_dataset(uri, dataset=dataset, metric=args.metric)
     if not results:
-        print(f"no completed trials{' for ' + args.dataset if args.dataset else ''} at {uri}")
+        print(f"no completed trials{' for ' + dataset if dataset else ''} at {uri}")
         return 1
     for res in results:
         best, info = res.best, metric_info(res.metric)
@@ -41,6 +47,8 @@ def cmd_best(args: argparse.Namespace) -> int:
                 lift = res.lift(key)
                 if lift is not None:
                     print(f"  lift over the tuned real-only baseline ({key}): {lift:+.4f}")
+        if res.confirmed:
+            print(f"  confirmed answer: {res.confirmed}")
         print(f"  confirmed: {res.verdict}" if res.verdict else
               "  unconfirmed: one seed, chosen on validation (run `ganmix confirm` for a multi-seed answer)")
         print("  recipe:\n" + "\n".join("    " + line for line in (best.recipe_yaml or "").splitlines()))
@@ -58,12 +66,13 @@ def cmd_best(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from ganmix.search import preflight
 
-    preflight.check_store_flags(args)
-    preflight.check_input_file(args.recipe, "--recipe", "a recipe YAML file (ganmix best --export writes one)")
+    preflight.check_train_flags(args)
     from ganmix.search.recipe import Recipe
+
+    recipe = Recipe.load(args.recipe)  # a bad file is one line before torch and MLflow are imported
     from ganmix.search.retrain import retrain
 
-    recipe = Recipe.load(args.recipe)
+    _interrupt_on_sigterm()  # a killed `train` marks its run KILLED/FAILED instead of leaving it RUNNING
     metrics, run_id, uri = retrain(recipe, results_dir=args.results_dir, tracking_uri=args.tracking_uri,
                                    data_dir=args.data_dir, prefer_gpu=not args.cpu,
                                    sample_metrics=not args.no_sample_metrics)
@@ -76,9 +85,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_ui(args: argparse.Namespace) -> int:
     from ganmix.search import preflight
-    from ganmix.search.progress import quiet_libraries
 
-    preflight.check_port(args.port)
+    preflight.check_ui_flags(args)  # a missing store is an error: serving it would create an empty one
+    from ganmix.search.progress import quiet_libraries
     from ganmix.tracking import store
     from ganmix.tracking.ui import serve
 
@@ -87,7 +96,12 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return 0  # not reached: serve() replaces this process with the MLflow server
 
 
-def no_store(uri: str) -> bool:
-    from ganmix.search.preflight import local_store_missing
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM (kill, a scheduler's stop) raises KeyboardInterrupt, as Ctrl-C does, so the code that finishes
+    the MLflow run on an interruption runs for it too."""
+    import signal
 
-    return local_store_missing(uri) is not None
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)

@@ -2,9 +2,14 @@
 augmentation really helped.
 
 Arms: the top K recipes by validation, the best real-only recipe (the tuned baseline: the best
-`generator: none` trial) and the best GAN recipe (when it is not among the top K). Every arm runs with the
-same seeds, each seed setting both the generator and the classifier seed, so arms are paired per seed
-and start from the same classifier weights. The runs are Ray tasks with the search's resources.
+`generator: none` trial), the best GAN recipe (when it is not among the top K) and, for every GAN arm, its
+ablation: the same recipe with `generator: none` (Recipe.ablated), so the GAN arm minus its ablation is the
+generator's own effect, apart from the lr, augmentation and class weighting it came with. Every arm runs
+with the same seeds, each seed setting both the generator and the classifier seed, so arms are paired per
+seed and start from the same classifier weights. The runs are Ray tasks with the search's resources.
+
+Two families of comparisons, each Holm-corrected (search/stats.py): every arm against the tuned real-only
+baseline, and every GAN arm against its ablation.
 """
 
 from __future__ import annotations
@@ -16,19 +21,19 @@ from pathlib import Path
 from typing import Any
 
 from ganmix.datasets import ImageDataset
-from ganmix.search.metrics import confirming_metric
+from ganmix.models.metrics import confirming_metric, metric_info
 from ganmix.search.recipe import Recipe
+from ganmix.search.confirm_report import arm_rows, describe, search_answer, search_lead
 from ganmix.search.spec import SearchSpec
-from ganmix.search.stats import MeanCI, Paired, mean_ci, paired, verdict_line
+from ganmix.search.stats import ABLATION, MeanCI, Paired, corrected, mean_ci, paired, verdict_line
 from ganmix.tracking import confirmation as tracking
 from ganmix.tracking import query
+from ganmix.tracking.describe import write_confirmed_lead
 from ganmix.tracking.naming import run_name
 from ganmix.tracking.store import TrackingError
 
-DEFAULT_TOP, DEFAULT_SEEDS = 3, 5
 REPORTED = ("test_auc", "test_acc", "test_balanced_acc", "test_macro_f1", "test_loss")
-# Below this many seeds a two-sided Wilcoxon signed-rank test cannot reach p < 0.05.
-MIN_SEEDS_FOR_SIGNIFICANCE = 6
+ABLATED = "-ablated"  # an ablation arm's key: its GAN arm's key plus this
 
 
 class ConfirmError(TrackingError):
@@ -42,10 +47,11 @@ class Arm:
     trial_run_id: str
     val: float
     baseline: bool = False  # the tuned real-only baseline every other arm is compared with
+    ablation: bool = False  # added only as the generator-free twin of GAN arm(s); not compared with the baseline
 
     @property
     def name(self) -> str:
-        return run_name(self.recipe.to_dict())
+        return run_name(self.recipe)
 
 
 @dataclass(frozen=True)
@@ -55,10 +61,19 @@ class Confirmation:
     arms: list[Arm]
     per_seed: list[dict[str, Any]]
     per_arm: dict[str, MeanCI]
-    comparisons: dict[str, Paired]
+    comparisons: dict[str, Paired]  # arm vs the tuned real-only baseline, Holm-corrected over the arms
     lines: list[str]
     verdict: str
     run_id: str
+    ablations: dict[str, str]  # GAN arm -> the arm that is its ablation (the same recipe, no generator)
+    effects: dict[str, Paired]  # GAN arm vs its ablation: the generator's own effect, Holm-corrected
+    best: str | None  # the arm the verdict is about: the best GAN arm (or the top arm when none is a GAN)
+    headline: str  # the verdict in a few words, for a table column
+
+    @property
+    def family(self) -> int:
+        """How many arms were compared with the baseline (Holm's family)."""
+        return len(self.comparisons)
 
 
 def choose_arms(uri: str, summaries: list[query.TrialSummary], metric: str, top: int) -> list[Arm]:
@@ -87,11 +102,36 @@ def choose_arms(uri: str, summaries: list[query.TrialSummary], metric: str, top:
         recipe = Recipe.from_yaml(text, source=f"run {summary.run_id}").replace(baseline=False)
         arms.append(Arm(key, recipe, summary.run_id, summary.metrics.get(metric, math.nan),
                         baseline=summary.run_id == real.run_id))
-    return arms
+    return arms + ablation_arms(arms)[0]
+
+
+def _same_run(recipe: Recipe) -> tuple[tuple[str, str], ...]:
+    """What decides a run once confirm sets the seeds: the logged params (a real-only recipe logs none of
+    the generator fields it ignores)."""
+    return tuple(sorted(recipe.with_seed(0).to_params().items()))
+
+
+def ablation_arms(arms: list[Arm]) -> tuple[list[Arm], dict[str, str]]:
+    """For every GAN arm its ablation (Recipe.ablated): new arms, and GAN arm -> ablation arm key. An
+    ablation that is already an arm (the tuned baseline with the same lr, augmentation...) is not run twice."""
+    by_run = {_same_run(a.recipe): a.key for a in arms}
+    extra: list[Arm] = []
+    mapping: dict[str, str] = {}
+    for arm in arms:
+        if arm.recipe.real_only or arm.ablation:
+            continue
+        twin = arm.recipe.ablated()
+        key = by_run.get(_same_run(twin))
+        if key is None:
+            key = arm.key + ABLATED
+            extra.append(Arm(key, twin, arm.trial_run_id, math.nan, ablation=True))
+            by_run[_same_run(twin)] = key
+        mapping[arm.key] = key
+    return extra, mapping
 
 
 def confirm(*, uri: str, experiment_id: str, parent_run_id: str, search_name: str, spec: SearchSpec,
-            dataset: ImageDataset, top: int = DEFAULT_TOP, seeds: int = DEFAULT_SEEDS, cache_dir: Path,
+            dataset: ImageDataset, top: int, seeds: int, cache_dir: Path,
             address: str | None = None, quiet: bool = False) -> Confirmation:
     if seeds < 1 or top < 1:
         raise ConfirmError(f"--seeds and --top must be >= 1, got seeds={seeds}, top={top}")
@@ -105,9 +145,12 @@ def confirm(*, uri: str, experiment_id: str, parent_run_id: str, search_name: st
         results = _run_all(arms, seed_list, uri=uri, experiment_id=experiment_id, run_id=logger.run_id, spec=spec,
                            dataset=dataset, cache_dir=cache_dir, address=address, quiet=quiet)
         outcome = _analyse(arms, seed_list, results, metric, logger.run_id)
-        tracking.log_results(logger, per_seed=outcome.per_seed, per_arm=_arm_rows(outcome), metric=metric,
+        tracking.log_results(logger, per_seed=outcome.per_seed, per_arm=arm_rows(outcome), metric=metric,
                              description=describe(outcome, search_name), verdict=outcome.verdict,
                              parent_run_id=parent_run_id)
+        metrics, tags = search_answer(outcome, spec.metric)
+        tracking.answer_on_search(uri, parent_run_id, metrics=metrics, tags=tags)
+        write_confirmed_lead(uri, parent_run_id, search_lead(outcome, experiment_id))
     except BaseException as exc:
         logger.finish("FAILED", error=f"{type(exc).__name__}: {exc}")
         raise
@@ -122,9 +165,9 @@ def _run_all(arms: list[Arm], seeds: list[int], *, uri: str, experiment_id: str,
     import ray
 
     from ganmix.search.confirm_task import run_seed
+    from ganmix.search.runner import start_ray
 
-    if not ray.is_initialized():
-        ray.init(address=address or "local", include_dashboard=False, configure_logging=False, log_to_driver=False)
+    start_ray(address)
     task = ray.remote(run_seed).options(num_cpus=spec.cpus_per_trial, num_gpus=spec.gpus_per_trial, max_retries=1)
     data_ref = ray.put(dataset)
     pending = {
@@ -151,6 +194,29 @@ def _run_all(arms: list[Arm], seeds: list[int], *, uri: str, experiment_id: str,
 
 def _analyse(arms: list[Arm], seeds: list[int], results: dict[tuple[str, int], dict[str, float] | str],
              metric: str, run_id: str) -> Confirmation:
+    per_seed, by_arm = _per_seed(arms, seeds, results, metric)
+    unit = metric_info(metric).unit_interval
+    per_arm = {a.key: mean_ci(list(by_arm[a.key].values()), unit_interval=unit) for a in arms}
+    baseline = by_arm[next(a.key for a in arms if a.baseline)]
+    comparisons = corrected({a.key: paired(by_arm[a.key], baseline, metric)
+                             for a in arms if not a.baseline and not a.ablation})
+    _, ablations = ablation_arms(arms)
+    effects = corrected({k: paired(by_arm[k], by_arm[twin], metric) for k, twin in ablations.items()})
+    names = {a.key: a.name for a in arms}
+    lines = []
+    for key, comp in comparisons.items():
+        lines.append(verdict_line(names[key], comp, metric))
+        if key in effects:
+            lines.append("  " + verdict_line("its generator's own effect", effects[key], metric, against=ABLATION))
+    best, verdict, headline = _verdict(arms, comparisons, effects, metric)
+    return Confirmation(metric=metric, seeds=seeds, arms=arms, per_seed=per_seed, per_arm=per_arm,
+                        comparisons=comparisons, lines=lines, verdict=verdict, run_id=run_id, ablations=ablations,
+                        effects=effects, best=best, headline=headline)
+
+
+def _per_seed(arms: list[Arm], seeds: list[int], results: dict[tuple[str, int], dict[str, float] | str],
+              metric: str) -> tuple[list[dict[str, Any]], dict[str, dict[int, float]]]:
+    """The per-seed table rows, and per arm its metric by seed (seeds that finished)."""
     per_seed: list[dict[str, Any]] = []
     by_arm: dict[str, dict[int, float]] = {a.key: {} for a in arms}
     for arm in arms:
@@ -164,59 +230,36 @@ def _analyse(arms: list[Arm], seeds: list[int], results: dict[tuple[str, int], d
                 if metric in out:
                     by_arm[arm.key][seed] = out[metric]
             per_seed.append(row)
-    per_arm = {a.key: mean_ci(list(by_arm[a.key].values())) for a in arms}
-    baseline = by_arm[next(a.key for a in arms if a.baseline)]
-    comparisons = {a.key: paired(by_arm[a.key], baseline, metric) for a in arms if not a.baseline}
+    return per_seed, by_arm
+
+
+def _verdict(arms: list[Arm], comparisons: dict[str, Paired], effects: dict[str, Paired],
+             metric: str) -> tuple[str | None, str, str]:
+    """(the arm the verdict is about, the verdict, its headline). Augmentation helped when a GAN arm beat
+    the tuned baseline significantly (Holm-corrected); the generator is why only when it also beat its own
+    ablation significantly."""
     names = {a.key: a.name for a in arms}
-    lines = [verdict_line(names[k], c, metric) for k, c in comparisons.items()]
-    gan_keys = [a.key for a in arms if not a.baseline and not a.recipe.real_only]
+    gan_keys = [a.key for a in arms if a.key in comparisons and not a.recipe.real_only]
+    if not gan_keys:
+        top = next((a.key for a in arms if not a.ablation), None)
+        return top, "augmentation did not help here: no GAN recipe finished in the search", "no GAN recipe"
     helped = [k for k in gan_keys if comparisons[k].significant and comparisons[k].mean > 0]
-    if helped:
-        best = max(helped, key=lambda k: comparisons[k].mean)
-        verdict = "augmentation helped: " + verdict_line(names[best], comparisons[best], metric)
-    elif gan_keys:
-        best = max(gan_keys, key=lambda k: comparisons[k].mean if math.isfinite(comparisons[k].mean) else -math.inf)
-        verdict = ("augmentation did not help here (no GAN recipe beat the tuned real-only baseline significantly); "
-                   "best GAN recipe " + verdict_line(names[best], comparisons[best], metric))
+
+    def mean(k: str) -> float:
+        return comparisons[k].mean if math.isfinite(comparisons[k].mean) else -math.inf
+
+    best = max(helped or gan_keys, key=mean)
+    effect = effects.get(best)
+    own = (verdict_line("its generator's own effect", effect, metric, against=ABLATION) if effect is not None
+           else "its generator's own effect: unknown (no ablation arm)")
+    vs_base = verdict_line(names[best], comparisons[best], metric)
+    generator_helped = effect is not None and effect.significant and effect.mean > 0
+    if helped and generator_helped:
+        head, short = "augmentation helped, and the generator is why: ", "helped (the generator)"
+    elif helped:
+        head, short = "augmentation helped, but not through its generator: ", "helped (not the generator)"
     else:
-        verdict = "augmentation did not help here: no GAN recipe finished in the search"
-    return Confirmation(metric=metric, seeds=seeds, arms=arms, per_seed=per_seed, per_arm=per_arm,
-                        comparisons=comparisons, lines=lines, verdict=verdict, run_id=run_id)
-
-
-def _arm_rows(outcome: Confirmation) -> list[dict[str, Any]]:
-    rows = []
-    for arm in outcome.arms:
-        stats = outcome.per_arm[arm.key]
-        comp = outcome.comparisons.get(arm.key)
-        rows.append({"arm": arm.key, "recipe": arm.name, "search_val": arm.val, "trial_run_id": arm.trial_run_id,
-                     f"{outcome.metric}_mean": stats.mean, "ci_low": stats.low, "ci_high": stats.high, "n": stats.n,
-                     "diff_vs_real_only": comp.mean if comp else 0.0, "diff_ci_low": comp.low if comp else None,
-                     "diff_ci_high": comp.high if comp else None, "wilcoxon_p": comp.p_value if comp else None})
-    return rows
-
-
-def table(outcome: Confirmation) -> list[str]:
-    """Console lines: per arm the mean and 95% CI of the confirming metric, then the verdicts."""
-    out = [f"{'arm':<10} {'recipe':<36} {outcome.metric + ' mean':>14} {'95% CI':>17} {'seeds':>5}"]
-    for arm in outcome.arms:
-        s = outcome.per_arm[arm.key]
-        ci = f"{s.low:.3f}..{s.high:.3f}" if math.isfinite(s.low) else "-"
-        out.append(f"{arm.key:<10} {arm.name[:36]:<36} {s.mean:>14.4f} {ci:>17} {s.n:>5}")
-    return out
-
-
-def describe(outcome: Confirmation, search_name: str) -> str:
-    """Markdown for the confirmation run's description in the MLflow UI."""
-    lines = [f"**{outcome.verdict}**", "",
-             f"Search `{search_name}`, {len(outcome.seeds)} seeds ({', '.join(map(str, outcome.seeds))}), "
-             f"paired by seed; differences are against the tuned real-only baseline.", "",
-             f"| arm | recipe | {outcome.metric} mean | 95% CI | diff | diff 95% CI | p |", "|---|---|---|---|---|---|---|"]
-    for arm in outcome.arms:
-        s, c = outcome.per_arm[arm.key], outcome.comparisons.get(arm.key)
-        diff = f"{c.mean:+.4f} | {c.low:+.4f}..{c.high:+.4f} | {c.p_value:.2g}" if c else "0 | - | -"
-        lines.append(f"| {arm.key} | {arm.name} | {s.mean:.4f} | {s.low:.4f}..{s.high:.4f} | {diff} |")
-    if len(outcome.seeds) < MIN_SEEDS_FOR_SIGNIFICANCE:
-        lines += ["", f"With {len(outcome.seeds)} seeds a two-sided Wilcoxon test cannot reach p < 0.05: "
-                      f"use --seeds {MIN_SEEDS_FOR_SIGNIFICANCE} or more for a significance claim."]
-    return "\n".join(lines)
+        head = ("augmentation did not help here (no GAN recipe beat the tuned real-only baseline significantly); "
+                "best GAN recipe ")
+        short = "did not help"
+    return best, f"{head}{vs_base}; {own}", short

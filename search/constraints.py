@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ganmix.search.metrics import SEARCHABLE, canonical_metric
+from ganmix.models.metrics import SEARCHABLE, canonical_metric
 from ganmix.search.space import SpaceError
 
 
@@ -44,9 +44,15 @@ def parse_constraints(raw: Mapping[str, Any] | None) -> tuple[Bound, ...]:
         if not isinstance(spec, Mapping) or not spec or set(spec) - {"max", "min"}:
             raise SpaceError(f"constraints.{metric} must look like {{max: 0.01}} or {{min: 0.8}}, got {spec!r}")
         for kind, limit in spec.items():
-            if not isinstance(limit, (int, float)) or isinstance(limit, bool):
-                raise SpaceError(f"constraints.{metric}.{kind} must be a number, got {limit!r}")
+            if not isinstance(limit, (int, float)) or isinstance(limit, bool) or not math.isfinite(limit):
+                raise SpaceError(f"constraints.{metric}.{kind} must be a finite number, got {limit!r}")
             bounds.append(Bound(metric, kind, float(limit)))
+    for metric in {b.metric for b in bounds}:  # also across spellings (val_auc, val/auc) of one metric
+        lows = [b.limit for b in bounds if b.metric == metric and b.kind == "min"]
+        highs = [b.limit for b in bounds if b.metric == metric and b.kind == "max"]
+        if lows and highs and max(lows) > min(highs):
+            raise SpaceError(f"constraints.{metric}: min {max(lows):g} is above max {min(highs):g}; no trial could "
+                             "satisfy it")
     return tuple(bounds)
 
 

@@ -1,7 +1,7 @@
 """One recipe end to end: generator on train only, mix, classifier, metrics. No Ray here.
 
-`execute_recipe` is what a Tune trial and `ganmix train` both run; where the numbers go is
-decided by the `report` callback and the run logger the caller passes in.
+`execute_recipe` is what a Tune trial, a confirmation task and `ganmix train` all run (through
+search/recipe_run.py); where the numbers go is decided by the `report` callback and the logger passed in.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from ganmix.models.generator import make_generator_config, sample_images, save_g
 from ganmix.models.generator_cache import GeneratorCache, train_with_cache
 from ganmix.models.pictures import labelled_grid, labelled_pairs
 from ganmix.search.allocation import allocate, synthetic_total
-from ganmix.search.metrics import metric_mode
 from ganmix.search.recipe import Recipe
 from ganmix.search.sink import Sink, StepBuffer
 
@@ -46,14 +45,12 @@ class SyntheticSet:
     metrics: dict[str, float]
 
 
-def pick_device(prefer_gpu: bool = True) -> torch.device:
-    return torch.device("cuda") if prefer_gpu and torch.cuda.is_available() else torch.device("cpu")
-
-
-def load_recipe_data(recipe: Recipe, data_dir: Path | None) -> ImageDataset:
+def load_recipe_data(recipe: Recipe, data_dir: Path | None, *, download: bool = True) -> ImageDataset:
     """The data a recipe trains on: its data set, with its scarcity drawn by its `data_seed`. A search and
-    `ganmix train` both load through here, so a re-run sees the trial's exact train subset."""
-    dataset = load_dataset(recipe.dataset, data_dir=data_dir, image_size=recipe.image_size, seed=recipe.data_seed)
+    `ganmix train` both load through here, so a re-run sees the trial's exact train subset. Without
+    `download`, a missing MedMNIST file raises MissingDataError (the pre-flight check)."""
+    dataset = load_dataset(recipe.dataset, data_dir=data_dir, size=recipe.size, image_size=recipe.image_size,
+                           seed=recipe.data_seed, download=download)
     if recipe.train_per_class or recipe.class_fraction:
         dataset = apply_scarcity(dataset, train_per_class=recipe.train_per_class,
                                  class_fraction=dict(recipe.class_fraction) or None, seed=recipe.data_seed)
@@ -111,20 +108,20 @@ def make_synthetic(
 
     cfg = make_generator_config(
         recipe.generator, image_size=dataset.image_size, channels=dataset.channels,
-        num_classes=dataset.num_classes, latent_dim=recipe.latent_dim, options=dict(recipe.generator_options),
+        num_classes=dataset.num_classes, options=dict(recipe.generator_options),
     )
-    # Generators are reused across trials: resume from the largest cached snapshot <= gan_epochs.
-    gan_log = StepBuffer(logger, prefix="gan_")  # GAN losses in one MLflow call per few seconds, not per epoch
+    # Generators are reused across trials: resume from the largest cached snapshot <= generator_epochs.
+    gan_log = StepBuffer(logger, prefix="generator_")  # losses in one MLflow call per few seconds, not per epoch
     try:
         gan = train_with_cache(
-            recipe.generator, cfg, train.images, train.labels, epochs=recipe.gan_epochs, device=device,
+            recipe.generator, cfg, train.images, train.labels, epochs=recipe.generator_epochs, device=device,
             seed=recipe.generator_seed, fingerprint=dataset.fingerprint, on_epoch=gan_log,
             cache=GeneratorCache(Path(cache_dir) / "generators") if cache_dir is not None else None,
         )
     finally:
         gan_log.flush()
     model = gan.model
-    logger.log_metrics({"gan_epochs_trained": gan.trained, "gan_epochs_reused": gan.resumed_from})
+    logger.log_metrics({"generator_epochs_trained": gan.trained, "generator_epochs_reused": gan.resumed_from})
     wanted = torch.repeat_interleave(torch.arange(dataset.num_classes), torch.tensor(per_class))
     reference = None
     if sample_metrics or recipe.filter_threshold > 0:
@@ -189,7 +186,6 @@ def classifier_settings(recipe: Recipe) -> TrainSettings:
         batch_size=recipe.batch_size,
         weight_decay=recipe.weight_decay, lr_schedule=recipe.lr_schedule, augment=recipe.augment,
         class_weight=recipe.class_weight, seed=recipe.classifier_seed, select_metric=recipe.select_metric,
-        select_mode=metric_mode(recipe.select_metric),
     )
 
 

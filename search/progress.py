@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ganmix.search.metrics import metric_info, test_counterpart
+from ganmix.models.metrics import BestSoFar, metric_info, test_counterpart
 from ganmix.tracking.query import rank, tuned_baseline
 from ganmix.tracking.query import TrialSummary
 
@@ -38,14 +38,14 @@ def _elapsed(seconds: float) -> str:
 class SearchProgress:
     """Counts trials and the best completed one; draws a bar (terminal) or prints lines (anything else)."""
 
-    def __init__(self, total: int, metric: str, mode: str, *, stream: IO[str] | None = None,
+    def __init__(self, total: int, metric: str, *, stream: IO[str] | None = None,
                  live: bool | None = None, quiet: bool = False) -> None:
-        self.total, self.metric, self.mode, self.quiet = total, metric, mode, quiet
+        self.total, self.metric, self.quiet = total, metric, quiet
         self.stream = stream if stream is not None else sys.stdout
         self.live = (self.stream.isatty() if live is None else live) and not quiet
         self.started = time.monotonic()
         self.done = self.running = self.failed = self.stopped = 0
-        self.best: tuple[float, str] | None = None
+        self.best = BestSoFar(metric)  # over completed trials, keyed by (finish order, name)
         self.console = Console(file=self.stream, highlight=False, soft_wrap=True)
         self._bar: Progress | None = None
         self._task = None
@@ -76,8 +76,7 @@ class SearchProgress:
         self.failed += status == "failed"
         self.stopped += status == "stopped early"
         if status == "completed" and value is not None and math.isfinite(value):
-            if self.best is None or (value > self.best[0] if self.mode == "max" else value < self.best[0]):
-                self.best = (value, name)
+            self.best.update((self.done, name), value)
         if self._bar is not None:
             self._refresh()
         elif not self.quiet:
@@ -96,7 +95,8 @@ class SearchProgress:
         return f"done, {self.running} running, {self.failed} failed, {self.stopped} stopped early"
 
     def _best(self) -> str:
-        return f"best {self.metric} {self.best[0]:.4f} {self.best[1]}" if self.best else "no completed trial yet"
+        best = self.best
+        return f"best {self.metric} {best.value:.4f} {best.key[1]}" if best.key is not None else "no completed trial yet"
 
     def _refresh(self) -> None:
         if self._bar is not None and self._task is not None:
@@ -145,7 +145,7 @@ def quiet_libraries(verbose: bool) -> None:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
-def result_rows(summaries: Sequence[TrialSummary], metric: str, mode: str, *,
+def result_rows(summaries: Sequence[TrialSummary], metric: str, *,
                 top: int = 5) -> tuple[list[TrialRow], TrialRow | None]:
     """The final table's rows from a search's trial summaries: the top trials and the tuned baseline."""
     ranking = rank(summaries, metric)

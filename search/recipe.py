@@ -11,20 +11,32 @@ from typing import Any
 
 import yaml
 
+# `generator: none` (NO_GENERATOR) is a real-only recipe: no generator is trained and nothing synthetic is
+# mixed in. It lives below search/ because tracking/ reads it back from a run's params.
+from ganmix.models.choices import NO_GENERATOR, TRAINER_DEFAULTS
+
 ALLOCATIONS = ("proportional", "balance")
-# `generator: none` is a real-only recipe: no generator is trained and nothing synthetic is mixed in.
-NO_GENERATOR = "none"
 # Fields that only mean something when a generator is trained: a real-only recipe logs none of them as
 # MLflow params, and the search space draws none of them (nor the ratio) for a real-only trial.
-GENERATOR_FIELDS = ("gan_epochs", "latent_dim", "generator_options", "allocation", "filter_threshold", "generator_seed")
+GENERATOR_FIELDS = ("generator_epochs", "generator_options", "allocation", "filter_threshold", "generator_seed")
 GAN_FIELDS = (*GENERATOR_FIELDS, "synthetic_ratio")
 # What a real-only recipe sets instead of drawing the GAN fields (the search space and its pre-flight check).
 REAL_ONLY = {"synthetic_ratio": 0.0, "generator_options": {}}
 RECIPE_FORMAT = "ganmix.recipe/3"
-# Format 1 had one `seed` for everything; it still loads, as data, generator and classifier seed alike.
-# Formats 1 and 2 had no step floor: they load with classifier_min_steps 0, so an exported recipe re-runs
-# exactly as it ran.
+# Older formats still load. Format 1 had one `seed` for everything: data, generator and classifier seed alike.
+# Formats 1 and 2 named the generator budget `gan_epochs` and had a `latent_dim` for every family: now a
+# generator option of the families that have a latent (dropped for the others). They had no step floor:
+# they load with classifier_min_steps 0, so an exported recipe re-runs exactly as it ran.
 _OLD_FORMATS = ("ganmix.recipe/1", "ganmix.recipe/2")
+RENAMED_FIELDS = {"gan_epochs": "generator_epochs"}
+# Seeds reach numpy, torch and Ray, which all stop at 2**32 - 1.
+SEED_MAX = 2**32 - 1
+# Integer fields that CLI flags set, judged from this table alone (no model registry, no torch) so that a bad
+# flag is answered before any heavy import; _validate judges the same fields through it. (Image sizes have
+# their own judge, models/sizes.py.)
+INT_RANGES: dict[str, tuple[int, int | None]] = {
+    "train_per_class": (1, None), **dict.fromkeys(("data_seed", "generator_seed", "classifier_seed"), (0, SEED_MAX)),
+}
 
 
 class RecipeError(ValueError):
@@ -35,14 +47,14 @@ class RecipeError(ValueError):
 class Recipe:
     # Data: which data set, and the scarcity applied to its train split (val/test never change).
     dataset: str = "digits"
-    image_size: int | None = None
+    size: int | None = None  # MedMNIST+ file to read (28, 64, 128, 224 px); None: the 28 px file
+    image_size: int | None = None  # resize to this; None: the file's size (8 digits, `size` MedMNIST, 64 folders)
     train_per_class: int | None = None
     class_fraction: tuple[tuple[str, float], ...] = ()
     data_seed: int = 0  # seeds the scarcity subsample (and an image folder's split): `ganmix train` sees the same data
     # Generator ("none": a real-only recipe).
     generator: str = "dcgan"
-    gan_epochs: int = 30
-    latent_dim: int = 64
+    generator_epochs: int = 30  # passes over the real train split
     generator_options: tuple[tuple[str, Any], ...] = ()
     # Mixing.
     synthetic_ratio: float = 1.0
@@ -57,17 +69,20 @@ class Recipe:
     classifier_epochs: int = 30
     # bench_steps.py, 100 images, 6 seeds: test AUC .67@30 steps, .78@60, flat from 120 (.790; .792@210, .795@420)
     classifier_min_steps: int = 120
-    batch_size: int = 128
-    weight_decay: float = 1e-4
-    lr_schedule: str = "onecycle"
-    augment: str = "none"
-    class_weight: str = "none"
-    select_metric: str = "val_auc"  # the final model is the epoch with the best value of this val metric
+    batch_size: int = TRAINER_DEFAULTS["batch_size"]
+    weight_decay: float = TRAINER_DEFAULTS["weight_decay"]
+    lr_schedule: str = TRAINER_DEFAULTS["lr_schedule"]
+    augment: str = TRAINER_DEFAULTS["augment"]
+    class_weight: str = TRAINER_DEFAULTS["class_weight"]
+    select_metric: str = TRAINER_DEFAULTS["select_metric"]  # the final model is the epoch with the best value of this val metric
     classifier_seed: int = 0  # the same classifier seed gives the same initial weights in any recipe
     # Marks the real-only baseline trial of a search; not a knob.
     baseline: bool = field(default=False, compare=False)
 
     def __post_init__(self) -> None:
+        from ganmix.datasets.names import canonical_name
+
+        object.__setattr__(self, "dataset", canonical_name(self.dataset))  # one spelling, one experiment
         # Normalise mappings given as dicts into sorted tuples so the recipe stays hashable and frozen.
         for name in ("class_fraction", "generator_options"):
             value = getattr(self, name)
@@ -79,27 +94,26 @@ class Recipe:
 
     @property
     def real_only(self) -> bool:
-        return self.generator == NO_GENERATOR or self.synthetic_ratio == 0
+        return is_real_only(self.generator, self.synthetic_ratio)
 
     def _validate(self) -> None:
         from ganmix.models.classifiers import list_classifiers
         from ganmix.models.choices import AUGMENTATIONS, CLASS_WEIGHTS, LR_SCHEDULES
         from ganmix.models.generator import GeneratorError, list_generators, make_generator_config
-        from ganmix.search.metrics import SELECTABLE
+        from ganmix.models.metrics import SELECTABLE
 
         _check(isinstance(self.dataset, str) and self.dataset != "", "dataset", self.dataset, "a non-empty name")
-        if self.image_size is not None:
-            _check_int(self, "image_size", low=8, high=256)
-        if self.train_per_class is not None:
-            _check_int(self, "train_per_class", low=1)
+        self._validate_sizes()
+        for name in INT_RANGES:
+            if getattr(self, name) is not None or name != "train_per_class":
+                check_int_field(name, getattr(self, name))
         for cls, frac in self.class_fraction:
             _check(
                 isinstance(frac, (int, float)) and 0 < frac <= 1, f"class_fraction[{cls}]", frac, "a fraction in (0, 1]"
             )
         families = [NO_GENERATOR, *list_generators()]
         _check(self.generator in families, "generator", self.generator, f"one of {families}")
-        _check_int(self, "gan_epochs", low=1, high=100_000)
-        _check_int(self, "latent_dim", low=1, high=4096)
+        _check_int(self, "generator_epochs", low=1, high=100_000)
         _check_float(self, "synthetic_ratio", low=0.0, high=100.0)
         if self.generator == NO_GENERATOR:
             _check(self.synthetic_ratio == 0, "synthetic_ratio", self.synthetic_ratio,
@@ -109,7 +123,7 @@ class Recipe:
         else:
             try:  # family options are checked by the family's own typed config
                 make_generator_config(self.generator, image_size=28, channels=1, num_classes=2,
-                                      latent_dim=self.latent_dim, options=dict(self.generator_options))
+                                      options=dict(self.generator_options))
             except GeneratorError as exc:
                 raise RecipeError(f"generator_options: {exc}") from None
         _check(self.allocation in ALLOCATIONS, "allocation", self.allocation, f"one of {list(ALLOCATIONS)}")
@@ -124,8 +138,30 @@ class Recipe:
         _check(self.augment in AUGMENTATIONS, "augment", self.augment, f"one of {list(AUGMENTATIONS)}")
         _check(self.class_weight in CLASS_WEIGHTS, "class_weight", self.class_weight, f"one of {list(CLASS_WEIGHTS)}")
         _check(self.select_metric in SELECTABLE, "select_metric", self.select_metric, f"one of {SELECTABLE}")
-        for name in ("data_seed", "generator_seed", "classifier_seed"):
-            _check_int(self, name, low=0)
+
+    def _validate_sizes(self) -> None:
+        """`size` names a MedMNIST+ file; the size the models will see (image_size, else the file's own
+        size) is judged by models/sizes.py against this recipe's generator and the classifiers."""
+        from ganmix.datasets import MEDMNIST_SIZES, DatasetError, native_image_size
+        from ganmix.models.sizes import ImageSizeError, check_image_size
+
+        if self.size is not None:
+            _check(self.size in MEDMNIST_SIZES and not isinstance(self.size, bool), "size", self.size,
+                   f"one of {list(MEDMNIST_SIZES)} (a MedMNIST+ file)")
+        if self.image_size is not None:
+            size, label, hint = self.image_size, "image_size", ""
+        else:
+            try:
+                size = native_image_size(self.dataset, size=self.size)
+            except DatasetError as exc:
+                if self.size is not None:  # a size with digits or a folder
+                    raise RecipeError(str(exc)) from None
+                return  # an unknown name is the loader's to report, with the names it knows
+            label, hint = f"{self.dataset}'s own size", "; set image_size to resize it"
+        try:
+            check_image_size(size, generators=[self.generator], label=label)
+        except ImageSizeError as exc:
+            raise RecipeError(f"{exc}{hint}") from None
 
     # --- round trips -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -140,12 +176,9 @@ class Recipe:
             raise RecipeError(f"{source}: expected a mapping of recipe fields, got {type(data).__name__}")
         data = dict(data)
         fmt = data.pop("format", RECIPE_FORMAT)
-        if fmt in _OLD_FORMATS and "seed" in data:
-            seed = data.pop("seed")
-            data = {"data_seed": seed, "generator_seed": seed, "classifier_seed": seed, **data}
         if fmt in _OLD_FORMATS:
-            data.setdefault("classifier_min_steps", 0)
-        elif fmt != RECIPE_FORMAT and fmt not in _OLD_FORMATS:
+            data = upgrade_fields(data)
+        elif fmt != RECIPE_FORMAT:
             raise RecipeError(f"{source}: format {fmt!r} is not supported; expected {RECIPE_FORMAT!r}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
@@ -163,21 +196,22 @@ class Recipe:
 
     @classmethod
     def from_yaml(cls, text: str, *, source: str = "recipe") -> Recipe:
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise RecipeError(f"{source}: not valid YAML ({exc})") from None
-        return cls.from_dict(data or {}, source=source)
+        from ganmix.search.yamlfile import parse_yaml
+
+        if not text.strip():
+            raise RecipeError(f"{source}: empty; expected a recipe (ganmix best --export writes one)")
+        return cls.from_dict(parse_yaml(text, source, RecipeError), source=source)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(self.to_yaml())
+        from ganmix.models.files import atomic_write
+
+        atomic_write(path, self.to_yaml())
 
     @classmethod
     def load(cls, path: str | Path) -> Recipe:
-        path = Path(path)
-        if not path.is_file():
-            raise RecipeError(f"recipe file {path} does not exist")
-        return cls.from_yaml(path.read_text(), source=str(path))
+        from ganmix.search.yamlfile import read_yaml_file
+
+        return cls.from_dict(read_yaml_file(path, what="recipe file", error=RecipeError), source=str(path))
 
     def to_params(self) -> dict[str, str]:
         """Flat string params for MLflow (one per field; mappings flattened with dots). A real-only recipe
@@ -198,9 +232,44 @@ class Recipe:
     def replace(self, **changes: Any) -> Recipe:
         return dataclasses.replace(self, **changes)
 
+    def ablated(self) -> Recipe:
+        """The same recipe without its generator (`confirm`'s ablation arm): only the generator fields
+        change, so the classifier's lr, augmentation, class weighting, budget, data and seeds stay the same
+        and the difference between the two is the generator's own effect."""
+        return self.replace(generator=NO_GENERATOR, **REAL_ONLY)
+
     def with_seed(self, seed: int) -> Recipe:
         """The same recipe with another generator and classifier seed (the data stay the same)."""
         return self.replace(generator_seed=seed, classifier_seed=seed)
+
+
+def check_int_field(name: str, value: Any) -> None:
+    """One of INT_RANGES' fields, judged without building a Recipe."""
+    low, high = INT_RANGES[name]
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= low and (high is None or value <= high)
+    _check(ok, name, value, f"an integer in [{low}, {high if high is not None else 'inf'}]")
+
+
+def upgrade_fields(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Fields of a format 1 or 2 recipe under their format 3 names (see _OLD_FORMATS)."""
+    from ganmix.models.generator import generator_options, list_generators
+
+    data = {RENAMED_FIELDS.get(k, k): v for k, v in data.items()}
+    if "seed" in data:
+        seed = data.pop("seed")
+        data = {"data_seed": seed, "generator_seed": seed, "classifier_seed": seed, **data}
+    data.setdefault("classifier_min_steps", 0)
+    if "latent_dim" in data:
+        latent_dim, family = data.pop("latent_dim"), data.get("generator", Recipe.generator)
+        if family in list_generators() and "latent_dim" in generator_options(family):
+            data["generator_options"] = {"latent_dim": latent_dim, **dict(data.get("generator_options") or {})}
+    return data
+
+
+def is_real_only(generator: str | None, synthetic_ratio: float | None = None) -> bool:
+    """The one test of real-only: generator "none", or a synthetic ratio of 0. The search space and the
+    searcher ask it of a drawn generator before (or without) its ratio; `Recipe.real_only` asks it of both."""
+    return generator == NO_GENERATOR or synthetic_ratio == 0
 
 
 def _check(ok: bool, name: str, value: Any, expected: str) -> None:

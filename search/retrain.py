@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ganmix.search.pipeline import execute_recipe, load_recipe_data, pick_device
+from ganmix.search.pipeline import load_recipe_data
 from ganmix.search.recipe import Recipe
-from ganmix.tracking import runs, store
+from ganmix.search.recipe_run import NewRun, run_recipe
+from ganmix.tracking import store
 from ganmix.tracking.naming import run_name
-from ganmix.tracking.runs import COMPLETED, FINGERPRINT, KIND
+from ganmix.tracking.runs import FINGERPRINT, KIND
 
 
 def retrain(
@@ -25,16 +26,7 @@ def retrain(
     store.check_reachable(uri)
     dataset = load_recipe_data(recipe, data_dir)
     experiment_id = store.ensure_experiment(store.client(uri), recipe.dataset, uri)
-    logger = runs.start_run(uri, experiment_id, name=f"train {run_name(recipe.to_dict())}",
-                            tags={KIND: "train", FINGERPRINT: dataset.fingerprint})
-    logger.log_params(recipe.to_params())
-    logger.log_text(recipe.to_yaml(), "recipe.yaml")
-    try:
-        metrics = execute_recipe(recipe, dataset, device=pick_device(prefer_gpu), logger=logger,
-                                 cache_dir=results_dir / "cache", sample_metrics=sample_metrics)
-    except BaseException as exc:
-        logger.finish("FAILED", error=f"{type(exc).__name__}: {exc}")
-        raise
-    logger.set_tags({COMPLETED: "true"})
-    logger.finish("FINISHED")
+    run = NewRun(uri, experiment_id, f"train {run_name(recipe)}", {KIND: "train", FINGERPRINT: dataset.fingerprint})
+    metrics, logger = run_recipe(recipe, dataset, run=run, cache_dir=results_dir / "cache",
+                                 sample_metrics=sample_metrics, prefer_gpu=prefer_gpu)
     return metrics, logger.run_id, uri

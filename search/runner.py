@@ -14,8 +14,10 @@ import optuna
 
 from ganmix.datasets import ImageDataset
 from ganmix.search import preflight
-from ganmix.search.metrics import test_counterpart
+from ganmix.models.metrics import metric_info, test_counterpart
 from ganmix.search.preflight import load_search_data
+from ganmix.search.ray_internals import optuna_study, replace_restored_callbacks
+from ganmix.search.parent_run import finish_parent, name_lock, open_parent, unused_name
 from ganmix.search.progress import SearchProgress, quiet_libraries, result_rows
 from ganmix.search.searcher import ConstrainedOptunaSearch
 from ganmix.search.spec import SearchSpec
@@ -25,7 +27,6 @@ from ganmix.tracking import query, runs, store
 from ganmix.tracking.describe import SearchDescriber, describe_experiment, share_view
 from ganmix.tracking.inputs import split_arrays
 from ganmix.tracking.figures import log_study_figures, log_trials_table
-from ganmix.tracking.runs import FINGERPRINT, KIND, METRIC, MODE, SEARCH_NAME
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +48,6 @@ class RunOptions:
     time_budget_s: float | None = None  # Tune's time_budget_s: stop starting and running trials after it
 
 
-# Tag on a search's parent run: the --data-dir it read, so `ganmix confirm` finds the same files.
-DATA_DIR = "ganmix.data_dir"
-
 
 @dataclass(frozen=True)
 class SearchOutcome:
@@ -65,9 +63,8 @@ class SearchOutcome:
 
 
 def run_search(spec: SearchSpec, options: RunOptions, *, dataset: ImageDataset | None = None) -> SearchOutcome:
-    """Run a search; `dataset` is the one preflight.load_search_data returned (loaded here when None)."""
-    import ray
-
+    """Run a search; `dataset` is the one preflight.check_search_data returned (None: loaded here, a missing
+    MedMNIST file downloaded)."""
     quiet_libraries(options.verbose)
     preflight.check_spec(spec, sample_metrics=options.sample_metrics)  # space values, before any work
     uri = store.resolve_tracking_uri(options.tracking_uri, options.results_dir)
@@ -79,28 +76,24 @@ def run_search(spec: SearchSpec, options: RunOptions, *, dataset: ImageDataset |
     # The per-data-set reference classifier is trained once, on the driver, while Ray starts; its file then
     # travels to every trial (Ray's object store), so trials on any node measure in one feature space.
     reference = _reference_in_background(dataset, cache_dir) if _needs_reference(spec, options) else None
-    if not ray.is_initialized():
-        # Without --address, "local" starts a fresh Ray: a bare ray.init() would join whatever
-        # cluster was started last on this machine.
-        try:
-            ray.init(address=options.address or "local", include_dashboard=False, configure_logging=False,
-                     log_to_driver=options.verbose)
-        except ConnectionError as exc:  # e.g. --address auto with no cluster running: say so in one line
-            raise preflight.PreflightError(f"--address {options.address}: {str(exc).splitlines()[0]}") from None
+    start_ray(options.address, verbose=options.verbose)
     if options.address not in (None, "local"):  # a trial no node can hold would wait forever
         preflight.check_cluster_resources(spec, options.address)
     payload = _reference_payload(reference, dataset, cache_dir)
     experiment_id = store.ensure_experiment(store.client(uri), spec.dataset, uri)
     describe_experiment(uri, experiment_id, dataset.name)
-    parent = _open_parent(uri, experiment_id, spec, dataset, name, resume=options.resume)
+    with name_lock(uri):  # two searches started in the same second must not share a default name
+        if spec.name is None and not options.resume:
+            name = unused_name(uri, experiment_id, name)
+        parent = open_parent(uri, experiment_id, spec, dataset, name, resume=options.resume)
     try:
         if options.data_dir is not None and not options.resume:  # `ganmix confirm` reloads the same data
-            parent.set_tags({DATA_DIR: str(Path(options.data_dir).expanduser().resolve())})
+            parent.set_tags({runs.DATA_DIR: str(Path(options.data_dir).expanduser().resolve())})
         if not options.resume:  # the parent's Dataset column: the real splits the search ran on
             parent.log_datasets(split_arrays(dataset), name=dataset.name)
         share_view(uri, experiment_id, metric=spec.metric)
-        describer = SearchDescriber(uri, experiment_id, parent.run_id, spec.metric, spec.mode, dataset.name, name)
-        progress = SearchProgress(spec.trials, spec.metric, spec.mode, quiet=options.quiet)
+        describer = SearchDescriber(parent, experiment_id, spec.metric, dataset.name, name)
+        progress = SearchProgress(spec.trials, spec.metric, quiet=options.quiet)
         tuner, callback, study = _build_tuner(spec, options, dataset, parent, uri=uri, experiment_id=experiment_id,
                                               name=name, storage=storage, cache_dir=cache_dir, reference=payload,
                                               progress=progress, describer=describer)
@@ -111,6 +104,20 @@ def run_search(spec: SearchSpec, options: RunOptions, *, dataset: ImageDataset |
         raise
     return _fit(tuner, callback, spec, options, parent, uri=uri, experiment_id=experiment_id, name=name,
                 progress=progress, describer=describer, study=study)
+
+
+def start_ray(address: str | None, *, verbose: bool = False) -> None:
+    """The one Ray start-up (a search, a confirmation): join `address`, or start a fresh local Ray."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    # Without --address, "local" starts a fresh Ray: a bare ray.init() would join whatever cluster was
+    # started last on this machine.
+    try:
+        ray.init(address=address or "local", include_dashboard=False, configure_logging=False, log_to_driver=verbose)
+    except ConnectionError as exc:  # e.g. --address auto with no cluster running: say so in one line
+        raise preflight.PreflightError(f"--address {address}: {str(exc).splitlines()[0]}") from None
 
 
 def _needs_reference(spec: SearchSpec, options: RunOptions) -> bool:
@@ -132,7 +139,6 @@ def _reference_payload(thread: threading.Thread | None, dataset: ImageDataset, c
 def _build_tuner(spec: SearchSpec, options: RunOptions, dataset: ImageDataset, parent: runs.RunLogger, *,
                  uri: str, experiment_id: str, name: str, storage: str, cache_dir: str, reference: bytes | None,
                  progress: SearchProgress, describer: SearchDescriber) -> tuple[Any, SearchCallback, Any]:
-    import ray
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
@@ -145,8 +151,7 @@ def _build_tuner(spec: SearchSpec, options: RunOptions, dataset: ImageDataset, p
         tune.with_parameters(run_trial, dataset=dataset, context=context, reference=reference),
         {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial},
     )
-    callback = SearchCallback(context=context, mode=spec.mode, parent=parent, quiet=options.quiet,
-                              progress=progress, describer=describer)
+    callback = SearchCallback(context=context, parent=parent, progress=progress, describer=describer)
     study = None
     run_config = tune.RunConfig(
         name=name, storage_path=storage, verbose=0, callbacks=[callback],
@@ -154,19 +159,13 @@ def _build_tuner(spec: SearchSpec, options: RunOptions, dataset: ImageDataset, p
     )
     experiment_path = f"{storage.rstrip('/')}/{name}"
     if options.resume:
-        callback.resume_from(store.retry(store.client(uri).get_run, parent.run_id))
+        callback.resume_from(runs.get_run(uri, parent.run_id))
         tuner = tune.Tuner.restore(experiment_path, trainable, resume_unfinished=True, resume_errored=False)
-        # Restore unpickles the run_config saved in tuner.pkl, callbacks included: a stale SearchCallback
-        # from the interrupted driver. Ray has no public setter; put this driver's callback in its place.
-        local = getattr(tuner, "_local_tuner", None)
-        if local is None or not hasattr(local, "_run_config"):
-            raise RuntimeError(f"cannot resume {name!r} with Ray {ray.__version__}: Tuner.restore no longer "
-                               "exposes its run config (or Ray Client is in use)")
-        local._run_config.callbacks = [callback]  # noqa: SLF001
+        replace_restored_callbacks(tuner, [callback])  # not the interrupted driver's stale one
     else:
         study_storage = optuna.storages.InMemoryStorage()
         study = optuna.create_study(storage=study_storage, study_name=name,
-                                    direction="maximize" if spec.mode == "max" else "minimize")
+                                    direction=metric_info(spec.metric).direction)
         study.enqueue_trial({}, user_attrs={BASELINE_ATTR: True})  # the real-only baseline goes first
         baseline = spec.baseline_recipe().to_dict()
         searcher = ConstrainedOptunaSearch(
@@ -223,16 +222,19 @@ def _fit(tuner: Any, callback: SearchCallback, spec: SearchSpec, options: RunOpt
         raise
     finally:
         progress.close()
-        best = _finish_parent(parent, uri, experiment_id, spec, status=status, error=error)
-        summaries = describer.refresh(done=True)
+        try:  # the final description, table and plots, through the parent's logger before it closes
+            summaries = describer.refresh(done=True)
+            if status == "FINISHED":
+                log_trials_table(parent, summaries, spec.metric)
+                if study is None and options.resume:  # the restored searcher's study, saved with the experiment
+                    study = _saved_study(f"{_storage_path(options).rstrip('/')}/{name}")
+                if study is not None:
+                    log_study_figures(parent, study)
+        finally:
+            best = finish_parent(parent, uri, experiment_id, spec, status=status, error=error,
+                                  step=callback.results)
         if status == "FINISHED":
-            log_trials_table(uri, parent.run_id, summaries, spec.metric, spec.mode)
-            if study is None and options.resume:  # the restored searcher's study, saved with the experiment
-                study = _saved_study(f"{_storage_path(options).rstrip('/')}/{name}")
-            if study is not None:
-                log_study_figures(uri, parent.run_id, study)
-            progress.summary(*result_rows(summaries, spec.metric, spec.mode),
-                             test_metric=test_counterpart(spec.metric))
+            progress.summary(*result_rows(summaries, spec.metric), test_metric=test_counterpart(spec.metric))
     failed = runs.child_runs(uri, experiment_id, parent.run_id, extra_filter="attributes.status = 'FAILED'")
     first_error = next((r.data.tags[runs.ERROR] for r in failed if runs.ERROR in r.data.tags), None)
     return SearchOutcome(name=name, tracking_uri=uri, experiment_id=experiment_id, parent_run_id=parent.run_id,
@@ -251,7 +253,7 @@ def _saved_study(experiment_path: str) -> Any | None:
     except Exception as exc:  # the plots are a convenience; the search itself succeeded
         log.debug("no saved study in %s: %s", experiment_path, exc)
         return None
-    return getattr(searcher, "_ot_study", None)
+    return optuna_study(searcher)
 
 
 def _reference_in_background(dataset: ImageDataset, cache_dir: str) -> threading.Thread:
@@ -299,49 +301,3 @@ def _max_epochs(spec: SearchSpec) -> int:
     if isinstance(dim, CategoricalDim):
         return int(max(dim.choices))
     return spec.base_recipe().classifier_epochs
-
-
-def _open_parent(uri: str, experiment_id: str, spec: SearchSpec, dataset: ImageDataset, name: str,
-                 *, resume: bool) -> runs.RunLogger:
-    if resume:
-        found = query.find_search(uri, name, experiment_id=experiment_id)
-        if found is None:
-            raise store.TrackingError(f"no search named {name!r} in experiment {experiment_id} at {uri}; "
-                                      "nothing to resume")
-        parent = runs.RunLogger(uri, found.info.run_id)
-        store.retry(store.client(uri).update_run, found.info.run_id, status="RUNNING")
-        if runs.ERROR in found.data.tags:  # "interrupted; continue it with --resume": no longer true
-            store.retry(store.client(uri).delete_tag, found.info.run_id, runs.ERROR)
-        # Trials interrupted with the driver stay in MLflow, marked killed; their reruns are new children.
-        runs.close_running_children(uri, experiment_id, found.info.run_id, status="KILLED",
-                                    reason="interrupted with the search driver; rerun on resume")
-        return parent
-    if query.find_search(uri, name, experiment_id=experiment_id) is not None:
-        raise store.TrackingError(f"a search named {name!r} already exists in {uri}; pick another --name "
-                                  f"or continue it with --resume {name}")
-    parent = runs.start_run(uri, experiment_id, name=name, tags={
-        KIND: "search", SEARCH_NAME: name, FINGERPRINT: dataset.fingerprint, METRIC: spec.metric, MODE: spec.mode,
-        "mlflow.note.content": f"ganmix search over {dataset.summary()}",
-    })
-    parent.log_params({"dataset": spec.dataset, "dataset_fingerprint": dataset.fingerprint, "trials": spec.trials,
-                       "metric": spec.metric, "mode": spec.mode, "seed": spec.seed, "image_size": dataset.image_size,
-                       "train_per_class": spec.train_per_class or "",
-                       "class_fraction": ",".join(f"{k}={v}" for k, v in spec.class_fraction.items()),
-                       "train_size": len(dataset.train), "val_size": len(dataset.val), "test_size": len(dataset.test)})
-    parent.log_text(spec.to_yaml(), "search_spec.yaml")
-    parent.log_text(dataset.summary() + "\n" + dataset.description + "\n", "dataset.txt")
-    return parent
-
-
-def _finish_parent(parent: runs.RunLogger, uri: str, experiment_id: str, spec: SearchSpec, *, status: str,
-                   error: str | None) -> query.TrialSummary | None:
-    summaries = query.trial_summaries(uri, experiment_id, parent.run_id)
-    parent.log_text(query.trials_csv(summaries, spec.metric), "trials.csv")
-    best = query.pick_best(summaries, spec.metric, uri=uri)
-    if best is not None:
-        parent.log_text(best.recipe_yaml or "", "best_recipe.yaml")
-        parent.set_tags({"ganmix.best_run_id": best.run_id})
-        parent.log_metrics({f"best_{spec.metric}": best.metrics.get(spec.metric, float("nan"))},
-                           step=len(summaries))
-    parent.finish(status, error=error)
-    return best

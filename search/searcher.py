@@ -7,6 +7,7 @@ from typing import Any
 from ray.tune.search.optuna import OptunaSearch
 
 from ganmix.search.constraints import Bound, violations
+from ganmix.search.ray_internals import optuna_trial
 from ganmix.search.space import BASELINE_ATTR
 
 
@@ -18,7 +19,7 @@ class ConstrainedOptunaSearch(OptunaSearch):
         self._bounds = bounds
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        ot_trial = self._ot_trials.get(trial_id)
+        ot_trial = optuna_trial(self, trial_id)
         if ot_trial is not None:
             values = violations(self._bounds, result or {}, real_only=_is_real_only(ot_trial))
             for bound, value in zip(self._bounds, values):
@@ -29,6 +30,6 @@ class ConstrainedOptunaSearch(OptunaSearch):
 def _is_real_only(ot_trial: Any) -> bool:
     # The fixed baseline is enqueued with this user attribute (see runner.run_search); searched real-only
     # recipes drew generator "none".
-    from ganmix.search.recipe import NO_GENERATOR
+    from ganmix.search.recipe import is_real_only
 
-    return bool(ot_trial.user_attrs.get(BASELINE_ATTR)) or ot_trial.params.get("generator") == NO_GENERATOR
+    return bool(ot_trial.user_attrs.get(BASELINE_ATTR)) or is_real_only(ot_trial.params.get("generator"))

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
-import optuna
+if TYPE_CHECKING:  # Optuna is imported by whoever hands a trial in; the spec checks need not wait for it
+    import optuna
 
 # Optuna user attribute that marks the real-only baseline trial enqueued at the start of a search.
 BASELINE_ATTR = "ganmix_baseline"
@@ -107,7 +108,7 @@ class DefineByRun:
     baseline: Mapping[str, Any]
 
     def __call__(self, trial: optuna.Trial) -> dict[str, Any]:
-        from ganmix.search.recipe import GAN_FIELDS, NO_GENERATOR, REAL_ONLY
+        from ganmix.search.recipe import GAN_FIELDS, REAL_ONLY, is_real_only
 
         if trial.user_attrs.get(BASELINE_ATTR):
             return {**self.fixed, **self.baseline, "baseline": True}
@@ -117,7 +118,7 @@ class DefineByRun:
         if "generator" in self.space:
             values["generator"] = self.space["generator"].suggest(trial, "generator")
         family = values.get("generator", self.fixed.get("generator"))
-        real_only = family == NO_GENERATOR
+        real_only = is_real_only(family)
         for name, dim in self.space.items():
             if name not in values and not (real_only and name in GAN_FIELDS):
                 values[name] = dim.suggest(trial, name)

@@ -12,25 +12,39 @@ from typing import Any
 import yaml
 
 from ganmix.search.constraints import Bound, parse_constraints
-from ganmix.search.metrics import SEARCHABLE, canonical_metric, metric_mode, selection_metric
+from ganmix.models.metrics import SEARCHABLE, canonical_metric, metric_mode, selection_metric
 from ganmix.search.recipe import Recipe, RecipeError
 from ganmix.search.space import Dim, SpaceError, dim_to_yaml, parse_dim
 
 SPEC_FORMAT = "ganmix.search/1"
-DATA_FIELDS = ("dataset", "image_size", "train_per_class", "class_fraction")
+DATA_FIELDS = ("dataset", "size", "image_size", "train_per_class", "class_fraction")
 # Every seed of a trial comes from the spec's `seed` (one source); confirmation varies the last two.
 SEED_FIELDS = ("data_seed", "generator_seed", "classifier_seed")
 
 
-def default_space() -> dict[str, Dim]:
-    from ganmix.models.choices import AUGMENTATIONS, CLASS_WEIGHTS
+def default_families(*, gpu: bool) -> list[str]:
+    """The families the default space offers: all on a GPU; on the CPU those that declare cpu_default."""
+    from ganmix.models.generator import generator_class, list_generators
+
+    return [name for name in list_generators() if gpu or generator_class(name).cpu_default]
+
+
+def cpu_left_out() -> str | None:
+    """One console line naming the families the default space leaves out on the CPU, or None."""
     from ganmix.models.generator import list_generators
+
+    left = sorted(set(list_generators()) - set(default_families(gpu=False)))
+    return (f"ganmix: no GPU per trial, so the default space leaves out {', '.join(left)} (too slow on the CPU); "
+            "name it in space.generator to search it anyway") if left else None
+
+
+def default_space(*, gpu: bool = False) -> dict[str, Dim]:
+    from ganmix.models.choices import AUGMENTATIONS, CLASS_WEIGHTS
     from ganmix.search.recipe import ALLOCATIONS, NO_GENERATOR
 
     return {
-        "generator": parse_dim("generator", [NO_GENERATOR, *list_generators()]),
-        "gan_epochs": parse_dim("gan_epochs", {"type": "int", "low": 5, "high": 300, "log": True}),
-        "latent_dim": parse_dim("latent_dim", [16, 32, 64, 128, 256]),
+        "generator": parse_dim("generator", [NO_GENERATOR, *default_families(gpu=gpu)]),
+        "generator_epochs": parse_dim("generator_epochs", {"type": "int", "low": 5, "high": 300, "log": True}),
         "synthetic_ratio": parse_dim("synthetic_ratio", {"type": "float", "low": 0.1, "high": 3.0}),
         "allocation": parse_dim("allocation", list(ALLOCATIONS)),
         "classifier_lr": parse_dim("classifier_lr", {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}),
@@ -40,18 +54,59 @@ def default_space() -> dict[str, Dim]:
 
 
 def default_generator_space() -> dict[str, dict[str, Dim]]:
-    diffaug = parse_dim("diffaugment", ["", "color,translation,cutout"])
+    """What each family declares it adds to a search (its module's `search_space`)."""
+    from ganmix.models.generator import generator_class, list_generators
+
     return {
-        "dcgan": {"diffaugment": diffaug},
-        "acgan": {"diffaugment": diffaug},
-        "wgan_gp": {"diffaugment": diffaug, "n_critic": parse_dim("n_critic", {"type": "int", "low": 1, "high": 5})},
-        "cvae": {"kl_weight": parse_dim("kl_weight", {"type": "float", "low": 0.1, "high": 2.0, "log": True})},
+        name: {option: parse_dim(f"{name}.{option}", raw, section="generator_space")
+               for option, raw in generator_class(name).search_space.items()}
+        for name in list_generators()
     }
+
+
+def upgrade_spec(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A spec written for recipe format 2 (`gan_epochs`, a `latent_dim` for every family) in today's names:
+    `latent_dim` in `space` or `fixed` becomes a dimension of every latent family's generator_space."""
+    from ganmix.search.recipe import RENAMED_FIELDS
+
+    data = dict(data)
+    latent = None
+    for section in ("space", "fixed"):
+        if isinstance(data.get(section), Mapping):
+            values = {RENAMED_FIELDS.get(k, k): v for k, v in data[section].items()}
+            if "latent_dim" in values:
+                raw = values.pop("latent_dim")
+                latent = raw if section == "space" else [raw]
+            data[section] = values
+    if latent is not None:  # the registry imports torch: only for an old spec that needs it
+        from ganmix.models.generator import generator_options, list_generators
+
+        families = data.get("generator_space")
+        families = dict(families) if isinstance(families, Mapping) else {
+            name: {k: dim_to_yaml(d) for k, d in dims.items()} for name, dims in default_generator_space().items()}
+        for name in list_generators():
+            if "latent_dim" in generator_options(name):
+                families[name] = {**(families.get(name) or {}), "latent_dim": latent}
+        data["generator_space"] = families
+    return data
+
+
+def _space_dim(name: str, raw: Any) -> Dim:
+    """A dimension of a spec's `space`; `default` stands for the default space's (e.g. `generator: default`:
+    none and every family the default offers, so a spec need not list the families)."""
+    if raw != "default":
+        return parse_dim(name, raw)
+    defaults = default_space()
+    if name not in defaults:
+        raise SpaceError(f"space.{name}: has no default dimension; `default` works for {sorted(defaults)}")
+    return defaults[name]
 
 
 # The smallest valid value of each integer budget field; check_budget is the one place that judges them
 # (the spec and the CLI's flags alike).
-_INT_MINIMA = {"trials": 1, "max_concurrent": 1, "grace_period": 1, "reduction_factor": 2}
+# The confirmation's counts (flags of `search` and `confirm`) are judged here too.
+_INT_MINIMA = {"trials": 1, "max_concurrent": 1, "grace_period": 1, "reduction_factor": 2, "confirm": 0,
+               "confirm_top": 1, "seeds": 1, "top": 1}
 
 
 def check_budget(name: str, value: Any, *, label: str | None = None) -> None:
@@ -67,12 +122,15 @@ def check_budget(name: str, value: Any, *, label: str | None = None) -> None:
         raise SpaceError(f"{label} must be a number > 0, got {value!r}")
     if name == "gpus_per_trial" and not (number and value >= 0):
         raise SpaceError(f"{label} must be a number >= 0 (fractions allowed), got {value!r}")
+    if name == "time_budget" and not (number and value > 0):
+        raise SpaceError(f"{label} must be a number of seconds > 0, got {value!r}")
 
 
 @dataclass(frozen=True, kw_only=True)
 class SearchSpec:
     name: str | None = None
     dataset: str = "digits"
+    size: int | None = None  # the MedMNIST+ file (28, 64, 128, 224 px); see Recipe
     image_size: int | None = None
     train_per_class: int | None = None
     class_fraction: dict[str, float] = field(default_factory=dict)
@@ -93,6 +151,9 @@ class SearchSpec:
     constraints: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        from ganmix.datasets.names import canonical_name
+
+        object.__setattr__(self, "dataset", canonical_name(self.dataset))  # one spelling, one experiment
         if isinstance(self.metric, str):  # `val/auc`, as the MLflow UI shows it, is `val_auc`
             object.__setattr__(self, "metric", canonical_metric(self.metric))
         if self.metric not in SEARCHABLE:  # validates the name before any work
@@ -130,6 +191,10 @@ class SearchSpec:
         try:
             return Recipe(**data, **{**derived, **self.fixed})
         except RecipeError as exc:
+            try:  # which part is wrong: the data settings alone, or the fixed fields?
+                Recipe(**data, **derived)
+            except RecipeError:
+                raise SpaceError(str(exc)) from None
             raise SpaceError(f"fixed: {exc}") from None
 
     def baseline_recipe(self) -> Recipe:
@@ -168,20 +233,27 @@ class SearchSpec:
             raise SpaceError(f"{source}: unknown key(s) {unknown}; expected some of {sorted(known)}")
         if data.get("format", SPEC_FORMAT) != SPEC_FORMAT:
             raise SpaceError(f"{source}: format {data['format']!r} is not supported; expected {SPEC_FORMAT}")
-        kwargs = {k: v for k, v in data.items() if k in known}
+        kwargs = {k: v for k, v in upgrade_spec(data).items() if k in known}
+        for section in ("space", "generator_space", "fixed", "class_fraction", "constraints"):
+            if kwargs.get(section) is not None and not isinstance(kwargs[section], Mapping):
+                raise SpaceError(f"{source}: {section} must be a mapping, got {type(kwargs[section]).__name__} "
+                                 f"{str(kwargs[section])[:200]!r}")
         try:
+            parse_constraints(kwargs.get("constraints"))  # before the default space is built (it imports torch)
             if "space" in kwargs:
-                kwargs["space"] = {k: parse_dim(k, v) for k, v in (kwargs["space"] or {}).items()}
+                kwargs["space"] = {k: _space_dim(k, v) for k, v in (kwargs["space"] or {}).items()}
             if "generator_space" in kwargs:
                 kwargs["generator_space"] = {
                     fam: {k: parse_dim(f"{fam}.{k}", v, section="generator_space") for k, v in (dims or {}).items()}
                     for fam, dims in (kwargs["generator_space"] or {}).items()
                 }
             kwargs["fixed"] = dict(kwargs.get("fixed") or {})
+            if "space" not in kwargs and kwargs["fixed"]:  # fixing a field takes it out of the default space
+                kwargs["space"] = {k: d for k, d in default_space().items() if k not in kwargs["fixed"]}
             kwargs["class_fraction"] = dict(kwargs.get("class_fraction") or {})
             kwargs["constraints"] = dict(kwargs.get("constraints") or {})
             return cls(**kwargs)
-        except (SpaceError, RecipeError, TypeError) as exc:
+        except (ValueError, TypeError) as exc:  # SpaceError and RecipeError are ValueErrors
             raise SpaceError(f"{source}: {exc}") from None
 
     @classmethod
@@ -191,18 +263,21 @@ class SearchSpec:
     @staticmethod
     def read(path: str | Path) -> Mapping[str, Any]:
         """A spec file's top-level mapping, as written (the keys the user chose to set)."""
-        path = Path(path)
-        if path.is_dir():
-            raise SpaceError(f"search spec {path} is a folder; expected a YAML file")
-        if not path.is_file():
-            raise SpaceError(f"search spec {path} does not exist")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise SpaceError(f"{path}: not valid YAML ({exc})") from None
+        from ganmix.search.yamlfile import read_yaml_file
+
+        data = read_yaml_file(path, what="search spec", error=SpaceError)
         if not isinstance(data, Mapping):
             raise SpaceError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
         return data
 
     def replace(self, **changes: Any) -> SearchSpec:
         return dataclasses.replace(self, **changes)
+
+    def for_device(self) -> tuple[SearchSpec, str | None]:
+        """The spec with the default generator dimension fitted to its trials' device, and a console line
+        when the CPU default leaves a family out. A `generator` dimension other than the default stands."""
+        if self.space.get("generator") != default_space(gpu=False)["generator"]:
+            return self, None
+        if self.gpus_per_trial > 0:
+            return self.replace(space={**self.space, "generator": default_space(gpu=True)["generator"]}), None
+        return self, cpu_left_out()

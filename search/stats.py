@@ -1,20 +1,25 @@
 """Multi-seed statistics for confirmation: mean and CI per arm, paired differences, a verdict in words.
 
-Everything is scipy: a t interval for an arm's mean, a percentile bootstrap CI of the mean paired
-difference, and a two-sided Wilcoxon signed-rank test. Differences are signed by the metric's direction
-(from the registry), so positive always means "better than the baseline".
+Maintained implementations only: an arm's mean gets a percentile bootstrap interval when its metric lies in
+[0, 1] (AUC, accuracy...: the interval then stays inside [min, max] of the seeds, so inside the metric's
+range, where a t interval over few seeds does not) and a Student t interval otherwise (loss); the mean
+paired difference gets a percentile bootstrap CI and a two-sided Wilcoxon signed-rank test (scipy); the
+p-values of a family of comparisons (every arm against the baseline; every generator against its
+ablation) are corrected with Holm's step-down method (statsmodels). Differences are signed by the
+metric's direction (from the registry), so positive always means "better than the reference".
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
 
-from ganmix.search.metrics import metric_info
+from ganmix.models.metrics import metric_info
 
 CONFIDENCE = 0.95
 ALPHA = 0.05
@@ -32,22 +37,31 @@ class MeanCI:
 
 @dataclass(frozen=True)
 class Paired:
-    """Recipe minus baseline over the seeds both finished, signed so that positive is better."""
+    """Recipe minus reference over the seeds both finished, signed so that positive is better."""
 
     mean: float
     low: float  # bootstrap CI of the mean difference
     high: float
-    p_value: float  # Wilcoxon signed-rank, two-sided
+    p_value: float  # Wilcoxon signed-rank, two-sided, uncorrected
     n: int
-    wins: int  # seeds where the recipe beat the baseline
+    wins: int  # seeds where the recipe beat the reference
+    p_holm: float | None = None  # Holm-corrected over its family of comparisons; None: not corrected
+    family: int = 1  # how many comparisons the correction was over
+
+    @property
+    def p(self) -> float:
+        """The p-value a decision uses: the corrected one when there is one."""
+        return self.p_holm if self.p_holm is not None else self.p_value
 
     @property
     def significant(self) -> bool:
-        return self.p_value < ALPHA and (self.low > 0 or self.high < 0)
+        return self.p < ALPHA and (self.low > 0 or self.high < 0)
 
 
-def mean_ci(values: Sequence[float], confidence: float = CONFIDENCE) -> MeanCI:
-    """Mean and Student-t confidence interval; NaN bounds with fewer than two values."""
+def mean_ci(values: Sequence[float], confidence: float = CONFIDENCE, *, unit_interval: bool = False) -> MeanCI:
+    """Mean and confidence interval; NaN bounds with fewer than two values. A metric in [0, 1]
+    (`unit_interval`) gets the percentile bootstrap interval, which never leaves [min, max] of the values;
+    others the Student t interval."""
     x = np.asarray(values, dtype=float)
     n = len(x)
     if n == 0:
@@ -58,6 +72,9 @@ def mean_ci(values: Sequence[float], confidence: float = CONFIDENCE) -> MeanCI:
     sd = float(x.std(ddof=1))
     if sd == 0:
         return MeanCI(mean, mean, mean, 0.0, n)
+    if unit_interval:
+        low, high = bootstrap_ci(x, confidence=confidence)
+        return MeanCI(mean, low, high, sd, n)
     low, high = stats.t.interval(confidence, df=n - 1, loc=mean, scale=sd / math.sqrt(n))
     return MeanCI(mean, float(low), float(high), sd, n)
 
@@ -94,6 +111,35 @@ def paired(values: dict[int, float], baseline: dict[int, float], metric: str, *,
                   n=len(diffs), wins=sum(d > 0 for d in diffs))
 
 
+def holm(p_values: Mapping[str, float]) -> dict[str, float]:
+    """Holm-corrected p-values (statsmodels' multipletests, method "holm") over the finite ones; a NaN
+    p-value (no paired seed) stays NaN and does not count in the family."""
+    from statsmodels.stats.multitest import multipletests
+
+    finite = {k: p for k, p in p_values.items() if math.isfinite(p)}
+    out = {k: math.nan for k in p_values}
+    if finite:
+        corrected = multipletests(list(finite.values()), alpha=ALPHA, method="holm")[1]
+        out.update({k: float(p) for k, p in zip(finite, corrected)})
+    return out
+
+
+def corrected(results: Mapping[str, Paired]) -> dict[str, Paired]:
+    """The same comparisons with their Holm-corrected p-values attached (one family)."""
+    adjusted = holm({k: r.p_value for k, r in results.items()})
+    family = sum(math.isfinite(r.p_value) for r in results.values())
+    return {k: dataclasses.replace(r, p_holm=adjusted[k], family=family) for k, r in results.items()}
+
+
+def min_seeds_for_significance(family: int) -> int:
+    """The fewest seeds with which a two-sided exact Wilcoxon test (smallest p: 2 / 2**n, every seed on one
+    side) can still pass ALPHA after Holm's correction over `family` comparisons (smallest p times family)."""
+    n = 1
+    while 2.0 / 2**n * max(1, family) >= ALPHA:
+        n += 1
+    return n
+
+
 def judgement(result: Paired) -> str:
     if result.n < 2:
         return "not enough seeds to judge"
@@ -102,11 +148,24 @@ def judgement(result: Paired) -> str:
     return "not significant"
 
 
-def verdict_line(name: str, result: Paired, metric: str) -> str:
-    """`acgan r=1.86: +0.028 test AUC over the tuned real-only baseline (95% CI -0.001..+0.055, p=0.08,
-    8 seeds): not significant`."""
+BASELINE = "the tuned real-only baseline"
+ABLATION = "the same recipe without its generator"
+
+
+def p_text(result: Paired) -> str:
+    """`p=0.031, Holm p=0.094 over 3`, or `p=0.031` for a single comparison."""
+    if not math.isfinite(result.p_value):
+        return "no p-value"
+    text = f"p={result.p_value:.2g}"
+    if result.p_holm is not None and result.family > 1 and math.isfinite(result.p_holm):
+        text += f", Holm p={result.p_holm:.2g} over {result.family}"
+    return text
+
+
+def verdict_line(name: str, result: Paired, metric: str, *, against: str = BASELINE) -> str:
+    """`acgan r=1.86: +0.028 test AUC over the tuned real-only baseline (95% CI -0.001..+0.055, p=0.031,
+    Holm p=0.094 over 3, 8 seeds, better on 7): not significant`."""
     label = metric_info(metric).label
     ci = f"95% CI {result.low:+.3f}..{result.high:+.3f}" if math.isfinite(result.low) else "no CI"
-    p = f"p={result.p_value:.2g}" if math.isfinite(result.p_value) else "no p-value"
-    return (f"{name}: {result.mean:+.3f} {label} over the tuned real-only baseline "
-            f"({ci}, {p}, {result.n} seeds, better on {result.wins}): {judgement(result)}")
+    return (f"{name}: {result.mean:+.3f} {label} over {against} "
+            f"({ci}, {p_text(result)}, {result.n} seeds, better on {result.wins}): {judgement(result)}")

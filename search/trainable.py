@@ -3,42 +3,32 @@
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import ray
-import torch
 from ray import tune
 from ray.tune import Callback
 
 from ganmix.datasets import ImageDataset
+from ganmix.models.metrics import BestSoFar
 from ganmix.search.constraints import Bound, is_feasible
-from ganmix.search.pipeline import execute_recipe
+from ganmix.search.recipe_run import NewRun, run_recipe
 from ganmix.search.recipe import Recipe
 from ganmix.search.space import split_options
 from ganmix.search.progress import SearchProgress
 from ganmix.tracking import runs
 from ganmix.tracking.describe import SearchDescriber
-from ganmix.tracking.inputs import split_arrays
 from ganmix.tracking.naming import run_name
 from ganmix.tracking.runs import (
-    BASELINE, COMPLETED, DEVICE, ERROR, FEASIBLE, KIND, METRIC, RETRYABLE, SEARCH_NAME, TRIAL_ID,
+    BASELINE, BEST_TRIAL, BEST_VALUE, COMPLETED, ERROR, FEASIBLE, KIND, METRIC, NODE, RETRYABLE, SEARCH_NAME,
+    TRIAL_ID, TUNE_TRIAL,
 )
 
 
 class NotRetried(RuntimeError):
     """Tune retried a trial whose earlier attempt failed in a way a rerun would only repeat."""
-
-
-def _deterministic_errors() -> tuple[type[BaseException], ...]:
-    """Failures that a rerun of the same config and seed hits again; Tune's retries are for lost workers."""
-    from ganmix.models.generator import DivergenceError, GeneratorError
-    from ganmix.search.recipe import RecipeError
-    from ganmix.search.space import SpaceError
-
-    return DivergenceError, GeneratorError, RecipeError, SpaceError
 
 
 @dataclass(frozen=True)
@@ -68,42 +58,17 @@ def run_trial(config: dict[str, Any], *, dataset: ImageDataset, context: TrialCo
     `reference` is the driver's reference classifier file (see runner._reference_payload): installed in this
     node's cache, so no node trains its own."""
     tune_ctx = tune.get_context()
-    trial_id, trial_name = tune_ctx.get_trial_id(), tune_ctx.get_trial_name()
-    torch.set_num_threads(max(1, int(context.cpus_per_trial)))
+    trial_id = tune_ctx.get_trial_id()
     recipe = recipe_from_config(config)
     cache_dir = context.cache_dir
     if reference is not None:
         from ganmix.models.reference import install_reference
 
         cache_dir = str(install_reference(dataset, context.cache_dir, reference))
-    # Tune reruns a trial after a lost worker (a retry) or a resumed search. An attempt that completed
-    # before Tune heard of it is not trained again; an unfinished one is superseded by this attempt.
-    earlier = runs.child_runs(context.tracking_uri, context.experiment_id, context.parent_run_id,
-                              extra_filter=f"tags.`{TRIAL_ID}` = '{trial_id}'")
-    done = [r for r in earlier if r.info.status == "FINISHED" and r.data.tags.get(COMPLETED) == "true"]
-    if done:
-        tune.report(_final_result(runs.read_metrics(done[0]), recipe))
+    if _settled_earlier(context, trial_id, recipe):
         return
-    failed = [r for r in earlier if r.info.status == "FAILED" and r.data.tags.get(RETRYABLE) == "false"]
-    if failed:  # no new run: the trial's one failed run already says why
-        raise NotRetried(f"trial {trial_id} is not run again: {failed[0].data.tags.get(ERROR, 'it failed')} "
-                         f"(run {failed[0].info.run_id}); the same config and seed fail the same way")
-    runs.close_running_children(context.tracking_uri, context.experiment_id, context.parent_run_id,
-                                status="KILLED", reason="superseded by a rerun of this trial", trial_id=trial_id)
-    logger = runs.start_run(
-        context.tracking_uri, context.experiment_id, name=run_name(recipe.to_dict()),
-        parent_run_id=context.parent_run_id,
-        tags={KIND: "trial", TRIAL_ID: trial_id, SEARCH_NAME: context.search_name, METRIC: context.metric,
-              BASELINE: str(recipe.baseline).lower(), "ganmix.node": ray.get_runtime_context().get_node_id(),
-              "ganmix.tune_trial": trial_name},
-    )
-    logger.log_params(recipe.to_params())
-    logger.log_datasets(split_arrays(dataset), name=dataset.name)
-    logger.log_text(recipe.to_yaml(), "recipe.yaml")
-    device = torch.device("cuda") if ray.get_gpu_ids() and torch.cuda.is_available() else torch.device("cpu")
-    logger.set_tags({DEVICE: device.type})
 
-    def report(metrics: dict[str, float]) -> None:
+    def report(logger: runs.RunLogger, metrics: dict[str, float]) -> None:
         if context.bounds and metrics["epoch"] == 1:  # sample metrics are known from the first report on
             logger.set_tags({FEASIBLE: str(is_feasible(context.bounds, metrics, real_only=recipe.real_only)).lower()})
         if metrics["epoch"] >= recipe.classifier_epochs:
@@ -111,25 +76,40 @@ def run_trial(config: dict[str, Any], *, dataset: ImageDataset, context: TrialCo
             logger.set_tags({COMPLETED: "true"})
         tune.report(metrics)
 
-    try:
-        execute_recipe(recipe, dataset, device=device, logger=logger, report=report,
-                       cache_dir=cache_dir, sample_metrics=context.sample_metrics)
-    except SystemExit:
-        # Tune stopping the trial unwinds the training thread this way: after an early stop by the
-        # scheduler, or when the driver is interrupted. Only the driver knows which, so it closes the
-        # run (SearchCallback.on_trial_complete: finished or early-stopped; run_search: killed).
-        raise
-    except BaseException as exc:
-        if isinstance(exc, _deterministic_errors()):
-            logger.set_tags({RETRYABLE: "false"})
-        logger.finish("FAILED", error=f"{type(exc).__name__}: {exc}")
-        raise
-    logger.finish("FINISHED")
+    tags = {KIND: "trial", TRIAL_ID: trial_id, SEARCH_NAME: context.search_name, METRIC: context.metric,
+            BASELINE: str(recipe.baseline).lower(), NODE: ray.get_runtime_context().get_node_id(),
+            TUNE_TRIAL: tune_ctx.get_trial_name()}
+    # Tune stopping the trial unwinds the training thread with SystemExit: after an early stop by the
+    # scheduler, or when the driver is interrupted. Only the driver knows which, so it closes the run
+    # (SearchCallback.on_trial_complete: finished or early-stopped; run_search: killed).
+    run_recipe(recipe, dataset, run=NewRun(context.tracking_uri, context.experiment_id, run_name(recipe), tags,
+                                           parent_run_id=context.parent_run_id),
+               cache_dir=cache_dir, sample_metrics=context.sample_metrics, report=report, log_inputs=True,
+               cpus=context.cpus_per_trial, left_to_driver=(SystemExit,))
+
+
+def _settled_earlier(context: TrialContext, trial_id: str, recipe: Recipe) -> bool:
+    """Tune reruns a trial after a lost worker (a retry) or a resumed search. An attempt that completed
+    before Tune heard of it is reported, not trained again (True); an unfinished one is superseded by this
+    attempt; one that failed in a way a rerun would repeat is not run again (NotRetried)."""
+    earlier = runs.child_runs(context.tracking_uri, context.experiment_id, context.parent_run_id,
+                              extra_filter=f"tags.`{TRIAL_ID}` = '{trial_id}'")
+    done = [r for r in earlier if r.info.status == "FINISHED" and r.data.tags.get(COMPLETED) == "true"]
+    if done:
+        tune.report(_final_result(runs.read_metrics(done[0]), recipe))
+        return True
+    failed = [r for r in earlier if r.info.status == "FAILED" and r.data.tags.get(RETRYABLE) == "false"]
+    if failed:  # no new run: the trial's one failed run already says why
+        raise NotRetried(f"trial {trial_id} is not run again: {failed[0].data.tags.get(ERROR, 'it failed')} "
+                         f"(run {failed[0].info.run_id}); the same config and seed fail the same way")
+    runs.close_running_children(context.tracking_uri, context.experiment_id, context.parent_run_id,
+                                status="KILLED", reason="superseded by a rerun of this trial", trial_id=trial_id)
+    return False
 
 
 def _final_result(metrics: dict[str, float], recipe: Recipe) -> dict[str, float]:
     """The last result of an attempt that completed, as Tune and the searcher saw it (no test metrics)."""
-    from ganmix.search.metrics import SAMPLE_METRICS
+    from ganmix.models.metrics import SAMPLE_METRICS
 
     kept = {k: v for k, v in metrics.items()
             if k.startswith("val_") or k in SAMPLE_METRICS or k in ("synthetic_count", "filter_kept_fraction")}
@@ -140,17 +120,15 @@ class SearchCallback(Callback):
     """Runs on the driver: compact progress, best-so-far on the parent run, and MLflow clean-up
     for trials whose process cannot finish its own run (early-stopped, lost worker, errors)."""
 
-    def __init__(self, *, context: TrialContext, mode: str, parent: runs.RunLogger, quiet: bool = False,
-                 progress: SearchProgress | None = None, describer: SearchDescriber | None = None) -> None:
-        self.context, self.mode, self.parent, self.quiet = context, mode, parent, quiet
+    def __init__(self, *, context: TrialContext, parent: runs.RunLogger, progress: SearchProgress | None = None,
+                 describer: SearchDescriber | None = None) -> None:
+        self.context, self.parent = context, parent
         self.progress, self.describer = progress, describer
-        self.best: float | None = None
-        self.best_trial: str | None = None
-        self.started = time.monotonic()
-        self.done = self.failed = self.running = 0
+        # Best over each trial's latest value: the same rule that picks the search's best recipe. Logged to the
+        # parent as `best_<metric>` with step = results received so far (`results`), the one step convention.
+        self.best = BestSoFar(context.metric)
         self.results = 0
         self.start_times: dict[str, float] = {}
-        self.latest: dict[str, float] = {}
         # (unfinished trials, trials) after Tune's latest step: the loop ends early only on a signal.
         self.last_step: tuple[int, int] | None = None
 
@@ -161,42 +139,32 @@ class SearchCallback(Callback):
     def resume_from(self, parent_run: Any) -> None:
         """Carry on from an interrupted search's parent run: its best so far and its step count."""
         tags, ctx = parent_run.data.tags, self.context
-        value = tags.get("ganmix.best_value")
-        if value is not None and tags.get("ganmix.best_trial"):
-            self.best, self.best_trial = float(value), tags["ganmix.best_trial"]
-            self.latest[self.best_trial] = self.best
+        value = tags.get(BEST_VALUE)
+        if value is not None and tags.get(BEST_TRIAL):
+            self.best.update(tags[BEST_TRIAL], float(value))
         history = runs.metric_history(ctx.tracking_uri, parent_run.info.run_id, f"best_{ctx.metric}")
         self.results = max((m.step for m in history), default=0)
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.start_times[trial.trial_id] = time.monotonic()
-        self._count(trials)
         if self.progress is not None:
             self.progress.started_trial()
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         value = result.get(self.context.metric)
         self.results += 1
-        if not isinstance(value, (int, float)) or math.isnan(value):
-            return
-        # Best over each trial's latest value: the same rule that picks the search's best recipe.
-        self.latest[trial.trial_id] = float(value)
-        best_id = (max if self.mode == "max" else min)(self.latest, key=self.latest.__getitem__)
-        if (best_id, self.latest[best_id]) != (self.best_trial, self.best):
-            self.best, self.best_trial = self.latest[best_id], best_id
-            self.parent.log_metrics({f"best_{self.context.metric}": self.best}, step=self.results)
-            self.parent.set_tags({"ganmix.best_trial": trial.trial_id, "ganmix.best_value": f"{self.best:.6g}"})
+        if isinstance(value, (int, float)) and self.best.update(trial.trial_id, float(value)):
+            self.parent.log_metrics({f"best_{self.context.metric}": self.best.value}, step=self.results)
+            self.parent.set_tags({BEST_TRIAL: self.best.key, BEST_VALUE: f"{self.best.value:.6g}"})
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         # An early-stopped trial's process is gone before it could close its run.
         self._close(trial, "FINISHED", reason=None)
         self._log_wall_time(trial)
-        self._count(trials)
         self._finished(trial, "stopped early" if _stopped_early(trial) else "completed")
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._close(trial, "FAILED", reason=f"trial errored: {_error_of(trial)}")
-        self._count(trials)
         self._finished(trial, "failed")
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -229,12 +197,6 @@ class SearchCallback(Callback):
                 runs.RunLogger(ctx.tracking_uri, run.info.run_id).log_metrics(
                     {"trial_wall_seconds": time.monotonic() - started})
 
-    def _count(self, trials: list) -> None:
-        states = [t.status for t in trials]
-        self.done = states.count("TERMINATED")
-        self.failed = states.count("ERROR")
-        self.running = states.count("RUNNING")
-
     def _finished(self, trial: Any, status: str) -> None:
         """One finished trial: the console's progress and the parent's description (MLflow UI)."""
         if self.progress is not None:
@@ -247,7 +209,7 @@ class SearchCallback(Callback):
 
 def _trial_name(trial: Any) -> str:
     try:
-        return run_name(recipe_from_config(trial.config).to_dict())
+        return run_name(recipe_from_config(trial.config))
     except Exception:  # a config the recipe rejects: the trial failed for that; name it by its id
         return f"trial {trial.trial_id}"
 

@@ -7,16 +7,15 @@ from typing import Any
 
 import torch
 
-from ganmix.models.generator import GeneratorConfig, make_generator_config
+from ganmix.models.generator import GeneratorConfig, generator_class, make_generator_config
 from ganmix.models.generator_cache import CachedTraining, GeneratorCache, train_with_cache
 
 NUM_CLASSES = 3
 
 
 def tiny_config(family: str = "dcgan", **options: object) -> GeneratorConfig:
-    extra = {"n_critic": 2} if family == "wgan_gp" else {}
-    return make_generator_config(family, image_size=8, channels=1, num_classes=NUM_CLASSES, latent_dim=8,
-                                 batch_size=4, options={"width": 4, **extra, **options})
+    return make_generator_config(family, image_size=8, channels=1, num_classes=NUM_CLASSES, batch_size=4,
+                                 options={**generator_class(family).tiny_options, **options})
 
 
 def tiny_data() -> tuple[torch.Tensor, torch.Tensor]:

@@ -251,7 +251,7 @@ SMALL_SEARCH: dict[str, object] = {
     "max_concurrent": 2,
     "seed": 0,
     "space": {
-        "gan_epochs": {"type": "int", "low": 1, "high": 2},
+        "generator_epochs": {"type": "int", "low": 1, "high": 2},
         "synthetic_ratio": {"type": "float", "low": 0.2, "high": 1.0},
         "generator": ["dcgan", "cvae"],
     },

@@ -1,11 +1,12 @@
-"""Classifier registry, tensor training helpers, classification metrics and image grids."""
+"""Classifier registry, tensor training helpers and classification metrics."""
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from sklearn import metrics as skm
 
 from ganmix.models._registry import UnknownModelError
@@ -15,8 +16,6 @@ from ganmix.models.evaluation import (
     MetricInputError,
     classification_metrics,
     confusion_matrix,
-    image_grid,
-    save_png,
 )
 
 
@@ -25,8 +24,12 @@ def _seed() -> None:
     torch.manual_seed(0)
 
 
-def test_registry_lists_both_classifiers() -> None:
-    assert list_classifiers() == ["resnet18", "small_cnn"]
+def test_registry_lists_its_classifiers_sorted_and_a_recipe_accepts_each() -> None:
+    from ganmix.search.recipe import Recipe
+
+    names = list_classifiers()
+    assert names and names == sorted(names) and "small_cnn" in names  # small_cnn: the Recipe's default
+    assert [Recipe(classifier=name).classifier for name in names] == names
 
 
 @pytest.mark.parametrize("name", list_classifiers())
@@ -40,11 +43,25 @@ def test_classifier_returns_logits_per_class(name: str, channels: int, size: int
     assert torch.isfinite(logits).all()
 
 
+@pytest.mark.parametrize(("size", "first_stage"), [(64, 64), (100, 50), (128, 64), (129, 33), (256, 64)])
+def test_large_images_reach_the_first_stage_at_64_px_at_most(size: int, first_stage: int) -> None:
+    """Up to 64 px the first stage sees every pixel; above, a strided stem (1..256 px all classify)."""
+    seen: dict[str, int] = {}
+    for name, stage in (("small_cnn", lambda m: m.body[1]), ("resnet18", lambda m: m.layer1)):
+        model = create_classifier(name, in_channels=3, num_classes=2, image_size=size).eval()
+        stage(model).register_forward_hook(lambda _m, _i, out, name=name: seen.__setitem__(name, out.shape[-1]))
+        with torch.no_grad():
+            assert model(torch.randn(1, 3, size, size)).shape == (1, 2)
+    assert seen == {"small_cnn": first_stage, "resnet18": first_stage}
+
+
 def test_bad_classifier_arguments_are_reported() -> None:
-    with pytest.raises(UnknownModelError, match="'vit'.*resnet18"):
+    with pytest.raises(UnknownModelError, match=f"'vit'.*{re.escape(str(list_classifiers()))}"):
         create_classifier("vit", in_channels=1, num_classes=2, image_size=28)
-    with pytest.raises(ClassifierConfigError, match="image_size must be >= 8 px, got 4"):
+    with pytest.raises(ClassifierConfigError, match=r"image_size must be in 8\.\.256 px, got 4"):
         create_classifier("small_cnn", in_channels=1, num_classes=2, image_size=4)
+    with pytest.raises(ClassifierConfigError, match=r"image_size must be in 8\.\.256 px, got 300"):
+        create_classifier("resnet18", in_channels=1, num_classes=2, image_size=300)
     with pytest.raises(ClassifierConfigError, match="num_classes must be >= 2, got 1"):
         create_classifier("resnet18", in_channels=1, num_classes=1, image_size=28)
 
@@ -120,27 +137,6 @@ def test_confusion_matrix_counts_rows_as_true_class() -> None:
     cm = confusion_matrix(labels, torch.nn.functional.one_hot(pred, 3).float(), 3)
     np.testing.assert_array_equal(cm, [[1, 1, 0], [0, 1, 0], [1, 0, 2]])
     np.testing.assert_array_equal(cm, skm.confusion_matrix(labels, pred, labels=[0, 1, 2]))
-
-
-def test_image_grid_has_one_row_per_class() -> None:
-    images = torch.stack([torch.full((1, 4, 4), 10 * (i + 1), dtype=torch.uint8) for i in range(5)])
-    labels = torch.tensor([0, 1, 0, 2, 0])
-    grid = image_grid(images, labels, 3, per_class=2)
-    pad = 2
-    assert grid.shape == (1, 3 * (4 + pad) + pad, 2 * (4 + pad) + pad)
-    cell = lambda r, c: grid[0, pad + r * 6, pad + c * 6].item()  # noqa: E731
-    assert [cell(0, 0), cell(0, 1), cell(1, 0), cell(1, 1), cell(2, 0)] == [10, 30, 20, 0, 40]
-
-
-def test_save_png_round_trips(tmp_path) -> None:
-    for channels in (1, 3):
-        image = torch.randint(0, 256, (channels, 6, 5), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
-        path = save_png(image, tmp_path / "sub" / f"grid{channels}.png")
-        back = np.asarray(Image.open(path))
-        expected = image.permute(1, 2, 0).numpy()
-        np.testing.assert_array_equal(back, expected[:, :, 0] if channels == 1 else expected)
-    with pytest.raises(ValueError, match="uint8 \\(1\\|3, H, W\\)"):
-        save_png(torch.zeros(2, 4, 4, dtype=torch.uint8), tmp_path / "bad.png")
 
 
 def test_metric_names_keep_unicode_letters() -> None:

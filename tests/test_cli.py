@@ -18,7 +18,7 @@ def ganmix(*args: str, cwd=None) -> subprocess.CompletedProcess[str]:
     [
         (["search", "--dataset", "breastmnist", "--data-dir", "{tmp}/nowhere", "--dry-run"], None),
         (["search", "--config", "{tmp}/missing.yaml"], "missing.yaml does not exist"),
-        (["search", "--config", "{tmp}/bad.yaml"], "bad.yaml: space.gan_epochs: low 9 is above high 2"),
+        (["search", "--config", "{tmp}/bad.yaml"], "bad.yaml: space.generator_epochs: low 9 is above high 2"),
         (["search", "--trials", "0", "--dry-run"], "trials must be an integer >= 1, got 0"),
         (["search", "--dataset", "nosuchmnist", "--results-dir", "{tmp}/r"], "nosuchmnist"),
         (["search", "--dataset", "breastmnist", "--data-dir", "{tmp}/empty", "--results-dir", "{tmp}/r"],
@@ -29,7 +29,7 @@ def ganmix(*args: str, cwd=None) -> subprocess.CompletedProcess[str]:
     ],
 )
 def test_bad_input_is_one_clear_line(tmp_path, args, expected):
-    (tmp_path / "bad.yaml").write_text("space:\n  gan_epochs: {type: int, low: 9, high: 2}\n")
+    (tmp_path / "bad.yaml").write_text("space:\n  generator_epochs: {type: int, low: 9, high: 2}\n")
     (tmp_path / "bad_recipe.yaml").write_text("dataset: digits\nsynthetic_ratio: -2\n")
     (tmp_path / "empty").mkdir()
     done = ganmix(*[a.replace("{tmp}", str(tmp_path)) for a in args], cwd=tmp_path)

@@ -135,3 +135,13 @@ def test_bad_folders_are_explained(tmp_path: Path, counts: dict[str, int], messa
     write_tree(tmp_path, counts)
     with pytest.raises(DatasetError, match=re.escape(message)):
         load_dataset(f"folder:{tmp_path}", image_size=8)
+
+
+def test_folder_of_large_photos_loads_at_128_px(tmp_path: Path) -> None:
+    """Users' images are 128..512 px: a 300x200 RGB tree at image_size=128, the largest generator size."""
+    for seed, name in enumerate(("benign", "malignant")):
+        write_images(tmp_path / name, 7, mode="RGB", size=(300, 200), seed=seed)
+    ds = load_dataset(f"folder:{tmp_path}", image_size=128, seed=0)
+    assert ds.train.images.shape[1:] == (3, 128, 128) and ds.image_size == 128
+    assert sum(len(split) for split in ds.splits().values()) == 14
+    assert "resized to 128 px" in ds.description

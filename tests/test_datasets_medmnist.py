@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from ganmix.datasets import MEDMNIST_FLAGS, DatasetError, load_dataset
-from ganmix.datasets._medmnist_info import MEDMNIST_CLASSES, MEDMNIST_URL
+from ganmix.datasets import MEDMNIST_FLAGS, MEDMNIST_SIZES, DatasetError, load_dataset, native_image_size
+from ganmix.datasets._medmnist_info import MEDMNIST_CLASSES, MEDMNIST_URL, medmnist_file
 
 SIZES = {"train": 12, "val": 5, "test": 7}
 
@@ -29,9 +29,9 @@ def make_arrays(*, num_classes: int, rgb: bool = False, size: int = 28, seed: in
     return arrays
 
 
-def write_npz(folder: Path, flag: str, arrays: dict[str, np.ndarray]) -> Path:
+def write_npz(folder: Path, flag: str, arrays: dict[str, np.ndarray], *, name: str | None = None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{flag}.npz"
+    path = folder / (name or f"{flag}.npz")
     np.savez(path, **arrays)
     return path
 
@@ -63,6 +63,39 @@ def test_resize_and_data_dir_from_environment(tmp_path: Path, monkeypatch: pytes
     ds = load_dataset("DermaMNIST", image_size=16)
     assert ds.name == "dermamnist" and ds.train.images.shape == (12, 3, 16, 16)
     assert "resized to 16 px" in ds.description
+
+
+def test_medmnist_plus_size_reads_its_own_file_and_resizes(tmp_path: Path) -> None:
+    """MedMNIST+ naming: 28 px is <flag>.npz, the others <flag>_<size>.npz; image_size resizes (224 -> 128)."""
+    write_npz(tmp_path, "breastmnist", make_arrays(num_classes=2, seed=1))  # the 28 px file must not be read
+    big = make_arrays(num_classes=2, size=224, seed=2)
+    write_npz(tmp_path, "breastmnist", big, name="breastmnist_224.npz")
+    ds = load_dataset("breastmnist", data_dir=tmp_path, size=224, download=False)
+    assert ds.image_size == 224 and native_image_size("breastmnist", size=224) == 224
+    assert np.array_equal(ds.test.images[:, 0].numpy(), big["test_images"])
+    assert "breastmnist_224.npz" in ds.description
+
+    resized = load_dataset("breastmnist", data_dir=tmp_path, size=224, image_size=128, download=False)
+    assert resized.train.images.shape == (12, 1, 128, 128) and "resized to 128 px" in resized.description
+    assert load_dataset("breastmnist", data_dir=tmp_path, size=28, download=False).image_size == 28
+
+
+@pytest.mark.parametrize(
+    ("name", "size", "message"),
+    [
+        ("breastmnist", 100, "size must be one of [28, 64, 128, 224] (the MedMNIST+ file sizes), got 100"),
+        ("digits", 64, "size 64 picks a MedMNIST+ file; data set 'digits' is not MedMNIST"),
+    ],
+)
+def test_bad_medmnist_size_is_one_line(tmp_path: Path, name: str, size: int, message: str) -> None:
+    with pytest.raises(DatasetError, match=re.escape(message)):
+        load_dataset(name, data_dir=tmp_path, size=size, download=False)
+
+
+def test_file_of_the_wrong_size_is_named(tmp_path: Path) -> None:
+    path = write_npz(tmp_path, "breastmnist", make_arrays(num_classes=2), name="breastmnist_64.npz")
+    with pytest.raises(DatasetError, match=re.escape(f"{path}: holds 28 px images; expected 64 px")):
+        load_dataset("breastmnist", data_dir=tmp_path, size=64, download=False)
 
 
 def test_fingerprint_is_stable_and_sees_one_pixel(tmp_path: Path) -> None:
@@ -142,7 +175,7 @@ def test_missing_file_without_download_says_where_to_put_it(tmp_path: Path) -> N
         load_dataset("octmnist", data_dir=tmp_path, download=False)
     text = str(info.value)
     assert f"MedMNIST file {path} is missing and download=False" in text
-    assert MEDMNIST_URL.format(flag="octmnist") in text and f"save it as {path}" in text
+    assert MEDMNIST_URL.format(file="octmnist.npz") in text and f"save it as {path}" in text
     assert "\n" not in text
 
 
@@ -166,6 +199,22 @@ def test_offline_download_fails_fast_with_the_reason(tmp_path: Path, monkeypatch
     assert not (data_dir / "bloodmnist.npz").exists()
 
 
+def test_offline_download_of_a_medmnist_plus_size_names_its_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Offline, one line names `<flag>_<size>.npz`, its URL and where to put it; nothing is left behind."""
+    def no_network(*args: object, **kwargs: object) -> None:
+        raise OSError("network disabled by the test")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    data_dir = tmp_path / "plus"
+    with pytest.raises(DatasetError) as info:
+        load_dataset("breastmnist", data_dir=data_dir, size=128)
+    text, path = str(info.value), data_dir / "breastmnist_128.npz"
+    assert f"MedMNIST file {path} is missing and the download failed (" in text and "\n" not in text
+    assert MEDMNIST_URL.format(file="breastmnist_128.npz") in text and f"save it as {path}" in text
+    assert not path.exists() and not (data_dir / "breastmnist.npz").exists()
+
+
 def test_download_without_the_medmnist_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "medmnist", None)  # makes `import medmnist` raise ImportError
     with pytest.raises(DatasetError, match=r"the download failed \(the medmnist package is not importable"):
@@ -178,5 +227,7 @@ def test_embedded_class_names_match_the_installed_medmnist() -> None:
         labels = medmnist.INFO[flag]["label"]
         assert MEDMNIST_CLASSES[flag] == tuple(labels[str(i)] for i in range(len(labels))), flag
         assert "multi-label" not in medmnist.INFO[flag]["task"], flag
-        assert medmnist.INFO[flag]["url"] == MEDMNIST_URL.format(flag=flag), flag
+        assert medmnist.INFO[flag]["url"] == MEDMNIST_URL.format(file=medmnist_file(flag, 28)), flag
+        for size in MEDMNIST_SIZES[1:]:
+            assert medmnist.INFO[flag][f"url_{size}"] == MEDMNIST_URL.format(file=medmnist_file(flag, size)), flag
     assert "multi-label" in medmnist.INFO["chestmnist"]["task"]

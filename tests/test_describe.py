@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 
 from ganmix.tracking import describe, query, figures
 from ganmix.tracking.query import TrialSummary
-from ganmix.tracking.runs import BASELINE, COMPLETED, EARLY_STOPPED, KIND, PARENT, TRIAL_ID
+from ganmix.tracking.runs import BASELINE, COMPLETED, EARLY_STOPPED, KIND, PARENT, TRIAL_ID, RunLogger
 
 
 def summary(name: str, value: float | None, *, run_id: str | None = None, baseline: bool = False,
@@ -45,24 +45,24 @@ def test_ranking_tuned_baseline_and_lift():
 
 
 def test_description_answers_in_one_sentence_and_links_runs():
-    text = describe.description(TRIALS, experiment_id="7", metric="val_auc", mode="max", dataset="digits",
+    text = describe.description(TRIALS, experiment_id="7", metric="val_auc", dataset="digits",
                                 search="s1", done=True)
     first = text.splitlines()[0]
     assert first == ("**On digits, `acgan r=1.86 e=37 z=16` wins (val_auc 0.9500), +0.0300 over the tuned real-only "
                      "baseline `real-only lr=3e-4` (0.9200).**")
     assert "| 1 | [acgan r=1.86 e=37 z=16](#/experiments/7/runs/acgan_r=1.86_e=37_z=16?workflowType=machine_learning) | 0.9500 | +0.0300 | 0.9400 |" in text
     assert "6 trials, 4 completed, 1 stopped early, 1 failed" in text
-    top1 = describe.description(TRIALS, experiment_id="7", metric="val_auc", mode="max", dataset="digits",
+    top1 = describe.description(TRIALS, experiment_id="7", metric="val_auc", dataset="digits",
                                 search="s1", done=False, top=1)
     assert "wins so far" in top1 and "[real-only lr=3e-4]" in top1  # the baseline row is added below the top
-    real_wins = describe.answer(TRIALS[:2], metric="val_auc", mode="max", dataset="digits", done=True)
+    real_wins = describe.answer(TRIALS[:2], metric="val_auc", dataset="digits", done=True)
     assert "real-only `real-only lr=3e-4` wins" in real_wins and "no augmentation recipe beat" in real_wins
-    assert describe.answer([], metric="val_auc", mode="max", dataset="digits", done=False) == \
+    assert describe.answer([], metric="val_auc", dataset="digits", done=False) == \
         "No trial has completed so far."
 
 
 def test_trials_table_lists_every_trial_best_first():
-    table = figures.trials_table(TRIALS, "val_auc", "max")
+    table = figures.trials_table(TRIALS, "val_auc")
     assert table["trial"][:2] == ["acgan r=1.86 e=37 z=16", "real-only lr=3e-4"]
     assert table["rank"] == ["1", "2", "3", "4", "stopped early", "failed"]
     assert {len(column) for column in table.values()} == {len(TRIALS)}
@@ -94,7 +94,7 @@ def test_describer_keeps_ranks_lifts_and_the_winner_current(store):
     base = add_trial(client, experiment_id, parent, "baseline", 0.90, baseline=True)
     gan = add_trial(client, experiment_id, parent, "acgan r=1 e=3 z=16", 0.93)
     early = add_trial(client, experiment_id, parent, "cvae r=1 e=3 z=16", 0.70, early=True)
-    describer = describe.SearchDescriber(uri, experiment_id, parent, "val_auc", "max", "digits", "s1")
+    describer = describe.SearchDescriber(RunLogger(uri, parent), experiment_id, "val_auc", "digits", "s1")
     describer.refresh()
     runs = {r.info.run_id: r for r in client.search_runs([experiment_id], f"tags.`{PARENT}` = '{parent}'")}
     assert [runs[r].data.tags[describe.RANK] for r in (gan, base, early)] == ["1", "2", "stopped early"]
@@ -110,21 +110,28 @@ def test_describer_keeps_ranks_lifts_and_the_winner_current(store):
     assert describe.BEST in client.get_run(better).data.tags and describe.BEST not in client.get_run(gan).data.tags
     assert client.get_run(gan).data.tags[describe.RANK] == "2"
     assert client.get_run(parent).data.tags[describe.NOTE].startswith("**On digits, `dcgan r=2 e=9 z=64` wins (")
+    # Confirmed, then resumed: the description keeps leading with the confirmation above the fresh ranking.
+    describe.write_confirmed_lead(uri, parent, "**Confirmed over 6 seeds: x**")
+    add_trial(client, experiment_id, parent, "wgan_gp r=1 e=5 z=64", 0.98)
+    describe.SearchDescriber(RunLogger(uri, parent), experiment_id, "val_auc", "digits", "s1").refresh(done=True)
+    note = client.get_run(parent).data.tags[describe.NOTE]
+    assert note.startswith("**Confirmed over 6 seeds: x**") and note.count(describe.ONE_SEED) == 1
+    assert note.split(describe.ONE_SEED)[1].lstrip().startswith("**On digits, `wgan_gp r=1 e=5 z=64` wins (")
 
 
 def test_trials_table_and_optuna_plots_on_the_parent(store):
     uri, client, experiment_id, parent = store
     add_trial(client, experiment_id, parent, "baseline", 0.90, baseline=True)
     add_trial(client, experiment_id, parent, "acgan r=1 e=3 z=16", 0.93)
-    summaries = describe.SearchDescriber(uri, experiment_id, parent, "val_auc", "max", "digits", "s1").refresh()
-    figures.log_trials_table(uri, parent, summaries, "val_auc", "max")
+    summaries = describe.SearchDescriber(RunLogger(uri, parent), experiment_id, "val_auc", "digits", "s1").refresh()
+    figures.log_trials_table(RunLogger(uri, parent), summaries, "val_auc")
     table = json.loads(Path(client.download_artifacts(parent, figures.TABLE_FILE)).read_text())
     assert table["columns"][:3] == ["rank", "trial", "val/auc"] and [row[1] for row in table["data"]] == \
         ["acgan r=1 e=3 z=16", "baseline"]
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0))
     study.optimize(lambda t: t.suggest_float("x", 0, 1) - t.suggest_int("y", 0, 3), n_trials=6)
-    logged = figures.log_study_figures(uri, parent, study)
+    logged = figures.log_study_figures(RunLogger(uri, parent), study)
     assert logged == ["optuna/optimization_history.png", "optuna/parallel_coordinate.png",
                       "optuna/param_importances.png"]
     assert {a.path for a in client.list_artifacts(parent, "optuna")} == set(logged)
@@ -136,5 +143,7 @@ def test_shared_view_selects_the_answers_columns(store):
     view = json.loads(client.get_experiment(experiment_id).tags[describe.SHARED_VIEW])
     assert view["selectedColumns"][:4] == ["metrics.`val/macro_f1`", "metrics.`lift/val_macro_f1`",
                                            "metrics.`test/macro_f1`", "tags.`ganmix.rank`"]
+    # What `ganmix confirm` writes on the search's own row: the confirmed lift on the test split, the verdict.
+    assert view["selectedColumns"][4:] == ["metrics.`lift/test_macro_f1`", "tags.`ganmix.confirmed`"]
     # A sample-metric objective has no test counterpart.
     assert describe.runs_view("fid")["selectedColumns"][:2] == ["metrics.`sample/fid`", "metrics.`lift/fid`"]

@@ -126,7 +126,7 @@ def test_tracking_server_crash_and_restart_loses_no_metric(
         logged_while_down += sum(down_at * 1000 <= m.timestamp <= up_at * 1000
                                  for history in histories.values() for m in history)
     # The outage really hit the trials: metrics stamped while the server was down still arrived.
-    gan_metrics = [m for run in by_trial.values() for key in run.data.metrics if key.startswith("gan/")
+    gan_metrics = [m for run in by_trial.values() for key in run.data.metrics if key.startswith("generator/")
                    for m in client.get_metric_history(run.info.run_id, key)]
     logged_while_down += sum(down_at * 1000 <= m.timestamp <= up_at * 1000 for m in gan_metrics)
     # The outage really hit a trial: one that was training when the server died went on logging after the
@@ -148,7 +148,7 @@ def test_diverging_generator_fails_its_trial_and_the_search_goes_on(
     trials = 3  # with seed 1: the baseline, an ACGAN and a DCGAN trial (TPE's random start-up draws)
     spec = write_search_spec(
         tmp_path / "spec.yaml", trials=trials, seed=1,
-        space={"gan_epochs": {"type": "int", "low": 1, "high": 2},
+        space={"generator_epochs": {"type": "int", "low": 1, "high": 2},
                "synthetic_ratio": {"type": "float", "low": 0.2, "high": 1.0},
                "generator": ["dcgan", "acgan"]},
         generator_space={"acgan": {"aux_weight": [1.0e38]}, "dcgan": {}},

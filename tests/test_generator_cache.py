@@ -11,8 +11,8 @@ import torch
 from _cache_writer import NUM_CLASSES, tiny_config, tiny_data, train, writer
 
 from ganmix.datasets import load_dataset
-from ganmix.models.generator import make_generator_config, train_generator
-from ganmix.models.generator_cache import GeneratorCache, generator_key, key_digest
+from ganmix.models.generator import generator_class, list_generators, make_generator_config, train_generator
+from ganmix.models.generator_cache import GeneratorCache, generator_key, key_digest, train_with_cache
 from ganmix.search.pipeline import make_synthetic
 from ganmix.search.recipe import Recipe
 from ganmix.tracking import runs, store
@@ -22,7 +22,7 @@ def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
 
 
-@pytest.mark.parametrize("family", ["dcgan", "wgan_gp", "acgan", "cvae"])
+@pytest.mark.parametrize("family", list_generators())
 def test_resumes_from_the_largest_snapshot_at_most_e_and_matches_training_from_scratch(family, tmp_path):
     cache = GeneratorCache(tmp_path)
     first = train(cache, 2, family=family)
@@ -53,12 +53,32 @@ def test_resumes_from_the_largest_snapshot_at_most_e_and_matches_training_from_s
     assert same_weights(plain, scratch_model.model)
 
 
+@pytest.mark.parametrize("family", list_generators())
+def test_resume_at_28_px_equals_training_from_scratch(family, tmp_path):
+    """Every family at 28 px, 3 channels, tiny options: 1 cached epoch + 1 resumed = 2 from scratch, bit for bit
+    (weights, EMA or optimizer state via the weights they produce, and the per-epoch metrics)."""
+    cfg = make_generator_config(family, image_size=28, channels=3, num_classes=NUM_CLASSES, batch_size=4,
+                                options=generator_class(family).tiny_options)
+    rng = torch.Generator().manual_seed(2)
+    images = torch.randint(0, 256, (8, 3, 28, 28), generator=rng, dtype=torch.uint8)
+    labels = torch.arange(8) % NUM_CLASSES
+    cache = GeneratorCache(tmp_path)
+
+    def run(epochs: int, cache: GeneratorCache | None):
+        torch.manual_seed(0)
+        return train_with_cache(family, cfg, images, labels, epochs=epochs, fingerprint="fp-28", cache=cache)
+
+    run(1, cache)
+    resumed, scratch = run(2, cache), run(2, None)
+    assert (resumed.resumed_from, resumed.trained) == (1, 1)
+    assert same_weights(resumed.model, scratch.model) and resumed.history == scratch.history
+
+
 @pytest.mark.parametrize(
     "other",
     [
         {"cfg": tiny_config(width=8)},  # another option
-        {"cfg": make_generator_config("dcgan", image_size=8, channels=1, num_classes=NUM_CLASSES, latent_dim=16,
-                                      batch_size=4, options={"width": 4})},  # another latent size
+        {"cfg": tiny_config(latent_dim=16)},  # another latent size
         {"seed": 1},
         {"fingerprint": "fp-b"},  # other data
     ],
@@ -77,7 +97,7 @@ def test_key_covers_family_image_size_and_device():
     variants = [
         generator_key(fingerprint="f", family="acgan", config=tiny_config("acgan"), seed=0, device="cpu"),
         generator_key(fingerprint="f", family="dcgan", seed=0, device="cpu", config=make_generator_config(
-            "dcgan", image_size=16, channels=1, num_classes=NUM_CLASSES, latent_dim=8, batch_size=4,
+            "dcgan", image_size=16, channels=1, num_classes=NUM_CLASSES, batch_size=4,
             options={"width": 4})),
         generator_key(fingerprint="f", family="dcgan", config=tiny_config(), seed=0, device="cuda"),
     ]
@@ -115,7 +135,7 @@ def test_concurrent_trials_on_one_machine_do_not_clash(tmp_path):
     assert same_weights(train(cache, 3).model, train(None, 3).model)
 
 
-def test_a_trial_logs_gan_epochs_trained_and_reused(tmp_path):
+def test_a_trial_logs_generator_epochs_trained_and_reused(tmp_path):
     uri = store.default_tracking_uri(tmp_path)
     store.check_reachable(uri)
     experiment_id = store.ensure_experiment(store.client(uri), "digits", uri)
@@ -123,7 +143,7 @@ def test_a_trial_logs_gan_epochs_trained_and_reused(tmp_path):
     logged = []
     for epochs in (2, 3):
         logger = runs.start_run(uri, experiment_id, name=f"gan-{epochs}", tags={})
-        recipe = Recipe(generator="dcgan", gan_epochs=epochs, latent_dim=16, synthetic_ratio=0.2)
+        recipe = Recipe(generator="dcgan", generator_epochs=epochs, generator_options={"latent_dim": 16}, synthetic_ratio=0.2)
         torch.manual_seed(recipe.generator_seed)
         make_synthetic(recipe, dataset, device=torch.device("cpu"), logger=logger, cache_dir=tmp_path / "cache",
                        sample_metrics=False)
@@ -131,8 +151,8 @@ def test_a_trial_logs_gan_epochs_trained_and_reused(tmp_path):
         logged.append(logger.run_id)
     client = store.client(uri)
     first, second = (client.get_run(run_id).data.metrics for run_id in logged)
-    assert (first["gan/epochs_trained"], first["gan/epochs_reused"]) == (2, 0)
-    assert (second["gan/epochs_trained"], second["gan/epochs_reused"]) == (1, 2)
+    assert (first["generator/epochs_trained"], first["generator/epochs_reused"]) == (2, 0)
+    assert (second["generator/epochs_trained"], second["generator/epochs_reused"]) == (1, 2)
     # The resumed trial still logs the generator's losses for every epoch, reused ones included.
-    assert [m.step for m in client.get_metric_history(logged[1], "gan/g_loss")] == [1, 2, 3]
+    assert [m.step for m in client.get_metric_history(logged[1], "generator/g_loss")] == [1, 2, 3]
     assert Path(tmp_path / "cache" / "generators").is_dir()

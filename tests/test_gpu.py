@@ -33,7 +33,7 @@ def data(n: int = 32, *, size: int = 28, classes: int = 2) -> tuple[torch.Tensor
 def test_generator_step_on_cuda_returns_device_tensors(name):
     torch.manual_seed(0)
     model = create_generator(name, make_generator_config(name, image_size=28, channels=1, num_classes=2,
-                                                         latent_dim=16, batch_size=16)).to(CUDA)
+                                                         batch_size=16)).to(CUDA)
     images, labels = data(16)
     metrics = model.train_step(to_unit(images, CUDA), labels.to(CUDA))
     # Device tensors, not floats: the step never waits for the GPU to read a loss back.
@@ -57,7 +57,7 @@ def test_classifier_trainer_on_cuda(name):
 
 
 def test_generator_cache_resumes_on_cuda(tmp_path):
-    cfg = make_generator_config("dcgan", image_size=28, channels=1, num_classes=2, latent_dim=16, batch_size=16)
+    cfg = make_generator_config("dcgan", image_size=28, channels=1, num_classes=2, batch_size=16)
     images, labels = data(32)
     cache = GeneratorCache(tmp_path)
     for epochs, resumed in ((1, 0), (2, 1)):
@@ -77,7 +77,7 @@ def test_four_trial_search_shares_one_gpu(tmp_path):
     spec = tmp_path / "space.yaml"
     spec.write_text(yaml.safe_dump({
         "dataset": "digits", "trials": 4, "max_concurrent": 4, "cpus_per_trial": 1, "gpus_per_trial": 0.25,
-        "space": {"gan_epochs": {"type": "int", "low": 1, "high": 3},
+        "space": {"generator_epochs": {"type": "int", "low": 1, "high": 3},
                   "synthetic_ratio": {"type": "float", "low": 0.2, "high": 1.0},
                   "generator": {"type": "categorical", "choices": ["dcgan", "wgan_gp", "acgan", "cvae"]}},
         "fixed": {"classifier_epochs": 2, "classifier_min_steps": 0, "latent_dim": 16},
@@ -97,8 +97,8 @@ def test_four_trial_search_shares_one_gpu(tmp_path):
     # Every trial trained on the GPU (a quarter of it each), none fell back to the CPU.
     assert {r.data.tags.get("ganmix.device") for r in children} == {"cuda"}
     generated = [r for r in children if r.data.tags.get("ganmix.baseline") == "false"]
-    assert all(r.data.metrics["gan/epochs_trained"] + r.data.metrics["gan/epochs_reused"]
-               == int(r.data.params["gan_epochs"]) for r in generated if "gan/epochs_trained" in r.data.metrics)
+    assert all(r.data.metrics["generator/epochs_trained"] + r.data.metrics["generator/epochs_reused"]
+               == int(r.data.params["generator_epochs"]) for r in generated if "generator/epochs_trained" in r.data.metrics)
 
 
 @pytest.mark.integration

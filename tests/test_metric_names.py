@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from mlflow import MlflowClient
 
-from ganmix.search.metrics import REGISTRY, canonical_metric, internal_name, logged_name
+from ganmix.models.metrics import REGISTRY, canonical_metric, internal_name, logged_name
 from ganmix.search.spec import SearchSpec
 from ganmix.tracking import runs
 
@@ -14,8 +14,8 @@ EXPECTED = {
     "val_auc": "val/auc", "val_loss": "val/loss", "test_macro_f1": "test/macro_f1",
     "val_recall_benign": "val_recall/benign", "test_recall_malignant": "test_recall/malignant",
     "train_loss": "train/loss", "train_acc": "train/acc", "lr": "train/lr",
-    "gan_g_loss": "gan/g_loss", "gan_d_loss": "gan/d_loss", "gan_loss": "gan/loss",
-    "gan_epochs_trained": "gan/epochs_trained", "gan_epochs_reused": "gan/epochs_reused",
+    "generator_g_loss": "generator/g_loss", "generator_d_loss": "generator/d_loss", "generator_loss": "generator/loss",
+    "generator_epochs_trained": "generator/epochs_trained", "generator_epochs_reused": "generator/epochs_reused",
     "fid": "sample/fid", "near_copy_fraction": "sample/near_copy_fraction", "synthetic_count": "sample/synthetic_count",
     "filter_kept_fraction": "sample/filter_kept_fraction",
     "compute_seconds": "time/compute_seconds", "generator_seconds": "time/generator_seconds",
@@ -54,12 +54,12 @@ def test_run_logger_writes_sections_and_reads_them_back(tmp_path):
     experiment = client.create_experiment("names")
     logger = runs.start_run(uri, experiment, name="t", tags={})
     logger.log_metrics({"val_auc": 0.9, "fid": 3.0}, step=1)
-    logger.log_metric_steps([(1, {"gan_g_loss": 1.5}, 1000), (2, {"gan_g_loss": 1.2}, 2000)])
+    logger.log_metric_steps([(1, {"generator_g_loss": 1.5}, 1000), (2, {"generator_g_loss": 1.2}, 2000)])
     logger.finish()
     run = client.get_run(logger.run_id)
-    assert set(run.data.metrics) == {"val/auc", "sample/fid", "gan/g_loss"}
-    assert runs.read_metrics(run) == {"val_auc": 0.9, "fid": 3.0, "gan_g_loss": 1.2}
-    assert [m.step for m in runs.metric_history(uri, logger.run_id, "gan_g_loss")] == [1, 2]
+    assert set(run.data.metrics) == {"val/auc", "sample/fid", "generator/g_loss"}
+    assert runs.read_metrics(run) == {"val_auc": 0.9, "fid": 3.0, "generator_g_loss": 1.2}
+    assert [m.step for m in runs.metric_history(uri, logger.run_id, "generator_g_loss")] == [1, 2]
 
 
 def test_constraints_take_either_spelling():
@@ -67,3 +67,18 @@ def test_constraints_take_either_spelling():
 
     assert parse_constraints({"sample/near_copy_fraction": {"max": 0.01}}) == \
         parse_constraints({"near_copy_fraction": {"max": 0.01}})
+
+
+def test_best_so_far_follows_each_metrics_direction_over_latest_values():
+    from ganmix.models.metrics import BestSoFar
+
+    auc = BestSoFar("val_auc")
+    assert auc.update("a", 0.8) and auc.update("b", 0.9) and (auc.key, auc.value) == ("b", 0.9)
+    assert not auc.update("c", 0.9)  # a tie keeps the first
+    assert auc.update("b", 0.7) and (auc.key, auc.value) == ("c", 0.9)  # b's latest value fell: c leads
+    assert auc.update("c", 0.5) and (auc.key, auc.value) == ("a", 0.8)
+    assert not auc.update("d", float("nan")) and "d" not in auc.latest
+    loss = BestSoFar("val_loss")
+    loss.update("a", 0.3)
+    loss.update("b", 0.2)
+    assert (loss.key, loss.value) == ("b", 0.2)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ganmix.search.recipe import Recipe
-from ganmix.tracking.naming import GENERATOR_FIELDS, is_real_only, run_name, short_number
+from ganmix.search.recipe import GENERATOR_FIELDS, Recipe, is_real_only
+from ganmix.tracking.naming import run_name, short_number
 
 
 @pytest.mark.parametrize(("value", "text"), [(3e-4, "3e-4"), (0.00025, "2.5e-4"), (1.8571, "1.86"), (37, "37"),
@@ -15,19 +15,19 @@ def test_short_numbers(value, text):
 
 
 def test_names_say_what_a_run_is():
-    assert run_name(Recipe(synthetic_ratio=0.0, baseline=True).to_dict()) == "baseline"
-    assert run_name({"generator": "none", "classifier_lr": 3e-4, "augment": "flip"}) == "real-only lr=3e-4 flip"
-    assert run_name(Recipe(synthetic_ratio=0.0, classifier_lr=0.003).to_dict()) == "real-only lr=3e-3"
-    gan = Recipe(generator="acgan", synthetic_ratio=1.8571, gan_epochs=37, latent_dim=16).to_dict()
+    assert run_name(Recipe(synthetic_ratio=0.0, baseline=True)) == "baseline"
+    real = Recipe(generator="none", synthetic_ratio=0.0, classifier_lr=3e-4, augment="flip")
+    assert run_name(real) == "real-only lr=3e-4 flip"
+    assert run_name(Recipe(synthetic_ratio=0.0, classifier_lr=0.003)) == "real-only lr=3e-3"
+    gan = Recipe(generator="acgan", synthetic_ratio=1.8571, generator_epochs=37, generator_options={"latent_dim": 16})
     assert run_name(gan) == "acgan r=1.86 e=37 z=16"
-    assert run_name({**gan, "allocation": "balance"}) == "acgan r=1.86 e=37 z=16 bal"
-    assert run_name({**gan, "augment": ["flip", "crop"]}) == "acgan r=1.86 e=37 z=16 flip+crop"
-    assert run_name({**gan, "augment": "none"}) == "acgan r=1.86 e=37 z=16"
+    assert run_name(gan.replace(allocation="balance")) == "acgan r=1.86 e=37 z=16 bal"
+    assert run_name(gan.replace(augment="flip_rotate")) == "acgan r=1.86 e=37 z=16 flip_rotate"
 
 
 def test_real_only_runs_log_no_generator_params():
     baseline = Recipe(generator="dcgan", synthetic_ratio=0.0, generator_options={"width": 32}, baseline=True)
-    assert is_real_only(baseline.to_dict()) and is_real_only({"generator": "none", "synthetic_ratio": 1.0})
+    assert baseline.real_only and is_real_only("none") and not is_real_only("dcgan", 1.0)
     params = baseline.to_params()
     assert params["generator"] == "none" and params["synthetic_ratio"] == "0.0" and params["baseline"] == "True"
     assert not any(key.split(".")[0] in GENERATOR_FIELDS for key in params), sorted(params)
@@ -36,4 +36,4 @@ def test_real_only_runs_log_no_generator_params():
 def test_gan_runs_log_every_field_flattened():
     recipe = Recipe(generator="wgan_gp", synthetic_ratio=1.0, generator_options={"n_critic": 3})
     params = recipe.to_params()
-    assert params["generator_options.n_critic"] == "3" and params["gan_epochs"] == str(recipe.gan_epochs)
+    assert params["generator_options.n_critic"] == "3" and params["generator_epochs"] == str(recipe.generator_epochs)

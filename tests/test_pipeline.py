@@ -25,7 +25,7 @@ def logger(tmp_path):
 
 def test_confidence_filter_keeps_exact_counts_and_logs_quality(tmp_path, logger):
     dataset = load_dataset("digits")
-    recipe = Recipe(generator="cvae", gan_epochs=2, latent_dim=16, synthetic_ratio=0.3, allocation="balance",
+    recipe = Recipe(generator="cvae", generator_epochs=2, generator_options={"latent_dim": 16}, synthetic_ratio=0.3, allocation="balance",
                     filter_threshold=0.5, classifier_epochs=1, classifier_min_steps=0)
     reported: list[dict[str, float]] = []
     metrics = execute_recipe(recipe, dataset, device=torch.device("cpu"), logger=logger, report=reported.append,
@@ -95,12 +95,12 @@ def test_pipeline_writes_to_any_sink():
     sink = MemorySink()
     protocol = {name for name in vars(Sink) if name.startswith("log_")}
     assert protocol <= set(dir(sink)) and protocol <= set(dir(runs.RunLogger))  # MLflow's sink implements it
-    recipe = Recipe(generator="dcgan", gan_epochs=1, latent_dim=16, synthetic_ratio=0.2, classifier_epochs=2, classifier_min_steps=0)
+    recipe = Recipe(generator="dcgan", generator_epochs=1, generator_options={"latent_dim": 16}, synthetic_ratio=0.2, classifier_epochs=2, classifier_min_steps=0)
     final = execute_recipe(recipe, load_dataset("digits"), device=torch.device("cpu"), logger=sink,
                            sample_metrics=False)
     epochs = [step for step, m in sink.metrics if "val_auc" in m]
     assert epochs == [1, 2] and final["test_auc"] > 0.5
-    assert [step for step, m in sink.metrics if "gan_g_loss" in m] == [1]
+    assert [step for step, m in sink.metrics if "generator_g_loss" in m] == [1]
     assert {"samples/grid.png", "samples/synthetic.npz", "generator/generator.pt"} <= set(sink.files)
     table = sink.files["per_class.json"]
     assert table["class"] == [str(c) for c in range(10)] and sum(table["synthetic_images"]) == final["synthetic_count"]

@@ -19,7 +19,7 @@ class Tty(io.StringIO):
 
 def test_off_a_terminal_one_line_per_finished_trial():
     out = io.StringIO()
-    progress = SearchProgress(3, "val_auc", "max", stream=out)
+    progress = SearchProgress(3, "val_auc", stream=out)
     for _ in range(2):
         progress.started_trial()
     assert out.getvalue() == ""  # starts and results print nothing
@@ -40,7 +40,7 @@ def test_off_a_terminal_one_line_per_finished_trial():
 
 def test_failed_trials_and_minimised_metrics():
     out = io.StringIO()
-    progress = SearchProgress(2, "val_loss", "min", stream=out)
+    progress = SearchProgress(2, "val_loss", stream=out)
     progress.finished_trial("dcgan r=1 e=3 z=16", status="failed", value=None)
     progress.finished_trial("baseline", status="completed", value=0.2)
     lines = out.getvalue().splitlines()
@@ -51,7 +51,7 @@ def test_failed_trials_and_minimised_metrics():
 def test_on_a_terminal_one_live_bar(monkeypatch):
     monkeypatch.setenv("COLUMNS", "130")  # a terminal wide enough for the whole bar
     out = Tty()
-    progress = SearchProgress(2, "val_auc", "max", stream=out)
+    progress = SearchProgress(2, "val_auc", stream=out)
     assert progress.live
     progress.started_trial()
     progress.finished_trial("baseline", status="completed", value=0.9)
@@ -66,13 +66,13 @@ def test_final_table_and_quiet():
     out = io.StringIO()
     rows = [TrialRow("1", "acgan r=1.86 e=37 z=16", 0.95, 0.03, 0.94)]
     base = TrialRow("2", "real-only lr=3e-4", 0.92, 0.0, None)
-    SearchProgress(2, "val_auc", "max", stream=out).summary(rows, base, test_metric="test_auc")
+    SearchProgress(2, "val_auc", stream=out).summary(rows, base, test_metric="test_auc")
     lines = out.getvalue().splitlines()
     assert re.split(r"\s{2,}", lines[0].strip()) == ["rank", "trial", "val_auc", "vs baseline", "test_auc"]
     assert "acgan r=1.86 e=37 z=16" in lines[1] and "+0.0300" in lines[1] and "0.9400" in lines[1]
     assert "real-only lr=3e-4" in lines[2] and len(lines) == 3
     quiet = io.StringIO()
-    progress = SearchProgress(2, "val_auc", "max", stream=quiet, quiet=True)
+    progress = SearchProgress(2, "val_auc", stream=quiet, quiet=True)
     progress.finished_trial("baseline", status="completed", value=0.9)
     progress.summary(rows, base, test_metric=None)
     assert quiet.getvalue() == ""

@@ -15,9 +15,10 @@ import yaml
 from mlflow import MlflowClient
 
 from ganmix.datasets import load_dataset
+from ganmix.models.generator import generator_class, list_generators
 from ganmix.search.allocation import allocate, synthetic_total
-from ganmix.search.recipe import Recipe
-from ganmix.tracking.naming import GENERATOR_FIELDS, run_name
+from ganmix.search.recipe import GENERATOR_FIELDS, Recipe
+from ganmix.tracking.naming import run_name
 
 pytestmark = pytest.mark.integration
 
@@ -29,13 +30,15 @@ SPEC = {
     "max_concurrent": 2,
     "metric": "val_auc",
     "space": {
-        "gan_epochs": {"type": "int", "low": 1, "high": 3},
+        "generator_epochs": {"type": "int", "low": 1, "high": 3},
         "synthetic_ratio": {"type": "float", "low": 0.2, "high": 1.5},
-        "generator": {"type": "categorical", "choices": ["dcgan", "wgan_gp", "acgan", "cvae"]},
+        "generator": {"type": "categorical", "choices": list_generators()},  # every family, GPU ones too
         "allocation": {"type": "categorical", "choices": ["proportional", "balance"]},
     },
-    "generator_space": {"wgan_gp": {"n_critic": {"type": "int", "low": 1, "high": 2}}},
-    "fixed": {"classifier_epochs": CLASSIFIER_EPOCHS, "classifier_min_steps": 0, "latent_dim": 16},
+    # Each family at its declared tiny options (one choice each), so any family trains in seconds.
+    "generator_space": {name: {option: [value] for option, value in generator_class(name).tiny_options.items()}
+                        for name in list_generators()},
+    "fixed": {"classifier_epochs": CLASSIFIER_EPOCHS, "classifier_min_steps": 0},
     # A sample metric as a constraint: TPE and `ganmix best` then prefer trials that satisfy it.
     "constraints": {"near_copy_fraction": {"max": 0.5}},
 }
@@ -98,8 +101,9 @@ def test_every_trial_logs_all_recipe_params_and_per_epoch_metrics(searched):
         else:  # stopped by ASHA at a rung
             assert run.data.tags.get("ganmix.early_stopped") == "true" and len(history) >= 1
         if not recipe.baseline:
-            gan_key = "gan/loss" if recipe.generator == "cvae" else "gan/g_loss"
-            assert len(client.get_metric_history(run.info.run_id, gan_key)) == recipe.gan_epochs
+            losses = [k for k in run.data.metrics if k.startswith("generator/") and "epochs_" not in k]
+            assert losses and all(len(client.get_metric_history(run.info.run_id, k)) == recipe.generator_epochs
+                                  for k in losses)
 
 
 def test_sample_sets_have_exactly_the_counts_the_recipe_asked_for(searched):
@@ -175,14 +179,33 @@ def test_confirm_reruns_the_arms_over_seeds_and_records_a_verdict(searched):
     arms = {r.data.tags["ganmix.arm"] for r in seeds}
     assert any(a.endswith("real-only") for a in arms) and len(seeds) == 2 * len(arms)
     assert all(r.info.status == "FINISHED" and "test/auc" in r.data.metrics for r in seeds)
+    # Every GAN arm has its ablation: the same recipe with generator none, paired by seed.
+    table = json.loads(_artifact_text(client, conf.info.run_id, "confirmation/arms.json"))
+    rows = [dict(zip(table["columns"], row)) for row in table["data"]]
+    recipes = {r.data.tags["ganmix.arm"]: Recipe.from_yaml(_artifact_text(client, r.info.run_id, "recipe.yaml"))
+               for r in seeds}
+    gan_rows = [row for row in rows if not recipes[row["arm"]].real_only]
+    for row in gan_rows:
+        twin = recipes[row["ablation_arm"]]
+        assert twin.real_only and twin.to_params().items() >= {
+            k: v for k, v in recipes[row["arm"]].ablated().to_params().items() if k != "classifier_seed"}.items()
+        assert row["generator_effect_p_holm"] is not None or row["generator_effect"] is None
+    assert all(row["vs_real_only"] is None for row in rows if row["role"].startswith(("ablation", "tuned")))
+    assert "its generator's own effect" in conf.data.tags["ganmix.verdict"] or not gan_rows
     # Paired seeds: the same classifier seed in every arm, two different seeds per arm.
     by_seed = {}
     for run in seeds:
         by_seed.setdefault(run.data.tags["ganmix.seed"], set()).add(run.data.params["classifier_seed"])
     assert len(by_seed) == 2 and all(len(v) == 1 for v in by_seed.values())
     assert client.get_run(parent.info.run_id).data.tags["ganmix.verdict"] == conf.data.tags["ganmix.verdict"]
+    # The search's own run leads with the confirmed answer: metrics and tags on its row, the description.
+    searched_run = client.get_run(parent.info.run_id)
+    assert {"test/auc", "lift/test_auc"} <= set(searched_run.data.metrics)
+    assert searched_run.data.tags["mlflow.note.content"].startswith("**Confirmed over 2 seeds on the test split: ")
+    assert "One-seed ranking" in searched_run.data.tags["mlflow.note.content"]
     best = ganmix("best", "--results-dir", str(root / "results"), cwd=root)
     assert "confirmed: " + conf.data.tags["ganmix.verdict"] in best.stdout
+    assert "confirmed answer: " + searched_run.data.tags["ganmix.confirmed"] in best.stdout
 
 
 def _artifact_bytes(client: MlflowClient, run_id: str, path: str) -> bytes:
@@ -201,7 +224,7 @@ def test_the_ui_answers_at_a_glance(searched):
     client, parent = searched["client"], searched["parents"][0]
     for run in searched["children"]:
         recipe = Recipe.from_yaml(_artifact_text(client, run.info.run_id, "recipe.yaml"))
-        assert run.info.run_name == run_name(recipe.to_dict())
+        assert run.info.run_name == run_name(recipe)
         assert run.data.tags["ganmix.rank"]
     winners = [r for r in searched["children"] if r.data.tags.get("ganmix.best") == "true"]
     assert len(winners) == 1 and winners[0].data.tags["ganmix.rank"] == "1"

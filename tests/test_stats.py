@@ -9,7 +9,7 @@ import pytest
 from scipy import stats as sps
 
 from ganmix.search import stats
-from ganmix.search.metrics import SEARCHABLE, MetricError, confirming_metric, metric_info, selection_metric
+from ganmix.models.metrics import SEARCHABLE, MetricError, confirming_metric, metric_info, selection_metric
 
 
 def test_mean_ci_is_the_student_t_interval() -> None:
@@ -19,6 +19,46 @@ def test_mean_ci_is_the_student_t_interval() -> None:
     assert got.mean == pytest.approx(0.884) and got.n == 5
     assert (got.low, got.high) == pytest.approx((low, high))
     assert math.isnan(stats.mean_ci([0.9]).low) and stats.mean_ci([]).n == 0
+
+
+def test_an_auc_interval_never_leaves_zero_one() -> None:
+    # Two seeds near the top: the old t interval (df=1) gave .788..1.009, past the metric's range.
+    wide = stats.mean_ci([0.8898, 0.9072])
+    assert wide.high > 1.0  # the t interval, still used for unbounded metrics such as the loss
+    auc = stats.mean_ci([0.8898, 0.9072], unit_interval=True)
+    assert 0.8898 <= auc.low <= auc.mean <= auc.high <= 0.9072
+    rng = np.random.default_rng(0)
+    for n in range(2, 9):
+        for _ in range(30):
+            values = np.clip(rng.choice([1.0, 0.0, 0.5]) + rng.normal(0, 0.2, n), 0, 1)
+            got = stats.mean_ci(values, unit_interval=True)
+            assert 0.0 <= got.low <= got.mean <= got.high <= 1.0, (values, got)
+    assert stats.mean_ci([1.0, 1.0, 0.99], unit_interval=True).high == 1.0
+    assert metric_info("test_auc").unit_interval and metric_info("test_recall_malignant").unit_interval
+    assert not metric_info("test_loss").unit_interval
+
+
+def test_holm_against_a_hand_checked_example() -> None:
+    # Holm: sort p ascending, multiply the i-th smallest (from 0) by (m - i), keep the running maximum, cap at 1.
+    # 0.005*4=0.02, 0.01*3=0.03, 0.03*2=0.06, 0.04*1=0.04 -> running max 0.02, 0.03, 0.06, 0.06.
+    got = stats.holm({"a": 0.01, "b": 0.04, "c": 0.03, "d": 0.005})
+    assert got == pytest.approx({"a": 0.03, "b": 0.06, "c": 0.06, "d": 0.02})
+    assert stats.holm({"a": 0.4, "b": 0.9}) == pytest.approx({"a": 0.8, "b": 0.9})
+    nan = stats.holm({"a": 0.02, "b": math.nan})  # no paired seed: not in the family
+    assert nan["a"] == pytest.approx(0.02) and math.isnan(nan["b"])
+
+
+def test_the_corrected_p_decides_and_is_in_the_verdict() -> None:
+    six = {s: 0.9 for s in range(6)}
+    better = {s: 0.9 + 0.01 * (s + 1) for s in range(6)}
+    alone = stats.corrected({"top1": stats.paired(better, six, "test_auc")})["top1"]
+    assert alone.p_holm == pytest.approx(0.03125) and alone.significant
+    family = stats.corrected({k: stats.paired(better, six, "test_auc") for k in ("top1", "top2", "gan")})
+    assert family["top1"].p_holm == pytest.approx(3 * 0.03125) and not family["top1"].significant
+    line = stats.verdict_line("acgan r=1.00", family["top1"], "test_auc")
+    assert "p=0.031, Holm p=0.094 over 3, 6 seeds, better on 6): not significant" in line
+    # Exact two-sided Wilcoxon: smallest p is 2/2**n; Holm multiplies it by the family size.
+    assert [stats.min_seeds_for_significance(m) for m in (1, 2, 3, 4)] == [6, 7, 7, 8]
 
 
 def test_wilcoxon_matches_scipy_and_known_exact_values() -> None:

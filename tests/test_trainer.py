@@ -125,7 +125,7 @@ def test_the_best_val_epoch_is_the_one_restored() -> None:
     val = _val()
     model = _model()
     seen: list[tuple[int, dict, dict]] = []
-    settings = TrainSettings(epochs=6, lr=3e-2, batch_size=8, select_metric="val_loss", select_mode="min")
+    settings = TrainSettings(epochs=6, lr=3e-2, batch_size=8, select_metric="val_loss")
     result = fit_classifier(model, images, labels, settings=settings, device="cpu", num_classes=2, val=val,
                             on_epoch=lambda e, m, b: seen.append((e, dict(m), dict(b))))
     losses = [m["val_loss"] for _, m, _ in seen]

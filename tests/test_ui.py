@@ -32,6 +32,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def make_store(results: Path) -> Path:
+    """An empty store: `ganmix ui` refuses a results folder that holds none (it would serve an empty one)."""
+    from ganmix.tracking import store
+
+    store.check_reachable(store.default_tracking_uri(results))
+    return results
+
+
 def start_ui(results: Path, port: int) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "ganmix.search.cli", "ui", "--results-dir", str(results),
                              "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -83,7 +91,7 @@ def test_a_server_that_cannot_start_is_one_line_and_non_zero(tmp_path, port):
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         value = str(holder.getsockname()[1]) if port == "taken" else port
-        done = ganmix("ui", "--results-dir", str(tmp_path / "r"), "--port", value, cwd=tmp_path)
+        done = ganmix("ui", "--results-dir", str(make_store(tmp_path / "r")), "--port", value, cwd=tmp_path)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith("ganmix: error:")
     assert ("must be in 1..65535" if port != "taken" else f"cannot serve the MLflow UI on 127.0.0.1:{value}") \
@@ -92,7 +100,7 @@ def test_a_server_that_cannot_start_is_one_line_and_non_zero(tmp_path, port):
 
 def test_sigterm_stops_the_server(tmp_path):
     port = free_port()
-    proc = start_ui(tmp_path / "r", port)
+    proc = start_ui(make_store(tmp_path / "r"), port)
     try:
         wait_healthy(port, proc)
         cmdline = Path(f"/proc/{proc.pid}/cmdline").read_text().replace("\0", " ")
@@ -117,7 +125,7 @@ SPEC = {
     "dataset": "digits", "trials": 3, "max_concurrent": 2, "metric": "val_auc", "grace_period": 2,
     "space": {"generator": {"type": "categorical", "choices": ["dcgan", "acgan"]},
               "synthetic_ratio": {"type": "float", "low": 0.3, "high": 1.0}},
-    "fixed": {"classifier_epochs": 2, "classifier_min_steps": 0, "gan_epochs": 2, "latent_dim": 16},
+    "fixed": {"classifier_epochs": 2, "classifier_min_steps": 0, "generator_epochs": 2, "latent_dim": 16},
 }
 
 
@@ -134,8 +142,9 @@ def browser_ui(tmp_path_factory: pytest.TempPathFactory):
     sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install playwright)")
     root = tmp_path_factory.mktemp("ui")
     (root / "space.yaml").write_text(yaml.safe_dump(SPEC))
+    # --confirm: the search's row and description then lead with the confirmed verdict (tiny: 2 seeds, top 1).
     done = ganmix("search", "--config", str(root / "space.yaml"), "--results-dir", str(root / "r"), "--name", "uitest",
-                  "--no-sample-metrics", cwd=root)
+                  "--no-sample-metrics", "--confirm", "2", "--confirm-top", "1", "--quiet", cwd=root)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     port = free_port()
     proc = start_ui(root / "r", port)
@@ -201,6 +210,41 @@ def test_parent_description_names_the_winner(browser_ui):
     _shot(page, "description")
 
 
+@pytest.mark.browser
+@pytest.mark.integration
+def test_the_confirmed_verdict_leads_the_search_row_and_description(browser_ui):
+    page, runs = browser_ui["page"], browser_ui["runs"]
+    parent = next(r for r in runs if r.data.tags.get("ganmix.kind") == "search")
+    confirmed, verdict = parent.data.tags["ganmix.confirmed"], parent.data.tags["ganmix.verdict"]
+    assert {"val/auc", "test/auc", "lift/test_auc"} <= set(parent.data.metrics)  # the answer on the search's row
+    page.goto(browser_ui["link"])
+    page.get_by_text("uitest", exact=True).first.wait_for()
+    for column in ("lift/test_auc", "ganmix.confirmed"):
+        page.get_by_text(column, exact=True).first.wait_for()
+    # The search's own row (not expanded: no trial row is shown) carries the verdict and the lift's CI.
+    cell = page.get_by_text(confirmed, exact=True).first
+    cell.wait_for()
+    assert "95% CI" in confirmed and confirmed.split(":")[0] in ("did not help", "helped (the generator)",
+                                                                  "helped (not the generator)", "no GAN recipe")
+    # The grid splits a row into a pinned and a scrolled part with the same row-index: read both.
+    index = page.locator("[row-index]", has=page.get_by_text("uitest", exact=True)).first.get_attribute("row-index")
+    row_text = " ".join(page.locator(f"[row-index='{index}']").all_inner_texts())
+    for key in ("val/auc", "test/auc", "lift/test_auc"):
+        assert repr(parent.data.metrics[key])[:6] in row_text, (key, row_text)
+    assert confirmed in row_text
+    _shot(page, "runs_table_confirmed")
+    page.goto(f"{browser_ui['base']}/#/experiments/{browser_ui['experiment_id']}/runs/{parent.info.run_id}"
+              "?workflowType=machine_learning")
+    lead = page.get_by_text(re.compile(r"^Confirmed over 2 seeds on the test split: ")).first
+    lead.wait_for()
+    assert verdict in lead.inner_text()
+    ranking = page.get_by_text(re.compile(r"^One-seed ranking")).first
+    ranking.wait_for()
+    answer = page.get_by_text(re.compile(r"^On digits, .* wins")).first
+    assert lead.bounding_box()["y"] < ranking.bounding_box()["y"] < answer.bounding_box()["y"]
+    _shot(page, "description_confirmed")
+
+
 def _open_gan_trial(browser_ui, tab: str):
     """A trial with a generator, opened at one tab of its run page."""
     page, runs = browser_ui["page"], browser_ui["runs"]
@@ -216,15 +260,17 @@ def test_a_trials_sample_grid_loads(browser_ui):
     page = _open_gan_trial(browser_ui, "artifacts/samples/grid.png")
     page.get_by_text("samples/grid.png").first.wait_for()
     page.wait_for_function("() => [...document.images].some(i => i.complete && i.naturalWidth > 300)")
+    widest = page.evaluate("() => Math.max(...[...document.images].filter(i => i.complete).map(i => i.naturalWidth))")
+    assert widest > 300, widest  # the grid itself rendered, not only the page around it
     _shot(page, "grid")
 
 
 @pytest.mark.browser
 @pytest.mark.integration
 def test_a_trials_charts_are_grouped_into_sections(browser_ui):
-    """GAN curves (GAN epochs) and classifier curves (classifier epochs) in sections of their own."""
+    """Generator curves (generator epochs) and classifier curves (classifier epochs) in sections of their own."""
     page = _open_gan_trial(browser_ui, "model-metrics")
-    for section in ("gan", "sample", "train", "val"):
+    for section in ("generator", "sample", "train", "val"):
         page.get_by_text(section, exact=True).first.wait_for()
     assert page.get_by_text("val_auc", exact=True).count() == 0  # no flat, alphabetical list of 50 charts
     _shot(page, "charts")

@@ -7,14 +7,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ganmix.tracking.runs import COMPLETED, KIND, METRIC, SEARCH_NAME, RunLogger, start_run
-from ganmix.tracking.store import client, retry
+from ganmix.tracking.runs import KIND, METRIC, NOTE, SEARCH_NAME, RunLogger, start_run
 
 CONFIRMATION, CONFIRM_SEED = "confirmation", "confirm_seed"
 ARM, SEED = "ganmix.arm", "ganmix.seed"
 # On the search's parent run: the latest confirmation's one-line verdict and where to read the rest.
 VERDICT, CONFIRMATION_RUN = "ganmix.verdict", "ganmix.confirmation_run_id"
-NOTE = "mlflow.note.content"  # the run description the MLflow UI shows
+# Also on the search's parent run: the confirmed answer in a few words (a column of ganmix's runs view) and
+# the recipe it is about.
+CONFIRMED, CONFIRMED_ARM = "ganmix.confirmed", "ganmix.confirmed_arm"
 
 
 def start_confirmation(uri: str, experiment_id: str, parent_run_id: str, *, search_name: str, metric: str,
@@ -26,32 +27,36 @@ def start_confirmation(uri: str, experiment_id: str, parent_run_id: str, *, sear
     return logger
 
 
-def start_seed_run(uri: str, experiment_id: str, confirmation_run_id: str, *, arm: str, name: str,
-                   seed: int) -> RunLogger:
-    return start_run(uri, experiment_id, name=f"{name} seed={seed}", parent_run_id=confirmation_run_id,
-                     tags={KIND: CONFIRM_SEED, ARM: arm, SEED: seed})
-
-
-def finish_seed_run(logger: RunLogger) -> None:
-    logger.set_tags({COMPLETED: "true"})
-    logger.finish("FINISHED")
+def seed_run_tags(*, arm: str, seed: int) -> dict[str, Any]:
+    """The tags of one (arm, seed) run, nested under the confirmation run (search/recipe_run.py starts it)."""
+    return {KIND: CONFIRM_SEED, ARM: arm, SEED: seed}
 
 
 def log_results(logger: RunLogger, *, per_seed: list[dict[str, Any]], per_arm: list[dict[str, Any]],
                 metric: str, description: str, verdict: str, parent_run_id: str) -> None:
     """Tables through MLflow's log_table (the UI renders them), the figure, the description and tags."""
-    mlflow_client = client(logger.uri)
-    retry(mlflow_client.log_table, logger.run_id, data=_columns(per_seed), artifact_file="confirmation/per_seed.json")
-    retry(mlflow_client.log_table, logger.run_id, data=_columns(per_arm), artifact_file="confirmation/arms.json")
+    logger.log_table(_columns(per_seed), "confirmation/per_seed.json")
+    logger.log_table(_columns(per_arm), "confirmation/arms.json")
     figure = per_seed_figure(per_seed, metric)
     try:
-        retry(mlflow_client.log_figure, logger.run_id, figure, "confirmation/per_seed.png")
+        logger.log_figure(figure, "confirmation/per_seed.png")
     finally:
         import matplotlib.pyplot as plt
 
         plt.close(figure)
     logger.set_tags({NOTE: description, VERDICT: verdict})
     RunLogger(logger.uri, parent_run_id).set_tags({VERDICT: verdict, CONFIRMATION_RUN: logger.run_id})
+
+
+def answer_on_search(uri: str, parent_run_id: str, *, metrics: Mapping[str, float], tags: Mapping[str, str]) -> None:
+    """The confirmed answer on the search's own row of the runs table: metrics (the confirmed arm's
+    objective, test metric and lift) and tags (its name, the verdict in a few words)."""
+    import math
+
+    logger = RunLogger(uri, parent_run_id)
+    logger.log_metrics({k: v for k, v in metrics.items() if v is not None and math.isfinite(v)})
+    logger.set_tags(tags)
+    logger.flush(strict=True)
 
 
 def _columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
@@ -87,8 +92,3 @@ def per_seed_figure(per_seed: list[dict[str, Any]], metric: str) -> Any:
     fig.tight_layout()
     return fig
 
-
-def latest_verdict(uri: str, parent_run_id: str) -> str | None:
-    """The verdict of the latest confirmation of a search, from its parent run's tags."""
-    run = retry(client(uri).get_run, parent_run_id)
-    return run.data.tags.get(VERDICT)

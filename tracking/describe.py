@@ -9,22 +9,24 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from mlflow.entities import Metric, RunTag
-
-from ganmix.search.metrics import logged_name, metric_info, test_counterpart
+from ganmix.models.metrics import confirming_metric, logged_name, metric_info, test_counterpart
+from ganmix.tracking.confirmation import CONFIRMED
 from ganmix.tracking.query import TrialSummary, is_real_only, rank, trial_summaries, tuned_baseline
+from ganmix.tracking.runs import NOTE, RunLogger
 from ganmix.tracking.store import client, retry
 
-RANK, BEST, NOTE = "ganmix.rank", "ganmix.best", "mlflow.note.content"
+RANK, BEST = "ganmix.rank", "ganmix.best"
 # MLflow's shared views: the runs table reads its columns from this experiment tag when the link carries
 # `viewStateShareKey=ganmix` (what its own Share button writes), so a first visit already shows the answer.
 VIEW_KEY = "ganmix"
 SHARED_VIEW = f"mlflow.sharedViewState.{VIEW_KEY}"
 TOP = 5  # trials listed in the parent's description (the tuned baseline is added when not among them)
+# Once `ganmix confirm` ran, the search's description leads with its verdict and this heading introduces
+# the one-seed ranking below it (a later confirmation replaces everything above the heading).
+ONE_SEED = "#### One-seed ranking (validation split, one seed per trial: unconfirmed)"
 
 
 def lift_metric(metric: str) -> str:
@@ -55,7 +57,7 @@ def rank_label(summary: TrialSummary, order: dict[str, int]) -> str | None:
     return "infeasible" if not summary.feasible else "no value"
 
 
-def answer(summaries: Sequence[TrialSummary], *, metric: str, mode: str, dataset: str, done: bool) -> str:
+def answer(summaries: Sequence[TrialSummary], *, metric: str, dataset: str, done: bool) -> str:
     """The search's answer in one sentence."""
     ranking = rank(summaries, metric)
     so_far = "" if done else " so far"
@@ -77,14 +79,14 @@ def _cell(value: float | None) -> str:
     return f"{value:.4f}" if _finite(value) else "-"
 
 
-def description(summaries: Sequence[TrialSummary], *, experiment_id: str, metric: str, mode: str, dataset: str,
+def description(summaries: Sequence[TrialSummary], *, experiment_id: str, metric: str, dataset: str,
                 search: str, done: bool, top: int = TOP) -> str:
     """The parent run's markdown: the answer, the top trials and the tuned baseline with links, the counts."""
     ranking = rank(summaries, metric)
     base = tuned_baseline(summaries, metric)
     rows = ranking[:top] + ([base] if base is not None and base not in ranking[:top] else [])
     test = test_counterpart(metric)
-    lines = [f"**{answer(summaries, metric=metric, mode=mode, dataset=dataset, done=done)}**", ""]
+    lines = [f"**{answer(summaries, metric=metric, dataset=dataset, done=done)}**", ""]
     if rows:
         header = ["rank", "trial", logged_name(metric), "vs baseline", *([logged_name(test)] if test else []),
                   "trial id"]
@@ -97,7 +99,7 @@ def description(summaries: Sequence[TrialSummary], *, experiment_id: str, metric
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     counts = _counts(summaries)
-    lines.append(f"Search `{search}`: {counts}. Objective {metric} ({mode}) on the validation split; test "
+    lines.append(f"Search `{search}`: {counts}. Objective {metric} ({metric_info(metric).mode}) on the validation split; test "
                  "metrics are only logged. *vs baseline* = difference from the best real-only trial, "
                  f"positive is better (metric `{logged_name(lift_metric(metric))}` on every trial). "
                  "All trials: the `trials_table.json` and `trials.csv` artifacts; the Optuna plots under `optuna/`.")
@@ -125,41 +127,51 @@ def experiment_description(dataset: str) -> str:
 class SearchDescriber:
     """Keeps a search's parent description, ranks, lifts and winner tag current; writes only what changed."""
 
-    uri: str
+    parent: RunLogger  # the search's parent run, written through its retrying, buffering logger
     experiment_id: str
-    parent_run_id: str
     metric: str
-    mode: str
     dataset: str
     search: str
     _written: dict[str, tuple[str | None, float | None]] = field(default_factory=dict)
     _best: str | None = None
+    _trials: dict[str, RunLogger] = field(default_factory=dict)
+    _lead: str | None = None  # a confirmation's lead of the description, read once (a resumed search keeps it)
+    _lead_read: bool = False
+
+    def _trial(self, run_id: str) -> RunLogger:
+        return self._trials.setdefault(run_id, RunLogger(self.parent.uri, run_id))
 
     def refresh(self, *, done: bool = False) -> list[TrialSummary]:
-        summaries = trial_summaries(self.uri, self.experiment_id, self.parent_run_id)
+        summaries = trial_summaries(self.parent.uri, self.experiment_id, self.parent.run_id)
         ranking = rank(summaries, self.metric)
         order = {s.run_id: i + 1 for i, s in enumerate(ranking)}
         base = tuned_baseline(summaries, self.metric)
-        mlflow_client = client(self.uri)
         for s in summaries:
             label = rank_label(s, order)
             value = s.metrics.get(self.metric)
             delta = metric_info(self.metric).lift(value, base.metrics[self.metric]) if base and _finite(value) else None
             if label is None or self._written.get(s.run_id) == (label, delta):
                 continue
-            tags = [RunTag(RANK, label)] + ([RunTag(BEST, "true")] if ranking and s is ranking[0] else [])
-            metrics = [Metric(logged_name(lift_metric(self.metric)), delta, int(time.time() * 1000), 0)] if delta is not None else []
-            retry(mlflow_client.log_batch, s.run_id, metrics=metrics, tags=tags, synchronous=True)
+            if delta is not None:
+                self._trial(s.run_id).log_metrics({lift_metric(self.metric): delta})
+            self._trial(s.run_id).set_tags({RANK: label, **({BEST: "true"} if ranking and s is ranking[0] else {})})
             self._written[s.run_id] = (label, delta)
         winner = ranking[0].run_id if ranking else None
         if self._best and self._best != winner:  # the crown moves: the old winner loses its tag
-            retry(mlflow_client.delete_tag, self._best, BEST)
+            self._trial(self._best).delete_tag(BEST)
         if winner and winner != self._best:
-            retry(mlflow_client.set_tag, winner, BEST, "true")
+            self._trial(winner).set_tags({BEST: "true"})
         self._best = winner
-        text = description(summaries, experiment_id=self.experiment_id, metric=self.metric, mode=self.mode,
+        text = description(summaries, experiment_id=self.experiment_id, metric=self.metric,
                            dataset=self.dataset, search=self.search, done=done)
-        retry(mlflow_client.set_tag, self.parent_run_id, NOTE, text)
+        if not self._lead_read:
+            note = retry(client(self.parent.uri).get_run, self.parent.run_id).data.tags.get(NOTE, "")
+            self._lead = note.split(ONE_SEED, 1)[0] if ONE_SEED in note else None
+            self._lead_read = True
+        self.parent.set_tags({NOTE: lead_with_confirmation(text, self._lead) if self._lead else text})
+        if done:  # what a tracking outage held back is written now, or the search says it could not be
+            for trial in self._trials.values():
+                trial.flush(seconds=300, strict=True)
         return summaries
 
 
@@ -167,14 +179,31 @@ def describe_experiment(uri: str, experiment_id: str, dataset: str) -> None:
     retry(client(uri).set_experiment_tag, experiment_id, NOTE, experiment_description(dataset))
 
 
+def lead_with_confirmation(note: str, lead: str) -> str:
+    """The search's description once confirmed: `lead` (the verdict), then the one-seed ranking, labelled
+    as such; a previous confirmation's lead is replaced."""
+    ranking = note.split(ONE_SEED, 1)[1] if ONE_SEED in note else note
+    return f"{lead.rstrip()}\n\n{ONE_SEED}\n\n{ranking.lstrip()}"
+
+
+def write_confirmed_lead(uri: str, run_id: str, lead: str) -> None:
+    """Rewrite a search run's description so that it leads with its confirmation's verdict."""
+    mlflow_client = client(uri)
+    note = retry(mlflow_client.get_run, run_id).data.tags.get(NOTE, "")
+    retry(mlflow_client.set_tag, run_id, NOTE, lead_with_confirmation(note, lead))
+
+
 def runs_view(metric: str) -> dict[str, object]:
     """The runs table as ganmix's link opens it: the objective, the lift over the tuned baseline, the test
-    metric and the rank as columns (MLflow ignores expanded rows in a shared view: + expands a search)."""
+    metric and the rank as columns; then what `ganmix confirm` found, on the search's own row: its lift on
+    the test split over seeds and its verdict (MLflow ignores expanded rows in a shared view: + expands a
+    search)."""
     test = test_counterpart(metric)
     metrics = [metric, lift_metric(metric), *([test] if test else [])]
     return {
         # Without Dataset (a wide column): on a laptop screen the rank would otherwise be off to the right.
-        "selectedColumns": [*(f"metrics.`{logged_name(m)}`" for m in metrics), f"tags.`{RANK}`"],
+        "selectedColumns": [*(f"metrics.`{logged_name(m)}`" for m in metrics), f"tags.`{RANK}`",
+                            f"metrics.`{logged_name(lift_metric(confirming_metric(metric)))}`", f"tags.`{CONFIRMED}`"],
     }
 
 

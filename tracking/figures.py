@@ -8,19 +8,19 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from ganmix.search.metrics import logged_name, test_counterpart
+from ganmix.models.metrics import logged_name, test_counterpart
 from ganmix.tracking.describe import lift_metric, rank_label
 from ganmix.tracking.query import rank
 from ganmix.tracking.query import TrialSummary
-from ganmix.tracking.store import client, retry
+from ganmix.tracking.runs import RunLogger
 
 log = logging.getLogger(__name__)
 
 TABLE_FILE = "trials_table.json"
-PARAM_COLUMNS = ("generator", "synthetic_ratio", "gan_epochs", "latent_dim", "allocation", "classifier_lr")
+PARAM_COLUMNS = ("generator", "synthetic_ratio", "generator_epochs", "allocation", "classifier_lr")
 
 
-def trials_table(summaries: Sequence[TrialSummary], metric: str, mode: str) -> dict[str, list[Any]]:
+def trials_table(summaries: Sequence[TrialSummary], metric: str) -> dict[str, list[Any]]:
     """One row per trial, best first (ranked trials, then the rest in start order), as columns."""
     ranking = rank(summaries, metric)
     order = {s.run_id: i + 1 for i, s in enumerate(ranking)}
@@ -43,12 +43,12 @@ def trials_table(summaries: Sequence[TrialSummary], metric: str, mode: str) -> d
     return columns
 
 
-def log_trials_table(uri: str, run_id: str, summaries: Sequence[TrialSummary], metric: str, mode: str) -> None:
+def log_trials_table(parent: RunLogger, summaries: Sequence[TrialSummary], metric: str) -> None:
     """Logged once, when the search has finished: log_table appends to an existing file."""
-    retry(client(uri).log_table, run_id, trials_table(summaries, metric, mode), TABLE_FILE)
+    parent.log_table(trials_table(summaries, metric), TABLE_FILE)
 
 
-def log_study_figures(uri: str, run_id: str, study: Any) -> list[str]:
+def log_study_figures(parent: RunLogger, study: Any) -> list[str]:
     """Optuna's plots of the study on the parent run; returns the artifact paths logged.
 
     A plot that the study cannot support yet (importances need two finished trials with the same
@@ -76,7 +76,7 @@ def log_study_figures(uri: str, run_id: str, study: Any) -> list[str]:
         figure.set_size_inches(9, 5.5)
         figure.tight_layout()
         try:
-            retry(client(uri).log_figure, run_id, figure, path)
+            parent.log_figure(figure, path)
             logged.append(path)
         finally:
             plt.close(figure)

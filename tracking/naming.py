@@ -1,24 +1,26 @@
-"""What a run is called and which params it logs: short, readable names for the MLflow runs table.
+"""What a run is called: short, readable names for the MLflow runs table.
 
-Pure functions of a recipe dict (Recipe.to_dict()), so they are unit-testable and work on recipes
-read back from MLflow as well as on live ones.
+Pure functions of a recipe (search/recipe.py's Recipe, read through the small protocol below so tracking/
+imports nothing from search/), so they are unit-testable.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
-from ganmix.search.recipe import GENERATOR_FIELDS, NO_GENERATOR
-
-__all__ = ["GENERATOR_FIELDS", "NO_GENERATOR", "is_real_only", "run_name", "short_number"]
+__all__ = ["NamedRecipe", "run_name", "short_number"]
 
 
-def is_real_only(recipe: Mapping[str, Any]) -> bool:
-    """No synthetic image reaches the classifier: generator "none" or a synthetic ratio of 0."""
-    generator = recipe.get("generator")
-    return generator in (None, "", NO_GENERATOR) or float(recipe.get("synthetic_ratio") or 0.0) == 0.0
+class NamedRecipe(Protocol):
+    """What naming reads of a recipe: whether it is the baseline or real-only (the recipe decides), its fields."""
+
+    baseline: bool
+
+    @property
+    def real_only(self) -> bool: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
 
 
 def short_number(value: Any) -> str:
@@ -33,28 +35,20 @@ def short_number(value: Any) -> str:
     return f"{value:.3g}"
 
 
-def _augment(recipe: Mapping[str, Any]) -> str:
-    """The classifier's augmentation, when the recipe has one (issue 7 adds the field)."""
-    augment = recipe.get("augment")
-    if augment in (None, "", False, NO_GENERATOR, "off"):
-        return ""
-    if isinstance(augment, (list, tuple)):
-        return "+".join(str(a) for a in augment)
-    return str(augment)
-
-
-def run_name(recipe: Mapping[str, Any], *, baseline: bool = False) -> str:
+def run_name(recipe: NamedRecipe) -> str:
     """`baseline`, `real-only lr=3e-4 flip`, `acgan r=1.86 e=37 z=16`: what a trial is, at a glance."""
-    if baseline or recipe.get("baseline"):
+    if recipe.baseline:
         return "baseline"
-    if is_real_only(recipe):
-        parts = ["real-only", f"lr={short_number(recipe.get('classifier_lr'))}"]
+    fields = recipe.to_dict()
+    if recipe.real_only:
+        parts = ["real-only", f"lr={short_number(fields['classifier_lr'])}"]
     else:
-        parts = [str(recipe["generator"]), f"r={short_number(recipe.get('synthetic_ratio'))}",
-                 f"e={short_number(recipe.get('gan_epochs'))}", f"z={short_number(recipe.get('latent_dim'))}"]
-        if recipe.get("allocation") == "balance":
+        parts = [str(fields["generator"]), f"r={short_number(fields['synthetic_ratio'])}",
+                 f"e={short_number(fields['generator_epochs'])}"]
+        if "latent_dim" in fields["generator_options"]:  # an option of the families with a latent code
+            parts.append(f"z={short_number(fields['generator_options']['latent_dim'])}")
+        if fields["allocation"] == "balance":
             parts.append("bal")
-    augment = _augment(recipe)
-    if augment:
-        parts.append(augment)
+    if fields["augment"] != "none":  # the classifier's augmentation (models.choices.AUGMENTATIONS)
+        parts.append(str(fields["augment"]))
     return " ".join(parts)

@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ganmix.search.metrics import metric_info
+from ganmix.models.choices import NO_GENERATOR
+from ganmix.models.metrics import metric_info
 from ganmix.tracking.runs import (BASELINE, COMPLETED, EARLY_STOPPED, FEASIBLE, FINGERPRINT, KIND, METRIC, PARENT,
                                   SEARCH_NAME, TRIAL_ID, read_metrics)
-from ganmix.tracking.confirmation import VERDICT
+from ganmix.tracking.confirmation import CONFIRMED, VERDICT
 from ganmix.tracking.store import client, retry
 
 
@@ -43,6 +44,7 @@ class BestResult:
     best: TrialSummary
     baseline: TrialSummary | None  # the tuned real-only baseline: the search's best `generator: none` trial
     verdict: str | None = None  # the search's confirmed verdict, when `ganmix confirm` ran
+    confirmed: str | None = None  # its answer in a few words: the arm, its lift and its generator's own effect
 
     def lift(self, metric: str) -> float | None:
         """Best minus the tuned real-only baseline, signed by the metric's own direction (positive: better)."""
@@ -52,8 +54,9 @@ class BestResult:
 
 
 def is_real_only(summary: TrialSummary) -> bool:
-    """A trial without synthetic images: `generator: none`, or the fixed baseline of an older search."""
-    return summary.params.get("generator") == "none" or summary.baseline
+    """A trial without synthetic images, as its params say: Recipe.to_params logs `generator: none` exactly when
+    `Recipe.real_only` (the one test); the fixed baseline of an older search has its tag."""
+    return summary.params.get("generator") == NO_GENERATOR or summary.baseline
 
 
 def find_search(uri: str, name: str, *, experiment_id: str | None = None) -> Any | None:
@@ -102,7 +105,8 @@ def rank(summaries: list[TrialSummary], metric: str) -> list[TrialSummary]:
     """Completed, feasible, finished trials with a finite `metric`, best first by the metric's own direction."""
     candidates = [s for s in summaries
                   if s.completed and s.feasible and s.status == "FINISHED" and _finite(s.metrics.get(metric))]
-    return sorted(candidates, key=lambda s: s.metrics[metric], reverse=metric_info(metric).mode == "max")
+    info = metric_info(metric)
+    return sorted(candidates, key=lambda s: info.sort_key(s.metrics[metric]))
 
 
 def pick_best(summaries: list[TrialSummary], metric: str, *, uri: str) -> TrialSummary | None:
@@ -156,7 +160,7 @@ def best_per_dataset(uri: str, *, dataset: str | None = None, metric: str | None
             results.append(BestResult(
                 dataset=exp.name.split("/", 1)[1], data=_data_label(search), search=search.data.tags.get(SEARCH_NAME, ""),
                 metric=chosen, best=best, baseline=tuned_baseline(by_parent[search.info.run_id], chosen),
-                verdict=search.data.tags.get(VERDICT)))
+                verdict=search.data.tags.get(VERDICT), confirmed=search.data.tags.get(CONFIRMED)))
     return results
 
 
@@ -169,7 +173,7 @@ def _data_label(search: Any) -> str:
 
 def trials_csv(summaries: list[TrialSummary], metric: str) -> str:
     """A table of every trial of a search, logged to its parent run."""
-    param_keys = ["generator", "gan_epochs", "latent_dim", "synthetic_ratio", "allocation", "classifier",
+    param_keys = ["generator", "generator_epochs", "synthetic_ratio", "allocation", "classifier",
                   "classifier_lr", "augment", "class_weight", "filter_threshold"]
     metric_keys = sorted({k for s in summaries for k in s.metrics if k.startswith(("val_", "test_"))}
                          | ({metric} if any(metric in s.metrics for s in summaries) else set()))

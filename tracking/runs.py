@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 
-from ganmix.search.metrics import internal_name, logged_name
+from ganmix.models.metrics import internal_name, logged_name
 from ganmix.tracking.store import TrackingError, client, retry
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,11 @@ RETRYABLE = "ganmix.retryable"
 FEASIBLE = "ganmix.feasible"  # false when a trial breaks a sample-metric constraint
 DEVICE = "ganmix.device"  # on a trial run: where it trained, "cpu" or "cuda"
 STOPPED_BY = "ganmix.stopped_by"  # on a search's parent run: "time_budget" when --time-budget ended it
+# On a search's parent run: the best trial so far and its value (kept current), the best run when it ended.
+BEST_TRIAL, BEST_VALUE, BEST_RUN_ID = "ganmix.best_trial", "ganmix.best_value", "ganmix.best_run_id"
+NODE, TUNE_TRIAL = "ganmix.node", "ganmix.tune_trial"  # on a trial run: the Ray node it ran on, Tune's trial name
+DATA_DIR = "ganmix.data_dir"  # on a search's parent run: the --data-dir it read (`ganmix confirm` reads the same)
+NOTE = "mlflow.note.content"  # a run's or an experiment's description in the MLflow UI
 
 
 class RunLogger:
@@ -42,6 +47,14 @@ class RunLogger:
         self.uri, self.run_id = uri, run_id
         self._client = client(uri)
         self._pending: list[tuple[str, Callable[[], None]]] = []
+
+    def __getstate__(self) -> dict[str, str]:
+        # Tune pickles its callbacks (and the loggers they hold) into the experiment state: a copy starts
+        # with its own client and nothing pending; the live logger keeps what it buffered.
+        return {"uri": self.uri, "run_id": self.run_id}
+
+    def __setstate__(self, state: dict[str, str]) -> None:
+        self.__init__(state["uri"], state["run_id"])  # type: ignore[misc]
 
     # --- the buffered core ------------------------------------------------------------------------
     def _do(self, what: str, call: Callable[[], None]) -> None:
@@ -85,6 +98,9 @@ class RunLogger:
         batch = [RunTag(k, str(v)) for k, v in tags.items()]
         self._do("tags", lambda: self._client.log_batch(self.run_id, tags=batch, synchronous=True))
 
+    def delete_tag(self, key: str) -> None:
+        self._do(f"deleting tag {key}", lambda: self._client.delete_tag(self.run_id, key))
+
     def log_text(self, text: str, artifact_file: str) -> None:
         self.log_bytes(text.encode(), artifact_file)
 
@@ -107,13 +123,10 @@ class RunLogger:
         np.savez_compressed(buffer, **arrays)
         self.log_bytes(buffer.getvalue(), artifact_file)
 
-    def log_png(self, image_chw: np.ndarray, artifact_file: str) -> None:
-        from PIL import Image
-
-        array = np.asarray(image_chw, dtype=np.uint8)
-        array = array[0] if array.shape[0] == 1 else np.transpose(array, (1, 2, 0))
+    def log_figure(self, figure: Any, artifact_file: str) -> None:
+        """A matplotlib figure, rendered now (the caller may close it) and uploaded like any artifact."""
         buffer = io.BytesIO()
-        Image.fromarray(array).save(buffer, format="PNG")
+        figure.savefig(buffer, format=Path(artifact_file).suffix.lstrip(".") or "png")
         self.log_bytes(buffer.getvalue(), artifact_file)
 
     def log_image(self, image: Any, artifact_file: str, *, key: str | None = None) -> None:
@@ -151,6 +164,25 @@ def read_metrics(run: Any) -> dict[str, float]:
 def metric_history(uri: str, run_id: str, name: str) -> list[Any]:
     """Every logged value of metric `name` (ganmix's own name) of one run."""
     return list(retry(client(uri).get_metric_history, run_id, logged_name(name)))
+
+
+def get_run(uri: str, run_id: str) -> Any:
+    return retry(client(uri).get_run, run_id)
+
+
+def download_artifact(uri: str, run_id: str, artifact_path: str, folder: str) -> Path:
+    """One artifact of a run, downloaded into `folder`; returns its local path."""
+    return Path(retry(client(uri).download_artifacts, run_id, artifact_path, folder))
+
+
+def reopen_run(uri: str, run_id: str) -> RunLogger:
+    """A closed run running again (a resumed search's parent): RUNNING, its old error tag gone."""
+    mlflow_client = client(uri)
+    run = retry(mlflow_client.get_run, run_id)
+    retry(mlflow_client.update_run, run_id, status="RUNNING")
+    if ERROR in run.data.tags:  # e.g. "interrupted; continue it with --resume": no longer true
+        retry(mlflow_client.delete_tag, run_id, ERROR)
+    return RunLogger(uri, run_id)
 
 
 def start_run(

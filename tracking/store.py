@@ -10,44 +10,37 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from filelock import Timeout
 from mlflow import MlflowClient
+
+from ganmix.models.files import file_lock
+from ganmix.tracking.location import (  # noqa: F401 - re-exported: callers ask the store module
+    TrackingError,
+    check_local_store,
+    default_tracking_uri,
+    is_local_store,
+    local_artifact_root,
+    local_store_file,
+    one_line,
+    resolve_tracking_uri,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# How long a command waits for another one creating or migrating the same local store.
+STORE_LOCK_SECONDS = float(os.environ.get("GANMIX_STORE_LOCK_SECONDS", "600"))
 # Retry transient failures (a restarting server, a locked SQLite file) for about this long.
 RETRY_SECONDS = float(os.environ.get("GANMIX_TRACKING_RETRY_SECONDS", "90"))
 
 
-class TrackingError(RuntimeError):
-    """The tracking store cannot be used; the message names the URI and what went wrong."""
-
-
-def default_tracking_uri(results_dir: str | Path) -> str:
-    """An embedded SQLite store inside the results folder: `mlflow ui` and `ganmix ui` open it."""
-    return f"sqlite:///{(Path(results_dir) / 'mlflow.db').resolve()}"
-
-
-def resolve_tracking_uri(uri: str | None, results_dir: str | Path) -> str:
-    """An explicit URI wins, then MLFLOW_TRACKING_URI, then the embedded store."""
-    return uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(results_dir)
-
-
-def is_local_store(uri: str) -> bool:
-    return uri.startswith(("sqlite:", "file:", "/"))
-
-
-def local_artifact_root(uri: str) -> str | None:
-    """Artifacts next to a local SQLite store; a server decides for itself (--serve-artifacts)."""
-    if uri.startswith("sqlite:///"):
-        return (Path(uri[len("sqlite:///"):]).parent / "mlartifacts").resolve().as_uri()
-    return None
-
-
 def check_reachable(uri: str, *, timeout: float = 10.0) -> None:
-    """Fail before any training when the tracking store cannot be reached."""
-    if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    """Fail before any training when the tracking store cannot be used: a local store is checked and, the
+    first time, created and migrated under a file lock (several ganmix commands may start at once on one
+    results folder); a server must answer its health check."""
+    db = local_store_file(uri)
+    if db is not None:
+        open_local_store(uri, db)
         return
     if uri.startswith(("http://", "https://")):
         import requests
@@ -60,6 +53,27 @@ def check_reachable(uri: str, *, timeout: float = 10.0) -> None:
                 f"MLflow tracking server {uri} is unreachable ({type(exc).__name__}: {exc}); "
                 "start it or pass another --tracking-uri"
             ) from None
+
+
+def open_local_store(uri: str, db: Path) -> None:
+    """Create or migrate the SQLite store one process at a time: MLflow's migrations are not safe to run
+    concurrently (two at once leave `_alembic_tmp_*` tables behind and the store broken for good)."""
+    try:
+        lock = file_lock(db, timeout=STORE_LOCK_SECONDS).acquire()
+    except Timeout:
+        raise TrackingError(f"the MLflow store {db} stayed locked by another ganmix command for "
+                            f"{STORE_LOCK_SECONDS:g} s (lock file {db}.lock); wait for it or point --results-dir "
+                            "elsewhere") from None
+    except OSError as exc:
+        raise TrackingError(f"cannot lock the MLflow store {db} ({exc.strerror or exc}); check the folder's "
+                            "permissions or point --results-dir elsewhere") from None
+    with lock:
+        check_local_store(db)  # under the lock: a store being created is never judged half-written
+        try:
+            client(uri).search_experiments(max_results=1)  # MLflow creates and migrates the store here
+        except Exception as exc:  # noqa: BLE001 - MLflow wraps SQL, OS and schema errors in many types
+            raise TrackingError(f"the MLflow store {db} cannot be opened ({one_line(exc)}); restore it from a "
+                                "backup, or point --results-dir elsewhere") from None
 
 
 def client(uri: str) -> MlflowClient:
@@ -111,7 +125,8 @@ def retry(fn: Callable[..., T], *args: object, seconds: float | None = None, **k
 
 def _transient(exc: Exception) -> bool:
     text = f"{type(exc).__name__}: {exc}".lower()
-    permanent = ("resource_already_exists", "invalid_parameter_value", "resource_does_not_exist", "already exists")
+    permanent = ("resource_already_exists", "invalid_parameter_value", "resource_does_not_exist", "already exists",
+                 "readonly database", "read-only", "malformed", "not a database", "disk i/o error")
     if any(p in text for p in permanent):
         return False
     transient = ("locked", "connection", "timeout", "timed out", "temporarily", "max retries",

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import socket
 import sys
-from pathlib import Path
 
 from ganmix.tracking.describe import SHARED_VIEW, VIEW_KEY
+from ganmix.tracking.location import local_store_missing
 from ganmix.tracking.store import TrackingError, client, retry
 
 
@@ -32,7 +32,7 @@ def check_port(host: str, port: int) -> None:
 def ganmix_experiments(uri: str) -> list[tuple[str, str, bool]]:
     """(name, id, has ganmix's shared view) of the ganmix experiments in a store, newest activity first;
     none for a missing store."""
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
+    if local_store_missing(uri):
         return []
     found = retry(client(uri).search_experiments, order_by=["last_update_time DESC"])
     return [(e.name, e.experiment_id, SHARED_VIEW in e.tags) for e in found if e.name.startswith("ganmix/")]

@@ -7,6 +7,8 @@ anywhere else. Standard library only: the CLI validates `--metric` before any he
 
 from __future__ import annotations
 
+import math
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 
@@ -21,10 +23,20 @@ class MetricInfo:
     kind: str  # "val" (searchable, per epoch), "test" (logged once, never searched), "sample" (per trial)
     fmt: str = ".4f"
     label: str = ""  # for people: "test AUC"
+    unit_interval: bool = False  # its values lie in [0, 1]: confidence intervals must stay there
 
     def better(self, a: float, b: float) -> bool:
         """True when `a` is strictly better than `b`."""
         return a > b if self.mode == "max" else a < b
+
+    def sort_key(self, value: float) -> float:
+        """Ascending order of this key is best first (sorted, min)."""
+        return -value if self.mode == "max" else value
+
+    @property
+    def direction(self) -> str:
+        """Optuna's name for the mode: "maximize" or "minimize"."""
+        return "maximize" if self.mode == "max" else "minimize"
 
     def lift(self, value: float, baseline: float) -> float:
         """`value` minus `baseline`, signed so that positive always means better."""
@@ -32,6 +44,27 @@ class MetricInfo:
 
     def format(self, value: float) -> str:
         return format(value, self.fmt)
+
+
+class BestSoFar:
+    """The best of each key's latest value of one metric, by the registry's direction: a search's best trial
+    so far (the console's line and the parent run's `best_<metric>` both keep one). Ties keep the first."""
+
+    def __init__(self, metric: str) -> None:
+        self.info = metric_info(metric)
+        self.latest: dict[Hashable, float] = {}
+        self.key: Hashable | None = None
+        self.value: float | None = None
+
+    def update(self, key: Hashable, value: float) -> bool:
+        """Record `key`'s latest value (a NaN is ignored); True when the best (key or value) changed."""
+        if math.isnan(value):
+            return False
+        self.latest[key] = float(value)
+        best = min(self.latest, key=lambda k: self.info.sort_key(self.latest[k]))
+        changed = (best, self.latest[best]) != (self.key, self.value)
+        self.key, self.value = best, self.latest[best]
+        return changed
 
 
 # Classifier metrics exist for val (searched) and test (reported); the registry lists both splits.
@@ -57,7 +90,8 @@ _SAMPLE = {
 REGISTRY: dict[str, MetricInfo] = {}
 for _split in ("val", "test"):
     for _short, (_mode, _label) in _CLASSIFIER.items():
-        REGISTRY[f"{_split}_{_short}"] = MetricInfo(f"{_split}_{_short}", _mode, _split, label=f"{_split} {_label}")
+        REGISTRY[f"{_split}_{_short}"] = MetricInfo(f"{_split}_{_short}", _mode, _split, label=f"{_split} {_label}",
+                                                    unit_interval=_short != "loss")
 for _name, (_mode, _label, _fmt) in _SAMPLE.items():
     REGISTRY[_name] = MetricInfo(_name, _mode, "sample", _fmt, _label)
 
@@ -71,12 +105,12 @@ SELECTABLE = sorted(n for n, m in REGISTRY.items() if m.kind == "val")
 
 # --- names as MLflow shows them -------------------------------------------------------------------------
 # MLflow's chart view groups a run's metrics into sections by the part before the first "/", and each
-# section's charts get their own step axis (GAN epochs under gan/, classifier epochs under val/ and train/).
+# section's charts get their own step axis (generator epochs under generator/, classifier epochs under val/ and train/).
 # ganmix's own names (the registry's, the CLI's, Tune's) keep underscores; tracking/ maps them at the MLflow
 # boundary through these two functions, so this table is the only place a section is decided.
 # A name prefix that becomes its section ("val_auc" -> "val/auc"); longest first, so per-class recalls get
 # their own section ("val_recall_benign" -> "val_recall/benign").
-_PREFIX_SECTIONS = ("val_recall", "test_recall", "val", "test", "train", "gan", "best", "lift")
+_PREFIX_SECTIONS = ("val_recall", "test_recall", "val", "test", "train", "generator", "best", "lift")
 # Names without such a prefix that are put into a section ("fid" -> "sample/fid").
 _ADDED_SECTIONS = {
     "sample": frozenset(_SAMPLE) | {"synthetic_count", "filter_kept_fraction"},
@@ -86,7 +120,7 @@ _ADDED_SECTIONS = {
 
 
 def logged_name(name: str) -> str:
-    """The name a metric has in MLflow: `val_auc` -> `val/auc`, `gan_g_loss` -> `gan/g_loss`, `fid` ->
+    """The name a metric has in MLflow: `val_auc` -> `val/auc`, `generator_g_loss` -> `generator/g_loss`, `fid` ->
     `sample/fid`. Names already logged, and names no section claims, are returned as they are."""
     if "/" in name:
         return name
@@ -127,7 +161,7 @@ def metric_info(name: str) -> MetricInfo:
         return found
     for split in ("val", "test"):
         if name.startswith(f"{split}_recall_"):
-            return MetricInfo(name, "max", split, label=f"{split} recall of {name[len(split) + 8:]}")
+            return MetricInfo(name, "max", split, label=f"{split} recall of {name[len(split) + 8:]}", unit_interval=True)
     raise MetricError(f"unknown metric {name!r}; expected one of {sorted(REGISTRY)}")
 
 

@@ -1,0 +1,11 @@
+"""The models' bad-input errors, importable without torch (the CLI maps them to one-line errors)."""
+
+from __future__ import annotations
+
+from ganmix.models._registry import UnknownModelError
+
+__all__ = ["GeneratorError", "UnknownModelError"]
+
+
+class GeneratorError(ValueError):
+    """A bad generator config value, option, input or checkpoint; the message quotes it."""

@@ -1,0 +1,49 @@
+"""The one place ganmix touches Ray's and Tune's private attributes, where no public API does the job.
+
+Each function says why it needs the private name; tests/test_ray_internals.py checks every one of them against
+the installed Ray, so an upgrade that moves one fails there, not in the middle of a resumed search.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def replace_restored_callbacks(tuner: Any, callbacks: list[Any]) -> None:
+    """Tuner.restore unpickles the run config saved in tuner.pkl, callbacks included (a stale SearchCallback
+    from the interrupted driver); Ray has no public setter, so this driver's callbacks go in their place."""
+    import ray
+
+    local = getattr(tuner, "_local_tuner", None)
+    if local is None or not hasattr(local, "_run_config"):
+        raise RuntimeError(f"cannot resume with Ray {ray.__version__}: Tuner.restore no longer exposes its run "
+                           "config (or Ray Client is in use)")
+    local._run_config.callbacks = list(callbacks)  # noqa: SLF001
+
+
+def tuner_callbacks(tuner: Any) -> list[Any]:
+    """The callbacks a Tuner will run with (what `replace_restored_callbacks` set)."""
+    return list(tuner._local_tuner.get_run_config().callbacks or [])  # noqa: SLF001
+
+
+def optuna_trial(searcher: Any, trial_id: str) -> Any | None:
+    """The Optuna trial behind a Tune trial of an OptunaSearch (for its constraint values), if it asked one."""
+    return searcher._ot_trials.get(trial_id)  # noqa: SLF001
+
+
+def optuna_study(searcher: Any) -> Any | None:
+    """The Optuna study an OptunaSearch holds (a restored one included): Tune exposes no accessor."""
+    return getattr(searcher, "_ot_study", None)
+
+
+def launchable_node_types() -> list[dict[str, float]]:
+    """Resources of the node types the cluster's autoscaler may start (none without an autoscaler)."""
+    try:  # Ray keeps the autoscaler's config in its GCS; there is no public accessor
+        from ray._private.state import state
+
+        config = state.get_cluster_config()
+    except Exception:  # noqa: BLE001 - an older or newer Ray without it: judge the alive nodes alone
+        return []
+    if config is None:
+        return []
+    return [dict(group.resources) for group in config.node_group_configs if group.max_count != 0]

@@ -1,0 +1,109 @@
+"""`confirm`'s arms and analysis on hand-made per-seed results: ablation arms, the two Holm-corrected
+families (arms vs the tuned baseline, GAN arms vs their ablations) and the verdict that names both."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from ganmix.search.confirm import Arm, _analyse, ablation_arms
+from ganmix.search.confirm_report import arm_rows, describe, search_answer, search_lead, table
+from ganmix.search.recipe import Recipe
+
+SEEDS = list(range(1, 9))
+BASE = Recipe(dataset="digits", generator="none", synthetic_ratio=0.0, classifier_lr=1e-3)
+GAN = Recipe(dataset="digits", generator="dcgan", synthetic_ratio=1.0, classifier_lr=3e-3, augment="flip")
+GAN2 = Recipe(dataset="digits", generator="acgan", synthetic_ratio=0.5, classifier_lr=1e-3)  # baseline's lr
+
+
+def arms() -> list[Arm]:
+    chosen = [Arm("top1", GAN, "r1", 0.99), Arm("top2", GAN2, "r2", 0.98), Arm("real-only", BASE, "r3", 0.97,
+                                                                               baseline=True)]
+    extra, _ = ablation_arms(chosen)
+    return chosen + extra
+
+
+def test_every_gan_arm_gets_its_ablation_and_a_duplicate_is_not_run_twice():
+    all_arms = arms()
+    keys = [a.key for a in all_arms]
+    # top2's ablation is the tuned baseline itself (same lr, no augmentation): it reuses that arm.
+    assert keys == ["top1", "top2", "real-only", "top1-ablated"]
+    twin = all_arms[-1]
+    assert twin.ablation and twin.recipe == GAN.ablated() and twin.recipe.augment == "flip"
+    assert ablation_arms(all_arms) == ([], {"top1": "top1-ablated", "top2": "real-only"})
+
+
+def results(effect: dict[str, float]) -> dict[tuple[str, int], dict[str, float] | str]:
+    """Per-seed test AUC: the baseline 0.80 + seed noise, each arm a fixed shift from it."""
+    out: dict[tuple[str, int], dict[str, float] | str] = {}
+    for key, shift in effect.items():
+        for seed in SEEDS:
+            noise = 0.002 * ((seed + len(key)) % 3 - 1) if key != "real-only" else 0.0  # no sign of its own
+            out[(key, seed)] = {"test_auc": 0.80 + 0.001 * seed + shift + noise}
+    return out
+
+
+def test_the_generator_is_credited_only_when_it_beats_its_own_ablation():
+    # top1 beats the baseline, but its ablation (flip, lr 3e-3) does just as well: not the generator.
+    outcome = _analyse(arms(), SEEDS, results({"top1": 0.05, "top2": 0.0, "real-only": 0.0, "top1-ablated": 0.05}),
+                       "test_auc", "run")
+    assert set(outcome.comparisons) == {"top1", "top2"}  # the ablation arm is not in the baseline family
+    assert all(c.family == 2 for c in outcome.comparisons.values())
+    assert outcome.comparisons["top1"].significant and outcome.best == "top1"
+    assert not outcome.effects["top1"].significant
+    assert outcome.verdict.startswith("augmentation helped, but not through its generator: dcgan")
+    assert "its generator's own effect: " in outcome.verdict and "Holm p=" in outcome.verdict
+    assert outcome.headline == "helped (not the generator)"
+
+    helped = _analyse(arms(), SEEDS, results({"top1": 0.05, "top2": 0.0, "real-only": 0.0, "top1-ablated": 0.0}),
+                      "test_auc", "run")
+    assert helped.effects["top1"].significant and helped.verdict.startswith("augmentation helped, and the generator")
+
+    none = _analyse(arms(), SEEDS, results({"top1": 0.0, "top2": -0.01, "real-only": 0.0, "top1-ablated": 0.0}),
+                    "test_auc", "run")
+    assert none.verdict.startswith("augmentation did not help here") and none.headline == "did not help"
+
+
+def test_tables_and_description_show_both_effects():
+    outcome = _analyse(arms(), SEEDS, results({"top1": 0.05, "top2": 0.0, "real-only": 0.0, "top1-ablated": 0.05}),
+                       "test_auc", "run")
+    rows = {r["arm"]: r for r in arm_rows(outcome)}
+    assert rows["top1"]["ablation_arm"] == "top1-ablated" and rows["top1-ablated"]["role"] == "ablation of top1"
+    assert rows["real-only"]["role"] == "tuned real-only baseline; ablation of top2"
+    assert rows["top1"]["vs_real_only"] == pytest.approx(0.05, abs=0.002)
+    assert abs(rows["top1"]["generator_effect"]) < 0.003 and rows["top1"]["generator_effect_p_holm"] is not None
+    assert rows["real-only"]["vs_real_only"] is None and rows["top1-ablated"]["generator_effect"] is None
+    for row in rows.values():
+        assert 0 <= row["ci_low"] <= row["test_auc_mean"] <= row["ci_high"] <= 1
+    text = describe(outcome, "s")
+    assert text.startswith("**augmentation helped") and "| generator |" in text and "top1-ablated" in text
+    assert any("ablation of top1" in line for line in table(outcome))
+
+
+def test_a_failed_ablation_leaves_the_effect_unknown_not_a_crash():
+    res = results({"top1": 0.05, "top2": 0.0, "real-only": 0.0, "top1-ablated": 0.0})
+    for seed in SEEDS:
+        res[("top1-ablated", seed)] = "RuntimeError: boom"
+    outcome = _analyse(arms(), SEEDS, res, "test_auc", "run")
+    assert outcome.effects["top1"].n == 0 and math.isnan(outcome.effects["top1"].mean)
+    assert not outcome.effects["top1"].significant and "not enough seeds" in outcome.verdict
+
+
+def test_the_search_row_and_description_lead_with_the_confirmed_answer():
+    from ganmix.tracking.describe import ONE_SEED, lead_with_confirmation
+
+    outcome = _analyse(arms(), SEEDS, results({"top1": 0.05, "top2": 0.0, "real-only": 0.0, "top1-ablated": 0.05}),
+                       "test_auc", "run")
+    metrics, tags = search_answer(outcome, "val_auc")
+    assert metrics["val_auc"] == 0.99 and metrics["lift_test_auc"] == pytest.approx(0.05, abs=0.002)
+    assert metrics["test_auc"] == round(outcome.per_arm["top1"].mean, 4)  # as the tables print it
+    assert tags["ganmix.confirmed"].startswith(f"helped (not the generator): {outcome.arms[0].name} +0.05")
+    assert "95% CI" in tags["ganmix.confirmed"] and "generator's own effect" in tags["ganmix.confirmed"]
+    lead = search_lead(outcome, "1")
+    assert lead.startswith("**Confirmed over 8 seeds on the test split: augmentation helped, but not")
+    ranking = "**On digits, `dcgan` wins (val_auc 0.9900), +0.02 over ...**\n\n| rank | trial |"
+    once = lead_with_confirmation(ranking, lead)
+    assert once.startswith(lead) and once.index(ONE_SEED) < once.index("On digits")
+    again = lead_with_confirmation(once, "**Confirmed: newer**")  # a later confirmation replaces the lead
+    assert again.startswith("**Confirmed: newer**") and again.count(ONE_SEED) == 1 and "but not" not in again

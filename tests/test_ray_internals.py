@@ -1,0 +1,55 @@
+"""The private Ray/Tune attributes ganmix relies on (search/ray_internals.py), checked against the installed Ray:
+an upgrade that moves one fails here."""
+
+from __future__ import annotations
+
+import optuna
+from ray import tune
+from ray.tune import Callback
+from ray.tune.search.optuna import OptunaSearch
+
+from ganmix.search import ray_internals
+
+
+class _Stale(Callback):
+    pass
+
+
+class _Fresh(Callback):
+    pass
+
+
+def _trainable(config: dict) -> None:
+    tune.report({"x": 1.0})
+
+
+def test_a_restored_tuner_runs_with_the_callbacks_put_in_place_of_the_pickled_ones(tmp_path):
+    tune.Tuner(_trainable, run_config=tune.RunConfig(name="exp", storage_path=str(tmp_path), callbacks=[_Stale()]))
+    restored = tune.Tuner.restore(str(tmp_path / "exp"), _trainable)
+    assert [type(c) for c in ray_internals.tuner_callbacks(restored)] == [_Stale]  # what restore brings back
+    fresh = _Fresh()
+    ray_internals.replace_restored_callbacks(restored, [fresh])
+    assert ray_internals.tuner_callbacks(restored) == [fresh]
+
+
+def _space(trial: optuna.Trial) -> None:
+    trial.suggest_float("x", 0, 1)  # define-by-run: suggested values reach the config by themselves
+
+
+def test_an_optuna_search_exposes_its_study_and_the_trial_it_asked():
+    searcher = OptunaSearch(space=_space,
+                            metric="x", mode="max", sampler=optuna.samplers.RandomSampler(seed=0))
+    assert searcher.suggest("t1") is not None
+    trial = ray_internals.optuna_trial(searcher, "t1")
+    assert isinstance(trial, optuna.trial.Trial) and "x" in trial.params
+    assert ray_internals.optuna_trial(searcher, "never asked") is None
+    study = ray_internals.optuna_study(searcher)
+    assert isinstance(study, optuna.Study) and [t.number for t in study.trials] == [trial.number]
+
+
+def test_ray_still_keeps_the_autoscaler_config_where_preflight_reads_it():
+    from ray._private.state import state
+
+    assert callable(state.get_cluster_config)
+    # Without a running cluster there is nothing to read: no node types, and no error.
+    assert ray_internals.launchable_node_types() == []
