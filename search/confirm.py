@@ -23,12 +23,12 @@ from typing import Any
 from ganmix.datasets import ImageDataset
 from ganmix.models.metrics import confirming_metric, metric_info
 from ganmix.search.recipe import Recipe
+from ganmix.search.confirm_report import arm_rows, describe, search_answer, search_lead
 from ganmix.search.spec import SearchSpec
-from ganmix.search.stats import (ABLATION, MeanCI, Paired, corrected, mean_ci, min_seeds_for_significance, p_text,
-                                 paired, verdict_line)
+from ganmix.search.stats import ABLATION, MeanCI, Paired, corrected, mean_ci, paired, verdict_line
 from ganmix.tracking import confirmation as tracking
 from ganmix.tracking import query
-from ganmix.tracking.describe import lift_metric, run_link, write_confirmed_lead
+from ganmix.tracking.describe import write_confirmed_lead
 from ganmix.tracking.naming import run_name
 from ganmix.tracking.store import TrackingError
 
@@ -145,7 +145,7 @@ def confirm(*, uri: str, experiment_id: str, parent_run_id: str, search_name: st
         results = _run_all(arms, seed_list, uri=uri, experiment_id=experiment_id, run_id=logger.run_id, spec=spec,
                            dataset=dataset, cache_dir=cache_dir, address=address, quiet=quiet)
         outcome = _analyse(arms, seed_list, results, metric, logger.run_id)
-        tracking.log_results(logger, per_seed=outcome.per_seed, per_arm=_arm_rows(outcome), metric=metric,
+        tracking.log_results(logger, per_seed=outcome.per_seed, per_arm=arm_rows(outcome), metric=metric,
                              description=describe(outcome, search_name), verdict=outcome.verdict,
                              parent_run_id=parent_run_id)
         metrics, tags = search_answer(outcome, spec.metric)
@@ -165,9 +165,9 @@ def _run_all(arms: list[Arm], seeds: list[int], *, uri: str, experiment_id: str,
     import ray
 
     from ganmix.search.confirm_task import run_seed
+    from ganmix.search.runner import start_ray
 
-    if not ray.is_initialized():
-        ray.init(address=address or "local", include_dashboard=False, configure_logging=False, log_to_driver=False)
+    start_ray(address)
     task = ray.remote(run_seed).options(num_cpus=spec.cpus_per_trial, num_gpus=spec.gpus_per_trial, max_retries=1)
     data_ref = ray.put(dataset)
     pending = {
@@ -263,110 +263,3 @@ def _verdict(arms: list[Arm], comparisons: dict[str, Paired], effects: dict[str,
                 "best GAN recipe ")
         short = "did not help"
     return best, f"{head}{vs_base}; {own}", short
-
-
-def _arm_rows(outcome: Confirmation) -> list[dict[str, Any]]:
-    """The arms table (MLflow log_table): per arm its mean and CI, its difference from the tuned baseline
-    and, for a GAN arm, from its ablation (the generator's own effect), each with raw and Holm p."""
-    rows = []
-    for arm in outcome.arms:
-        stats = outcome.per_arm[arm.key]
-        row: dict[str, Any] = {"arm": arm.key, "role": role(outcome, arm), "recipe": arm.name,
-                               "search_val": arm.val, "trial_run_id": arm.trial_run_id,
-                               f"{outcome.metric}_mean": stats.mean, "ci_low": stats.low, "ci_high": stats.high,
-                               "n": stats.n}
-        for prefix, comp in (("vs_real_only", outcome.comparisons.get(arm.key)),
-                             ("generator_effect", outcome.effects.get(arm.key))):
-            row.update({prefix: comp.mean if comp else None, f"{prefix}_ci_low": comp.low if comp else None,
-                        f"{prefix}_ci_high": comp.high if comp else None,
-                        f"{prefix}_p": comp.p_value if comp else None, f"{prefix}_p_holm": comp.p_holm if comp else None})
-        row["ablation_arm"] = outcome.ablations.get(arm.key)
-        rows.append(row)
-    return rows
-
-
-def role(outcome: Confirmation, arm: Arm) -> str:
-    """What an arm is there for, in words."""
-    twins = [k for k, v in outcome.ablations.items() if v == arm.key]
-    if arm.ablation:
-        return "ablation of " + ", ".join(twins)
-    kind = "tuned real-only baseline" if arm.baseline else "real-only" if arm.recipe.real_only else "GAN"
-    return kind + (f"; ablation of {', '.join(twins)}" if twins else "")
-
-
-def table(outcome: Confirmation) -> list[str]:
-    """Console lines: per arm the mean and 95% CI of the confirming metric, then the verdicts."""
-    out = [f"{'arm':<14} {'recipe':<36} {outcome.metric + ' mean':>14} {'95% CI':>13} {'seeds':>5}  role"]
-    for arm in outcome.arms:
-        s = outcome.per_arm[arm.key]
-        ci = f"{s.low:.3f}..{s.high:.3f}" if math.isfinite(s.low) else "-"
-        out.append(f"{arm.key:<14} {arm.name[:36]:<36} {s.mean:>14.4f} {ci:>13} {s.n:>5}  {role(outcome, arm)}")
-    return out
-
-
-def _diff_cells(comp: Paired | None) -> str:
-    if comp is None:
-        return "- | - | -"
-    ci = f"{comp.low:+.4f}..{comp.high:+.4f}" if math.isfinite(comp.low) else "-"
-    return f"{comp.mean:+.4f} | {ci} | {p_text(comp)}"
-
-
-def describe(outcome: Confirmation, search_name: str) -> str:
-    """Markdown for the confirmation run's description in the MLflow UI."""
-    lines = [f"**{outcome.verdict}**", "",
-             f"Search `{search_name}`, {len(outcome.seeds)} seeds ({', '.join(map(str, outcome.seeds))}), "
-             f"paired by seed. *vs real-only*: difference from the tuned real-only baseline; *generator*: "
-             f"difference from the arm's ablation (the same recipe with `generator: none`), the generator's own "
-             f"effect. Positive is better; p: two-sided Wilcoxon, Holm-corrected within each column.", "",
-             f"| arm | role | recipe | {outcome.metric} mean | 95% CI | vs real-only | 95% CI | p | generator | "
-             "95% CI | p |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for arm in outcome.arms:
-        s = outcome.per_arm[arm.key]
-        ci = f"{s.low:.4f}..{s.high:.4f}" if math.isfinite(s.low) else "-"
-        lines.append(f"| {arm.key} | {role(outcome, arm)} | {arm.name} | {s.mean:.4f} | {ci} | "
-                     f"{_diff_cells(outcome.comparisons.get(arm.key))} | {_diff_cells(outcome.effects.get(arm.key))} |")
-    needed = min_seeds_for_significance(outcome.family)
-    if len(outcome.seeds) < needed:
-        lines += ["", f"With {len(outcome.seeds)} seeds and {outcome.family} arm(s) compared with the baseline, a "
-                      f"two-sided Wilcoxon test cannot reach p < 0.05 after Holm's correction: use --seeds {needed} "
-                      "or more for a significance claim."]
-    return "\n".join(lines)
-
-
-def diff_text(comp: Paired | None) -> str:
-    """`+0.0040 (95% CI -0.0100..+0.0200, Holm p=0.6)`."""
-    if comp is None or not math.isfinite(comp.mean):
-        return "unknown"
-    ci = f"95% CI {comp.low:+.4f}..{comp.high:+.4f}, " if math.isfinite(comp.low) else ""
-    p = f"{'Holm ' if comp.family > 1 else ''}p={comp.p:.2g}" if math.isfinite(comp.p) else "no p-value"
-    return f"{comp.mean:+.4f} ({ci}{p})"
-
-
-def search_answer(outcome: Confirmation, objective: str) -> tuple[dict[str, float], dict[str, str]]:
-    """What the search's own row shows once confirmed: the verdict's arm's objective (its search value),
-    its mean confirming metric, its lift over the tuned baseline; the verdict with the lift's CI as a tag."""
-    arm = next(a for a in outcome.arms if a.key == outcome.best)
-    comp, effect = outcome.comparisons.get(arm.key), outcome.effects.get(arm.key)
-    metrics = {objective: arm.val, outcome.metric: outcome.per_arm[arm.key].mean,
-               lift_metric(outcome.metric): comp.mean if comp else 0.0}
-    text = f"{outcome.headline}: {arm.name} {diff_text(comp)} {metric_info(outcome.metric).label} over real-only"
-    if arm.key in outcome.ablations:
-        text += f"; generator's own effect {diff_text(effect)}"
-    return metrics, {tracking.CONFIRMED: f"{text} ({len(outcome.seeds)} seeds)", tracking.CONFIRMED_ARM: arm.name}
-
-
-def search_lead(outcome: Confirmation, experiment_id: str) -> str:
-    """The top of the search's description once confirmed: the verdict, then per arm its confirmed metric,
-    its lift and its generator's own effect, and a link to the confirmation run."""
-    label = metric_info(outcome.metric).label
-    lines = [f"**Confirmed over {len(outcome.seeds)} seeds on the test split: {outcome.verdict}**", "",
-             f"| arm | recipe | {label} (95% CI) | vs tuned real-only | generator's own effect |", "|---|---|---|---|---|"]
-    for arm in outcome.arms:
-        s = outcome.per_arm[arm.key]
-        ci = f" ({s.low:.4f}..{s.high:.4f})" if math.isfinite(s.low) else ""
-        vs = diff_text(outcome.comparisons[arm.key]) if arm.key in outcome.comparisons else "-"
-        own = diff_text(outcome.effects[arm.key]) if arm.key in outcome.effects else "-"
-        lines.append(f"| {arm.key} | {arm.name} | {s.mean:.4f}{ci} | {vs} | {own} |")
-    lines += ["", f"Paired by seed; p: two-sided Wilcoxon, Holm-corrected. Per seed, figure and tables: the "
-                  f"[confirmation run]({run_link(experiment_id, outcome.run_id)})."]
-    return "\n".join(lines)

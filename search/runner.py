@@ -17,6 +17,7 @@ from ganmix.search import preflight
 from ganmix.models.metrics import metric_info, test_counterpart
 from ganmix.search.preflight import load_search_data
 from ganmix.search.ray_internals import optuna_study, replace_restored_callbacks
+from ganmix.search.parent_run import finish_parent, name_lock, open_parent, unused_name
 from ganmix.search.progress import SearchProgress, quiet_libraries, result_rows
 from ganmix.search.searcher import ConstrainedOptunaSearch
 from ganmix.search.spec import SearchSpec
@@ -26,7 +27,6 @@ from ganmix.tracking import query, runs, store
 from ganmix.tracking.describe import SearchDescriber, describe_experiment, share_view
 from ganmix.tracking.inputs import split_arrays
 from ganmix.tracking.figures import log_study_figures, log_trials_table
-from ganmix.tracking.runs import FINGERPRINT, KIND, METRIC, MODE, SEARCH_NAME
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +82,10 @@ def run_search(spec: SearchSpec, options: RunOptions, *, dataset: ImageDataset |
     payload = _reference_payload(reference, dataset, cache_dir)
     experiment_id = store.ensure_experiment(store.client(uri), spec.dataset, uri)
     describe_experiment(uri, experiment_id, dataset.name)
-    with _name_lock(uri):  # two searches started in the same second must not share a default name
+    with name_lock(uri):  # two searches started in the same second must not share a default name
         if spec.name is None and not options.resume:
-            name = _unused_name(uri, experiment_id, name)
-        parent = _open_parent(uri, experiment_id, spec, dataset, name, resume=options.resume)
+            name = unused_name(uri, experiment_id, name)
+        parent = open_parent(uri, experiment_id, spec, dataset, name, resume=options.resume)
     try:
         if options.data_dir is not None and not options.resume:  # `ganmix confirm` reloads the same data
             parent.set_tags({runs.DATA_DIR: str(Path(options.data_dir).expanduser().resolve())})
@@ -231,7 +231,7 @@ def _fit(tuner: Any, callback: SearchCallback, spec: SearchSpec, options: RunOpt
                 if study is not None:
                     log_study_figures(parent, study)
         finally:
-            best = _finish_parent(parent, uri, experiment_id, spec, status=status, error=error,
+            best = finish_parent(parent, uri, experiment_id, spec, status=status, error=error,
                                   step=callback.results)
         if status == "FINISHED":
             progress.summary(*result_rows(summaries, spec.metric), test_metric=test_counterpart(spec.metric))
@@ -301,67 +301,3 @@ def _max_epochs(spec: SearchSpec) -> int:
     if isinstance(dim, CategoricalDim):
         return int(max(dim.choices))
     return spec.base_recipe().classifier_epochs
-
-
-def _name_lock(uri: str) -> Any:
-    """Held while a search name is chosen and its parent run created; a local store's lock file (a server's
-    searches may start on other machines: there a taken name is refused by _open_parent)."""
-    import contextlib
-
-    from ganmix.models.files import file_lock
-
-    db = store.local_store_file(uri)
-    return file_lock(db.with_name(db.name + ".names")) if db is not None else contextlib.nullcontext()
-
-
-def _unused_name(uri: str, experiment_id: str, name: str) -> str:
-    """`name`, or `name-2`, `name-3`, ... when a search of that name exists already."""
-    candidate, number = name, 1
-    while query.find_search(uri, candidate, experiment_id=experiment_id) is not None:
-        number += 1
-        candidate = f"{name}-{number}"
-    return candidate
-
-
-def _open_parent(uri: str, experiment_id: str, spec: SearchSpec, dataset: ImageDataset, name: str,
-                 *, resume: bool) -> runs.RunLogger:
-    if resume:
-        found = query.find_search(uri, name, experiment_id=experiment_id)
-        if found is None:
-            raise store.TrackingError(f"no search named {name!r} in experiment {experiment_id} at {uri}; "
-                                      "nothing to resume")
-        parent = runs.reopen_run(uri, found.info.run_id)
-        # Trials interrupted with the driver stay in MLflow, marked killed; their reruns are new children.
-        runs.close_running_children(uri, experiment_id, found.info.run_id, status="KILLED",
-                                    reason="interrupted with the search driver; rerun on resume")
-        return parent
-    if query.find_search(uri, name, experiment_id=experiment_id) is not None:
-        raise store.TrackingError(f"a search named {name!r} already exists in {uri}; pick another --name "
-                                  f"or continue it with --resume {name}")
-    parent = runs.start_run(uri, experiment_id, name=name, tags={
-        KIND: "search", SEARCH_NAME: name, FINGERPRINT: dataset.fingerprint, METRIC: spec.metric, MODE: spec.mode,
-        runs.NOTE: f"ganmix search over {dataset.summary()}",
-    })
-    parent.log_params({"dataset": spec.dataset, "dataset_fingerprint": dataset.fingerprint, "trials": spec.trials,
-                       "metric": spec.metric, "mode": spec.mode, "seed": spec.seed, "image_size": dataset.image_size,
-                       "train_per_class": spec.train_per_class or "",
-                       "class_fraction": ",".join(f"{k}={v}" for k, v in spec.class_fraction.items()),
-                       "train_size": len(dataset.train), "val_size": len(dataset.val), "test_size": len(dataset.test)})
-    parent.log_text(spec.to_yaml(), "search_spec.yaml")
-    parent.log_text(dataset.summary() + "\n" + dataset.description + "\n", "dataset.txt")
-    return parent
-
-
-def _finish_parent(parent: runs.RunLogger, uri: str, experiment_id: str, spec: SearchSpec, *, status: str,
-                   error: str | None, step: int) -> query.TrialSummary | None:
-    """Close the parent: the trials table, the best recipe, and the final `best_<metric>` at `step` (the
-    results received, the step SearchCallback logs it at while the search runs)."""
-    summaries = query.trial_summaries(uri, experiment_id, parent.run_id)
-    parent.log_text(query.trials_csv(summaries, spec.metric), "trials.csv")
-    best = query.pick_best(summaries, spec.metric, uri=uri)
-    if best is not None:
-        parent.log_text(best.recipe_yaml or "", "best_recipe.yaml")
-        parent.set_tags({runs.BEST_RUN_ID: best.run_id})
-        parent.log_metrics({f"best_{spec.metric}": best.metrics.get(spec.metric, float("nan"))}, step=step)
-    parent.finish(status, error=error)
-    return best

@@ -67,7 +67,6 @@ def default_generator_space() -> dict[str, dict[str, Dim]]:
 def upgrade_spec(data: Mapping[str, Any]) -> dict[str, Any]:
     """A spec written for recipe format 2 (`gan_epochs`, a `latent_dim` for every family) in today's names:
     `latent_dim` in `space` or `fixed` becomes a dimension of every latent family's generator_space."""
-    from ganmix.models.generator import generator_options, list_generators
     from ganmix.search.recipe import RENAMED_FIELDS
 
     data = dict(data)
@@ -79,7 +78,9 @@ def upgrade_spec(data: Mapping[str, Any]) -> dict[str, Any]:
                 raw = values.pop("latent_dim")
                 latent = raw if section == "space" else [raw]
             data[section] = values
-    if latent is not None:
+    if latent is not None:  # the registry imports torch: only for an old spec that needs it
+        from ganmix.models.generator import generator_options, list_generators
+
         families = data.get("generator_space")
         families = dict(families) if isinstance(families, Mapping) else {
             name: {k: dim_to_yaml(d) for k, d in dims.items()} for name, dims in default_generator_space().items()}

@@ -110,6 +110,13 @@ def test_describer_keeps_ranks_lifts_and_the_winner_current(store):
     assert describe.BEST in client.get_run(better).data.tags and describe.BEST not in client.get_run(gan).data.tags
     assert client.get_run(gan).data.tags[describe.RANK] == "2"
     assert client.get_run(parent).data.tags[describe.NOTE].startswith("**On digits, `dcgan r=2 e=9 z=64` wins (")
+    # Confirmed, then resumed: the description keeps leading with the confirmation above the fresh ranking.
+    describe.write_confirmed_lead(uri, parent, "**Confirmed over 6 seeds: x**")
+    add_trial(client, experiment_id, parent, "wgan_gp r=1 e=5 z=64", 0.98)
+    describe.SearchDescriber(RunLogger(uri, parent), experiment_id, "val_auc", "digits", "s1").refresh(done=True)
+    note = client.get_run(parent).data.tags[describe.NOTE]
+    assert note.startswith("**Confirmed over 6 seeds: x**") and note.count(describe.ONE_SEED) == 1
+    assert note.split(describe.ONE_SEED)[1].lstrip().startswith("**On digits, `wgan_gp r=1 e=5 z=64` wins (")
 
 
 def test_trials_table_and_optuna_plots_on_the_parent(store):

@@ -198,8 +198,14 @@ def test_confirm_reruns_the_arms_over_seeds_and_records_a_verdict(searched):
         by_seed.setdefault(run.data.tags["ganmix.seed"], set()).add(run.data.params["classifier_seed"])
     assert len(by_seed) == 2 and all(len(v) == 1 for v in by_seed.values())
     assert client.get_run(parent.info.run_id).data.tags["ganmix.verdict"] == conf.data.tags["ganmix.verdict"]
+    # The search's own run leads with the confirmed answer: metrics and tags on its row, the description.
+    searched_run = client.get_run(parent.info.run_id)
+    assert {"test/auc", "lift/test_auc"} <= set(searched_run.data.metrics)
+    assert searched_run.data.tags["mlflow.note.content"].startswith("**Confirmed over 2 seeds on the test split: ")
+    assert "One-seed ranking" in searched_run.data.tags["mlflow.note.content"]
     best = ganmix("best", "--results-dir", str(root / "results"), cwd=root)
     assert "confirmed: " + conf.data.tags["ganmix.verdict"] in best.stdout
+    assert "confirmed answer: " + searched_run.data.tags["ganmix.confirmed"] in best.stdout
 
 
 def _artifact_bytes(client: MlflowClient, run_id: str, path: str) -> bytes:

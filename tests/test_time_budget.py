@@ -19,7 +19,7 @@ SPEC = {
     "max_concurrent": 2,
     "space": {"generator_epochs": {"type": "int", "low": 1, "high": 2},
               "synthetic_ratio": {"type": "float", "low": 0.2, "high": 1.0},
-              "generator": {"type": "categorical", "choices": ["dcgan", "cvae"]}},
+              "generator": "default"},  # the default families; on the CPU the search says which it leaves out
     "fixed": {"classifier_epochs": 4, "classifier_min_steps": 0, "latent_dim": 16},
 }
 
@@ -35,6 +35,11 @@ def test_time_budget_ends_the_search_cleanly(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "ended by the time budget of 6 s" in done.stdout
     assert "interrupted" not in done.stdout + done.stderr
+    from ganmix.search.preflight import local_gpus
+    from ganmix.search.spec import cpu_left_out
+
+    if local_gpus() == 0 and cpu_left_out():  # one line naming the GPU-only families (ddpm), printed once
+        assert done.stdout.count(cpu_left_out()) == 1
 
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'results' / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("ganmix/digits")

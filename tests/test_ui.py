@@ -268,9 +268,9 @@ def test_a_trials_sample_grid_loads(browser_ui):
 @pytest.mark.browser
 @pytest.mark.integration
 def test_a_trials_charts_are_grouped_into_sections(browser_ui):
-    """GAN curves (GAN epochs) and classifier curves (classifier epochs) in sections of their own."""
+    """Generator curves (generator epochs) and classifier curves (classifier epochs) in sections of their own."""
     page = _open_gan_trial(browser_ui, "model-metrics")
-    for section in ("gan", "sample", "train", "val"):
+    for section in ("generator", "sample", "train", "val"):
         page.get_by_text(section, exact=True).first.wait_for()
     assert page.get_by_text("val_auc", exact=True).count() == 0  # no flat, alphabetical list of 50 charts
     _shot(page, "charts")

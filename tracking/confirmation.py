@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ganmix.tracking.runs import COMPLETED, KIND, METRIC, NOTE, SEARCH_NAME, RunLogger, start_run
+from ganmix.tracking.runs import KIND, METRIC, NOTE, SEARCH_NAME, RunLogger, start_run
 
 CONFIRMATION, CONFIRM_SEED = "confirmation", "confirm_seed"
 ARM, SEED = "ganmix.arm", "ganmix.seed"
@@ -27,15 +27,9 @@ def start_confirmation(uri: str, experiment_id: str, parent_run_id: str, *, sear
     return logger
 
 
-def start_seed_run(uri: str, experiment_id: str, confirmation_run_id: str, *, arm: str, name: str,
-                   seed: int) -> RunLogger:
-    return start_run(uri, experiment_id, name=f"{name} seed={seed}", parent_run_id=confirmation_run_id,
-                     tags={KIND: CONFIRM_SEED, ARM: arm, SEED: seed})
-
-
-def finish_seed_run(logger: RunLogger) -> None:
-    logger.set_tags({COMPLETED: "true"})
-    logger.finish("FINISHED")
+def seed_run_tags(*, arm: str, seed: int) -> dict[str, Any]:
+    """The tags of one (arm, seed) run, nested under the confirmation run (search/recipe_run.py starts it)."""
+    return {KIND: CONFIRM_SEED, ARM: arm, SEED: seed}
 
 
 def log_results(logger: RunLogger, *, per_seed: list[dict[str, Any]], per_arm: list[dict[str, Any]],

@@ -135,6 +135,8 @@ class SearchDescriber:
     _written: dict[str, tuple[str | None, float | None]] = field(default_factory=dict)
     _best: str | None = None
     _trials: dict[str, RunLogger] = field(default_factory=dict)
+    _lead: str | None = None  # a confirmation's lead of the description, read once (a resumed search keeps it)
+    _lead_read: bool = False
 
     def _trial(self, run_id: str) -> RunLogger:
         return self._trials.setdefault(run_id, RunLogger(self.parent.uri, run_id))
@@ -162,7 +164,11 @@ class SearchDescriber:
         self._best = winner
         text = description(summaries, experiment_id=self.experiment_id, metric=self.metric,
                            dataset=self.dataset, search=self.search, done=done)
-        self.parent.set_tags({NOTE: text})
+        if not self._lead_read:
+            note = retry(client(self.parent.uri).get_run, self.parent.run_id).data.tags.get(NOTE, "")
+            self._lead = note.split(ONE_SEED, 1)[0] if ONE_SEED in note else None
+            self._lead_read = True
+        self.parent.set_tags({NOTE: lead_with_confirmation(text, self._lead) if self._lead else text})
         if done:  # what a tracking outage held back is written now, or the search says it could not be
             for trial in self._trials.values():
                 trial.flush(seconds=300, strict=True)
