@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     parser.add_argument("--train-per-class", type=int, default=50)
     parser.add_argument("--full", action="store_true", help="the whole train split (no scarcity)")
-    parser.add_argument("--min-steps", type=int, nargs="+", default=[0, 60, 120, 210, 420, 810, 1620],
+    parser.add_argument("--min-steps", type=int, nargs="+", default=[0, 60, 120, 210, 420],
                         help="classifier_min_steps of each row (0: no floor)")
     parser.add_argument("--seeds", type=int, default=6)
     parser.add_argument("--threads", type=int, default=1)

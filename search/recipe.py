@@ -67,7 +67,8 @@ class Recipe:
     classifier: str = "small_cnn"
     classifier_lr: float = 1e-3
     classifier_epochs: int = 30
-    classifier_min_steps: int = 400
+    # bench_steps.py, 100 images, 6 seeds: test AUC .67@30 steps, .78@60, flat from 120 (.790; .792@210, .795@420)
+    classifier_min_steps: int = 120
     batch_size: int = TRAINER_DEFAULTS["batch_size"]
     weight_decay: float = TRAINER_DEFAULTS["weight_decay"]
     lr_schedule: str = TRAINER_DEFAULTS["lr_schedule"]
