@@ -11,7 +11,8 @@ import torch
 from _cache_writer import NUM_CLASSES, tiny_config, tiny_data, train, writer
 
 from ganmix.datasets import load_dataset
-from ganmix.models.generator import generator_class, list_generators, make_generator_config, train_generator
+from ganmix.models.generator import generator_class, list_generators, make_generator_config
+from ganmix.models.generator_training import train_generator
 from ganmix.models.generator_cache import GeneratorCache, generator_key, key_digest, train_with_cache
 from ganmix.search.pipeline import make_synthetic
 from ganmix.search.recipe import Recipe
