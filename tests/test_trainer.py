@@ -28,6 +28,19 @@ def _val(n: int = 32) -> EvalSet:
     return EvalSet(images, labels, ("dark", "bright"))
 
 
+def _count_steps(monkeypatch) -> list[int]:
+    """Counts AdamW steps into the last entry of the returned list (append 0 before each fit)."""
+    steps: list[int] = []
+    original = torch.optim.AdamW.step
+
+    def counting_step(self, *args, **kwargs):  # counts calls, then does the real update
+        steps[-1] += 1
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", counting_step)
+    return steps
+
+
 def test_training_lowers_the_loss_and_reports_every_epoch() -> None:
     images, labels = _separable_set()
     settings = TrainSettings(epochs=5, lr=3e-3, batch_size=16)
@@ -39,14 +52,7 @@ def test_training_lowers_the_loss_and_reports_every_epoch() -> None:
 
 def test_step_budget_does_not_grow_with_the_synthetic_ratio(monkeypatch) -> None:
     """Synthetic images replace real ones in the batches: the same number of optimizer steps at any ratio."""
-    steps: list[int] = []
-    original = torch.optim.AdamW.step
-
-    def counting_step(self, *args, **kwargs):  # counts calls, then does the real update
-        steps[-1] += 1
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(torch.optim.AdamW, "step", counting_step)
+    steps = _count_steps(monkeypatch)
     real, real_labels = _separable_set(n=40)
     for ratio in (0, 1, 3):
         fake, fake_labels = _separable_set(n=40 * ratio, seed=2) if ratio else (real[:0], real_labels[:0])
@@ -55,18 +61,6 @@ def test_step_budget_does_not_grow_with_the_synthetic_ratio(monkeypatch) -> None
                        settings=TrainSettings(epochs=3, lr=1e-3, batch_size=8), device="cpu", num_classes=2,
                        real_count=len(real))
     assert steps == [15, 15, 15]  # 3 epochs x ceil(40 / 8) batches
-
-
-def _count_steps(monkeypatch) -> list[int]:
-    steps: list[int] = []
-    original = torch.optim.AdamW.step
-
-    def counting_step(self, *args, **kwargs):  # counts calls, then does the real update
-        steps[-1] += 1
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(torch.optim.AdamW, "step", counting_step)
-    return steps
 
 
 def test_a_small_set_gets_at_least_the_step_floor_at_any_ratio(monkeypatch) -> None:
