@@ -71,9 +71,9 @@ def main() -> None:
 
     train = ds.train
     fake = noisy(train.images, sigma=20.0, seed=1)
-    sample_quality(ref, train.images, train.labels, fake[:32], train.labels[:32])  # warm-up
+    sample_quality(ref, train.images, train.labels, fake_images_u8=fake[:32], fake_labels=train.labels[:32])  # warm-up
     start = time.perf_counter()
-    metrics, _ = sample_quality(ref, train.images, train.labels, fake, train.labels)
+    metrics, _ = sample_quality(ref, train.images, train.labels, fake_images_u8=fake, fake_labels=train.labels)
     rows.append((f"sample_quality {len(train)} vs {len(fake)} (s)", f"{time.perf_counter() - start:.3f}"))
     rows.append(("  metrics (train + noise sigma 20)", ", ".join(f"{k} {v:.3g}" for k, v in metrics.items())))
 

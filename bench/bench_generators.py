@@ -64,7 +64,8 @@ def synced(device: str) -> float:
 def measure_family(name: str, size: int, args: argparse.Namespace) -> dict[str, object]:
     """One row, in this (fresh) process: see the module docstring."""
     from ganmix.models._images import to_unit
-    from ganmix.models.generator import create_generator, make_generator_config, sample_images, train_generator
+    from ganmix.models.generator import create_generator, make_generator_config, sample_images
+    from ganmix.models.generator_training import train_generator
 
     images, labels = load_train(args.data, size)
     row: dict[str, object] = {"family": name, "size": size, "batch": args.batch, "idle_mb": current_rss_mb()}

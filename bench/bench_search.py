@@ -229,12 +229,12 @@ def bench_metrics(args: argparse.Namespace, cache_dir: Path, rows: Rows, record:
     rows.append(("(c) reference classifier (s)", f"{time.perf_counter() - start:.2f}  ({how}; val_acc {ref.val_acc:.3f})"))
 
     fake, labels = noisy(train.images, sigma=20.0, seed=1), train.labels
-    sample_quality(ref, train.images, train.labels, fake[:32], labels[:32])  # warm-up
+    sample_quality(ref, train.images, train.labels, fake_images_u8=fake[:32], fake_labels=labels[:32])  # warm-up
     thread_counts = [1, args.threads] if device.type == "cpu" and args.threads != 1 else [args.threads]
     medians: dict[int, float] = {}
     for threads in thread_counts:
         torch.set_num_threads(threads)
-        times = [timed(lambda: sample_quality(ref, train.images, train.labels, fake, labels)) for _ in range(args.repeats)]
+        times = [timed(lambda: sample_quality(ref, train.images, train.labels, fake_images_u8=fake, fake_labels=labels)) for _ in range(args.repeats)]
         medians[threads] = statistics.median(times)
         rows.append((f"(c) sample_quality {len(train)} vs {len(fake)}, {threads} thread(s) (s)",
                      f"median {medians[threads]:.3f}  min {min(times):.3f}  (n={len(times)})"))

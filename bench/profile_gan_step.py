@@ -20,7 +20,8 @@ from torch.profiler import ProfilerActivity, profile
 
 from _common import DEFAULT_DATA
 from bench_generators import load_train
-from ganmix.models.generator import create_generator, list_generators, make_generator_config, train_generator
+from ganmix.models.generator import create_generator, list_generators, make_generator_config
+from ganmix.models.generator_training import train_generator
 
 SYNC_OPS = ("aten::item", "aten::_local_scalar_dense", "cudaStreamSynchronize", "cudaDeviceSynchronize")
 

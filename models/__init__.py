@@ -15,8 +15,9 @@ _WHERE = {
     **{name: "generator" for name in (
         "DivergenceError", "GenerativeModel", "GeneratorConfig", "GeneratorError", "create_generator",
         "generator_class", "generator_options", "list_generators", "load_generator", "make_generator_config",
-        "sample_images", "save_generator", "train_generator",
+        "sample_images", "save_generator",
     )},
+    "train_generator": "generator_training",
 }
 
 

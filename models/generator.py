@@ -1,4 +1,5 @@
-"""Class-conditional generators: shared config, registry, and the create/train/sample/save/load API.
+"""Class-conditional generators: shared config, registry, and the create/sample/save/load API (training:
+models/generator_training.py).
 
 A family is one module in ganmix.models that registers a GenerativeModel subclass with `@register_generator`
 and declares, on that class, everything else ganmix needs to know about it: its typed config (options,
@@ -18,7 +19,7 @@ import pickle
 import pkgutil
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -26,7 +27,7 @@ from typing import Any, ClassVar, TypeVar
 import torch
 from torch import Tensor, nn
 
-from ganmix.models._images import to_uint8, to_unit
+from ganmix.models._images import to_uint8
 from ganmix.models._registry import Registry, UnknownModelError
 from ganmix.models.errors import GeneratorError
 from ganmix.models.sizes import MIN_IMAGE_SIZE
@@ -271,7 +272,7 @@ def create_generator(name: str, cfg: GeneratorConfig) -> GenerativeModel:
     return GENERATORS.get(name)(cfg)
 
 
-def _check_labels(labels: Tensor, num_classes: int, *, count: int | None = None) -> Tensor:
+def check_labels(labels: Tensor, num_classes: int, *, count: int | None = None) -> Tensor:
     if labels.ndim != 1 or labels.dtype.is_floating_point or labels.dtype == torch.bool:
         raise GeneratorError(f"labels must be a 1-D integer tensor, got {labels.dtype} {tuple(labels.shape)}")
     if count is not None and len(labels) != count:
@@ -283,108 +284,10 @@ def _check_labels(labels: Tensor, num_classes: int, *, count: int | None = None)
     return labels.long()
 
 
-def _non_finite(metrics: Mapping[str, float]) -> str:
-    return ", ".join(f"{key}={value}" for key, value in metrics.items() if not math.isfinite(value))
-
-
-@dataclass(frozen=True)
-class TrainingState:
-    """Where train_generator stands after `epoch` epochs: enough to carry on as if it had never stopped.
-
-    The global torch RNG (noise, augmentation) and the shuffle generator's states are kept, so training
-    resumed from a state gives the same weights as training from scratch (bit for bit on the CPU).
-    """
-
-    epoch: int
-    torch_rng: Tensor
-    order_rng: Tensor
-    cuda_rng: Tensor | None = None
-
-
-def _rng_state(epoch: int, order_rng: torch.Generator, device: torch.device) -> TrainingState:
-    cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
-    return TrainingState(epoch, torch.get_rng_state(), order_rng.get_state(), cuda)
-
-
-def train_generator(
-    model: GenerativeModel,
-    images: Tensor,
-    labels: Tensor,
-    *,
-    epochs: int,
-    device: torch.device | str = "cpu",
-    seed: int = 0,
-    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
-) -> list[dict[str, float]]:
-    """Train on uint8 (N, C, H, W) images; returns one dict of batch-averaged metrics per epoch.
-
-    Seeds torch's global RNG with `seed` (noise, augmentation) and shuffles with its own generator.
-    """
-    history, _ = resume_generator(model, images, labels, epochs=epochs, device=device, seed=seed, on_epoch=on_epoch)
-    return history
-
-
-def resume_generator(
-    model: GenerativeModel,
-    images: Tensor,
-    labels: Tensor,
-    *,
-    epochs: int,
-    device: torch.device | str = "cpu",
-    seed: int = 0,
-    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
-    start: TrainingState | None = None,
-) -> tuple[list[dict[str, float]], TrainingState]:
-    """train_generator that can start from `start` (a state after `start.epoch` of the same run, the model
-    holding that epoch's weights and trainer state) and also returns the state after `epochs`.
-
-    Returns the metrics of the epochs it trained (start.epoch + 1 .. epochs) and the final state.
-    """
-    cfg = model.config
-    expected = (cfg.channels, cfg.image_size, cfg.image_size)
-    if images.dtype != torch.uint8 or images.ndim != 4 or tuple(images.shape[1:]) != expected or len(images) == 0:
-        raise GeneratorError(f"images must be uint8 (N>0, {', '.join(map(str, expected))}), "
-                             f"got {images.dtype} {tuple(images.shape)}")
-    check_int("epochs", epochs, low=1)
-    first = 1 if start is None else start.epoch + 1
-    if first > epochs + 1:
-        raise GeneratorError(f"cannot resume at epoch {first - 1} to train {epochs} epochs")
-    device = torch.device(device)
-    # The whole data set fits in memory: move it once instead of paying a DataLoader per batch.
-    y = _check_labels(labels, cfg.num_classes, count=len(images)).to(device)
-    x = to_unit(images, device)
-    model.to(device).train()
-    order_rng = torch.Generator()
-    if start is None:
-        torch.manual_seed(seed)
-        order_rng.manual_seed(seed)
-    else:
-        torch.set_rng_state(start.torch_rng)
-        order_rng.set_state(start.order_rng)
-        if start.cuda_rng is not None and device.type == "cuda":
-            torch.cuda.set_rng_state(start.cuda_rng, device)
-    history: list[dict[str, float]] = []
-    for epoch in range(first, epochs + 1):
-        # Per-step metrics stay on the device; they are averaged and read back once per epoch, so a
-        # step never waits for the GPU. Divergence is therefore noticed at the end of its epoch.
-        steps: dict[str, list[Tensor]] = {}
-        for batch in torch.randperm(len(x), generator=order_rng).to(device).split(cfg.batch_size):
-            for key, value in model.train_step(x[batch], y[batch]).items():
-                steps.setdefault(key, []).append(value)
-        means = torch.stack([torch.stack(values).float().mean() for values in steps.values()]).tolist()
-        epoch_metrics = dict(zip(steps, means))
-        if bad := _non_finite(epoch_metrics):
-            raise DivergenceError(f"generator diverged at epoch {epoch}: {bad}")
-        history.append(epoch_metrics)
-        if on_epoch is not None:
-            on_epoch(epoch, epoch_metrics)
-    return history, _rng_state(max(epochs, first - 1), order_rng, device)
-
-
 def sample_images(model: GenerativeModel, labels: Tensor, *, seed: int = 0, batch_size: int = 512) -> Tensor:
     """One uint8 (C, H, W) image per label, on the CPU; the same seed gives the same images."""
     cfg = model.config
-    labels = _check_labels(labels, cfg.num_classes)
+    labels = check_labels(labels, cfg.num_classes)
     check_int("batch_size", batch_size, low=1)
     if len(labels) == 0:
         return torch.empty((0, cfg.channels, cfg.image_size, cfg.image_size), dtype=torch.uint8)

@@ -33,13 +33,8 @@ import torch
 from torch import Tensor
 
 from ganmix.models.files import atomic_path, atomic_write, file_lock
-from ganmix.models.generator import (
-    GenerativeModel,
-    GeneratorConfig,
-    TrainingState,
-    create_generator,
-    resume_generator,
-)
+from ganmix.models.generator import GenerativeModel, GeneratorConfig, create_generator
+from ganmix.models.generator_training import TrainingState, resume_generator
 
 log = logging.getLogger(__name__)
 

@@ -188,9 +188,9 @@ def sample_quality(
     ref: ReferenceClassifier,
     real_images_u8: torch.Tensor,
     real_labels: torch.Tensor,
+    *,
     fake_images_u8: torch.Tensor,
     fake_labels: torch.Tensor,
-    *,
     k: int = 3,
     pairs: int = 8,
 ) -> tuple[dict[str, float], ClosestPairs]:

@@ -168,7 +168,7 @@ def resolve_spec_and_given(args: argparse.Namespace) -> tuple[Any, set[str]]:
 def cmd_search(args: argparse.Namespace) -> int:
     from ganmix.search import preflight
 
-    spec = _checked_spec(args)
+    spec, notes = _checked_spec(args)
     if args.dry_run:
         print(spec.to_yaml(), end="")
         return 0
@@ -176,6 +176,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         preflight.check_local_resources(spec)
     # None: the data file is missing and is downloaded by the run itself, after every check (preflight/data.py).
     dataset = preflight.check_search_data(spec, args.data_dir)
+    for note in notes:  # what ganmix chose for the user, once every check has passed (bad input: one line)
+        print(note, flush=True)
 
     from ganmix.search.runner import RunOptions, run_search
     from ganmix.search.spec import SearchSpec
@@ -206,11 +208,12 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
-def _checked_spec(args: argparse.Namespace) -> Any:
+def _checked_spec(args: argparse.Namespace) -> tuple[Any, list[str]]:
     """The spec a search runs, every flag and spec field checked (search/preflight/): flags and paths first,
-    before torch, Ray or MLflow is imported."""
+    before torch, Ray or MLflow is imported; and the notes on what ganmix chose (printed after the checks)."""
     from ganmix.search import preflight
 
+    notes: list[str] = []
     preflight.check_search_flags(args)
     if args.resume:
         preflight.check_resume_state(args.resume, args.storage, args.results_dir)
@@ -222,13 +225,11 @@ def _checked_spec(args: argparse.Namespace) -> Any:
 
             choice = local_defaults(spec, given, cpus=preflight.local_cpus(), gpus=preflight.local_gpus())
             spec = choice.spec
-            if choice.note and not args.dry_run:
-                print(choice.note, flush=True)
+            notes += [choice.note] if choice.note else []
         spec, note = spec.for_device()
-        if note and not args.dry_run:
-            print(note, flush=True)
+        notes += [note] if note else []
     preflight.check_spec(spec, sample_metrics=not args.no_sample_metrics)
-    return spec
+    return spec, notes
 
 
 def cmd_confirm(args: argparse.Namespace) -> int:

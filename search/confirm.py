@@ -144,7 +144,7 @@ def confirm(*, uri: str, experiment_id: str, parent_run_id: str, search_name: st
     try:
         results = _run_all(arms, seed_list, uri=uri, experiment_id=experiment_id, run_id=logger.run_id, spec=spec,
                            dataset=dataset, cache_dir=cache_dir, address=address, quiet=quiet)
-        outcome = _analyse(arms, seed_list, results, metric, logger.run_id)
+        outcome = _analyse(arms, seed_list, results, metric=metric, run_id=logger.run_id)
         tracking.log_results(logger, per_seed=outcome.per_seed, per_arm=arm_rows(outcome), metric=metric,
                              description=describe(outcome, search_name), verdict=outcome.verdict,
                              parent_run_id=parent_run_id)
@@ -192,7 +192,7 @@ def _run_all(arms: list[Arm], seeds: list[int], *, uri: str, experiment_id: str,
     return results
 
 
-def _analyse(arms: list[Arm], seeds: list[int], results: dict[tuple[str, int], dict[str, float] | str],
+def _analyse(arms: list[Arm], seeds: list[int], results: dict[tuple[str, int], dict[str, float] | str], *,
              metric: str, run_id: str) -> Confirmation:
     per_seed, by_arm = _per_seed(arms, seeds, results, metric)
     unit = metric_info(metric).unit_interval

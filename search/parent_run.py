@@ -31,8 +31,8 @@ def unused_name(uri: str, experiment_id: str, name: str) -> str:
     return candidate
 
 
-def open_parent(uri: str, experiment_id: str, spec: SearchSpec, dataset: ImageDataset, name: str,
-                 *, resume: bool) -> runs.RunLogger:
+def open_parent(uri: str, experiment_id: str, *, spec: SearchSpec, dataset: ImageDataset, name: str,
+                resume: bool) -> runs.RunLogger:
     if resume:
         found = query.find_search(uri, name, experiment_id=experiment_id)
         if found is None:

@@ -137,7 +137,7 @@ def make_synthetic(
     if sample_metrics and reference is not None and len(images) >= MIN_QUALITY_SET:
         from ganmix.models.quality import sample_quality
 
-        quality, pairs = sample_quality(reference, train.images, train.labels, images, wanted)
+        quality, pairs = sample_quality(reference, train.images, train.labels, fake_images_u8=images, fake_labels=wanted)
         metrics.update(quality)
         logger.log_image(labelled_pairs(pairs.generated, pairs.real, pairs.ratios), "samples/closest_pairs.png",
                          key="closest_pairs")

@@ -25,7 +25,7 @@ def retrain(
     uri = store.resolve_tracking_uri(tracking_uri, results_dir)
     store.check_reachable(uri)
     dataset = load_recipe_data(recipe, data_dir)
-    experiment_id = store.ensure_experiment(store.client(uri), recipe.dataset, uri)
+    experiment_id = store.ensure_experiment(uri, recipe.dataset)
     run = NewRun(uri, experiment_id, f"train {run_name(recipe)}", {KIND: "train", FINGERPRINT: dataset.fingerprint})
     metrics, logger = run_recipe(recipe, dataset, run=run, cache_dir=results_dir / "cache",
                                  sample_metrics=sample_metrics, prefer_gpu=prefer_gpu)

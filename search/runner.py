@@ -80,12 +80,12 @@ def run_search(spec: SearchSpec, options: RunOptions, *, dataset: ImageDataset |
     if options.address not in (None, "local"):  # a trial no node can hold would wait forever
         preflight.check_cluster_resources(spec, options.address)
     payload = _reference_payload(reference, dataset, cache_dir)
-    experiment_id = store.ensure_experiment(store.client(uri), spec.dataset, uri)
+    experiment_id = store.ensure_experiment(uri, spec.dataset)
     describe_experiment(uri, experiment_id, dataset.name)
     with name_lock(uri):  # two searches started in the same second must not share a default name
         if spec.name is None and not options.resume:
             name = unused_name(uri, experiment_id, name)
-        parent = open_parent(uri, experiment_id, spec, dataset, name, resume=options.resume)
+        parent = open_parent(uri, experiment_id, spec=spec, dataset=dataset, name=name, resume=options.resume)
     try:
         if options.data_dir is not None and not options.resume:  # `ganmix confirm` reloads the same data
             parent.set_tags({runs.DATA_DIR: str(Path(options.data_dir).expanduser().resolve())})
@@ -102,7 +102,7 @@ def run_search(spec: SearchSpec, options: RunOptions, *, dataset: ImageDataset |
         parent.finish("KILLED" if killed else "FAILED",
                       error=f"search set-up {'interrupted' if killed else 'failed'}: {type(exc).__name__}: {exc}")
         raise
-    return _fit(tuner, callback, spec, options, parent, uri=uri, experiment_id=experiment_id, name=name,
+    return _fit(tuner, callback, spec=spec, options=options, parent=parent, uri=uri, experiment_id=experiment_id, name=name,
                 progress=progress, describer=describer, study=study)
 
 
@@ -188,7 +188,7 @@ def _build_tuner(spec: SearchSpec, options: RunOptions, dataset: ImageDataset, p
     return tuner, callback, study
 
 
-def _fit(tuner: Any, callback: SearchCallback, spec: SearchSpec, options: RunOptions, parent: runs.RunLogger, *,
+def _fit(tuner: Any, callback: SearchCallback, *, spec: SearchSpec, options: RunOptions, parent: runs.RunLogger,
          uri: str, experiment_id: str, name: str, progress: SearchProgress, describer: SearchDescriber,
          study: Any) -> SearchOutcome:
     status, error, budget_ended = "FINISHED", None, False

@@ -115,7 +115,7 @@ def test_a_search_whose_set_up_fails_marks_its_parent_run_failed(tmp_path: Path,
 
     uri = store.default_tracking_uri(tmp_path)
     store.check_reachable(uri)
-    experiment_id = store.ensure_experiment(store.client(uri), "digits", uri)
+    experiment_id = store.ensure_experiment(uri, "digits")
     parent = runs.start_run(uri, experiment_id, name="lost", tags={runs.KIND: "search", runs.SEARCH_NAME: "lost"})
     parent.finish("KILLED", error="interrupted")
     spec = SearchSpec.from_mapping({"name": "lost", "trials": 2, "fixed": {"classifier_epochs": 1}})

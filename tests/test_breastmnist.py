@@ -31,7 +31,7 @@ def test_generator_sees_train_only_and_test_metrics_use_official_test(tmp_path, 
     monkeypatch.setattr(generator_cache, "resume_generator", spy)
     uri = store.default_tracking_uri(tmp_path)
     store.check_reachable(uri)
-    experiment_id = store.ensure_experiment(store.client(uri), "breastmnist", uri)
+    experiment_id = store.ensure_experiment(uri, "breastmnist")
     logger = runs.start_run(uri, experiment_id, name="hygiene", tags={})
     recipe = Recipe(dataset="breastmnist", generator_epochs=1, generator_options={"latent_dim": 16}, synthetic_ratio=0.5, classifier_epochs=1, classifier_min_steps=0)
     metrics = pipeline.execute_recipe(recipe, dataset, device=torch.device("cpu"), logger=logger, sample_metrics=False)

@@ -47,7 +47,7 @@ def results(effect: dict[str, float]) -> dict[tuple[str, int], dict[str, float] 
 def test_the_generator_is_credited_only_when_it_beats_its_own_ablation():
     # top1 beats the baseline, but its ablation (flip, lr 3e-3) does just as well: not the generator.
     outcome = _analyse(arms(), SEEDS, results({"top1": 0.05, "top2": 0.0, "real-only": 0.0, "top1-ablated": 0.05}),
-                       "test_auc", "run")
+                       metric="test_auc", run_id="run")
     assert set(outcome.comparisons) == {"top1", "top2"}  # the ablation arm is not in the baseline family
     assert all(c.family == 2 for c in outcome.comparisons.values())
     assert outcome.comparisons["top1"].significant and outcome.best == "top1"
@@ -57,17 +57,17 @@ def test_the_generator_is_credited_only_when_it_beats_its_own_ablation():
     assert outcome.headline == "helped (not the generator)"
 
     helped = _analyse(arms(), SEEDS, results({"top1": 0.05, "top2": 0.0, "real-only": 0.0, "top1-ablated": 0.0}),
-                      "test_auc", "run")
+                      metric="test_auc", run_id="run")
     assert helped.effects["top1"].significant and helped.verdict.startswith("augmentation helped, and the generator")
 
     none = _analyse(arms(), SEEDS, results({"top1": 0.0, "top2": -0.01, "real-only": 0.0, "top1-ablated": 0.0}),
-                    "test_auc", "run")
+                    metric="test_auc", run_id="run")
     assert none.verdict.startswith("augmentation did not help here") and none.headline == "did not help"
 
 
 def test_tables_and_description_show_both_effects():
     outcome = _analyse(arms(), SEEDS, results({"top1": 0.05, "top2": 0.0, "real-only": 0.0, "top1-ablated": 0.05}),
-                       "test_auc", "run")
+                       metric="test_auc", run_id="run")
     rows = {r["arm"]: r for r in arm_rows(outcome)}
     assert rows["top1"]["ablation_arm"] == "top1-ablated" and rows["top1-ablated"]["role"] == "ablation of top1"
     assert rows["real-only"]["role"] == "tuned real-only baseline; ablation of top2"
@@ -85,7 +85,7 @@ def test_a_failed_ablation_leaves_the_effect_unknown_not_a_crash():
     res = results({"top1": 0.05, "top2": 0.0, "real-only": 0.0, "top1-ablated": 0.0})
     for seed in SEEDS:
         res[("top1-ablated", seed)] = "RuntimeError: boom"
-    outcome = _analyse(arms(), SEEDS, res, "test_auc", "run")
+    outcome = _analyse(arms(), SEEDS, res, metric="test_auc", run_id="run")
     assert outcome.effects["top1"].n == 0 and math.isnan(outcome.effects["top1"].mean)
     assert not outcome.effects["top1"].significant and "not enough seeds" in outcome.verdict
 
@@ -94,7 +94,7 @@ def test_the_search_row_and_description_lead_with_the_confirmed_answer():
     from ganmix.tracking.describe import ONE_SEED, lead_with_confirmation
 
     outcome = _analyse(arms(), SEEDS, results({"top1": 0.05, "top2": 0.0, "real-only": 0.0, "top1-ablated": 0.05}),
-                       "test_auc", "run")
+                       metric="test_auc", run_id="run")
     metrics, tags = search_answer(outcome, "val_auc")
     assert metrics["val_auc"] == 0.99 and metrics["lift_test_auc"] == pytest.approx(0.05, abs=0.002)
     assert metrics["test_auc"] == round(outcome.per_arm["top1"].mean, 4)  # as the tables print it

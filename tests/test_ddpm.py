@@ -20,8 +20,8 @@ from ganmix.models.generator import (
     load_generator,
     make_generator_config,
     sample_images,
-    train_generator,
 )
+from ganmix.models.generator_training import train_generator
 from ganmix.search.recipe import Recipe
 from ganmix.search.spec import SearchSpec
 

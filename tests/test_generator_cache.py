@@ -11,7 +11,8 @@ import torch
 from _cache_writer import NUM_CLASSES, tiny_config, tiny_data, train, writer
 
 from ganmix.datasets import load_dataset
-from ganmix.models.generator import generator_class, list_generators, make_generator_config, train_generator
+from ganmix.models.generator import generator_class, list_generators, make_generator_config
+from ganmix.models.generator_training import train_generator
 from ganmix.models.generator_cache import GeneratorCache, generator_key, key_digest, train_with_cache
 from ganmix.search.pipeline import make_synthetic
 from ganmix.search.recipe import Recipe
@@ -138,7 +139,7 @@ def test_concurrent_trials_on_one_machine_do_not_clash(tmp_path):
 def test_a_trial_logs_generator_epochs_trained_and_reused(tmp_path):
     uri = store.default_tracking_uri(tmp_path)
     store.check_reachable(uri)
-    experiment_id = store.ensure_experiment(store.client(uri), "digits", uri)
+    experiment_id = store.ensure_experiment(uri, "digits")
     dataset = load_dataset("digits")
     logged = []
     for epochs in (2, 3):

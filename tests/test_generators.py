@@ -31,8 +31,8 @@ from ganmix.models.generator import (
     make_generator_config,
     sample_images,
     save_generator,
-    train_generator,
 )
+from ganmix.models.generator_training import train_generator
 
 FAMILIES = list_generators()
 NUM_CLASSES = 3

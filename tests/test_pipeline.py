@@ -17,7 +17,7 @@ from ganmix.tracking import runs, store
 def logger(tmp_path):
     uri = store.default_tracking_uri(tmp_path)
     store.check_reachable(uri)
-    experiment_id = store.ensure_experiment(store.client(uri), "digits", uri)
+    experiment_id = store.ensure_experiment(uri, "digits")
     run_logger = runs.start_run(uri, experiment_id, name="pipeline", tags={})
     yield run_logger
     run_logger.finish()

@@ -175,7 +175,7 @@ def test_confidence_filter(ref: ReferenceClassifier, digits: ImageDataset) -> No
 
 def test_sample_quality_of_real_copies(ref: ReferenceClassifier, digits: ImageDataset) -> None:
     train = digits.train
-    metrics, pairs = sample_quality(ref, train.images, train.labels, train.images[:300], train.labels[:300])
+    metrics, pairs = sample_quality(ref, train.images, train.labels, fake_images_u8=train.images[:300], fake_labels=train.labels[:300])
     expected = {"fid", "kid", "precision", "recall", "label_fidelity", "near_copy_fraction", "nn_ratio_median"}
     assert set(metrics) == expected
     assert all(isinstance(v, float) for v in metrics.values())
@@ -184,7 +184,7 @@ def test_sample_quality_of_real_copies(ref: ReferenceClassifier, digits: ImageDa
     assert pairs.generated.shape == pairs.real.shape == (8, 1, 8, 8) and torch.equal(pairs.generated, pairs.real)
     assert pairs.ratios.tolist() == sorted(pairs.ratios.tolist()) and float(pairs.ratios.max()) < 0.01
     noise = torch.randint(0, 256, (300, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
-    worse, _ = sample_quality(ref, train.images, train.labels, noise, train.labels[:300])
+    worse, _ = sample_quality(ref, train.images, train.labels, fake_images_u8=noise, fake_labels=train.labels[:300])
     assert worse["fid"] > 10 * max(metrics["fid"], 1e-3) and worse["near_copy_fraction"] == 0.0
 
 

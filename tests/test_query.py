@@ -34,7 +34,7 @@ def _search(uri: str, experiment_id: str, name: str, fingerprint: str, metric: s
 def store_uri(tmp_path):
     uri = store.default_tracking_uri(tmp_path)
     store.check_reachable(uri)
-    experiment_id = store.ensure_experiment(store.client(uri), "digits", uri)
+    experiment_id = store.ensure_experiment(uri, "digits")
     real = Recipe(generator="none", synthetic_ratio=0.0, classifier_lr=3e-4)
     _search(uri, experiment_id, "a", "fp-full", "val_auc", [
         (real.replace(baseline=True), {"val_auc": 0.80, "val_loss": 0.50, "fid": 0.0, "test_auc": 0.79}),

@@ -87,7 +87,9 @@ def experiment_name(dataset: str) -> str:
     return f"ganmix/{dataset}"
 
 
-def ensure_experiment(mlflow_client: MlflowClient, dataset: str, uri: str) -> str:
+def ensure_experiment(uri: str, dataset: str) -> str:
+    """The id of the data set's experiment at `uri`, created when missing."""
+    mlflow_client = client(uri)
     name = experiment_name(dataset)
     found = retry(mlflow_client.get_experiment_by_name, name)
     if found is not None:

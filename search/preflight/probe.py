@@ -27,7 +27,7 @@ def check_spec(spec: SearchSpec, *, sample_metrics: bool = True) -> None:
         for what, value in _probe_values(dim):
             # A real-only choice comes with its constants, as the define-by-run space sets them.
             extra = REAL_ONLY if field == "generator" and is_real_only(value) else {}
-            _try_recipe(f"space.{field}", what, value, base, {field: value, **extra})
+            _try_recipe(f"space.{field}", what, value, base=base, changes={field: value, **extra})
     from ganmix.models.generator import list_generators
 
     for family, options in spec.generator_space.items():
@@ -36,8 +36,8 @@ def check_spec(spec: SearchSpec, *, sample_metrics: bool = True) -> None:
                              f"{list_generators()}")
         for option, dim in options.items():
             for what, value in _probe_values(dim):
-                _try_recipe(f"generator_space.{family}.{option}", what, value, base,
-                            {"generator": family, "generator_options": {option: value}})
+                _try_recipe(f"generator_space.{family}.{option}", what, value, base=base,
+                            changes={"generator": family, "generator_options": {option: value}})
     if spec.constraints and not sample_metrics:
         raise PreflightError(f"constraints on {sorted(spec.constraints)} need sample metrics; drop "
                              "--no-sample-metrics or the constraints")
@@ -51,7 +51,7 @@ def _probe_values(dim: Dim) -> Iterable[tuple[str, Any]]:
     return [("low", dim.low), ("high", dim.high)]
 
 
-def _try_recipe(label: str, what: str, value: Any, base: Any, changes: dict[str, Any]) -> None:
+def _try_recipe(label: str, what: str, value: Any, *, base: Any, changes: dict[str, Any]) -> None:
     from ganmix.search.recipe import RecipeError
 
     try:
