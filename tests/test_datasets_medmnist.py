@@ -179,13 +179,17 @@ def test_missing_file_without_download_says_where_to_put_it(tmp_path: Path) -> N
     assert "\n" not in text
 
 
-def test_offline_download_fails_fast_with_the_reason(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An offline machine everywhere, so a test never downloads even where it could."""
     def no_network(*args: object, **kwargs: object) -> None:
         raise OSError("network disabled by the test")
 
-    # Simulate an offline machine everywhere, so the test never downloads even where it could.
     monkeypatch.setattr(socket, "getaddrinfo", no_network)
     monkeypatch.setattr(socket.socket, "connect", no_network)
+
+
+def test_offline_download_fails_fast_with_the_reason(tmp_path: Path, offline: None) -> None:
     data_dir = tmp_path / "fresh"
     start = time.perf_counter()
     with pytest.raises(DatasetError) as info:
@@ -199,13 +203,8 @@ def test_offline_download_fails_fast_with_the_reason(tmp_path: Path, monkeypatch
     assert not (data_dir / "bloodmnist.npz").exists()
 
 
-def test_offline_download_of_a_medmnist_plus_size_names_its_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_offline_download_of_a_medmnist_plus_size_names_its_file(tmp_path: Path, offline: None) -> None:
     """Offline, one line names `<flag>_<size>.npz`, its URL and where to put it; nothing is left behind."""
-    def no_network(*args: object, **kwargs: object) -> None:
-        raise OSError("network disabled by the test")
-
-    monkeypatch.setattr(socket, "getaddrinfo", no_network)
-    monkeypatch.setattr(socket.socket, "connect", no_network)
     data_dir = tmp_path / "plus"
     with pytest.raises(DatasetError) as info:
         load_dataset("breastmnist", data_dir=data_dir, size=128)
