@@ -87,6 +87,8 @@ def choose_arms(uri: str, summaries: list[query.TrialSummary], metric: str, top:
         raise ConfirmError("the search has no completed real-only trial (generator: none) to compare against; "
                            "include `none` in the space's generator choices")
     gan = next((s for s in ranked if not query.is_real_only(s)), None)
+    if gan is None:  # every GAN trial was stopped early: confirm re-runs the most promising one in full
+        gan = next((s for s in query.rank_stopped(summaries, metric) if not query.is_real_only(s)), None)
     picked = {s.run_id: key for key, s in chosen.items()}
     if real.run_id in picked:  # one arm, two roles: no run twice
         chosen[f"{picked[real.run_id]}/real-only"] = chosen.pop(picked[real.run_id])

@@ -44,6 +44,15 @@ def test_ranking_tuned_baseline_and_lift():
     assert [describe.rank_label(s, order) for s in TRIALS] == ["4", "2", "1", "3", "stopped early", "failed"]
 
 
+def test_stopped_trials_rank_apart_as_candidates_for_a_full_rerun():
+    """When no GAN trial completed, confirm re-runs the best stopped one: ranked among stopped trials only."""
+    trials = [*TRIALS, summary("cvae r=1 e=3 z=16", 0.85, completed=False, early_stopped=True),
+              summary("real-only lr=1e-2", 0.99, generator="none", completed=False, early_stopped=True)]
+    stopped = query.rank_stopped(trials, "val_auc")
+    assert [s.name for s in stopped] == ["real-only lr=1e-2", "cvae r=1 e=3 z=16", "dcgan r=2 e=9 z=64"]
+    assert all(s.name not in {t.name for t in stopped} for s in query.rank(trials, "val_auc"))
+
+
 def test_description_answers_in_one_sentence_and_links_runs():
     text = describe.description(TRIALS, experiment_id="7", metric="val_auc", dataset="digits",
                                 search="s1", done=True)

@@ -109,6 +109,16 @@ def rank(summaries: list[TrialSummary], metric: str) -> list[TrialSummary]:
     return sorted(candidates, key=lambda s: info.sort_key(s.metrics[metric]))
 
 
+def rank_stopped(summaries: list[TrialSummary], metric: str) -> list[TrialSummary]:
+    """Trials a scheduler stopped early, best first by the last `metric` they reported. Their values come
+    from fewer epochs, so they are never ranked with completed trials: they are the candidates that
+    `ganmix confirm` re-runs in full when no trial of a kind (no GAN recipe) completed."""
+    candidates = [s for s in summaries
+                  if s.early_stopped and s.feasible and s.status == "FINISHED" and _finite(s.metrics.get(metric))]
+    info = metric_info(metric)
+    return sorted(candidates, key=lambda s: info.sort_key(s.metrics[metric]))
+
+
 def pick_best(summaries: list[TrialSummary], metric: str, *, uri: str) -> TrialSummary | None:
     """The best completed, feasible trial by `metric` (its last logged value), with its recipe attached."""
     ranked = rank(summaries, metric)
