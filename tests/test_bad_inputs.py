@@ -83,8 +83,7 @@ RESUME = [
     *[(f"resume_with_{flag.strip('-').replace('-', '_')}", ["search", "--resume", "x", flag, *value],
        f"--resume x continues that search with the spec it was started with; drop {flag}")
       for flag, value in [("--trials", ["3"]), ("--dataset", ["breastmnist"]), ("--config", ["{tmp}/a_file"]),
-                          ("--name", ["y"]), ("--seed", ["1"]), ("--metric", ["val_macro_f1"]),
-                          ("--no-sample-metrics", [])]],
+                          ("--name", ["y"]), ("--seed", ["1"]), ("--metric", ["val_macro_f1"])]],
 ]
 # --image-size 4 and 300 get the same words (models/sizes.py judges both).
 IMAGE_SIZE_RANGE = ("--image-size must be an integer in 8..256 (pixels per side; classifiers take up to 256, "

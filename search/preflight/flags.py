@@ -74,10 +74,10 @@ def check_recipe_flags(args: argparse.Namespace) -> None:
 
 
 def check_resume_flags(args: argparse.Namespace) -> None:
-    """--resume continues a search as it was started: a flag that would change it is refused, not ignored."""
+    """--resume continues a search as it was started: a flag that would change its spec is refused, not
+    ignored. Run options that the spec does not hold (--no-sample-metrics, --quiet, where things are) are
+    honoured: the resumed trials run with them, as on a first start."""
     given = [flag(f) for f in _SPEC_FLAGS if getattr(args, f, None) not in (None, [])]
-    if getattr(args, "no_sample_metrics", False):
-        given.append("--no-sample-metrics")
     if given:
         raise PreflightError(f"--resume {args.resume} continues that search with the spec it was started with; "
                              f"drop {', '.join(given)} (to change them, start a new search)")
