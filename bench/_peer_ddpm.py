@@ -95,3 +95,55 @@ def measure(path: Path, images: torch.Tensor, labels: torch.Tensor, *, target_pa
         row["images_per_s"] = n_sample / (time.perf_counter() - started)
     row["sample_steps"] = N_T
     return row
+
+
+def duel(path: Path, ours: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, *, batches: list[int],
+         rounds: int) -> dict[str, object]:
+    """ganmix's `ddpm` (`ours`, built at 28 px) and the peer at the matched width, in this one process,
+    taking turns on the same images: round after round, one training step of each at each batch size, then
+    one guided denoising pass of each over the same images. Rows run in separate processes minutes apart
+    see different loads on a shared machine; taking turns, both see the same, and the fastest round of each
+    is compared. Per image: milliseconds per training step, and per denoising pass (a sampler runs
+    `sample_steps` of them: 50 DDIM steps for ours by default, 400 for the peer)."""
+    module = load_script(path)
+    params = sum(p.numel() for p in ours.parameters() if p.requires_grad)
+    n_feat = matched_width(module, params)
+    torch.manual_seed(0)
+    peer = module.DDPM(nn_model=module.ContextUnet(in_channels=1, n_feat=n_feat, n_classes=N_CLASSES),
+                       betas=BETAS, n_T=N_T, device="cpu", drop_prob=DROP_PROB)
+    optim = torch.optim.Adam(peer.parameters(), lr=LR)
+
+    def peer_step(x: torch.Tensor, c: torch.Tensor) -> None:  # the body of the script's training loop
+        optim.zero_grad()
+        peer(x, c).backward()
+        optim.step()
+
+    guided = 2  # both samplers run the network on a doubled batch (with and without the label)
+    n = min(len(images), 32)
+    x_pass, c_pass = torch.randn(guided * n, 1, 28, 28), labels[:n].repeat(guided)
+    t = torch.full((guided * n,), 500)
+
+    def ours_pass() -> None:
+        ours.ema_unet(x_pass, t, class_labels=c_pass)  # what one step of `ddpm.sample` runs
+
+    def peer_pass() -> None:
+        peer.nn_model(x_pass, c_pass, (t / N_T).view(-1, 1, 1, 1), torch.zeros(guided * n))
+
+    jobs: dict[str, tuple[int, object]] = {}
+    for batch in batches:
+        unit, c = images[:batch].float() / 255, labels[:batch]
+        jobs[f"ours_train_{batch}"] = (batch, lambda unit=unit, c=c: ours.train_step(unit * 2 - 1, c))
+        jobs[f"peer_train_{batch}"] = (batch, lambda unit=unit, c=c: peer_step(unit, c))
+    jobs["ours_pass"], jobs["peer_pass"] = (n, ours_pass), (n, peer_pass)
+    best = {name: math.inf for name in jobs}
+    for round_ in range(rounds + 1):  # round 0 warms both up and is not counted
+        for name, (count, job) in jobs.items():
+            grad = torch.enable_grad() if "train" in name else torch.no_grad()
+            with grad:
+                started = time.perf_counter()
+                job()  # type: ignore[operator]
+                took = (time.perf_counter() - started) * 1000 / count
+            if round_:
+                best[name] = min(best[name], took)
+    return {"n_feat": n_feat, "params": params, "peer_params": sum(p.numel() for p in peer.nn_model.parameters()),
+            "rounds": rounds, **{f"{name}_ms": value for name, value in best.items()}}

@@ -14,6 +14,8 @@ step says an epoch would take more than --budget seconds is skipped with a line.
 
 The peer (see bench/_peer_ddpm.py) is TeaPearce/Conditional_Diffusion_MNIST's script.py at the width
 whose parameter count is nearest ganmix's `ddpm` at 28 px, found through --peer or $GANMIX_PEER_DDPM.
+Besides its own row, the two take turns in one process (--duel-rounds; _peer_ddpm.duel), so that on a
+shared machine both are timed under the same load: that comparison is the one to judge speed by.
 The trial is `ganmix train` of a 128-px dcgan recipe (1 generator epoch, 1 classifier epoch, no sample
 metrics) in its own process.
 """
@@ -111,6 +113,37 @@ def measure_peer(args: argparse.Namespace) -> dict[str, object]:
     return {**row, "peak_mb": peak_rss_mb()}
 
 
+def measure_duel(args: argparse.Namespace) -> dict[str, object]:
+    from _peer_ddpm import duel
+    from ganmix.models.generator import create_generator, make_generator_config
+
+    images, labels = load_train(args.data, 28)
+    torch.manual_seed(0)
+    options = {} if args.width is None else {"width": args.width}
+    cfg = make_generator_config("ddpm", image_size=28, channels=1, num_classes=int(labels.max()) + 1,
+                                batch_size=args.batch, options=options)
+    return duel(args.peer, create_generator("ddpm", cfg), images, labels, batches=sorted({args.batch, 256}),
+                rounds=args.duel_rounds)
+
+
+def duel_lines(duel: dict[str, object], sample_steps: object) -> list[str]:
+    if "error" in duel:
+        return [f"taking turns: failed: {duel['error']}"]
+    lines = [f"taking turns in one process (the fastest of {duel['rounds']} rounds; ddpm {duel['params']:,} "
+             f"parameters, peer n_feat {duel['n_feat']} {duel['peer_params']:,}), ms per image:"]
+    for key in sorted(k for k in duel if str(k).startswith("ours_train_")):
+        batch = key.removeprefix("ours_train_").removesuffix("_ms")
+        ours, peer = float(duel[key]), float(duel[f"peer_train_{batch}_ms"])  # type: ignore[arg-type]
+        lines.append(f"  training step, batch {batch:>3}: ddpm {ours:.2f}, peer {peer:.2f} "
+                     f"(ddpm takes {ours / peer:.2f}x the peer's time)")
+    ours, peer = float(duel["ours_pass_ms"]), float(duel["peer_pass_ms"])  # type: ignore[arg-type]
+    lines.append(f"  one guided denoising pass: ddpm {ours:.2f}, peer {peer:.2f} (ddpm {ours / peer:.2f}x)")
+    if isinstance(sample_steps, int):
+        lines.append(f"  a sampled image: ddpm {ours * sample_steps:.0f} ({sample_steps} steps), peer "
+                     f"{peer * N_T_PEER:.0f} ({N_T_PEER} steps)")
+    return lines
+
+
 def measure_trial(args: argparse.Namespace) -> dict[str, object]:
     """`ganmix train` of a 128-px recipe, in this process; its peak RSS (and GPU peak) is the trial's."""
     from ganmix.search.cli import main
@@ -140,6 +173,7 @@ def child(args: argparse.Namespace, *what: str) -> dict[str, object]:
     argv += [] if args.width is None else ["--width", str(args.width)]
     argv += [] if args.peer is None else ["--peer", str(args.peer)]
     argv += [] if args.peer_params is None else ["--peer-params", str(args.peer_params)]
+    argv += ["--duel-rounds", str(args.duel_rounds)]
     done = subprocess.run(argv, capture_output=True, text=True)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
@@ -199,7 +233,10 @@ def run_peer(args: argparse.Namespace, rows: list[dict[str, object]]) -> list[st
     args.peer_params = ours.get("params") if ours else None  # type: ignore[assignment]
     peer = child(args, "peer")
     steps = generator_options("ddpm").get("sample_steps", "?") if "ddpm" in list_generators() else "?"
-    return [head, *peer_lines(ours if ours and ours.get("family") == "ddpm" else None, peer, steps)]
+    lines = [head, *peer_lines(ours if ours and ours.get("family") == "ddpm" else None, peer, steps)]
+    if "ddpm" in list_generators() and args.duel_rounds > 0:
+        lines += duel_lines(child(args, "duel"), steps)
+    return lines
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -217,6 +254,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"the peer's script.py (or ${PEER_ENV})")
     parser.add_argument("--peer-samples", type=int, default=10, help="images the peer samples (a multiple of 10)")
     parser.add_argument("--peer-params", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--duel-rounds", type=int, default=3,
+                        help="rounds of ddpm and the peer taking turns in one process (0: skip)")
     parser.add_argument("--no-trial", action="store_true", help="skip the 128-px trial")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="breastmnist.npz (or $GANMIX_BREASTMNIST)")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here (for bench/run_all.py)")
@@ -230,7 +269,7 @@ def run_child(args: argparse.Namespace) -> None:
     if kind == "family":
         row = measure_family(rest[0], int(rest[1]), args)
     else:
-        row = measure_peer(args) if kind == "peer" else measure_trial(args)
+        row = {"peer": measure_peer, "duel": measure_duel, "trial": measure_trial}[kind](args)
     print(json.dumps(row), flush=True)
 
 

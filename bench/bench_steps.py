@@ -26,8 +26,9 @@ import torch
 
 from _common import load_average, machine_rows, print_rows, write_json
 from ganmix.models.classify import passes_per_epoch, total_steps
-from ganmix.search.pipeline import classifier_settings, execute_recipe, load_recipe_data
+from ganmix.search.pipeline import classifier_settings, execute_recipe
 from ganmix.search.recipe import Recipe
+from ganmix.search.recipe_data import load_recipe_data
 from ganmix.search.stats import mean_ci
 
 

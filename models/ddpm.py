@@ -18,14 +18,10 @@ import copy
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 import torch.nn.functional as F
-from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
-from diffusers.training_utils import EMAModel
-from torch import Tensor
-
 from ganmix.models.generator import (
     GenerativeModel,
     GeneratorConfig,
@@ -35,6 +31,10 @@ from ganmix.models.generator import (
     register_generator,
     seeded_noise,
 )
+from torch import Tensor
+
+if TYPE_CHECKING:  # diffusers takes seconds to import: only a built model needs it, not the registry
+    from diffusers import UNet2DModel
 
 SIZE_RULE = "depth follows the size: min(3, floor(log2(size / 8)) + 1) halvings, odd sizes padded"
 
@@ -72,6 +72,8 @@ def halvings(image_size: int) -> int:
 
 
 def build_unet(cfg: DDPMConfig) -> UNet2DModel:
+    from diffusers import UNet2DModel
+
     levels = halvings(cfg.image_size) + 1
     channels = tuple(cfg.width * min(2, 2**level) for level in range(levels))
     step = 2 ** (levels - 1)
@@ -104,6 +106,9 @@ class DDPM(GenerativeModel):
     cpu_default = False  # about 1 s per 64-image step on 2 CPU cores at width 32 (README)
 
     def __init__(self, cfg: DDPMConfig) -> None:
+        from diffusers import DDIMScheduler, DDPMScheduler
+        from diffusers.training_utils import EMAModel
+
         super().__init__(cfg)
         self.unet = build_unet(cfg)
         self.ema_unet = copy.deepcopy(self.unet).requires_grad_(False)  # sampled from; saved with the weights

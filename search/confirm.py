@@ -14,8 +14,12 @@ baseline, and every GAN arm against its ablation.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -169,29 +173,63 @@ def _run_all(arms: list[Arm], seeds: list[int], *, uri: str, experiment_id: str,
     from ganmix.search.confirm_task import run_seed
     from ganmix.search.runner import start_ray
 
-    start_ray(address)
-    task = ray.remote(run_seed).options(num_cpus=spec.cpus_per_trial, num_gpus=spec.gpus_per_trial, max_retries=1)
-    data_ref = ray.put(dataset)
-    pending = {
-        task.remote(data_ref, arm.recipe.with_seed(seed).to_yaml(), uri=uri, experiment_id=experiment_id,
-                    confirmation_run_id=run_id, arm=arm.key, name=arm.name, seed=seed, cache_dir=str(cache_dir),
-                    cpus=spec.cpus_per_trial): (arm.key, seed)
-        for arm in arms for seed in seeds
-    }
-    results: dict[tuple[str, int], dict[str, float] | str] = {}
-    started, total = time.monotonic(), len(pending)
-    while pending:
-        done, _ = ray.wait(list(pending), num_returns=1)
-        key = pending.pop(done[0])
+    with _interruptible() as interrupted:
+        start_ray(address)
+        task = ray.remote(run_seed).options(num_cpus=spec.cpus_per_trial, num_gpus=spec.gpus_per_trial, max_retries=1)
+        data_ref = ray.put(dataset)
+        pending = {
+            task.remote(data_ref, arm.recipe.with_seed(seed).to_yaml(), uri=uri, experiment_id=experiment_id,
+                        confirmation_run_id=run_id, arm=arm.key, name=arm.name, seed=seed, cache_dir=str(cache_dir),
+                        cpus=spec.cpus_per_trial): (arm.key, seed)
+            for arm in arms for seed in seeds
+        }
+        results: dict[tuple[str, int], dict[str, float] | str] = {}
+        started, total = time.monotonic(), len(pending)
         try:
-            results[key] = ray.get(done[0])
-        except Exception as exc:  # a failed seed is reported, the others still count
-            results[key] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1][:300]}"
-        if not quiet:
-            failed = sum(isinstance(v, str) for v in results.values())
-            print(f"[{time.monotonic() - started:6.0f}s] confirm: {len(results)}/{total} runs done, {failed} failed",
-                  flush=True)
+            while pending:
+                # A timeout, so that a Ctrl-C that Ray's own code swallowed (it can, while it starts workers)
+                # still ends the loop within a second.
+                done, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+                if interrupted.is_set():
+                    raise KeyboardInterrupt
+                if not done:
+                    continue
+                key = pending.pop(done[0])
+                try:
+                    results[key] = ray.get(done[0])
+                except Exception as exc:  # a failed seed is reported, the others still count
+                    results[key] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1][:300]}"
+                if not quiet:
+                    failed = sum(isinstance(v, str) for v in results.values())
+                    print(f"[{time.monotonic() - started:6.0f}s] confirm: {len(results)}/{total} runs done, "
+                          f"{failed} failed", flush=True)
+        except KeyboardInterrupt:
+            # Each unfinished seed gets a KeyboardInterrupt in its task, so its MLflow run ends as KILLED
+            # rather than staying RUNNING; the runs that finished are kept.
+            for ref in pending:
+                ray.cancel(ref)
+            ray.wait(list(pending), num_returns=len(pending), timeout=30)
+            raise
     return results
+
+
+@contextlib.contextmanager
+def _interruptible() -> Iterator[threading.Event]:
+    """SIGINT (Ctrl-C) sets the event as well as raising KeyboardInterrupt, for the loop to see either."""
+    interrupted = threading.Event()
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield interrupted
+        return
+
+    def on_sigint(signum: int, frame: object) -> None:
+        interrupted.set()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _analyse(arms: list[Arm], seeds: list[int], results: dict[tuple[str, int], dict[str, float] | str], *,

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ganmix.datasets import ImageDataset, apply_scarcity, load_dataset
+from ganmix.datasets import ImageDataset
 from ganmix.models.classifiers import create_classifier
 from ganmix.models.classify import EvalSet, TrainSettings, evaluate, fit_classifier, seeded_classifier
 from ganmix.models.evaluation import confusion_matrix, metric_name, recall_keys
@@ -43,18 +43,6 @@ class SyntheticSet:
     labels: torch.Tensor  # int64 (n,)
     asked_per_class: list[int]
     metrics: dict[str, float]
-
-
-def load_recipe_data(recipe: Recipe, data_dir: Path | None, *, download: bool = True) -> ImageDataset:
-    """The data a recipe trains on: its data set, with its scarcity drawn by its `data_seed`. A search and
-    `ganmix train` both load through here, so a re-run sees the trial's exact train subset. Without
-    `download`, a missing MedMNIST file raises MissingDataError (the pre-flight check)."""
-    dataset = load_dataset(recipe.dataset, data_dir=data_dir, size=recipe.size, image_size=recipe.image_size,
-                           seed=recipe.data_seed, download=download)
-    if recipe.train_per_class or recipe.class_fraction:
-        dataset = apply_scarcity(dataset, train_per_class=recipe.train_per_class,
-                                 class_fraction=dict(recipe.class_fraction) or None, seed=recipe.data_seed)
-    return dataset
 
 
 def seed_everything(seed: int) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ganmix.search.pipeline import load_recipe_data
 from ganmix.search.recipe import Recipe
+from ganmix.search.recipe_data import load_recipe_data
 from ganmix.search.recipe_run import NewRun, run_recipe
 from ganmix.tracking import store
 from ganmix.tracking.naming import run_name

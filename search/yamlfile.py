@@ -40,7 +40,8 @@ def read_yaml_file(path: str | Path, *, what: str, error: type[Exception]) -> An
     if path.is_dir():
         raise error(f"{what} {path} is a folder; expected a YAML file")
     if not path.is_file():
-        raise error(f"{what} {path} does not exist")
+        problem = "is not a regular file (a device, pipe or socket)" if path.exists() else "does not exist"
+        raise error(f"{what} {path} {problem}; expected a YAML file")
     try:
         raw = path.read_bytes()
     except OSError as exc:

@@ -60,6 +60,7 @@ NAMES_AND_PATHS = [
     ("resume_escape", ["search", "--resume", "../x"], "--resume must be a plain name"),
     ("config_folder", ["search", "--config", "{tmp}/a_dir"], "a_dir is a folder; expected a search spec YAML"),
     ("config_missing", ["search", "--config", "{tmp}/missing.yaml"], "missing.yaml does not exist"),
+    ("config_device", ["search", "--config", "/dev/null"], "--config /dev/null is not a regular file"),
     ("config_long", ["search", "--config", "{tmp}/{long}.yaml"], "argument --config: the path is too long"),
     ("results_dir_file", ["search", "--results-dir", "{tmp}/a_file"], "--results-dir {tmp}/a_file is a file"),
     ("results_dir_under_file", ["search", "--results-dir", "{tmp}/a_file/r"], "cannot be created"),
@@ -76,6 +77,7 @@ NAMES_AND_PATHS = [
     ("address_malformed", ["search", "--address", "nowhere"], "expected HOST:PORT"),
     ("address_long", ["search", "--address", "{long}"], "expected HOST:PORT"),
     ("train_recipe_folder", ["train", "--recipe", "{tmp}/a_dir"], "--recipe {tmp}/a_dir is a folder"),
+    ("train_recipe_device", ["train", "--recipe", "/dev/null"], "--recipe /dev/null is not a regular file"),
     ("train_recipe_missing", ["train", "--recipe", "{tmp}/nope.yaml"], "--recipe {tmp}/nope.yaml does not exist"),
 ]
 RESUME = [

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from ganmix.search.cli import main
-from ganmix.search.pipeline import load_recipe_data
 from ganmix.search.recipe import Recipe
+from ganmix.search.recipe_data import load_recipe_data
 from ganmix.search.runner import load_search_data
 from ganmix.search.spec import SearchSpec
 from ganmix.tracking import query, runs, store

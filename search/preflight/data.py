@@ -25,7 +25,7 @@ def check_search_data(spec: SearchSpec, data_dir: Path | None) -> ImageDataset |
     """The searched data set, read without downloading and judged; None when its file is still to be
     downloaded (then its folder must be creatable)."""
     from ganmix.datasets import MissingDataError
-    from ganmix.search.pipeline import load_recipe_data
+    from ganmix.search.recipe_data import load_recipe_data
 
     try:
         dataset = load_recipe_data(spec.base_recipe(), data_dir, download=False)
@@ -39,7 +39,7 @@ def check_search_data(spec: SearchSpec, data_dir: Path | None) -> ImageDataset |
 def load_search_data(spec: SearchSpec, data_dir: Path | None) -> ImageDataset:
     """The searched data set, scarcity applied, downloading a missing MedMNIST file. Loaded the way every
     recipe of the search loads it (its data_seed), so `ganmix train` sees the same data."""
-    from ganmix.search.pipeline import load_recipe_data
+    from ganmix.search.recipe_data import load_recipe_data
 
     dataset = load_recipe_data(spec.base_recipe(), data_dir)
     judge_data(dataset, spec.dataset)

@@ -46,7 +46,8 @@ def check_input_file(path: Path, label: str, expected: str) -> None:
     if path.is_dir():
         raise PreflightError(f"{label} {path} is a folder; expected {expected}")
     if not path.is_file():
-        raise PreflightError(f"{label} {path} does not exist; expected {expected}")
+        what = "is not a regular file (a device, pipe or socket)" if path.exists() else "does not exist"
+        raise PreflightError(f"{label} {path} {what}; expected {expected}")
     if not os.access(path, os.R_OK):
         raise PreflightError(f"{label} {path} is not readable; expected {expected}")
     if path.stat().st_size == 0:
