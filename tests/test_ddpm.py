@@ -85,6 +85,21 @@ def test_options_are_checked() -> None:
             make_generator_config("ddpm", image_size=8, channels=1, num_classes=2, options={**TINY, **options})
 
 
+def test_judging_a_recipe_imports_neither_diffusers_nor_the_training_stack() -> None:
+    """Bad input is answered before the slow imports (issue 18): the registry and a recipe's validation need
+    no diffusers (seconds to import), the pre-flight data check not the trainer (nor, through it, sklearn:
+    only the `digits` set itself reads through sklearn)."""
+    code = ("import sys\n"
+            "from ganmix.search.recipe import Recipe\n"
+            "from ganmix.search.recipe_data import load_recipe_data\n"
+            "Recipe(dataset='digits', generator='ddpm', generator_options={'width': 8})\n"
+            "load_recipe_data(Recipe(dataset='digits'), None)\n"
+            "print(sorted(m for m in ('diffusers', 'ganmix.models.classify', 'ganmix.search.pipeline') if m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
 def test_the_default_space_offers_ddpm_on_a_gpu_only() -> None:
     cpu, note = SearchSpec(dataset="digits").for_device()
     assert "ddpm" not in cpu.space["generator"].choices and "ddpm" in (note or "")
