@@ -215,21 +215,23 @@ def _run_all(arms: list[Arm], seeds: list[int], *, uri: str, experiment_id: str,
 
 @contextlib.contextmanager
 def _interruptible() -> Iterator[threading.Event]:
-    """SIGINT (Ctrl-C) sets the event as well as raising KeyboardInterrupt, for the loop to see either."""
+    """Ctrl-C (SIGINT) and SIGTERM (kill, a scheduler's stop) set the event as well as raising
+    KeyboardInterrupt, for the wait loop to see either way; the handlers before are restored after."""
     interrupted = threading.Event()
     if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
         yield interrupted
         return
 
-    def on_sigint(signum: int, frame: object) -> None:
+    def on_signal(signum: int, frame: object) -> None:
         interrupted.set()
-        raise KeyboardInterrupt
+        raise KeyboardInterrupt(f"signal {signum}")
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield interrupted
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _analyse(arms: list[Arm], seeds: list[int], results: dict[tuple[str, int], dict[str, float] | str], *,

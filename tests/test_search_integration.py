@@ -236,3 +236,39 @@ def test_the_ui_answers_at_a_glance(searched):
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"trials_table.json", "optuna"} <= artifacts
     assert {i.dataset.name for i in parent.inputs.dataset_inputs} == {"digits/train", "digits/val", "digits/test"}
+
+
+def test_ctrl_c_stops_a_confirmation_and_leaves_no_run_running(searched):
+    """Ctrl-C (SIGINT to the process group, as a terminal sends it) once seeds are running: exit code 130
+    within a minute, the finished seeds kept, every other run of the confirmation ended, none RUNNING."""
+    import os
+    import signal
+    import threading
+    import time
+
+    root, client = searched["root"], searched["client"]
+    proc = subprocess.Popen([sys.executable, "-m", "ganmix.search.cli", "confirm", "--name", "itest", "--top", "1",
+                             "--seeds", "6", "--results-dir", str(root / "results")], cwd=root, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)  # type: ignore[arg-type]
+    reader.start()
+    deadline = time.monotonic() + 400
+    while not any("runs done" in line for line in lines) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert proc.poll() is None, "".join(lines)[-3000:]
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        rc = proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise AssertionError("confirm still running 60 s after Ctrl-C:\n" + "".join(lines)[-3000:]) from None
+    reader.join(timeout=10)
+    assert rc == 130 and "ganmix: interrupted" in "".join(lines), "".join(lines)[-3000:]
+    experiment = searched["parents"][0].info.experiment_id
+    interrupted = [r for r in client.search_runs([experiment], "tags.`ganmix.kind` = 'confirmation'")
+                   if r.info.status != "FINISHED"]
+    assert len(interrupted) == 1 and interrupted[0].info.status == "FAILED"
+    seeds = client.search_runs([experiment], f"tags.`mlflow.parentRunId` = '{interrupted[0].info.run_id}'")
+    assert seeds and all(r.info.status in ("FINISHED", "FAILED", "KILLED") for r in seeds)
+    assert any(r.info.status == "FINISHED" for r in seeds)
