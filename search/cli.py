@@ -237,10 +237,8 @@ def cmd_confirm(args: argparse.Namespace) -> int:
 
     preflight.check_confirm_flags(args)
     from ganmix.datasets.names import canonical_name
-    from ganmix.search.confirm import ConfirmError
-    from ganmix.search.runner import load_search_data
-    from ganmix.tracking.runs import DATA_DIR
     from ganmix.tracking import query, store
+    from ganmix.tracking.runs import DATA_DIR
 
     uri = store.resolve_tracking_uri(args.tracking_uri, args.results_dir)
     store.check_reachable(uri)
@@ -250,7 +248,11 @@ def cmd_confirm(args: argparse.Namespace) -> int:
         found = query.latest_search(uri, dataset=canonical_name(args.dataset) if args.dataset else None)
     if found is None:
         what = f"named {args.name!r}" if args.name else f"of data set {args.dataset!r}" if args.dataset else ""
-        raise ConfirmError(f"no search {what} at {uri}".replace("  ", " "))
+        # A TrackingError (ConfirmError's base): search.confirm imports torch, Ray and scipy, seconds to wait
+        # for a mistyped name.
+        raise store.TrackingError(f"no search {what} at {uri}".replace("  ", " "))
+    from ganmix.search.runner import load_search_data
+
     spec = _load_spec(uri, found.info.run_id, found.data.tags.get("ganmix.search", ""))
     data_dir = args.data_dir or (Path(found.data.tags[DATA_DIR]) if DATA_DIR in found.data.tags else None)
     _confirm_and_print(uri=uri, experiment_id=found.info.experiment_id, parent_run_id=found.info.run_id,

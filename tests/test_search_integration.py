@@ -272,3 +272,15 @@ def test_ctrl_c_stops_a_confirmation_and_leaves_no_run_running(searched):
     seeds = client.search_runs([experiment], f"tags.`mlflow.parentRunId` = '{interrupted[0].info.run_id}'")
     assert seeds and all(r.info.status in ("FINISHED", "FAILED", "KILLED") for r in seeds)
     assert any(r.info.status == "FINISHED" for r in seeds)
+
+
+def test_confirming_an_unknown_search_is_one_line_and_imports_nothing_heavy(searched):
+    """A mistyped name on a real store: one line, before confirm's own module (torch, Ray, scipy) loads."""
+    root = searched["root"]
+    code = ("import sys\nfrom ganmix.search.cli import main\n"
+            f"rc = main(['confirm', '--name', 'nope', '--results-dir', {str(root / 'results')!r}])\n"
+            "print(rc, sorted(m for m in ('ray', 'torch', 'ganmix.search.confirm') if m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300)
+    assert done.stdout.strip() == "2 []", done.stdout + done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"ganmix: error: no search named 'nope' at sqlite:///{root / 'results' / 'mlflow.db'}"]
