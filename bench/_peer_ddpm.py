@@ -17,6 +17,7 @@ import importlib.util
 import io
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -129,7 +130,7 @@ def duel(path: Path, ours: torch.nn.Module, images: torch.Tensor, labels: torch.
     def peer_pass() -> None:
         peer.nn_model(x_pass, c_pass, (t / N_T).view(-1, 1, 1, 1), torch.zeros(guided * n))
 
-    jobs: dict[str, tuple[int, object]] = {}
+    jobs: dict[str, tuple[int, Callable[[], object]]] = {}
     for batch in batches:
         unit, c = images[:batch].float() / 255, labels[:batch]
         jobs[f"ours_train_{batch}"] = (batch, lambda unit=unit, c=c: ours.train_step(unit * 2 - 1, c))
@@ -141,7 +142,7 @@ def duel(path: Path, ours: torch.nn.Module, images: torch.Tensor, labels: torch.
             grad = torch.enable_grad() if "train" in name else torch.no_grad()
             with grad:
                 started = time.perf_counter()
-                job()  # type: ignore[operator]
+                job()
                 took = (time.perf_counter() - started) * 1000 / count
             if round_:
                 best[name] = min(best[name], took)

@@ -175,7 +175,8 @@ def _run_all(arms: list[Arm], seeds: list[int], *, uri: str, experiment_id: str,
 
     with _interruptible() as interrupted:
         start_ray(address)
-        task = ray.remote(run_seed).options(num_cpus=spec.cpus_per_trial, num_gpus=spec.gpus_per_trial, max_retries=1)
+        task = ray.remote(run_seed).options(num_cpus=spec.cpus_per_trial, num_gpus=spec.gpus_per_trial,
+                                            max_retries=1)
         data_ref = ray.put(dataset)
         pending = {
             task.remote(data_ref, arm.recipe.with_seed(seed).to_yaml(), uri=uri, experiment_id=experiment_id,
@@ -204,8 +205,8 @@ def _run_all(arms: list[Arm], seeds: list[int], *, uri: str, experiment_id: str,
                     print(f"[{time.monotonic() - started:6.0f}s] confirm: {len(results)}/{total} runs done, "
                           f"{failed} failed", flush=True)
         except KeyboardInterrupt:
-            # Each unfinished seed gets a KeyboardInterrupt in its task, so its MLflow run ends as KILLED
-            # rather than staying RUNNING; the runs that finished are kept.
+            # Each unfinished seed gets a KeyboardInterrupt in its task, so its MLflow run is ended (FAILED)
+            # rather than left RUNNING; the runs that finished are kept.
             for ref in pending:
                 ray.cancel(ref)
             ray.wait(list(pending), num_returns=len(pending), timeout=30)

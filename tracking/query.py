@@ -103,19 +103,20 @@ def trial_summaries(uri: str, experiment_id: str, parent_run_id: str) -> list[Tr
 
 def rank(summaries: list[TrialSummary], metric: str) -> list[TrialSummary]:
     """Completed, feasible, finished trials with a finite `metric`, best first by the metric's own direction."""
-    candidates = [s for s in summaries
-                  if s.completed and s.feasible and s.status == "FINISHED" and _finite(s.metrics.get(metric))]
-    info = metric_info(metric)
-    return sorted(candidates, key=lambda s: info.sort_key(s.metrics[metric]))
+    return _ranked([s for s in summaries if s.completed], metric)
 
 
 def rank_stopped(summaries: list[TrialSummary], metric: str) -> list[TrialSummary]:
     """Trials a scheduler stopped early, best first by the last `metric` they reported. Their values come
     from fewer epochs, so they are never ranked with completed trials: they are the candidates that
     `ganmix confirm` re-runs in full when no trial of a kind (no GAN recipe) completed."""
-    candidates = [s for s in summaries
-                  if s.early_stopped and s.feasible and s.status == "FINISHED" and _finite(s.metrics.get(metric))]
+    return _ranked([s for s in summaries if s.early_stopped], metric)
+
+
+def _ranked(trials: list[TrialSummary], metric: str) -> list[TrialSummary]:
+    """The feasible, finished ones of `trials` with a finite `metric`, best first."""
     info = metric_info(metric)
+    candidates = [s for s in trials if s.feasible and s.status == "FINISHED" and _finite(s.metrics.get(metric))]
     return sorted(candidates, key=lambda s: info.sort_key(s.metrics[metric]))
 
 
