@@ -37,6 +37,7 @@ from ganmix.tracking.naming import run_name
 from ganmix.tracking.store import TrackingError
 
 REPORTED = ("test_auc", "test_acc", "test_balanced_acc", "test_macro_f1", "test_loss")
+STOP_GRACE_S = 30.0  # how long stopped seeds get to reach their next epoch
 ABLATED = "-ablated"  # an ablation arm's key: its GAN arm's key plus this
 
 
@@ -170,18 +171,19 @@ def _run_all(arms: list[Arm], seeds: list[int], *, uri: str, experiment_id: str,
     """Every (arm, seed) as a Ray task; returns metrics, or the error text of a failed task."""
     import ray
 
-    from ganmix.search.confirm_task import run_seed
+    from ganmix.search.confirm_task import StopFlag, run_seed
     from ganmix.search.runner import start_ray
 
     with _interruptible() as interrupted:
         start_ray(address)
         task = ray.remote(run_seed).options(num_cpus=spec.cpus_per_trial, num_gpus=spec.gpus_per_trial,
                                             max_retries=1)
+        stop = ray.remote(num_cpus=0)(StopFlag).remote()
         data_ref = ray.put(dataset)
         pending = {
             task.remote(data_ref, arm.recipe.with_seed(seed).to_yaml(), uri=uri, experiment_id=experiment_id,
                         confirmation_run_id=run_id, arm=arm.key, name=arm.name, seed=seed, cache_dir=str(cache_dir),
-                        cpus=spec.cpus_per_trial): (arm.key, seed)
+                        cpus=spec.cpus_per_trial, stop=stop): (arm.key, seed)
             for arm in arms for seed in seeds
         }
         results: dict[tuple[str, int], dict[str, float] | str] = {}
@@ -205,13 +207,32 @@ def _run_all(arms: list[Arm], seeds: list[int], *, uri: str, experiment_id: str,
                     print(f"[{time.monotonic() - started:6.0f}s] confirm: {len(results)}/{total} runs done, "
                           f"{failed} failed", flush=True)
         except KeyboardInterrupt:
-            # Each unfinished seed gets a KeyboardInterrupt in its task, so its MLflow run is ended (FAILED)
-            # rather than left RUNNING; the runs that finished are kept.
-            for ref in pending:
-                ray.cancel(ref)
-            ray.wait(list(pending), num_returns=len(pending), timeout=30)
+            _wind_down(list(pending), stop, uri=uri, experiment_id=experiment_id, run_id=run_id, quiet=quiet)
             raise
     return results
+
+
+def _wind_down(pending: list[Any], stop: Any, *, uri: str, experiment_id: str, run_id: str, quiet: bool) -> None:
+    """After Ctrl-C: every unfinished seed ends its run (FAILED, "stopped") at its next classifier epoch and
+    the queued ones never start. Past STOP_GRACE_S, or at a second Ctrl-C, Ray is shut down (its workers
+    with it) and the runs still open are closed as KILLED, so none stays RUNNING."""
+    import ray
+
+    from ganmix.tracking import runs
+
+    stop.set.remote()
+    if not quiet:
+        print(f"stopping: {len(pending)} unfinished seeds end their runs at their next epoch "
+              f"(up to {STOP_GRACE_S:.0f} s; Ctrl-C again to stop now)", flush=True)
+    try:
+        deadline = time.monotonic() + STOP_GRACE_S
+        while pending and time.monotonic() < deadline:
+            _, pending = ray.wait(pending, num_returns=len(pending), timeout=1.0)
+    finally:
+        if pending:
+            ray.shutdown()
+        runs.close_running_children(uri, experiment_id, run_id, status="KILLED",
+                                    reason="the confirmation was stopped before this seed finished")
 
 
 @contextlib.contextmanager

@@ -238,15 +238,21 @@ def test_the_ui_answers_at_a_glance(searched):
     assert {i.dataset.name for i in parent.inputs.dataset_inputs} == {"digits/train", "digits/val", "digits/test"}
 
 
-def test_ctrl_c_stops_a_confirmation_and_leaves_no_run_running(searched):
+@pytest.mark.parametrize("presses", [1, 2], ids=["ctrl_c", "ctrl_c_twice"])
+def test_ctrl_c_stops_a_confirmation_and_leaves_no_run_running(searched, presses):
     """Ctrl-C (SIGINT to the process group, as a terminal sends it) once seeds are running: exit code 130
-    within a minute, the finished seeds kept, every other run of the confirmation ended, none RUNNING."""
+    within a minute, the finished seeds kept, every other run of the confirmation ended, none RUNNING. Once:
+    the running seeds stop at their next epoch (FAILED, SeedStopped); twice: Ray is shut down at once and
+    the open runs are closed (KILLED)."""
     import os
     import signal
     import threading
     import time
 
     root, client = searched["root"], searched["client"]
+    experiment = searched["parents"][0].info.experiment_id
+    query = "tags.`ganmix.kind` = 'confirmation'"
+    before = {r.info.run_id for r in client.search_runs([experiment], query)}
     proc = subprocess.Popen([sys.executable, "-m", "ganmix.search.cli", "confirm", "--name", "itest", "--top", "1",
                              "--seeds", "6", "--results-dir", str(root / "results")], cwd=root, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
@@ -257,21 +263,25 @@ def test_ctrl_c_stops_a_confirmation_and_leaves_no_run_running(searched):
     while not any("runs done" in line for line in lines) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
     assert proc.poll() is None, "".join(lines)[-3000:]
-    os.killpg(proc.pid, signal.SIGINT)
+    for press in range(presses):
+        if press:
+            time.sleep(0.3)
+        os.killpg(proc.pid, signal.SIGINT)
     try:
         rc = proc.wait(timeout=60)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         raise AssertionError("confirm still running 60 s after Ctrl-C:\n" + "".join(lines)[-3000:]) from None
     reader.join(timeout=10)
-    assert rc == 130 and "ganmix: interrupted" in "".join(lines), "".join(lines)[-3000:]
-    experiment = searched["parents"][0].info.experiment_id
-    interrupted = [r for r in client.search_runs([experiment], "tags.`ganmix.kind` = 'confirmation'")
-                   if r.info.status != "FINISHED"]
+    text = "".join(lines)
+    assert rc == 130 and "ganmix: interrupted" in text and "Check failed" not in text, text[-3000:]
+    interrupted = [r for r in client.search_runs([experiment], query) if r.info.run_id not in before]
     assert len(interrupted) == 1 and interrupted[0].info.status == "FAILED"
     seeds = client.search_runs([experiment], f"tags.`mlflow.parentRunId` = '{interrupted[0].info.run_id}'")
     assert seeds and all(r.info.status in ("FINISHED", "FAILED", "KILLED") for r in seeds)
     assert any(r.info.status == "FINISHED" for r in seeds)
+    ended = [r for r in seeds if r.info.status != "FINISHED"]
+    assert all("stopped" in r.data.tags.get("ganmix.error", "") for r in ended), [r.data.tags for r in ended]
 
 
 def test_confirming_an_unknown_search_is_one_line_and_imports_nothing_heavy(searched):
