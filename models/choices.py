@@ -6,7 +6,7 @@ LR_SCHEDULES = ("onecycle", "cosine", "constant")
 CLASS_WEIGHTS = ("none", "balanced")
 # The trainer's defaults, in one place: TrainSettings (models/classify.py) and the Recipe (search/recipe.py)
 # both read them.
-TRAINER_DEFAULTS = {"batch_size": 128, "weight_decay": 1e-4, "lr_schedule": "onecycle", "augment": "none",
+TRAINER_DEFAULTS = {"batch_size": 128, "weight_decay": 1e-4, "lr_schedule": "onecycle", "augment": "flip_rotate",
                     "class_weight": "none", "select_metric": "val_auc"}
 # The generator choice of a real-only recipe (no generator, nothing synthetic); a real-only recipe logs it as its
 # `generator` param, which is how tracking/ reads real-only back from MLflow.

@@ -65,8 +65,8 @@ class Recipe:
     # ones in the batches rather than adding optimizer steps (see models/classify.py). A small split also
     # gets at least `classifier_min_steps` optimizer steps: each epoch then makes several passes over it.
     classifier: str = "small_cnn"
-    classifier_lr: float = 1e-3
-    classifier_epochs: int = 30
+    classifier_lr: float = 2e-3
+    classifier_epochs: int = 60
     # bench_steps.py, 100 images, 6 seeds: test AUC .67@30 steps, .78@60, flat from 120 (.790; .792@210, .795@420)
     classifier_min_steps: int = 120
     batch_size: int = TRAINER_DEFAULTS["batch_size"]
