@@ -218,6 +218,7 @@ def _wind_down(pending: list[Any], stop: Any, *, uri: str, experiment_id: str, r
     with it) and the runs still open are closed as KILLED, so none stays RUNNING."""
     import ray
 
+    from ganmix.search.confirm_task import STOPPED
     from ganmix.tracking import runs
 
     stop.set.remote()
@@ -231,8 +232,7 @@ def _wind_down(pending: list[Any], stop: Any, *, uri: str, experiment_id: str, r
     finally:
         if pending:
             ray.shutdown()
-        runs.close_running_children(uri, experiment_id, run_id, status="KILLED",
-                                    reason="the confirmation was stopped before this seed finished")
+        runs.close_running_children(uri, experiment_id, run_id, status="KILLED", reason=f"{STOPPED} (Ray shut down)")
 
 
 @contextlib.contextmanager
