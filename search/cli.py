@@ -175,7 +175,11 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.address in (None, "local"):
         preflight.check_local_resources(spec)
     # None: the data file is missing and is downloaded by the run itself, after every check (preflight/data.py).
-    dataset = preflight.check_search_data(spec, args.data_dir)
+    if args.resume:  # the data the search started on, or one line: never a download into another folder
+        dataset = preflight.check_resumed_data(spec, args.data_dir, search=args.resume,
+                                               fingerprint=args.resumed_fingerprint)
+    else:
+        dataset = preflight.check_search_data(spec, args.data_dir)
     for note in notes:  # what ganmix chose for the user, once every check has passed (bad input: one line)
         print(note, flush=True)
 
@@ -187,7 +191,9 @@ def cmd_search(args: argparse.Namespace) -> int:
                          sample_metrics=not args.no_sample_metrics, quiet=args.quiet, verbose=args.verbose,
                          time_budget_s=args.time_budget)
     assert isinstance(spec, SearchSpec)
-    print(f"ganmix: searching {spec.dataset}: {spec.trials} trials, objective {spec.metric} ({spec.mode})", flush=True)
+    if not args.resume:  # a resumed search said what it continues (a note)
+        print(f"ganmix: searching {spec.dataset}: {spec.trials} trials, objective {spec.metric} ({spec.mode})",
+              flush=True)
     outcome = run_search(spec, options, dataset=dataset)
     print(f"\nsearch {outcome.name}: {outcome.num_trials} trials, {outcome.num_errors} failed"
           + (f" (ended by the time budget of {args.time_budget:g} s)" if outcome.budget_ended else ""))
@@ -218,6 +224,7 @@ def _checked_spec(args: argparse.Namespace) -> tuple[Any, list[str]]:
     if args.resume:
         preflight.check_resume_state(args.resume, args.storage, args.results_dir)
         spec = _spec_of_search(args)
+        notes.append(_resume_note(args, spec))
     else:
         spec, given = resolve_spec_and_given(args)
         if args.address in (None, "local"):  # a local GPU is used unless the user said otherwise
@@ -294,8 +301,11 @@ def _load_spec(uri: str, run_id: str, name: str) -> Any:
 
 
 def _spec_of_search(args: argparse.Namespace) -> Any:
-    """The spec a search was started with, read back from its MLflow parent run."""
+    """The spec a search was started with, read back from its MLflow parent run, and the run options it
+    recorded there that the spec does not hold: its data folder and whether it skipped the sample metrics
+    (set on `args`, unless the resume gives them)."""
     from ganmix.tracking import query, store
+    from ganmix.tracking.runs import DATA_DIR, FINGERPRINT, SAMPLE_METRICS
 
     uri = store.resolve_tracking_uri(args.tracking_uri, args.results_dir)
     if local_store_missing(uri):  # reading a store that is not there would create it
@@ -304,7 +314,31 @@ def _spec_of_search(args: argparse.Namespace) -> Any:
     found = query.find_search(uri, args.resume)
     if found is None:
         raise store.TrackingError(f"no search named {args.resume!r} at {uri}; nothing to resume")
+    tags = found.data.tags
+    args.recorded_data_dir = args.data_dir is None and DATA_DIR in tags
+    if args.recorded_data_dir:
+        args.data_dir = Path(tags[DATA_DIR])
+    args.no_sample_metrics = args.no_sample_metrics or tags.get(SAMPLE_METRICS) == "false"
+    args.resumed_fingerprint = tags.get(FINGERPRINT)
     return _load_spec(uri, found.info.run_id, args.resume)
+
+
+def _resume_note(args: argparse.Namespace, spec: Any) -> str:
+    """The one line that says what a resumed search continues with (all of it read from its parent run)."""
+    data = []
+    if not spec.dataset.startswith("folder:"):  # a folder data set names its folder itself
+        data.append(f"from {args.data_dir}" + (" (its data folder)" if args.recorded_data_dir else "")
+                    if args.data_dir is not None else "from the default data folder")
+    for field, shown in (("size", "file size {}"), ("image_size", "image size {}"),
+                         ("train_per_class", "at most {} train images per class")):
+        if getattr(spec, field) is not None:
+            data.append(shown.format(getattr(spec, field)))
+    if spec.class_fraction:
+        data.append("class fractions " + ",".join(f"{k}={v:g}" for k, v in spec.class_fraction.items()))
+    extra = ", no sample metrics" if args.no_sample_metrics else ""
+    return (f"ganmix: resuming search {args.resume} as it was started: {spec.dataset} {', '.join(data)}; "
+            f"{spec.trials} trials, "
+            f"objective {spec.metric} ({spec.mode}){extra}")
 
 
 def _print_ui_hint(uri: str, args: argparse.Namespace) -> None:
@@ -320,6 +354,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # MLflow's per-download progress bars are noise on a console that reports trials.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # Tune's own TensorBoard, CSV and JSON trial loggers duplicate what MLflow holds, and TensorboardX prints a
+    # traceback for a value it cannot store (an integer beyond int64): read when Tune builds its callbacks.
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     commands = {"search": cmd_search, "confirm": cmd_confirm, "best": cmd_best, "train": cmd_train, "ui": cmd_ui}
     results_dir = getattr(args, "results_dir", None)
     fresh = results_dir is not None and not results_dir.exists()

@@ -84,6 +84,21 @@ class SearchProgress:
             print(f"[{_elapsed(time.monotonic() - self.started):>5}] trial {self.done}/{self.total} {status}: "
                   f"{name}{shown} | {self._best()}", file=self.stream, flush=True)
 
+    def seed_finished(self, finished: Sequence[tuple[str, str, float | None]]) -> None:
+        """A resumed search: the trials (name, status, value) that finished before its interruption count
+        toward the counter and the best so far, as if this console had seen them."""
+        for name, status, value in finished:
+            self.done += 1
+            self.failed += status == "failed"
+            self.stopped += status == "stopped early"
+            if status == "completed" and value is not None and math.isfinite(value):
+                self.best.update((self.done, name), value)
+        if self._bar is not None:
+            self._refresh()
+        elif not self.quiet and finished:
+            print(f"[{_elapsed(time.monotonic() - self.started):>5}] resumed: {self.done}/{self.total} trials "
+                  f"finished before the interruption | {self._best()}", file=self.stream, flush=True)
+
     def close(self) -> None:
         if self._bar is not None:
             self._refresh()
@@ -143,6 +158,7 @@ def quiet_libraries(verbose: bool) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", module="optuna")  # Optuna's UserWarnings are a library's, not the user's
 
 
 def result_rows(summaries: Sequence[TrialSummary], metric: str, *,

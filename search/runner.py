@@ -89,6 +89,8 @@ def run_search(spec: SearchSpec, options: RunOptions, *, dataset: ImageDataset |
     try:
         if options.data_dir is not None and not options.resume:  # `ganmix confirm` reloads the same data
             parent.set_tags({runs.DATA_DIR: str(Path(options.data_dir).expanduser().resolve())})
+        if not options.resume:  # what `--resume NAME` alone continues with
+            parent.set_tags({runs.SAMPLE_METRICS: str(options.sample_metrics).lower()})
         if not options.resume:  # the parent's Dataset column: the real splits the search ran on
             parent.log_datasets(split_arrays(dataset), name=dataset.name)
         share_view(uri, experiment_id, metric=spec.metric)

@@ -144,6 +144,16 @@ class SearchCallback(Callback):
             self.best.update(tags[BEST_TRIAL], float(value))
         history = runs.metric_history(ctx.tracking_uri, parent_run.info.run_id, f"best_{ctx.metric}")
         self.results = max((m.step for m in history), default=0)
+        self._seed_progress = True  # the console counts the trials finished before, at Tune's first step
+
+    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+        # Tune's restored trials, TERMINATED or ERROR before the interruption, never call back again.
+        if getattr(self, "_seed_progress", False) and self.progress is not None:
+            self._seed_progress = False
+            self.progress.seed_finished([
+                (_trial_name(t), "failed" if t.status == "ERROR" else
+                 "stopped early" if _stopped_early(t) else "completed", _value(t, self.context.metric))
+                for t in trials if t.status in ("TERMINATED", "ERROR")])
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.start_times[trial.trial_id] = time.monotonic()
@@ -200,11 +210,14 @@ class SearchCallback(Callback):
     def _finished(self, trial: Any, status: str) -> None:
         """One finished trial: the console's progress and the parent's description (MLflow UI)."""
         if self.progress is not None:
-            value = (trial.last_result or {}).get(self.context.metric)
-            self.progress.finished_trial(_trial_name(trial), status=status,
-                                         value=float(value) if isinstance(value, (int, float)) else None)
+            self.progress.finished_trial(_trial_name(trial), status=status, value=_value(trial, self.context.metric))
         if self.describer is not None:
             self.describer.refresh()
+
+
+def _value(trial: Any, metric: str) -> float | None:
+    value = (trial.last_result or {}).get(metric)
+    return float(value) if isinstance(value, (int, float)) else None
 
 
 def _trial_name(trial: Any) -> str:

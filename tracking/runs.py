@@ -33,6 +33,7 @@ STOPPED_BY = "ganmix.stopped_by"  # on a search's parent run: "time_budget" when
 BEST_TRIAL, BEST_VALUE, BEST_RUN_ID = "ganmix.best_trial", "ganmix.best_value", "ganmix.best_run_id"
 NODE, TUNE_TRIAL = "ganmix.node", "ganmix.tune_trial"  # on a trial run: the Ray node it ran on, Tune's trial name
 DATA_DIR = "ganmix.data_dir"  # on a search's parent run: the --data-dir it read (`ganmix confirm` reads the same)
+SAMPLE_METRICS = "ganmix.sample_metrics"  # on a search's parent run: "false" with --no-sample-metrics (resume keeps it)
 NOTE = "mlflow.note.content"  # a run's or an experiment's description in the MLflow UI
 
 

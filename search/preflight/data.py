@@ -36,6 +36,32 @@ def check_search_data(spec: SearchSpec, data_dir: Path | None) -> ImageDataset |
     return dataset
 
 
+def check_resumed_data(spec: SearchSpec, data_dir: Path | None, *, search: str,
+                       fingerprint: str | None) -> ImageDataset | None:
+    """The data a resumed search continues on: from the folder it recorded (or the one given), never
+    downloaded into a folder that no longer holds its file; the same data (its fingerprint) as it started on."""
+    from ganmix.datasets import MissingDataError
+    from ganmix.search.preflight.errors import PreflightError
+    from ganmix.search.recipe_data import load_recipe_data
+
+    if data_dir is None:  # the default folder: a file gone from there is downloaded again, as at the start
+        dataset = check_search_data(spec, None)
+    else:
+        try:
+            dataset = load_recipe_data(spec.base_recipe(), data_dir, download=False)
+        except MissingDataError as exc:
+            raise PreflightError(f"--resume {search}: its data folder {data_dir} no longer holds {exc.path.name} "
+                                 f"(expected {exc.path}); put the file back there or pass --data-dir FOLDER that "
+                                 "holds it") from None
+        judge_data(dataset, spec.dataset)
+    if dataset is not None and fingerprint and dataset.fingerprint != fingerprint:
+        where = f"in {data_dir}" if data_dir is not None else "in the default data folder"
+        raise PreflightError(f"--resume {search}: the {spec.dataset} data {where} is not the data the search "
+                             f"started on (fingerprint {dataset.fingerprint}, recorded {fingerprint}); pass "
+                             "--data-dir FOLDER holding the original file")
+    return dataset
+
+
 def load_search_data(spec: SearchSpec, data_dir: Path | None) -> ImageDataset:
     """The searched data set, scarcity applied, downloading a missing MedMNIST file. Loaded the way every
     recipe of the search loads it (its data_seed), so `ganmix train` sees the same data."""
