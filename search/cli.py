@@ -91,10 +91,11 @@ def _add_search_parser(sub: Any) -> None:
                    help="end the search after this many seconds of Tune time (running trials are stopped)")
     s.add_argument("--confirm", type=int, metavar="SEEDS", default=0,
                    help="when the search ends, confirm its best recipes over SEEDS seeds (see `ganmix confirm`)")
-    s.add_argument("--confirm-top", type=int, default=CONFIRM_TOP, metavar="K",
+    s.add_argument("--confirm-top", type=int, metavar="K",
                    help=f"recipes to confirm with --confirm (default {CONFIRM_TOP})")
-    s.add_argument("--quiet", action="store_true", help="no progress output")
-    s.add_argument("--verbose", action="store_true", help="also show Ray's, Optuna's and MLflow's own output")
+    loudness = s.add_mutually_exclusive_group()
+    loudness.add_argument("--quiet", action="store_true", help="no progress output")
+    loudness.add_argument("--verbose", action="store_true", help="also show Ray's, Optuna's and MLflow's own output")
 
 
 def _add_confirm_parser(sub: Any) -> None:
@@ -172,7 +173,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(spec.to_yaml(), end="")
         return 0
+    preflight.check_home()
     if args.address in (None, "local"):
+        preflight.check_ray_temp_dir()
         preflight.check_local_resources(spec)
     # None: the data file is missing and is downloaded by the run itself, after every check (preflight/data.py).
     if args.resume:  # the data the search started on, or one line: never a download into another folder
@@ -180,6 +183,8 @@ def cmd_search(args: argparse.Namespace) -> int:
                                                fingerprint=args.resumed_fingerprint)
     else:
         dataset = preflight.check_search_data(spec, args.data_dir)
+    if dataset is None:  # downloaded now, before anything is printed: a failed download is one line
+        dataset = preflight.load_search_data(spec, args.data_dir)
     for note in notes:  # what ganmix chose for the user, once every check has passed (bad input: one line)
         print(note, flush=True)
 
@@ -208,7 +213,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.confirm:
         _confirm_and_print(uri=outcome.tracking_uri, experiment_id=outcome.experiment_id,
                            parent_run_id=outcome.parent_run_id, name=outcome.name, spec=spec,
-                           dataset=dataset, top=args.confirm_top, seeds=args.confirm,
+                           dataset=dataset, top=args.confirm_top or CONFIRM_TOP, seeds=args.confirm,
                            results_dir=args.results_dir, address=args.address, quiet=args.quiet)
     _print_ui_hint(outcome.tracking_uri, args)
     return 0
@@ -235,6 +240,7 @@ def _checked_spec(args: argparse.Namespace) -> tuple[Any, list[str]]:
             notes += [choice.note] if choice.note else []
         spec, note = spec.for_device()
         notes += [note] if note else []
+    preflight.check_search_against_spec(spec, args)
     preflight.check_spec(spec, sample_metrics=not args.no_sample_metrics)
     return spec, notes
 
@@ -243,6 +249,9 @@ def cmd_confirm(args: argparse.Namespace) -> int:
     from ganmix.search import preflight
 
     preflight.check_confirm_flags(args)
+    preflight.check_home()
+    if args.address in (None, "local"):
+        preflight.check_ray_temp_dir()
     from ganmix.datasets.names import canonical_name
     from ganmix.tracking import query, store
     from ganmix.tracking.runs import DATA_DIR
@@ -350,6 +359,14 @@ def _print_ui_hint(uri: str, args: argparse.Namespace) -> None:
         print(f"\nresults on the tracking server {uri}")
 
 
+def _address_from_environment(args: argparse.Namespace) -> None:
+    """RAY_ADDRESS stands for --address when the flag is not given, as Ray itself reads it: a search must not
+    run locally while the user's shell names a cluster (and a cluster that is not running is one line)."""
+    if getattr(args, "address", "local") is None and os.environ.get("RAY_ADDRESS", "").strip():
+        args.address = os.environ["RAY_ADDRESS"].strip()
+        args.address_label = "RAY_ADDRESS"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # MLflow's per-download progress bars are noise on a console that reports trials.
@@ -358,6 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     # traceback for a value it cannot store (an integer beyond int64): read when Tune builds its callbacks.
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     commands = {"search": cmd_search, "confirm": cmd_confirm, "best": cmd_best, "train": cmd_train, "ui": cmd_ui}
+    _address_from_environment(args)
     results_dir = getattr(args, "results_dir", None)
     fresh = results_dir is not None and not results_dir.exists()
     try:

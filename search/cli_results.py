@@ -70,6 +70,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ganmix.search.recipe import Recipe
 
     recipe = Recipe.load(args.recipe)  # a bad file is one line before torch and MLflow are imported
+    preflight.check_recipe_data(recipe, args.data_dir)  # its data set, before a store is created or opened
     from ganmix.search.retrain import retrain
 
     _interrupt_on_sigterm()  # a killed `train` marks its run KILLED/FAILED instead of leaving it RUNNING

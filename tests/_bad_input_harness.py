@@ -75,11 +75,14 @@ def fill(text: str, values: dict[str, str]) -> str:
     return text
 
 
-def run_case(inputs: Path, case: str, argv: list[str], *, in_process: bool, env_extra: dict[str, str],
+def run_case(inputs: Path, case: str, argv: list[str], *, in_process: bool, env_extra: dict[str, str | None],
              monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, float]:
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "GANMIX_RESULTS", "RAY_ADDRESS")}
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "GANMIX_RESULTS", "RAY_ADDRESS")
+           and not k.startswith("DATABRICKS_")}
     env["GANMIX_DATA_DIR"] = str(inputs / "no_data")  # never the user's data folder
-    env.update(env_extra)
+    env.update({k: v for k, v in env_extra.items() if v is not None})
+    for key in [k for k, v in env_extra.items() if v is None]:  # None: the variable is unset
+        env.pop(key, None)
     work = inputs / f"work-{case}"  # the default --results-dir (./ganmix-results) would land here
     work.mkdir()
     started = time.monotonic()
@@ -122,13 +125,14 @@ def check_one_line(returncode: int, output: str, expected: str, seconds: float) 
 
 def bad_input_case(inputs: Path, case: str, argv: list[str], expected: str, *, in_process: bool,
                    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-                   env_extra: dict[str, str] | None = None) -> str:
+                   env_extra: dict[str, str | None] | None = None) -> str:
     """Run one case and check it; returns its line."""
     values = {"{tmp}": str(inputs), "{port}": str(closed_port()), "{long}": LONG}
     argv = [fill(a, values) for a in argv]
     before = tree(inputs)
     returncode, output, seconds = run_case(inputs, case, argv, in_process=in_process, env_extra={
-        k: fill(v, values) for k, v in (env_extra or {}).items()}, monkeypatch=monkeypatch, capsys=capsys)
+        k: v if v is None else fill(v, values) for k, v in (env_extra or {}).items()}, monkeypatch=monkeypatch,
+        capsys=capsys)
     check_one_line(returncode, output, fill(expected, values), seconds)
     after = tree(inputs) - {f"work-{case}"}
     assert after == before, f"the failed command left files behind: {sorted(after - before)}"

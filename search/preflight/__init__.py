@@ -10,12 +10,15 @@ One module per job, called by the CLI in order of cost:
 Nothing here creates a file or a folder, and nothing is downloaded.
 """
 
-from ganmix.search.preflight.data import check_resumed_data, check_search_data, judge_data, load_search_data
+from ganmix.search.preflight.data import check_recipe_data, check_resumed_data, check_search_data, judge_data, load_search_data
 from ganmix.search.preflight.errors import PreflightError, quote
 from ganmix.search.preflight.flags import (
     check_best_flags,
     check_confirm_flags,
     check_data_dir,
+    check_home,
+    check_ray_temp_dir,
+    check_search_against_spec,
     check_recipe_flags,
     check_resume_flags,
     check_resume_state,
@@ -47,7 +50,8 @@ __all__ = [
     "CONNECT_TIMEOUT", "PreflightError", "check_address", "check_best_flags", "check_cluster_resources",
     "check_confirm_flags", "check_data_dir", "check_fits",
     "check_input_file", "check_local_resources", "check_name", "check_output_file", "check_port",
-    "check_recipe_flags", "check_resume_flags", "check_resumed_data", "check_resume_state", "check_search_data", "check_search_flags", "check_spec",
+    "check_home", "check_ray_temp_dir", "check_recipe_data", "check_recipe_flags", "check_resume_flags",
+    "check_search_against_spec", "check_resumed_data", "check_resume_state", "check_search_data", "check_search_flags", "check_spec",
     "check_storage", "check_store_flags", "check_tracking_uri", "check_train_flags", "check_ui_flags",
     "check_writable_dir", "judge_data", "load_search_data", "local_cpus", "local_gpus", "nonempty",
     "nonempty_path", "quote",

@@ -18,6 +18,7 @@ from ganmix.search.preflight.paths import check_writable_dir
 
 if TYPE_CHECKING:
     from ganmix.datasets import ImageDataset
+    from ganmix.search.recipe import Recipe
     from ganmix.search.spec import SearchSpec
 
 
@@ -34,6 +35,18 @@ def check_search_data(spec: SearchSpec, data_dir: Path | None) -> ImageDataset |
         return None
     judge_data(dataset, spec.dataset)
     return dataset
+
+
+def check_recipe_data(recipe: Recipe, data_dir: Path | None) -> None:
+    """`ganmix train`'s data set (its name, folder, classes and scarcity), read without downloading: a wrong
+    one is one line before the store is opened. A missing MedMNIST file is downloaded by the run."""
+    from ganmix.datasets import MissingDataError
+    from ganmix.search.recipe_data import load_recipe_data
+
+    try:
+        load_recipe_data(recipe, data_dir, download=False)
+    except MissingDataError as exc:
+        check_writable_dir(exc.path.parent, f"the data folder of {recipe.dataset!r}")
 
 
 def check_resumed_data(spec: SearchSpec, data_dir: Path | None, *, search: str,

@@ -24,11 +24,12 @@ def check_tracking_uri(uri: str, label: str) -> None:
     """A known MLflow scheme; a local store's folder writable and its file usable; a server reachable."""
     if "://" not in uri:
         if uri in ("databricks", "databricks-uc", "uc"):
+            _check_databricks(uri, label)
             return
         raise PreflightError(f"{label} {quote(uri)} is a plain path; expected a URI such as "
                              f"sqlite:///{Path(uri).expanduser().resolve() / 'mlflow.db'} or http://HOST:5000 "
                              "(or pass the folder as --results-dir)")
-    parts = urlsplit(uri)
+    parts = _split(uri, label, "a URI such as http://HOST:5000 or http://[::1]:5000")
     scheme = parts.scheme.split("+")[0]
     if scheme not in _TRACKING_SCHEMES:
         raise PreflightError(f"{label} {quote(uri)}: unknown scheme {quote(parts.scheme)}; expected one of "
@@ -46,14 +47,92 @@ def check_tracking_uri(uri: str, label: str) -> None:
             raise PreflightError(f"{label} {quote(uri)}: the port is not a number in 1..65535") from None
         _probe(parts.hostname, port, f"{label} {uri}: the MLflow tracking server is unreachable",
                "start it or pass another --tracking-uri")
+        _check_mlflow_server(uri, label)
+    elif scheme in _DATABASE_PORTS:  # a database server: its port answers, or one line (its driver waits minutes)
+        if not parts.hostname:
+            raise PreflightError(f"{label} {quote(uri)}: no host; expected {scheme}://USER:PASSWORD@HOST:PORT/DB")
+        try:
+            port = parts.port or _DATABASE_PORTS[scheme]
+        except ValueError:
+            raise PreflightError(f"{label} {quote(uri)}: the port is not a number in 1..65535") from None
+        _probe(parts.hostname, port, f"{label} {_hide_password(uri)}: the {scheme} database server is unreachable",
+               "start it or pass another --tracking-uri")
+    elif scheme in ("databricks", "databricks-uc", "uc"):
+        _check_databricks(uri, label)
+
+
+# The default port of each database MLflow can track into (SQLAlchemy's driver would wait minutes).
+_DATABASE_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}
+
+
+def _split(uri: str, label: str, expected: str):  # noqa: ANN202 - urllib's SplitResult
+    """urlsplit, whose ValueError (an IPv6 bracket left open: `http://[::1`) becomes one line."""
+    try:
+        parts = urlsplit(uri)
+        parts.port  # noqa: B018 - a bracket or port error shows here, not at first use
+    except ValueError as exc:
+        raise PreflightError(f"{label} {quote(uri)} is not a valid URI ({exc}); expected {expected}") from None
+    return parts
+
+
+def _hide_password(uri: str) -> str:
+    parts = urlsplit(uri)
+    return uri.replace(f":{parts.password}@", ":***@") if parts.password else uri
+
+
+def _check_mlflow_server(uri: str, label: str) -> None:
+    """The server that answers is an MLflow tracking server: its REST API answers a search for one
+    experiment with JSON (or asks for credentials). Another web server would fail at the first logged run."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    url = uri.rstrip("/") + "/api/2.0/mlflow/experiments/search?max_results=1"
+    try:
+        with urllib.request.urlopen(url, timeout=CONNECT_TIMEOUT) as response:  # noqa: S310 - http(s) only
+            body = json.loads(response.read(1_000_000) or b"{}")
+        if isinstance(body, dict):
+            return
+        problem = "it answers with JSON that is not MLflow's"
+    except urllib.error.HTTPError as exc:
+        if exc.code in (401, 403):  # an MLflow server with authentication: the client sends its credentials
+            return
+        problem = f"GET /api/2.0/mlflow/experiments/search gave HTTP {exc.code}"
+    except (ValueError, UnicodeDecodeError):
+        problem = "it answers /api/2.0/mlflow/experiments/search with something that is not JSON"
+    except (OSError, urllib.error.URLError) as exc:
+        problem = f"it did not answer within {CONNECT_TIMEOUT:g} s ({getattr(exc, 'reason', exc)})"
+    raise PreflightError(f"{label} {uri}: the server there is not an MLflow tracking server ({problem}); pass "
+                         "the URI of `mlflow server` (or `ganmix ui`), or drop --tracking-uri for the local store")
+
+
+def _check_databricks(uri: str, label: str) -> None:
+    """Databricks needs credentials (DATABRICKS_HOST and a token, or ~/.databrickscfg); without them its
+    client keeps asking for minutes."""
+    profile_file = Path(os.environ.get("DATABRICKS_CONFIG_FILE", "~/.databrickscfg")).expanduser()
+    host = os.environ.get("DATABRICKS_HOST")
+    if not host and not profile_file.is_file():
+        raise PreflightError(f"{label} {uri}: no Databricks credentials (DATABRICKS_HOST and DATABRICKS_TOKEN, or "
+                             f"{profile_file}); set them, or drop --tracking-uri for the local store")
+    if host:
+        split = urlsplit(host if "://" in host else f"https://{host}")
+        if split.hostname:
+            _probe(split.hostname, split.port or 443, f"{label} {uri}: the Databricks host {host} is unreachable",
+                   "check DATABRICKS_HOST and the network")
 
 
 def _check_sqlite_uri(uri: str, label: str) -> None:
     from ganmix.tracking.location import TrackingError, check_local_store_unless_busy, local_store_file
 
     db = local_store_file(uri)
+    if db is not None and db.name == ":memory:":
+        raise PreflightError(f"{label} {uri} is an in-memory store: every result would vanish when the command "
+                             "ends; pass --results-dir FOLDER or sqlite:///ABSOLUTE/PATH/mlflow.db")
     if db is None:
         raise PreflightError(f"{label} {quote(uri)}: expected sqlite:///ABSOLUTE/PATH/mlflow.db")
+    if len(os.fsencode(str(db))) > _SQLITE_MAX_PATH:
+        raise PreflightError(f"{label} {quote(str(db))}: the store's path is {len(os.fsencode(str(db)))} bytes long; "
+                             f"SQLite opens paths of at most {_SQLITE_MAX_PATH}: pick a shorter --results-dir")
     if db.is_dir():
         raise PreflightError(f"{label} {uri}: {db} is a folder; expected a SQLite file such as {db / 'mlflow.db'}")
     check_writable_dir(db.parent, label)
@@ -61,6 +140,11 @@ def _check_sqlite_uri(uri: str, label: str) -> None:
         check_local_store_unless_busy(db)
     except TrackingError as exc:
         raise PreflightError(str(exc)) from None
+
+
+# SQLite's Unix file layer opens paths of at most this many bytes (its MAX_PATHNAME); a longer one fails inside
+# MLflow as "unable to open database file", retried for minutes.
+_SQLITE_MAX_PATH = 512
 
 
 def _check_file_store(uri: str, label: str) -> None:
@@ -80,7 +164,7 @@ def check_storage(storage: str | None) -> None:
     if "://" not in storage or storage.startswith("file://"):
         check_writable_dir(urlsplit(storage).path if storage.startswith("file://") else storage, "--storage")
         return
-    parts = urlsplit(storage)
+    parts = _split(storage, "--storage", "a folder or s3://BUCKET/PREFIX")
     if parts.scheme in _OTHER_STORAGE:
         return
     if parts.scheme not in _REMOTE_STORAGE:
@@ -102,27 +186,34 @@ def check_storage(storage: str | None) -> None:
            "check the network, the endpoint (AWS_ENDPOINT_URL) or pass a shared folder")
 
 
-def check_address(address: str | None) -> None:
-    """A Ray address answers a TCP connect within CONNECT_TIMEOUT; ray.init itself would wait for minutes."""
+def check_address(address: str | None, label: str = "--address") -> None:
+    """A Ray address answers a TCP connect within CONNECT_TIMEOUT; ray.init itself would wait for minutes.
+    `label` says where it came from (the flag, or RAY_ADDRESS, which Ray honours as the flag)."""
     if address in (None, "local"):
         return
     target = address
     if address == "auto":
-        target = os.environ.get("RAY_ADDRESS") or _current_cluster()
-        if not target:
-            return  # Ray says itself, at once, that no cluster is running
+        target = os.environ.get("RAY_ADDRESS") if label != "RAY_ADDRESS" else None
+        target = target if target not in (None, "", "auto") else _current_cluster()
+        if not target:  # ray.init would look for a cluster for minutes
+            raise PreflightError(f"{label} auto: no Ray cluster is running on this machine (none recorded in "
+                                 f"{_current_cluster_file()}); start one with `ray start --head`, pass the head "
+                                 "node's HOST:PORT, or drop it to run on this machine alone")
     hostport = target.split("://", 1)[-1].rstrip("/")
     host, _, port = hostport.rpartition(":")
     if not host or not port.isdigit():
-        raise PreflightError(f"--address {quote(address)}: expected HOST:PORT, ray://HOST:PORT or auto")
-    _probe(host.strip("[]"), int(port), f"--address {address}: no Ray cluster answers at {host}:{port}",
+        raise PreflightError(f"{label} {quote(address)}: expected HOST:PORT, ray://HOST:PORT or auto")
+    _probe(host.strip("[]"), int(port), f"{label} {address}: no Ray cluster answers at {host}:{port}",
            "start one with `ray start --head` or pass the head node's address")
 
 
+def _current_cluster_file() -> Path:
+    return Path(os.environ.get("RAY_TMPDIR", tempfile.gettempdir())) / "ray" / "ray_current_cluster"
+
+
 def _current_cluster() -> str | None:
-    path = Path(os.environ.get("RAY_TMPDIR", tempfile.gettempdir())) / "ray" / "ray_current_cluster"
     try:
-        return path.read_text().strip() or None
+        return _current_cluster_file().read_text().strip() or None
     except OSError:
         return None
 
