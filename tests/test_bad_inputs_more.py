@@ -152,3 +152,27 @@ def test_bad_input_fails_with_one_line(inputs: Path, web_server: int, args: list
     output = bad_input_case(inputs, case, args, expected, in_process=case in IN_PROCESS, monkeypatch=monkeypatch,
                             capsys=capsys, env_extra=env)
     assert "secret" not in output  # a database password is never printed
+
+
+def test_a_cap_beyond_int64_runs_without_tune_logger_noise(tmp_path: Path) -> None:
+    """--train-per-class 99999999999999999999 keeps every image: the search succeeds, and Tune's own
+    TensorBoard/CSV/JSON trial loggers (which add nothing next to MLflow, and whose TensorboardX printed a
+    traceback for the value) are off, so nothing but ganmix's lines reaches the console."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump({
+        "dataset": "digits", "trials": 1, "max_concurrent": 1, "cpus_per_trial": 1,
+        "space": {"generator": ["none"]}, "fixed": {"classifier_epochs": 1, "classifier_min_steps": 0}}))
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS", "GANMIX_RESULTS")}
+    done = subprocess.run([sys.executable, "-m", "ganmix.search.cli", "search", "--config", "spec.yaml",
+                           "--train-per-class", "99999999999999999999", "--no-sample-metrics", "--results-dir", "res"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1200)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "search " in output and ": 1 trials, 0 failed" in output, output
+    for noise in ("Traceback", "TensorboardX", "tensorboard", "WARNING", "Warning"):
+        assert noise not in output, output
+    experiment = next((tmp_path / "res" / "ray").iterdir())
+    assert not list(experiment.rglob("events.out.tfevents*")) and not list(experiment.rglob("progress.csv"))

@@ -7,7 +7,7 @@ import os
 import socket
 import tempfile
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import SplitResult, parse_qs, urlsplit
 
 from ganmix.search.preflight.errors import PreflightError, quote
 from ganmix.search.preflight.paths import check_writable_dir
@@ -65,14 +65,12 @@ def check_tracking_uri(uri: str, label: str) -> None:
 _DATABASE_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}
 
 
-def _split(uri: str, label: str, expected: str):  # noqa: ANN202 - urllib's SplitResult
+def _split(uri: str, label: str, expected: str) -> SplitResult:
     """urlsplit, whose ValueError (an IPv6 bracket left open: `http://[::1`) becomes one line."""
     try:
-        parts = urlsplit(uri)
-        parts.port  # noqa: B018 - a bracket or port error shows here, not at first use
+        return urlsplit(uri)
     except ValueError as exc:
         raise PreflightError(f"{label} {quote(uri)} is not a valid URI ({exc}); expected {expected}") from None
-    return parts
 
 
 def _hide_password(uri: str) -> str:
@@ -101,6 +99,10 @@ def _check_mlflow_server(uri: str, label: str) -> None:
     except (ValueError, UnicodeDecodeError):
         problem = "it answers /api/2.0/mlflow/experiments/search with something that is not JSON"
     except (OSError, urllib.error.URLError) as exc:
+        import ssl
+
+        if isinstance(exc, ssl.SSLError) or isinstance(getattr(exc, "reason", None), ssl.SSLError):
+            return  # a certificate MLflow's client may accept (MLFLOW_TRACKING_INSECURE_TLS, its own CA bundle)
         problem = f"it did not answer within {CONNECT_TIMEOUT:g} s ({getattr(exc, 'reason', exc)})"
     raise PreflightError(f"{label} {uri}: the server there is not an MLflow tracking server ({problem}); pass "
                          "the URI of `mlflow server` (or `ganmix ui`), or drop --tracking-uri for the local store")
