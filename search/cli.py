@@ -177,7 +177,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.address in (None, "local"):
         preflight.check_ray_temp_dir()
         preflight.check_local_resources(spec)
-    # None: the data file is missing and is downloaded by the run itself, after every check (preflight/data.py).
+    # None: the data file is missing; it is downloaded below, after every check (preflight/data.py).
     if args.resume:  # the data the search started on, or one line: never a download into another folder
         dataset = preflight.check_resumed_data(spec, args.data_dir, search=args.resume,
                                                fingerprint=args.resumed_fingerprint)

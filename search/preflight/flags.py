@@ -46,6 +46,7 @@ def check_search_flags(args: argparse.Namespace) -> None:
         raise PreflightError(f"--confirm-top {args.confirm_top} does nothing without --confirm SEEDS; add --confirm 8 "
                              "(seeds per recipe) or drop --confirm-top")
     check_class_fraction_flags(args.class_fraction or [])
+    _check_flags_against_each_other(args)
     check_recipe_flags(args)
     if args.address in (None, "local"):  # the resource flags against this machine, before the spec is built
         check_fits(cpus_per_trial=args.cpus_per_trial or 0, gpus_per_trial=args.gpus_per_trial or 0,
@@ -225,6 +226,22 @@ def check_resume_state(name: str, storage: str | None, results_dir: Path) -> Non
     if not state.is_file():
         raise PreflightError(f"--resume {name}: no Tune state at {state}; nothing to resume (same --results-dir "
                              "and --storage as the interrupted search?)")
+
+
+def _check_flags_against_each_other(args: argparse.Namespace) -> None:
+    """What the flags alone show (the same checks as check_search_against_spec, before the spec is built)."""
+    from ganmix.models.metrics import SAMPLE_METRICS
+
+    if args.metric in SAMPLE_METRICS and args.no_sample_metrics:
+        raise PreflightError(f"objective {args.metric} is a sample metric, and --no-sample-metrics turns those off: "
+                             "no trial could report it; drop --no-sample-metrics, or pick a validation metric "
+                             "such as --metric val_auc")
+    digits = args.dataset is not None and args.dataset.strip().lower() == "digits" or (
+        args.dataset is None and args.config is None)  # the demo's data set
+    if args.data_dir is not None and digits and not args.resume:
+        raise PreflightError(f"--data-dir {args.data_dir}: data set 'digits' reads nothing from a data folder (it is "
+                             "embedded in scikit-learn); drop --data-dir, or pass --dataset NAME of a MedMNIST data "
+                             "set")
 
 
 def check_search_against_spec(spec: SearchSpec, args: argparse.Namespace) -> None:
