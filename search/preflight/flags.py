@@ -46,7 +46,6 @@ def check_search_flags(args: argparse.Namespace) -> None:
         raise PreflightError(f"--confirm-top {args.confirm_top} does nothing without --confirm SEEDS; add --confirm 8 "
                              "(seeds per recipe) or drop --confirm-top")
     check_class_fraction_flags(args.class_fraction or [])
-    _check_flags_against_each_other(args)
     check_recipe_flags(args)
     if args.address in (None, "local"):  # the resource flags against this machine, before the spec is built
         check_fits(cpus_per_trial=args.cpus_per_trial or 0, gpus_per_trial=args.gpus_per_trial or 0,
@@ -57,6 +56,7 @@ def check_search_flags(args: argparse.Namespace) -> None:
         if name is not None:
             check_name(name, label)
     check_data_dir(args)
+    _check_flags_against_each_other(args)
     check_store_flags(args)
     check_storage(args.storage)
     check_address(args.address, getattr(args, "address_label", "--address"))
