@@ -87,13 +87,14 @@ def cmd_ui(args: argparse.Namespace) -> int:
     from ganmix.search import preflight
 
     preflight.check_ui_flags(args)  # a missing store is an error: serving it would create an empty one
+    from ganmix.tracking.ui import check_port, serve
+
+    check_port("127.0.0.1", args.port)  # before MLflow's imports: a taken port is one line at once
     from ganmix.search.progress import quiet_libraries
     from ganmix.tracking import store
-    from ganmix.tracking.ui import serve
 
     quiet_libraries(verbose=False)
-    serve(store.resolve_tracking_uri(args.tracking_uri, args.results_dir), port=args.port)
-    return 0  # not reached: serve() replaces this process with the MLflow server
+    return serve(store.resolve_tracking_uri(args.tracking_uri, args.results_dir), port=args.port)
 
 
 def _interrupt_on_sigterm() -> None:

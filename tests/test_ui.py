@@ -40,9 +40,9 @@ def make_store(results: Path) -> Path:
     return results
 
 
-def start_ui(results: Path, port: int) -> subprocess.Popen[str]:
+def start_ui(results: Path, port: int, *, stderr: int | None = subprocess.DEVNULL) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "ganmix.search.cli", "ui", "--results-dir", str(results),
-                             "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                             "--port", str(port)], stdout=subprocess.PIPE, stderr=stderr, text=True)
 
 
 def wait_healthy(port: int, proc: subprocess.Popen[str], seconds: float = 180) -> None:
@@ -98,25 +98,72 @@ def test_a_server_that_cannot_start_is_one_line_and_non_zero(tmp_path, port):
         in done.stderr
 
 
+def _server_group(proc: subprocess.Popen[str]) -> list[int]:
+    """The MLflow server's processes (MLflow's CLI, uvicorn): ganmix's children and theirs."""
+    children = descendants(proc.pid)
+    assert children, "ganmix ui started no server"
+    return children
+
+
+def _gone(pids: list[int], port: int) -> None:
+    deadline = time.monotonic() + 30
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not [pid for pid in pids if alive(pid)]
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0
+
+
 def test_sigterm_stops_the_server(tmp_path):
     port = free_port()
-    proc = start_ui(make_store(tmp_path / "r"), port)
+    proc = start_ui(make_store(tmp_path / "r"), port, stderr=subprocess.PIPE)
     try:
         wait_healthy(port, proc)
-        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_text().replace("\0", " ")
-        assert "-m mlflow ui" in cmdline  # ganmix replaced itself with the server: same pid
-        children = descendants(proc.pid)
-        assert children  # uvicorn and its workers
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == f"MLflow UI at http://127.0.0.1:{port} over " \
+            f"sqlite:///{(tmp_path / 'r' / 'mlflow.db').resolve()} (Ctrl-C stops it)"
+        pids = _server_group(proc)
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
-        deadline = time.monotonic() + 30
-        while any(alive(pid) for pid in children) and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert not [pid for pid in children if alive(pid)]
-        with socket.socket() as probe:
-            assert probe.connect_ex(("127.0.0.1", port)) != 0
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0 and "Traceback" not in out + err, out + err
+        _gone(pids, port)
     finally:
         stop(proc)
+
+
+def _ui_bypassing_the_port_check(results: Path, port: int) -> subprocess.CompletedProcess[str]:
+    """`ganmix ui` as if another server took the port between its check and the server's start."""
+    code = ("import sys; from ganmix.tracking import ui, store; ui.check_port = lambda host, port: None; "
+            f"uri = store.default_tracking_uri({str(results)!r})\n"
+            "try:\n    sys.exit(ui.serve(uri, port=int(sys.argv[1])))\n"
+            "except store.TrackingError as exc:\n    print('ganmix: error:', exc, file=sys.stderr); sys.exit(2)")
+    return subprocess.run([sys.executable, "-c", code, str(port)], capture_output=True, text=True, timeout=600)
+
+
+def test_a_second_ui_on_the_same_port_is_one_line_and_ctrl_c_stops_the_first_quietly(tmp_path):
+    """Two `ganmix ui` on one port: the second says so in one line (from the port check, and from the
+    server's own log when the port was taken after the check); Ctrl-C stops the first, no traceback."""
+    results = make_store(tmp_path / "r")
+    port = free_port()
+    first = start_ui(results, port, stderr=subprocess.PIPE)
+    try:
+        wait_healthy(port, first)
+        pids = _server_group(first)
+        second = ganmix("ui", "--results-dir", str(results), "--port", str(port), cwd=tmp_path)
+        raced = _ui_bypassing_the_port_check(results, port)
+        for done in (second, raced):
+            assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-3000:]
+            assert done.stderr.strip().splitlines() == [done.stderr.strip()]  # one line
+            assert f"cannot serve the MLflow UI on 127.0.0.1:{port}" in done.stderr
+            assert "pick another --port" in done.stderr and done.stdout == ""
+        assert "address already in use" in raced.stderr.lower()
+        assert all(alive(pid) for pid in pids)  # the first server is untouched
+        first.send_signal(signal.SIGINT)  # what Ctrl-C sends (the server, in its own group, gets no SIGINT)
+        out, err = first.communicate(timeout=60)
+        assert first.returncode == 0 and "Traceback" not in out + err and "Error" not in err, out + err
+        _gone(pids, port)
+    finally:
+        stop(first)
 
 
 # --- the real browser --------------------------------------------------------------------------------
