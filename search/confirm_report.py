@@ -13,7 +13,7 @@ from ganmix.models.metrics import metric_info
 from ganmix.models.numbers import decimals, interval, number, rounded
 from ganmix.search.stats import Paired, min_seeds_for_significance, p_text
 from ganmix.tracking import confirmation as tracking
-from ganmix.tracking.describe import lift_metric, run_link
+from ganmix.tracking.describe import TUNED_BASELINE, lift_metric, run_link
 
 if TYPE_CHECKING:
     from ganmix.search.confirm import Arm, Confirmation
@@ -87,7 +87,7 @@ def describe(outcome: Confirmation, search_name: str) -> str:
     places = _places(outcome)
     for arm in outcome.arms:
         s = outcome.per_arm[arm.key]
-        lines.append(f"| {arm.key} | {role(outcome, arm)} | {arm.name} | {number(s.mean, places)} | "
+        lines.append(f"| {arm.key} | {role(outcome, arm)} | {recipe_cell(arm)} | {number(s.mean, places)} | "
                      f"{interval(s.low, s.high, places)} | "
                      f"{_diff_cells(outcome.comparisons.get(arm.key))} | {_diff_cells(outcome.effects.get(arm.key))} |")
     needed = min_seeds_for_significance(outcome.family)
@@ -113,14 +113,30 @@ def search_answer(outcome: Confirmation, objective: str) -> tuple[dict[str, floa
     its mean confirming metric, its lift over the tuned baseline; the verdict with the lift's CI as a tag."""
     arm = next(a for a in outcome.arms if a.key == outcome.best)
     comp, effect = outcome.comparisons.get(arm.key), outcome.effects.get(arm.key)
-    # Rounded to the 4 decimals the tables print: the runs table's narrow columns then show the whole value
-    # (the arms table keeps full precision).
-    metrics = {objective: round(arm.val, 4), outcome.metric: round(outcome.per_arm[arm.key].mean, 4),
-               lift_metric(outcome.metric): round(comp.mean, 4) if comp else 0.0}
+    # Rounded as the tables print them (models/numbers.py): the runs table's narrow columns then show the
+    # whole value (the arms table keeps full precision).
+    test = outcome.per_arm[arm.key]
+    metrics = {objective: rounded(arm.val), outcome.metric: rounded(test.mean, test.low, test.high),
+               **({lift_metric(outcome.metric): rounded(comp.mean, comp.low, comp.high)}
+                  if comp and math.isfinite(comp.mean) else {})}
     text = f"{outcome.headline}: {arm.name} {diff_text(comp)} {metric_info(outcome.metric).label} over real-only"
     if arm.key in outcome.ablations:
         text += f"; generator's own effect {diff_text(effect)}"
-    return metrics, {tracking.CONFIRMED: f"{text} ({len(outcome.seeds)} seeds)", tracking.CONFIRMED_ARM: arm.name}
+    return metrics, {tracking.CONFIRMED: f"{text} ({len(outcome.seeds)} seeds)", tracking.CONFIRMED_ARM: arm.name,
+                     tracking.VERDICT_SHORT: short_verdict(outcome, comp)}
+
+
+def short_verdict(outcome: Confirmation, comp: Paired | None) -> str:
+    """The verdict in a runs-table column: "+0.012*" (significant, Holm-corrected), "no lift (+0.004)"."""
+    if comp is None or not math.isfinite(comp.mean):
+        return outcome.headline
+    lift = number(comp.mean, decimals(comp.mean, comp.low, comp.high), signed=True)
+    return f"{lift}*" if comp.significant else f"no lift ({lift})"
+
+
+def recipe_cell(arm: Arm) -> str:
+    """An arm's recipe; the tuned baseline named as the search's description names it."""
+    return f"{TUNED_BASELINE}: {arm.name}" if arm.baseline else arm.name
 
 
 def search_lead(outcome: Confirmation, experiment_id: str) -> str:
@@ -136,7 +152,7 @@ def search_lead(outcome: Confirmation, experiment_id: str) -> str:
         ci = f" ({interval(s.low, s.high, places)})" if math.isfinite(s.low) else ""
         vs = diff_text(outcome.comparisons[arm.key]) if arm.key in outcome.comparisons else "-"
         own = diff_text(outcome.effects[arm.key]) if arm.key in outcome.effects else "-"
-        lines.append(f"| {arm.key} | {arm.name} | {number(s.mean, places)}{ci} | {vs} | {own} |")
+        lines.append(f"| {arm.key} | {recipe_cell(arm)} | {number(s.mean, places)}{ci} | {vs} | {own} |")
     lines += ["", f"Paired by seed; p: two-sided Wilcoxon, Holm-corrected. Per seed, figure and tables: the "
                   f"[confirmation run]({run_link(experiment_id, outcome.run_id)})."]
     return "\n".join(lines)
