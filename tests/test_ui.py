@@ -208,7 +208,7 @@ def browser_ui(tmp_path_factory: pytest.TempPathFactory):
             page = browser.new_page(viewport={"width": 1500, "height": 950})
             page.set_default_timeout(60_000)
             yield {"page": page, "link": link.group(0), "experiment_id": link.group(1), "runs": runs,
-                   "base": f"http://127.0.0.1:{port}"}
+                   "base": f"http://127.0.0.1:{port}", "browser": browser}
             browser.close()
     finally:
         stop(proc)
@@ -249,9 +249,11 @@ def test_parent_description_names_the_winner(browser_ui):
     winner = next(r for r in runs if r.data.tags.get("ganmix.best") == "true")
     page.goto(f"{browser_ui['base']}/#/experiments/{browser_ui['experiment_id']}/runs/{parent.info.run_id}"
               "?workflowType=machine_learning")
-    answer = page.get_by_text(re.compile(r"^On digits, .* wins")).first
+    # Confirmed (the fixture's --confirm): the one-seed ranking's winner "ranks first"; it "wins" only unconfirmed.
+    answer = page.get_by_text(re.compile(r"^On digits, .* ranks first")).first
     answer.wait_for()
     assert winner.info.run_name in answer.inner_text()
+    assert answer.evaluate("e => getComputedStyle(e).fontWeight") in ("400", "normal")  # not bold: no claim
     link = page.get_by_role("link", name=winner.info.run_name).first
     assert f"/runs/{winner.info.run_id}?workflowType=machine_learning" in link.get_attribute("href")
     _shot(page, "description")
@@ -263,23 +265,30 @@ def test_the_confirmed_verdict_leads_the_search_row_and_description(browser_ui):
     page, runs = browser_ui["page"], browser_ui["runs"]
     parent = next(r for r in runs if r.data.tags.get("ganmix.kind") == "search")
     confirmed, verdict = parent.data.tags["ganmix.confirmed"], parent.data.tags["ganmix.verdict"]
+    short = parent.data.tags["ganmix.verdict_short"]
     assert {"val/auc", "test/auc", "lift/test_auc"} <= set(parent.data.metrics)  # the answer on the search's row
-    page.goto(browser_ui["link"])
-    page.get_by_text("uitest", exact=True).first.wait_for()
-    for column in ("lift/test_auc", "ganmix.confirmed"):
-        page.get_by_text(column, exact=True).first.wait_for()
-    # The search's own row (not expanded: no trial row is shown) carries the verdict and the lift's CI.
-    cell = page.get_by_text(confirmed, exact=True).first
-    cell.wait_for()
     assert "95% CI" in confirmed and confirmed.split(":")[0] in ("did not help", "helped (the generator)",
                                                                   "helped (not the generator)", "no GAN recipe")
-    # The grid splits a row into a pinned and a scrolled part with the same row-index: read both.
-    index = page.locator("[row-index]", has=page.get_by_text("uitest", exact=True)).first.get_attribute("row-index")
-    row_text = " ".join(page.locator(f"[row-index='{index}']").all_inner_texts())
+    assert re.fullmatch(r"[+-]\d\.\d{3,6}\*|no lift \([+-]\d\.\d{3,6}\)|no GAN recipe", short), short
+    page.goto(browser_ui["link"])
+    page.get_by_text("uitest", exact=True).first.wait_for()
+    for column in ("lift/test_auc", "ganmix.verdict_short"):
+        page.get_by_text(column, exact=True).first.wait_for()
+    # The search's own row (not expanded: no trial row is shown) carries the short verdict, whole.
+    page.get_by_text(short, exact=True).first.wait_for()
+    row_text = _row_text(page, "uitest")
     for key in ("val/auc", "test/auc", "lift/test_auc"):
-        assert repr(parent.data.metrics[key])[:6] in row_text, (key, row_text)
-    assert confirmed in row_text
+        assert str(parent.data.metrics[key]) in row_text, (key, row_text)  # rounded when logged: shown whole
+    assert short in row_text
     _shot(page, "runs_table_confirmed")
+    # The confirmation's own row (expand the search) shows its numbers, not "-" in every column.
+    confirmation = next(r for r in runs if r.data.tags.get("ganmix.kind") == "confirmation")
+    assert confirmation.data.metrics["test/auc"] == parent.data.metrics["test/auc"]
+    page.locator("button[data-component-id*='runnamecellrenderer']").first.click()
+    page.get_by_text(confirmation.info.run_name, exact=True).first.wait_for()
+    confirmation_row = _row_text(page, confirmation.info.run_name)
+    assert short in confirmation_row and str(confirmation.data.metrics["test/auc"]) in confirmation_row
+    _shot(page, "runs_table_confirmation_row")
     page.goto(f"{browser_ui['base']}/#/experiments/{browser_ui['experiment_id']}/runs/{parent.info.run_id}"
               "?workflowType=machine_learning")
     lead = page.get_by_text(re.compile(r"^Confirmed over 2 seeds on the test split: ")).first
@@ -287,9 +296,54 @@ def test_the_confirmed_verdict_leads_the_search_row_and_description(browser_ui):
     assert verdict in lead.inner_text()
     ranking = page.get_by_text(re.compile(r"^One-seed ranking")).first
     ranking.wait_for()
-    answer = page.get_by_text(re.compile(r"^On digits, .* wins")).first
+    answer = page.get_by_text(re.compile(r"^On digits, .* ranks first")).first
     assert lead.bounding_box()["y"] < ranking.bounding_box()["y"] < answer.bounding_box()["y"]
     _shot(page, "description_confirmed")
+
+
+def _in_model_training_mode(page) -> None:
+    """MLflow's Model training pages: the experiment's side nav offers Runs and none of the GenAI pages
+    (Traces, Sessions, Judges, Evaluations), and the browser's stored mode is Model training."""
+    page.locator("[data-component-id='mlflow.experiment-side-nav.classic-ml.runs']").first.wait_for()
+    assert page.locator("[data-component-id^='mlflow.experiment-side-nav.genai']").count() == 0, page.url
+    assert page.evaluate("() => localStorage.getItem('mlflow.workflowType_v1')") == '"machine_learning"'
+
+
+@pytest.mark.browser
+@pytest.mark.integration
+def test_every_path_a_user_clicks_stays_in_model_training_mode(browser_ui):
+    """A first visit (nothing stored in the browser): the home page, the experiment clicked in the list, the
+    search clicked by name in the runs table and a child run clicked on its page all open Model training
+    pages, not MLflow's GenAI ones (its default)."""
+    context = browser_ui["browser"].new_context(viewport={"width": 1500, "height": 950})
+    page = context.new_page()
+    page.set_default_timeout(120_000)
+    try:
+        page.goto(browser_ui["base"] + "/")
+        page.wait_for_function("() => localStorage.getItem('mlflow.workflowType_v1') !== null")
+        assert page.evaluate("() => localStorage.getItem('mlflow.workflowType_v1')") == '"machine_learning"'
+        _shot(page, "home")
+        page.goto(browser_ui["base"] + "/#/experiments")
+        page.get_by_role("link", name="ganmix/digits").first.click()
+        _in_model_training_mode(page)
+        page.get_by_text("uitest", exact=True).first.wait_for()
+        page.get_by_role("link", name="uitest", exact=True).first.click()  # the search's name in the runs table
+        page.wait_for_url(re.compile(r"/runs/[0-9a-f]{32}"))
+        _in_model_training_mode(page)
+        assert "workflowType" not in page.url  # MLflow's own link: the mode comes from the browser's choice
+        child = page.get_by_role("link", name=re.compile(r"^(baseline|confirmation .*|dcgan .*|acgan .*)$")).first
+        child.click()  # a child run, linked from the search's page
+        page.wait_for_function("u => location.href !== u", arg=page.url)
+        _in_model_training_mode(page)
+        _shot(page, "child_run")
+    finally:
+        context.close()
+
+
+def _row_text(page, name: str) -> str:
+    """A runs-table row's text: the grid splits a row into a pinned and a scrolled part with the same row-index."""
+    index = page.locator("[row-index]", has=page.get_by_text(name, exact=True)).first.get_attribute("row-index")
+    return " ".join(page.locator(f"[row-index='{index}']").all_inner_texts())
 
 
 def _open_gan_trial(browser_ui, tab: str):
