@@ -127,11 +127,14 @@ def search_answer(outcome: Confirmation, objective: str) -> tuple[dict[str, floa
 
 
 def short_verdict(outcome: Confirmation, comp: Paired | None) -> str:
-    """The verdict in a runs-table column: "+0.012*" (significant, Holm-corrected), "no lift (+0.004)"."""
-    if comp is None or not math.isfinite(comp.mean):
-        return outcome.headline
-    lift = number(comp.mean, decimals(comp.mean, comp.low, comp.high), signed=True)
-    return f"{lift}*" if comp.significant else f"no lift ({lift})"
+    """The verdict in a runs-table column's ~9 characters: the signed lift starred when significant
+    (Holm-corrected; "+0.012*", or "-0.012*" when augmentation hurt), else "no lift" (the lift itself is the
+    column beside it), "no GAN" when no GAN recipe finished."""
+    if comp is None or not math.isfinite(comp.mean) or outcome.headline == "no GAN recipe":
+        return "no GAN" if outcome.headline == "no GAN recipe" else "unknown"
+    if not comp.significant:
+        return "no lift"
+    return number(comp.mean, decimals(comp.mean, comp.low, comp.high), signed=True) + "*"
 
 
 def recipe_cell(arm: Arm) -> str:

@@ -17,7 +17,7 @@ VERDICT, CONFIRMATION_RUN = "ganmix.verdict", "ganmix.confirmation_run_id"
 # the recipe it is about.
 CONFIRMED, CONFIRMED_ARM = "ganmix.confirmed", "ganmix.confirmed_arm"
 # The verdict in a runs-table column's width: the signed lift on the test split, `*` when significant
-# ("+0.012*"), "no lift (+0.004)" when not; on the search's row and on its confirmation's.
+# ("+0.012*"), "no lift" when not; on the search's row and on its confirmation's.
 VERDICT_SHORT = "ganmix.verdict_short"
 
 

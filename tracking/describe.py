@@ -235,8 +235,8 @@ def write_confirmed_lead(uri: str, run_id: str, lead: str) -> None:
 def runs_view(metric: str) -> dict[str, object]:
     """The runs table as ganmix's link opens it: the objective, the lift over the tuned baseline, the test
     metric and the rank as columns; then what `ganmix confirm` found, on the search's own row and on its
-    confirmation's: the lift on the test split over seeds and the verdict in a few words ("+0.012*", "no lift
-    (+0.004)"; the whole verdict is the `ganmix.confirmed` tag). MLflow ignores expanded rows in a shared
+    confirmation's: the lift on the test split over seeds and the verdict in a few words ("+0.012*", "no
+    lift"; the whole verdict is the `ganmix.confirmed` tag). MLflow ignores expanded rows in a shared
     view: + expands a search."""
     test = test_counterpart(metric)
     metrics = [metric, lift_metric(metric), *([test] if test else [])]
