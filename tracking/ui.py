@@ -7,6 +7,7 @@ the whole group (MLflow's CLI, uvicorn) quietly; its log is kept, and shown only
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import shlex
 import signal
@@ -67,7 +68,9 @@ def ganmix_experiments(uri: str) -> list[tuple[str, str, bool]]:
              if e.name.startswith("ganmix/")]
     for experiment in found:
         if experiment.tags.get(EXPERIMENT_KIND) != MODEL_TRAINING_KIND:
-            retry(mlflow_client.set_experiment_tag, experiment.experiment_id, EXPERIMENT_KIND, MODEL_TRAINING_KIND)
+            # Best effort (a read-only store is still served): the mode itself comes from tracking/ui_app.py.
+            with contextlib.suppress(Exception):
+                mlflow_client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND, MODEL_TRAINING_KIND)
     return [(e.name, e.experiment_id, SHARED_VIEW in e.tags) for e in found]
 
 
