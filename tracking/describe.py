@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ganmix.models.metrics import confirming_metric, logged_name, metric_info, test_counterpart
-from ganmix.models.numbers import decimals, number
+from ganmix.models.numbers import decimals, number, rounded
 from ganmix.tracking.confirmation import VERDICT_SHORT
 from ganmix.tracking.naming import run_name
 from ganmix.tracking.query import TrialSummary, is_real_only, rank, trial_summaries, tuned_baseline
@@ -178,7 +178,9 @@ class SearchDescriber:
         for s in summaries:
             label = rank_label(s, order)
             value = s.metrics.get(self.metric)
-            delta = metric_info(self.metric).lift(value, base.metrics[self.metric]) if base and _finite(value) else None
+            # Rounded as it prints (models/numbers.py): the runs table shows every digit a metric has.
+            delta = rounded(metric_info(self.metric).lift(value, base.metrics[self.metric])) \
+                if base and _finite(value) else None
             if label is None or self._written.get(s.run_id) == (label, delta):
                 continue
             if delta is not None:
