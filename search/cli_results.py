@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ganmix.models.numbers import number  # standard library only: no heavy import before a command runs
+
 
 def cmd_best(args: argparse.Namespace) -> int:
     from ganmix.search import preflight
@@ -36,7 +38,7 @@ def cmd_best(args: argparse.Namespace) -> int:
               f"({'higher' if info.mode == 'max' else 'lower'} is better; run {best.run_id})")
         for split in ("val", "test"):
             keys = sorted(k for k in best.metrics if k.startswith(split + "_") and "recall_" not in k)
-            print(f"  {split}: " + ", ".join(f"{k[len(split) + 1:]}={best.metrics[k]:.4f}" for k in keys))
+            print(f"  {split}: " + _metric_list({k[len(split) + 1:]: best.metrics[k] for k in keys}))
         if res.baseline is None:
             print("  no completed real-only trial in this search: no lift to report")
         elif res.baseline.run_id == best.run_id:
@@ -46,7 +48,7 @@ def cmd_best(args: argparse.Namespace) -> int:
             for key in dict.fromkeys([res.metric, "val_auc", "test_auc"]):
                 lift = res.lift(key)
                 if lift is not None:
-                    print(f"  lift over the tuned real-only baseline ({key}): {lift:+.4f}")
+                    print(f"  lift over the tuned real-only baseline ({key}): {number(lift, signed=True)}")
         if res.confirmed:
             print(f"  confirmed answer: {res.confirmed}")
         print(f"  confirmed: {res.verdict}" if res.verdict else
@@ -80,21 +82,27 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"run {run_id} logged to {uri}")
     for split in ("val", "test"):
         keys = sorted(k for k in metrics if k.startswith(split + "_"))
-        print(f"  {split}: " + ", ".join(f"{k[len(split) + 1:]}={metrics[k]:.4f}" for k in keys))
+        print(f"  {split}: " + _metric_list({k[len(split) + 1:]: metrics[k] for k in keys}))
     return 0
+
+
+def _metric_list(values: dict[str, float]) -> str:
+    """`auc=0.9412, loss=0.2210, ...`: each at the decimals models/numbers.py's rule gives it."""
+    return ", ".join(f"{key}={number(value)}" for key, value in values.items())
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
     from ganmix.search import preflight
 
     preflight.check_ui_flags(args)  # a missing store is an error: serving it would create an empty one
+    from ganmix.tracking.ui import check_port, serve
+
+    check_port("127.0.0.1", args.port)  # before MLflow's imports: a taken port is one line at once
     from ganmix.search.progress import quiet_libraries
     from ganmix.tracking import store
-    from ganmix.tracking.ui import serve
 
     quiet_libraries(verbose=False)
-    serve(store.resolve_tracking_uri(args.tracking_uri, args.results_dir), port=args.port)
-    return 0  # not reached: serve() replaces this process with the MLflow server
+    return serve(store.resolve_tracking_uri(args.tracking_uri, args.results_dir), port=args.port)
 
 
 def _interrupt_on_sigterm() -> None:

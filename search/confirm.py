@@ -157,6 +157,9 @@ def confirm(*, uri: str, experiment_id: str, parent_run_id: str, search_name: st
                              parent_run_id=parent_run_id)
         metrics, tags = search_answer(outcome, spec.metric)
         tracking.answer_on_search(uri, parent_run_id, metrics=metrics, tags=tags)
+        # The confirmation's own row shows the same numbers (it is "-" in every column otherwise).
+        tracking.answer_on_search(uri, logger.run_id, metrics=metrics, tags={tracking.VERDICT_SHORT:
+                                                                             tags[tracking.VERDICT_SHORT]})
         write_confirmed_lead(uri, parent_run_id, search_lead(outcome, experiment_id))
     except BaseException as exc:
         logger.finish("FAILED", error=f"{type(exc).__name__}: {exc}")

@@ -10,9 +10,10 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from ganmix.models.metrics import metric_info
+from ganmix.models.numbers import decimals, interval, number, rounded
 from ganmix.search.stats import Paired, min_seeds_for_significance, p_text
 from ganmix.tracking import confirmation as tracking
-from ganmix.tracking.describe import lift_metric, run_link
+from ganmix.tracking.describe import TUNED_BASELINE, lift_metric, run_link
 
 if TYPE_CHECKING:
     from ganmix.search.confirm import Arm, Confirmation
@@ -50,19 +51,28 @@ def role(outcome: Confirmation, arm: Arm) -> str:
 
 def table(outcome: Confirmation) -> list[str]:
     """Console lines: per arm the mean and 95% CI of the confirming metric, then the verdicts."""
-    out = [f"{'arm':<14} {'recipe':<36} {outcome.metric + ' mean':>14} {'95% CI':>13} {'seeds':>5}  role"]
+    places = _places(outcome)
+    width = max(13, 2 * places + 6)
+    out = [f"{'arm':<14} {'recipe':<36} {outcome.metric + ' mean':>14} {'95% CI':>{width}} {'seeds':>5}  role"]
     for arm in outcome.arms:
         s = outcome.per_arm[arm.key]
-        ci = f"{s.low:.3f}..{s.high:.3f}" if math.isfinite(s.low) else "-"
-        out.append(f"{arm.key:<14} {arm.name[:36]:<36} {s.mean:>14.4f} {ci:>13} {s.n:>5}  {role(outcome, arm)}")
+        ci = interval(s.low, s.high, places)
+        out.append(f"{arm.key:<14} {arm.name[:36]:<36} {number(s.mean, places):>14} {ci:>{width}} {s.n:>5}  "
+                   f"{role(outcome, arm)}")
     return out
+
+
+def _places(outcome: Confirmation) -> int:
+    """One number of decimals for every arm's mean and CI (models/numbers.py's rule)."""
+    return decimals(*(v for s in outcome.per_arm.values() for v in (s.mean, s.low, s.high)))
 
 
 def _diff_cells(comp: Paired | None) -> str:
     if comp is None:
         return "- | - | -"
-    ci = f"{comp.low:+.4f}..{comp.high:+.4f}" if math.isfinite(comp.low) else "-"
-    return f"{comp.mean:+.4f} | {ci} | {p_text(comp)}"
+    places = decimals(comp.mean, comp.low, comp.high)
+    return f"{number(comp.mean, places, signed=True)} | {interval(comp.low, comp.high, places, signed=True)} | " \
+           f"{p_text(comp)}"
 
 
 def describe(outcome: Confirmation, search_name: str) -> str:
@@ -74,10 +84,11 @@ def describe(outcome: Confirmation, search_name: str) -> str:
              f"effect. Positive is better; p: two-sided Wilcoxon, Holm-corrected within each column.", "",
              f"| arm | role | recipe | {outcome.metric} mean | 95% CI | vs real-only | 95% CI | p | generator | "
              "95% CI | p |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    places = _places(outcome)
     for arm in outcome.arms:
         s = outcome.per_arm[arm.key]
-        ci = f"{s.low:.4f}..{s.high:.4f}" if math.isfinite(s.low) else "-"
-        lines.append(f"| {arm.key} | {role(outcome, arm)} | {arm.name} | {s.mean:.4f} | {ci} | "
+        lines.append(f"| {arm.key} | {role(outcome, arm)} | {recipe_cell(arm)} | {number(s.mean, places)} | "
+                     f"{interval(s.low, s.high, places)} | "
                      f"{_diff_cells(outcome.comparisons.get(arm.key))} | {_diff_cells(outcome.effects.get(arm.key))} |")
     needed = min_seeds_for_significance(outcome.family)
     if len(outcome.seeds) < needed:
@@ -91,9 +102,10 @@ def diff_text(comp: Paired | None) -> str:
     """`+0.0040 (95% CI -0.0100..+0.0200, Holm p=0.6)`."""
     if comp is None or not math.isfinite(comp.mean):
         return "unknown"
-    ci = f"95% CI {comp.low:+.4f}..{comp.high:+.4f}, " if math.isfinite(comp.low) else ""
+    places = decimals(comp.mean, comp.low, comp.high)
+    ci = f"95% CI {interval(comp.low, comp.high, places, signed=True)}, " if math.isfinite(comp.low) else ""
     p = f"{'Holm ' if comp.family > 1 else ''}p={comp.p:.2g}" if math.isfinite(comp.p) else "no p-value"
-    return f"{comp.mean:+.4f} ({ci}{p})"
+    return f"{number(comp.mean, places, signed=True)} ({ci}{p})"
 
 
 def search_answer(outcome: Confirmation, objective: str) -> tuple[dict[str, float], dict[str, str]]:
@@ -101,14 +113,33 @@ def search_answer(outcome: Confirmation, objective: str) -> tuple[dict[str, floa
     its mean confirming metric, its lift over the tuned baseline; the verdict with the lift's CI as a tag."""
     arm = next(a for a in outcome.arms if a.key == outcome.best)
     comp, effect = outcome.comparisons.get(arm.key), outcome.effects.get(arm.key)
-    # Rounded to the 4 decimals the tables print: the runs table's narrow columns then show the whole value
-    # (the arms table keeps full precision).
-    metrics = {objective: round(arm.val, 4), outcome.metric: round(outcome.per_arm[arm.key].mean, 4),
-               lift_metric(outcome.metric): round(comp.mean, 4) if comp else 0.0}
+    # Rounded as the tables print them (models/numbers.py): the runs table's narrow columns then show the
+    # whole value (the arms table keeps full precision).
+    test = outcome.per_arm[arm.key]
+    metrics = {objective: rounded(arm.val), outcome.metric: rounded(test.mean, test.low, test.high),
+               **({lift_metric(outcome.metric): rounded(comp.mean, comp.low, comp.high)}
+                  if comp and math.isfinite(comp.mean) else {})}
     text = f"{outcome.headline}: {arm.name} {diff_text(comp)} {metric_info(outcome.metric).label} over real-only"
     if arm.key in outcome.ablations:
         text += f"; generator's own effect {diff_text(effect)}"
-    return metrics, {tracking.CONFIRMED: f"{text} ({len(outcome.seeds)} seeds)", tracking.CONFIRMED_ARM: arm.name}
+    return metrics, {tracking.CONFIRMED: f"{text} ({len(outcome.seeds)} seeds)", tracking.CONFIRMED_ARM: arm.name,
+                     tracking.VERDICT_SHORT: short_verdict(outcome, comp)}
+
+
+def short_verdict(outcome: Confirmation, comp: Paired | None) -> str:
+    """The verdict in a runs-table column's ~9 characters: the signed lift starred when significant
+    (Holm-corrected; "+0.012*", or "-0.012*" when augmentation hurt), else "no lift" (the lift itself is the
+    column beside it), "no GAN" when no GAN recipe finished."""
+    if comp is None or not math.isfinite(comp.mean) or outcome.headline == "no GAN recipe":
+        return "no GAN" if outcome.headline == "no GAN recipe" else "unknown"
+    if not comp.significant:
+        return "no lift"
+    return number(comp.mean, decimals(comp.mean, comp.low, comp.high), signed=True) + "*"
+
+
+def recipe_cell(arm: Arm) -> str:
+    """An arm's recipe; the tuned baseline named as the search's description names it."""
+    return f"{TUNED_BASELINE}: {arm.name}" if arm.baseline else arm.name
 
 
 def search_lead(outcome: Confirmation, experiment_id: str) -> str:
@@ -118,12 +149,13 @@ def search_lead(outcome: Confirmation, experiment_id: str) -> str:
     lines = [f"**Confirmed over {len(outcome.seeds)} seeds on the test split: {outcome.verdict}**", "",
              f"| arm | recipe | {label} (95% CI) | vs tuned real-only | generator's own effect |",
              "|---|---|---|---|---|"]
+    places = _places(outcome)
     for arm in outcome.arms:
         s = outcome.per_arm[arm.key]
-        ci = f" ({s.low:.4f}..{s.high:.4f})" if math.isfinite(s.low) else ""
+        ci = f" ({interval(s.low, s.high, places)})" if math.isfinite(s.low) else ""
         vs = diff_text(outcome.comparisons[arm.key]) if arm.key in outcome.comparisons else "-"
         own = diff_text(outcome.effects[arm.key]) if arm.key in outcome.effects else "-"
-        lines.append(f"| {arm.key} | {arm.name} | {s.mean:.4f}{ci} | {vs} | {own} |")
+        lines.append(f"| {arm.key} | {recipe_cell(arm)} | {number(s.mean, places)}{ci} | {vs} | {own} |")
     lines += ["", f"Paired by seed; p: two-sided Wilcoxon, Holm-corrected. Per seed, figure and tables: the "
                   f"[confirmation run]({run_link(experiment_id, outcome.run_id)})."]
     return "\n".join(lines)

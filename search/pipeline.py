@@ -201,7 +201,9 @@ def train_and_evaluate(
             # metrics (what `ganmix best` ranks by). Test metrics are logged before the last report, because
             # a scheduler may stop the trial at that report.
             logger.log_metrics({**metrics, **best}, step=epoch)
-            final = {**best, **_evaluate_test(model, dataset, device=device, logger=logger, step=epoch)}
+            # Step 0: MLflow charts a metric whose latest step is 0 as a bar (its value), not as one dot on
+            # an epoch axis (its run page's default chart type); the test split is evaluated once.
+            final = {**best, **_evaluate_test(model, dataset, device=device, logger=logger, step=0)}
             logger.log_table(per_class_table(dataset, synthetic, final), PER_CLASS_FILE)
         else:
             logger.log_metrics(metrics, step=epoch)

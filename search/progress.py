@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ganmix.models.metrics import BestSoFar, metric_info, test_counterpart
+from ganmix.models.numbers import decimals, number
 from ganmix.tracking.query import rank, tuned_baseline
 from ganmix.tracking.query import TrialSummary
 
@@ -125,16 +126,12 @@ class SearchProgress:
         for column in ("rank", "trial", self.metric, "vs baseline", *([test_metric] if test_metric else [])):
             table.add_column(column, justify="left" if column == "trial" else "right")
         shown = list(rows) + ([baseline] if baseline is not None and baseline not in rows else [])
+        # Per column, the decimals that keep its rows apart (models/numbers.py: one rule everywhere).
+        value, lift, test = (decimals(*(getattr(r, key) for r in shown)) for key in ("value", "lift", "test"))
         for row in shown:
-            table.add_row(row.rank, row.name, _num(row.value), _num(row.lift, signed=True),
-                          *([_num(row.test)] if test_metric else []))
+            table.add_row(row.rank, row.name, number(row.value, value), number(row.lift, lift, signed=True),
+                          *([number(row.test, test)] if test_metric else []))
         self.console.print(table)
-
-
-def _num(value: float | None, *, signed: bool = False) -> str:
-    if value is None or not math.isfinite(value):
-        return "-"
-    return f"{value:+.4f}" if signed else f"{value:.4f}"
 
 
 def quiet_libraries(verbose: bool) -> None:

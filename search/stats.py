@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from ganmix.models.numbers import decimals, interval, number
 from ganmix.models.metrics import metric_info
 
 CONFIDENCE = 0.95
@@ -166,6 +167,7 @@ def verdict_line(name: str, result: Paired, metric: str, *, against: str = BASEL
     """`acgan r=1.86: +0.028 test AUC over the tuned real-only baseline (95% CI -0.001..+0.055, p=0.031,
     Holm p=0.094 over 3, 8 seeds, better on 7): not significant`."""
     label = metric_info(metric).label
-    ci = f"95% CI {result.low:+.3f}..{result.high:+.3f}" if math.isfinite(result.low) else "no CI"
-    return (f"{name}: {result.mean:+.3f} {label} over {against} "
+    places = decimals(result.mean, result.low, result.high)  # models/numbers.py: the CI shows around the mean
+    ci = f"95% CI {interval(result.low, result.high, places, signed=True)}" if math.isfinite(result.low) else "no CI"
+    return (f"{name}: {number(result.mean, places, signed=True)} {label} over {against} "
             f"({ci}, {p_text(result)}, {result.n} seeds, better on {result.wins}): {judgement(result)}")

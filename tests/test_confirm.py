@@ -91,13 +91,20 @@ def test_a_failed_ablation_leaves_the_effect_unknown_not_a_crash():
 
 
 def test_the_search_row_and_description_lead_with_the_confirmed_answer():
+    from ganmix.models.numbers import decimals, number
     from ganmix.tracking.describe import ONE_SEED, lead_with_confirmation
 
     outcome = _analyse(arms(), SEEDS, results({"top1": 0.05, "top2": 0.0, "real-only": 0.0, "top1-ablated": 0.05}),
                        metric="test_auc", run_id="run")
     metrics, tags = search_answer(outcome, "val_auc")
     assert metrics["val_auc"] == 0.99 and metrics["lift_test_auc"] == pytest.approx(0.05, abs=0.002)
-    assert metrics["test_auc"] == round(outcome.per_arm["top1"].mean, 4)  # as the tables print it
+    test = outcome.per_arm["top1"]
+    places = decimals(test.mean, test.low, test.high)
+    assert metrics["test_auc"] == round(test.mean, places)  # as the tables print it (models/numbers.py)
+    # The verdict in a column's width: the signed lift, starred when significant.
+    assert tags["ganmix.verdict_short"] == number(outcome.comparisons["top1"].mean, decimals(
+        outcome.comparisons["top1"].mean, outcome.comparisons["top1"].low, outcome.comparisons["top1"].high),
+        signed=True) + "*"
     assert tags["ganmix.confirmed"].startswith(f"helped (not the generator): {outcome.arms[0].name} +0.05")
     assert "95% CI" in tags["ganmix.confirmed"] and "generator's own effect" in tags["ganmix.confirmed"]
     lead = search_lead(outcome, "1")
@@ -105,5 +112,9 @@ def test_the_search_row_and_description_lead_with_the_confirmed_answer():
     ranking = "**On digits, `dcgan` wins (val_auc 0.9900), +0.02 over ...**\n\n| rank | trial |"
     once = lead_with_confirmation(ranking, lead)
     assert once.startswith(lead) and once.index(ONE_SEED) < once.index("On digits")
+    assert "On digits, `dcgan` ranks first (val_auc" in once and "wins" not in once  # no second, louder claim
+    # The tuned baseline has one name in every table: its recipe, marked as the tuned baseline.
+    base = next(a for a in outcome.arms if a.baseline)
+    assert f"| tuned baseline: {base.name} |" in lead
     again = lead_with_confirmation(once, "**Confirmed: newer**")  # a later confirmation replaces the lead
     assert again.startswith("**Confirmed: newer**") and again.count(ONE_SEED) == 1 and "but not" not in again

@@ -57,13 +57,16 @@ def test_description_answers_in_one_sentence_and_links_runs():
     text = describe.description(TRIALS, experiment_id="7", metric="val_auc", dataset="digits",
                                 search="s1", done=True)
     first = text.splitlines()[0]
-    assert first == ("**On digits, `acgan r=1.86 e=37 z=16` wins (val_auc 0.9500), +0.0300 over the tuned real-only "
-                     "baseline `real-only lr=3e-4` (0.9200).**")
-    assert "| 1 | [acgan r=1.86 e=37 z=16](#/experiments/7/runs/acgan_r=1.86_e=37_z=16?workflowType=machine_learning) | 0.9500 | +0.0300 | 0.9400 |" in text
+    assert first == ("**On digits, `acgan r=1.86 e=37 z=16` wins (val_auc 0.950), +0.030 over the tuned real-only "
+                     "baseline `real-only lr=3e-4` (0.920).**")
+    # A GFM table, after a blank line; each column at the decimals that keep its rows apart (models/numbers.py).
+    assert "\n\n| rank | trial | val/auc | vs baseline | test/auc | trial id |\n|---|---|---|---|---|---|\n" in text
+    assert "| 1 | [acgan r=1.86 e=37 z=16](#/experiments/7/runs/acgan_r=1.86_e=37_z=16?workflowType=machine_learning) | 0.950 | +0.030 | 0.940 |" in text
     assert "6 trials, 4 completed, 1 stopped early, 1 failed" in text
     top1 = describe.description(TRIALS, experiment_id="7", metric="val_auc", dataset="digits",
                                 search="s1", done=False, top=1)
-    assert "wins so far" in top1 and "[real-only lr=3e-4]" in top1  # the baseline row is added below the top
+    # The baseline row is added below the top, named as the confirmation's tables name it.
+    assert "wins so far" in top1 and "[tuned baseline: real-only lr=3e-4]" in top1
     real_wins = describe.answer(TRIALS[:2], metric="val_auc", dataset="digits", done=True)
     assert "real-only `real-only lr=3e-4` wins" in real_wins and "no augmentation recipe beat" in real_wins
     assert describe.answer([], metric="val_auc", dataset="digits", done=False) == \
@@ -125,7 +128,9 @@ def test_describer_keeps_ranks_lifts_and_the_winner_current(store):
     describe.SearchDescriber(RunLogger(uri, parent), experiment_id, "val_auc", "digits", "s1").refresh(done=True)
     note = client.get_run(parent).data.tags[describe.NOTE]
     assert note.startswith("**Confirmed over 6 seeds: x**") and note.count(describe.ONE_SEED) == 1
-    assert note.split(describe.ONE_SEED)[1].lstrip().startswith("**On digits, `wgan_gp r=1 e=5 z=64` wins (")
+    # Below the verdict, the one-seed ranking claims nothing: not bold, no "wins".
+    ranking = note.split(describe.ONE_SEED)[1].lstrip()
+    assert ranking.startswith("On digits, `wgan_gp r=1 e=5 z=64` ranks first (") and "wins" not in ranking
 
 
 def test_trials_table_and_optuna_plots_on_the_parent(store):
@@ -153,6 +158,21 @@ def test_shared_view_selects_the_answers_columns(store):
     assert view["selectedColumns"][:4] == ["metrics.`val/macro_f1`", "metrics.`lift/val_macro_f1`",
                                            "metrics.`test/macro_f1`", "tags.`ganmix.rank`"]
     # What `ganmix confirm` writes on the search's own row: the confirmed lift on the test split, the verdict.
-    assert view["selectedColumns"][4:] == ["metrics.`lift/test_macro_f1`", "tags.`ganmix.confirmed`"]
+    assert view["selectedColumns"][4:] == ["metrics.`lift/test_macro_f1`", "tags.`ganmix.verdict_short`"]
     # A sample-metric objective has no test counterpart.
     assert describe.runs_view("fid")["selectedColumns"][:2] == ["metrics.`sample/fid`", "metrics.`lift/fid`"]
+
+
+def test_one_formatting_rule_shows_the_interval_around_the_mean():
+    from ganmix.models.numbers import decimals, interval, number, rounded
+
+    # The CLI's old "0.9999 1.000..1.000": the digits that keep the mean inside its interval.
+    places = decimals(0.99994, 0.99981, 1.0)
+    assert (number(0.99994, places), interval(0.99981, 1.0, places)) == ("0.9999", "0.9998..1.0000")
+    # The lead's old "-0.000..+0.000" and `ganmix best`'s "-0.0000": a value that is not zero never prints as one.
+    places = decimals(-0.00021, -0.0009, 0.0003)
+    assert interval(-0.0009, 0.0003, places, signed=True) == "-0.0009..+0.0003"
+    assert number(-0.00021, places, signed=True) == "-0.0002" and number(-0.00004) == "-0.00004"
+    assert number(0.0, signed=True) == "+0.000" and number(-0.0) == "0.000" and number(None) == "-"
+    assert number(0.9997) == "0.9997" and number(0.941) == "0.941"  # an AUC below 1 never shows as 1.000
+    assert rounded(0.123456, 0.1232) == 0.1235 and number(3e-9, signed=True) == "+3.0e-09"

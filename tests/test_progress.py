@@ -69,7 +69,7 @@ def test_final_table_and_quiet():
     SearchProgress(2, "val_auc", stream=out).summary(rows, base, test_metric="test_auc")
     lines = out.getvalue().splitlines()
     assert re.split(r"\s{2,}", lines[0].strip()) == ["rank", "trial", "val_auc", "vs baseline", "test_auc"]
-    assert "acgan r=1.86 e=37 z=16" in lines[1] and "+0.0300" in lines[1] and "0.9400" in lines[1]
+    assert "acgan r=1.86 e=37 z=16" in lines[1] and "+0.030" in lines[1] and "0.940" in lines[1]  # models/numbers.py
     assert "real-only lr=3e-4" in lines[2] and len(lines) == 3
     quiet = io.StringIO()
     progress = SearchProgress(2, "val_auc", stream=quiet, quiet=True)

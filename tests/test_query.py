@@ -72,7 +72,7 @@ def test_best_metric_ranks_in_its_own_direction(store_uri):
 def test_best_cli_labels_unconfirmed_numbers(store_uri, capsys, tmp_path):
     assert main(["best", "--tracking-uri", store_uri, "--metric", "val_loss"]) == 0
     out = capsys.readouterr().out
-    assert "lift over the tuned real-only baseline (val_loss): +0.1500" in out
+    assert "lift over the tuned real-only baseline (val_loss): +0.150" in out  # models/numbers.py
     assert "lower is better" in out and "unconfirmed: one seed, chosen on validation" in out
 
 

@@ -21,9 +21,9 @@ from mlflow import MlflowClient
 SCREENSHOTS = os.environ.get("GANMIX_SCREENSHOTS")  # a folder: the browser test saves its screenshots there
 
 
-def ganmix(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def ganmix(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "ganmix.search.cli", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=600)
+                          text=True, timeout=timeout)
 
 
 def free_port() -> int:
@@ -40,9 +40,9 @@ def make_store(results: Path) -> Path:
     return results
 
 
-def start_ui(results: Path, port: int) -> subprocess.Popen[str]:
+def start_ui(results: Path, port: int, *, stderr: int | None = subprocess.DEVNULL) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "ganmix.search.cli", "ui", "--results-dir", str(results),
-                             "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                             "--port", str(port)], stdout=subprocess.PIPE, stderr=stderr, text=True)
 
 
 def wait_healthy(port: int, proc: subprocess.Popen[str], seconds: float = 180) -> None:
@@ -98,25 +98,72 @@ def test_a_server_that_cannot_start_is_one_line_and_non_zero(tmp_path, port):
         in done.stderr
 
 
+def _server_group(proc: subprocess.Popen[str]) -> list[int]:
+    """The MLflow server's processes (MLflow's CLI, uvicorn): ganmix's children and theirs."""
+    children = descendants(proc.pid)
+    assert children, "ganmix ui started no server"
+    return children
+
+
+def _gone(pids: list[int], port: int) -> None:
+    deadline = time.monotonic() + 30
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not [pid for pid in pids if alive(pid)]
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0
+
+
 def test_sigterm_stops_the_server(tmp_path):
     port = free_port()
-    proc = start_ui(make_store(tmp_path / "r"), port)
+    proc = start_ui(make_store(tmp_path / "r"), port, stderr=subprocess.PIPE)
     try:
         wait_healthy(port, proc)
-        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_text().replace("\0", " ")
-        assert "-m mlflow ui" in cmdline  # ganmix replaced itself with the server: same pid
-        children = descendants(proc.pid)
-        assert children  # uvicorn and its workers
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == f"MLflow UI at http://127.0.0.1:{port} over " \
+            f"sqlite:///{(tmp_path / 'r' / 'mlflow.db').resolve()} (Ctrl-C stops it)"
+        pids = _server_group(proc)
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
-        deadline = time.monotonic() + 30
-        while any(alive(pid) for pid in children) and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert not [pid for pid in children if alive(pid)]
-        with socket.socket() as probe:
-            assert probe.connect_ex(("127.0.0.1", port)) != 0
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0 and "Traceback" not in out + err, out + err
+        _gone(pids, port)
     finally:
         stop(proc)
+
+
+def _ui_bypassing_the_port_check(results: Path, port: int) -> subprocess.CompletedProcess[str]:
+    """`ganmix ui` as if another server took the port between its check and the server's start."""
+    code = ("import sys; from ganmix.tracking import ui, store; ui.check_port = lambda host, port: None; "
+            f"uri = store.default_tracking_uri({str(results)!r})\n"
+            "try:\n    sys.exit(ui.serve(uri, port=int(sys.argv[1])))\n"
+            "except store.TrackingError as exc:\n    print('ganmix: error:', exc, file=sys.stderr); sys.exit(2)")
+    return subprocess.run([sys.executable, "-c", code, str(port)], capture_output=True, text=True, timeout=600)
+
+
+def test_a_second_ui_on_the_same_port_is_one_line_and_ctrl_c_stops_the_first_quietly(tmp_path):
+    """Two `ganmix ui` on one port: the second says so in one line (from the port check, and from the
+    server's own log when the port was taken after the check); Ctrl-C stops the first, no traceback."""
+    results = make_store(tmp_path / "r")
+    port = free_port()
+    first = start_ui(results, port, stderr=subprocess.PIPE)
+    try:
+        wait_healthy(port, first)
+        pids = _server_group(first)
+        second = ganmix("ui", "--results-dir", str(results), "--port", str(port), cwd=tmp_path)
+        raced = _ui_bypassing_the_port_check(results, port)
+        for done in (second, raced):
+            assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-3000:]
+            assert done.stderr.strip().splitlines() == [done.stderr.strip()]  # one line
+            assert f"cannot serve the MLflow UI on 127.0.0.1:{port}" in done.stderr
+            assert "pick another --port" in done.stderr and done.stdout == ""
+        assert "address already in use" in raced.stderr.lower()
+        assert all(alive(pid) for pid in pids)  # the first server is untouched
+        first.send_signal(signal.SIGINT)  # what Ctrl-C sends (the server, in its own group, gets no SIGINT)
+        out, err = first.communicate(timeout=60)
+        assert first.returncode == 0 and "Traceback" not in out + err and "Error" not in err, out + err
+        _gone(pids, port)
+    finally:
+        stop(first)
 
 
 # --- the real browser --------------------------------------------------------------------------------
@@ -144,7 +191,8 @@ def browser_ui(tmp_path_factory: pytest.TempPathFactory):
     (root / "space.yaml").write_text(yaml.safe_dump(SPEC))
     # --confirm: the search's row and description then lead with the confirmed verdict (tiny: 2 seeds, top 1).
     done = ganmix("search", "--config", str(root / "space.yaml"), "--results-dir", str(root / "r"), "--name", "uitest",
-                  "--no-sample-metrics", "--confirm", "2", "--confirm-top", "1", "--quiet", cwd=root)
+                  "--no-sample-metrics", "--confirm", "2", "--confirm-top", "1", "--quiet", cwd=root,
+                  timeout=1800)  # a search and its confirmation: 10 minutes on the shared 2-core machine
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     port = free_port()
     proc = start_ui(root / "r", port)
@@ -161,7 +209,7 @@ def browser_ui(tmp_path_factory: pytest.TempPathFactory):
             page = browser.new_page(viewport={"width": 1500, "height": 950})
             page.set_default_timeout(60_000)
             yield {"page": page, "link": link.group(0), "experiment_id": link.group(1), "runs": runs,
-                   "base": f"http://127.0.0.1:{port}"}
+                   "base": f"http://127.0.0.1:{port}", "browser": browser}
             browser.close()
     finally:
         stop(proc)
@@ -202,9 +250,11 @@ def test_parent_description_names_the_winner(browser_ui):
     winner = next(r for r in runs if r.data.tags.get("ganmix.best") == "true")
     page.goto(f"{browser_ui['base']}/#/experiments/{browser_ui['experiment_id']}/runs/{parent.info.run_id}"
               "?workflowType=machine_learning")
-    answer = page.get_by_text(re.compile(r"^On digits, .* wins")).first
+    # Confirmed (the fixture's --confirm): the one-seed ranking's winner "ranks first"; it "wins" only unconfirmed.
+    answer = page.get_by_text(re.compile(r"^On digits, .* ranks first")).first
     answer.wait_for()
     assert winner.info.run_name in answer.inner_text()
+    assert answer.evaluate("e => getComputedStyle(e).fontWeight") in ("400", "normal")  # not bold: no claim
     link = page.get_by_role("link", name=winner.info.run_name).first
     assert f"/runs/{winner.info.run_id}?workflowType=machine_learning" in link.get_attribute("href")
     _shot(page, "description")
@@ -216,23 +266,30 @@ def test_the_confirmed_verdict_leads_the_search_row_and_description(browser_ui):
     page, runs = browser_ui["page"], browser_ui["runs"]
     parent = next(r for r in runs if r.data.tags.get("ganmix.kind") == "search")
     confirmed, verdict = parent.data.tags["ganmix.confirmed"], parent.data.tags["ganmix.verdict"]
+    short = parent.data.tags["ganmix.verdict_short"]
     assert {"val/auc", "test/auc", "lift/test_auc"} <= set(parent.data.metrics)  # the answer on the search's row
-    page.goto(browser_ui["link"])
-    page.get_by_text("uitest", exact=True).first.wait_for()
-    for column in ("lift/test_auc", "ganmix.confirmed"):
-        page.get_by_text(column, exact=True).first.wait_for()
-    # The search's own row (not expanded: no trial row is shown) carries the verdict and the lift's CI.
-    cell = page.get_by_text(confirmed, exact=True).first
-    cell.wait_for()
     assert "95% CI" in confirmed and confirmed.split(":")[0] in ("did not help", "helped (the generator)",
                                                                   "helped (not the generator)", "no GAN recipe")
-    # The grid splits a row into a pinned and a scrolled part with the same row-index: read both.
-    index = page.locator("[row-index]", has=page.get_by_text("uitest", exact=True)).first.get_attribute("row-index")
-    row_text = " ".join(page.locator(f"[row-index='{index}']").all_inner_texts())
+    assert re.fullmatch(r"[+-]\d\.\d{3,6}\*|no lift|no GAN", short), short
+    page.goto(browser_ui["link"])
+    page.get_by_text("uitest", exact=True).first.wait_for()
+    for column in ("lift/test_auc", "ganmix.verdict_short"):
+        page.get_by_text(column, exact=True).first.wait_for()
+    # The search's own row (not expanded: no trial row is shown) carries the short verdict, whole.
+    page.get_by_text(short, exact=True).first.wait_for()
+    row_text = _row_text(page, "uitest")
     for key in ("val/auc", "test/auc", "lift/test_auc"):
-        assert repr(parent.data.metrics[key])[:6] in row_text, (key, row_text)
-    assert confirmed in row_text
+        assert str(parent.data.metrics[key]) in row_text, (key, row_text)  # rounded when logged: shown whole
+    assert short in row_text
     _shot(page, "runs_table_confirmed")
+    # The confirmation's own row (expand the search) shows its numbers, not "-" in every column.
+    confirmation = next(r for r in runs if r.data.tags.get("ganmix.kind") == "confirmation")
+    assert confirmation.data.metrics["test/auc"] == parent.data.metrics["test/auc"]
+    page.locator("button[data-component-id*='runnamecellrenderer']").first.click()
+    page.get_by_text(confirmation.info.run_name, exact=True).first.wait_for()
+    confirmation_row = _row_text(page, confirmation.info.run_name)
+    assert short in confirmation_row and str(confirmation.data.metrics["test/auc"]) in confirmation_row
+    _shot(page, "runs_table_confirmation_row")
     page.goto(f"{browser_ui['base']}/#/experiments/{browser_ui['experiment_id']}/runs/{parent.info.run_id}"
               "?workflowType=machine_learning")
     lead = page.get_by_text(re.compile(r"^Confirmed over 2 seeds on the test split: ")).first
@@ -240,9 +297,70 @@ def test_the_confirmed_verdict_leads_the_search_row_and_description(browser_ui):
     assert verdict in lead.inner_text()
     ranking = page.get_by_text(re.compile(r"^One-seed ranking")).first
     ranking.wait_for()
-    answer = page.get_by_text(re.compile(r"^On digits, .* wins")).first
+    answer = page.get_by_text(re.compile(r"^On digits, .* ranks first")).first
     assert lead.bounding_box()["y"] < ranking.bounding_box()["y"] < answer.bounding_box()["y"]
+    show_more = page.get_by_text("Show more", exact=True)
+    if show_more.count():
+        show_more.first.click()
+    # Markdown tables render as tables, their cells padded apart (tracking/ui_app.py's style).
+    table = page.locator(".note-editor-preview-content table").first
+    table.wait_for()
+    assert table.locator("td").first.evaluate("e => getComputedStyle(e).paddingLeft") == "10px"
+    lead.scroll_into_view_if_needed()
     _shot(page, "description_confirmed")
+
+
+def _in_model_training_mode(page, experiment_id: str) -> None:
+    """MLflow's Model training pages: the experiment's side nav offers its Runs and Models, none of the GenAI
+    pages (Sessions, Judges, Evaluation runs: what its GenAI mode lists), and the browser's stored mode is
+    Model training."""
+    page.locator(f"a[href='#/experiments/{experiment_id}/runs']", has_text="Runs").first.wait_for()
+    page.locator(f"a[href='#/experiments/{experiment_id}/models']", has_text="Models").first.wait_for()
+    for genai in ("Sessions", "Judges", "Evaluation runs", "Evaluations"):
+        assert page.get_by_role("link", name=genai, exact=True).count() == 0, (genai, page.url)
+    assert page.evaluate("() => localStorage.getItem('mlflow.workflowType_v1')") == '"machine_learning"'
+
+
+@pytest.mark.browser
+@pytest.mark.integration
+def test_every_path_a_user_clicks_stays_in_model_training_mode(browser_ui):
+    """A first visit (nothing stored in the browser): the home page, the experiment clicked in the list, the
+    search clicked by name in the runs table and a child run clicked on its page all open Model training
+    pages, not MLflow's GenAI ones (its default)."""
+    context = browser_ui["browser"].new_context(viewport={"width": 1500, "height": 950})
+    page = context.new_page()
+    page.set_default_timeout(120_000)
+    try:
+        page.goto(browser_ui["base"] + "/")
+        page.wait_for_function("() => localStorage.getItem('mlflow.workflowType_v1') !== null")
+        assert page.evaluate("() => localStorage.getItem('mlflow.workflowType_v1')") == '"machine_learning"'
+        _shot(page, "home")
+        experiment_id, runs = browser_ui["experiment_id"], browser_ui["runs"]
+        page.goto(browser_ui["base"] + "/#/experiments")
+        page.get_by_role("link", name="ganmix/digits").first.click()  # the experiment in the list
+        page.wait_for_url(re.compile(rf"/experiments/{experiment_id}"))
+        _in_model_training_mode(page, experiment_id)
+        page.get_by_text("uitest", exact=True).first.wait_for()
+        page.get_by_role("link", name="uitest", exact=True).first.click()  # the search's name in the runs table
+        page.wait_for_url(re.compile(r"/runs/[0-9a-f]{32}"))
+        _in_model_training_mode(page, experiment_id)
+        assert "workflowType" not in page.url  # MLflow's own link: the mode comes from the browser's choice
+        page.get_by_role("tab", name="Model metrics").first.wait_for()
+        # MLflow's "Child runs" list on the search's page (its links carry no mode, unlike the description's).
+        baseline = next(r for r in runs if r.info.run_name == "baseline")
+        page.locator(f"a[href='#/experiments/{experiment_id}/runs/{baseline.info.run_id}']").first.click()
+        page.wait_for_url(re.compile(baseline.info.run_id))
+        _in_model_training_mode(page, experiment_id)
+        page.get_by_role("tab", name="Model metrics").first.wait_for()
+        _shot(page, "child_run")
+    finally:
+        context.close()
+
+
+def _row_text(page, name: str) -> str:
+    """A runs-table row's text: the grid splits a row into a pinned and a scrolled part with the same row-index."""
+    index = page.locator("[row-index]", has=page.get_by_text(name, exact=True)).first.get_attribute("row-index")
+    return " ".join(page.locator(f"[row-index='{index}']").all_inner_texts())
 
 
 def _open_gan_trial(browser_ui, tab: str):

@@ -16,6 +16,9 @@ VERDICT, CONFIRMATION_RUN = "ganmix.verdict", "ganmix.confirmation_run_id"
 # Also on the search's parent run: the confirmed answer in a few words (a column of ganmix's runs view) and
 # the recipe it is about.
 CONFIRMED, CONFIRMED_ARM = "ganmix.confirmed", "ganmix.confirmed_arm"
+# The verdict in a runs-table column's width: the signed lift on the test split, `*` when significant
+# ("+0.012*"), "no lift" when not; on the search's row and on its confirmation's.
+VERDICT_SHORT = "ganmix.verdict_short"
 
 
 def start_confirmation(uri: str, experiment_id: str, parent_run_id: str, *, search_name: str, metric: str,

@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ganmix.models.metrics import confirming_metric, logged_name, metric_info, test_counterpart
-from ganmix.tracking.confirmation import CONFIRMED
+from ganmix.models.numbers import decimals, number, rounded
+from ganmix.tracking.confirmation import VERDICT_SHORT
+from ganmix.tracking.naming import run_name
 from ganmix.tracking.query import TrialSummary, is_real_only, rank, trial_summaries, tuned_baseline
 from ganmix.tracking.runs import NOTE, RunLogger
 from ganmix.tracking.store import client, retry
@@ -27,6 +29,8 @@ TOP = 5  # trials listed in the parent's description (the tuned baseline is adde
 # Once `ganmix confirm` ran, the search's description leads with its verdict and this heading introduces
 # the one-seed ranking below it (a later confirmation replaces everything above the heading).
 ONE_SEED = "#### One-seed ranking (validation split, one seed per trial: unconfirmed)"
+# How every table names the arm or trial every lift is measured against (with its recipe's name).
+TUNED_BASELINE = "tuned baseline"
 
 
 def lift_metric(metric: str) -> str:
@@ -64,19 +68,38 @@ def answer(summaries: Sequence[TrialSummary], *, metric: str, dataset: str, done
     if not ranking:
         return f"No trial has completed{so_far}."
     best, base = ranking[0], tuned_baseline(summaries, metric)
-    value = f"{metric} {best.metrics[metric]:.4f}"
     if is_real_only(best):
-        return (f"On {dataset}, the real-only `{best.name}` wins{so_far} ({value}): "
+        return (f"On {dataset}, the real-only `{best.name}` wins{so_far} ({metric} {number(best.metrics[metric])}): "
                 "no augmentation recipe beat real data alone.")
     if base is None:
-        return f"On {dataset}, `{best.name}` leads{so_far} ({value}); no real-only baseline has completed yet."
+        return (f"On {dataset}, `{best.name}` leads{so_far} ({metric} {number(best.metrics[metric])}); no real-only "
+                "baseline has completed yet.")
     delta = metric_info(metric).lift(best.metrics[metric], base.metrics[metric])
-    return (f"On {dataset}, `{best.name}` wins{so_far} ({value}), {delta:+.4f} over the tuned real-only "
-            f"baseline `{base.name}` ({base.metrics[metric]:.4f}).")
+    places = decimals(best.metrics[metric], base.metrics[metric], delta)
+    return (f"On {dataset}, `{best.name}` wins{so_far} ({metric} {number(best.metrics[metric], places)}), "
+            f"{number(delta, places, signed=True)} over the tuned real-only baseline `{base.name}` "
+            f"({number(base.metrics[metric], places)}).")
 
 
-def _cell(value: float | None) -> str:
-    return f"{value:.4f}" if _finite(value) else "-"
+def baseline_label(summary: TrialSummary) -> str:
+    """`tuned baseline: real-only lr=2e-3 flip_rotate`: the tuned baseline named by its recipe, as the
+    confirmation's tables name it (the search's fixed baseline trial is called `baseline`)."""
+    params = summary.params
+    if "classifier_lr" not in params:
+        return f"{TUNED_BASELINE}: {summary.name}"
+    return f"{TUNED_BASELINE}: {run_name(_RealOnly(params))}"
+
+
+class _RealOnly:
+    """A real-only trial's logged params, read as the recipe tracking/naming.py names."""
+
+    baseline, real_only = False, True
+
+    def __init__(self, params: dict[str, str]) -> None:
+        self.params = params
+
+    def to_dict(self) -> dict[str, object]:
+        return {"classifier_lr": float(self.params["classifier_lr"]), "augment": self.params.get("augment", "none")}
 
 
 def description(summaries: Sequence[TrialSummary], *, experiment_id: str, metric: str, dataset: str,
@@ -91,11 +114,17 @@ def description(summaries: Sequence[TrialSummary], *, experiment_id: str, metric
         header = ["rank", "trial", logged_name(metric), "vs baseline", *([logged_name(test)] if test else []),
                   "trial id"]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        deltas = {s.run_id: metric_info(metric).lift(s.metrics[metric], base.metrics[metric]) if base is not None
+                  else None for s in rows}
+        # One number of decimals per column (models/numbers.py's rule): the rows stay apart.
+        val_places = decimals(*(s.metrics[metric] for s in rows))
+        delta_places = decimals(*deltas.values())
+        test_places = decimals(*(s.metrics.get(test) for s in rows)) if test else 0
         for s in rows:
-            delta = metric_info(metric).lift(s.metrics[metric], base.metrics[metric]) if base is not None else None
-            cells = [str(ranking.index(s) + 1), f"[{s.name}]({run_link(experiment_id, s.run_id)})",
-                     _cell(s.metrics[metric]), f"{delta:+.4f}" if delta is not None else "-",
-                     *([_cell(s.metrics.get(test))] if test else []), f"`{s.trial_id}`"]
+            label = baseline_label(s) if s is base else s.name
+            cells = [str(ranking.index(s) + 1), f"[{label}]({run_link(experiment_id, s.run_id)})",
+                     number(s.metrics[metric], val_places), number(deltas[s.run_id], delta_places, signed=True),
+                     *([number(s.metrics.get(test), test_places)] if test else []), f"`{s.trial_id}`"]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     counts = _counts(summaries)
@@ -149,7 +178,9 @@ class SearchDescriber:
         for s in summaries:
             label = rank_label(s, order)
             value = s.metrics.get(self.metric)
-            delta = metric_info(self.metric).lift(value, base.metrics[self.metric]) if base and _finite(value) else None
+            # Rounded as it prints (models/numbers.py): the runs table shows every digit a metric has.
+            delta = rounded(metric_info(self.metric).lift(value, base.metrics[self.metric])) \
+                if base and _finite(value) else None
             if label is None or self._written.get(s.run_id) == (label, delta):
                 continue
             if delta is not None:
@@ -182,8 +213,18 @@ def describe_experiment(uri: str, experiment_id: str, dataset: str) -> None:
 def lead_with_confirmation(note: str, lead: str) -> str:
     """The search's description once confirmed: `lead` (the verdict), then the one-seed ranking, labelled
     as such; a previous confirmation's lead is replaced."""
-    ranking = note.split(ONE_SEED, 1)[1] if ONE_SEED in note else note
+    ranking = unconfirmed(note.split(ONE_SEED, 1)[1] if ONE_SEED in note else note)
     return f"{lead.rstrip()}\n\n{ONE_SEED}\n\n{ranking.lstrip()}"
+
+
+def unconfirmed(ranking: str) -> str:
+    """The one-seed ranking below a confirmed verdict: its answer line neither bold nor a win (`answer`
+    writes "... wins ..."), so that the verdict above is the only claim."""
+    first, sep, rest = ranking.lstrip().partition("\n")
+    if first.startswith("**") and first.endswith("**"):
+        first = first[2:-2]
+    first = first.replace(" wins so far ", " ranks first so far ").replace(" wins ", " ranks first ")
+    return f"{first}{sep}{rest}"
 
 
 def write_confirmed_lead(uri: str, run_id: str, lead: str) -> None:
@@ -195,15 +236,16 @@ def write_confirmed_lead(uri: str, run_id: str, lead: str) -> None:
 
 def runs_view(metric: str) -> dict[str, object]:
     """The runs table as ganmix's link opens it: the objective, the lift over the tuned baseline, the test
-    metric and the rank as columns; then what `ganmix confirm` found, on the search's own row: its lift on
-    the test split over seeds and its verdict (MLflow ignores expanded rows in a shared view: + expands a
-    search)."""
+    metric and the rank as columns; then what `ganmix confirm` found, on the search's own row and on its
+    confirmation's: the lift on the test split over seeds and the verdict in a few words ("+0.012*", "no
+    lift"; the whole verdict is the `ganmix.confirmed` tag). MLflow ignores expanded rows in a shared
+    view: + expands a search."""
     test = test_counterpart(metric)
     metrics = [metric, lift_metric(metric), *([test] if test else [])]
     return {
         # Without Dataset (a wide column): on a laptop screen the rank would otherwise be off to the right.
         "selectedColumns": [*(f"metrics.`{logged_name(m)}`" for m in metrics), f"tags.`{RANK}`",
-                            f"metrics.`{logged_name(lift_metric(confirming_metric(metric)))}`", f"tags.`{CONFIRMED}`"],
+                            f"metrics.`{logged_name(lift_metric(confirming_metric(metric)))}`", f"tags.`{VERDICT_SHORT}`"],
     }
 
 

@@ -87,17 +87,23 @@ def experiment_name(dataset: str) -> str:
     return f"ganmix/{dataset}"
 
 
+# MLflow 3's experiment kind: model training, not GenAI (the UI's mode itself is set by tracking/ui_app.py).
+EXPERIMENT_KIND, MODEL_TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"
+
+
 def ensure_experiment(uri: str, dataset: str) -> str:
-    """The id of the data set's experiment at `uri`, created when missing."""
+    """The id of the data set's experiment at `uri`, created when missing; one from before the kind tag
+    gets it."""
     mlflow_client = client(uri)
     name = experiment_name(dataset)
     found = retry(mlflow_client.get_experiment_by_name, name)
     if found is not None:
+        if found.tags.get(EXPERIMENT_KIND) != MODEL_TRAINING_KIND:
+            retry(mlflow_client.set_experiment_tag, found.experiment_id, EXPERIMENT_KIND, MODEL_TRAINING_KIND)
         return found.experiment_id
     try:
-        # The experiment kind makes MLflow 3's UI open the runs table (not its GenAI views).
         return retry(mlflow_client.create_experiment, name, artifact_location=_artifact_location(uri, name),
-                     tags={"mlflow.experimentKind": "custom_model_development"})
+                     tags={EXPERIMENT_KIND: MODEL_TRAINING_KIND})
     except Exception:  # created concurrently by another process
         found = retry(mlflow_client.get_experiment_by_name, name)
         if found is None:
