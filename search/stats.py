@@ -7,6 +7,13 @@ paired difference gets a percentile bootstrap CI and a two-sided Wilcoxon signed
 p-values of a family of comparisons (every arm against the baseline; every generator against its
 ablation) are corrected with Holm's step-down method (statsmodels). Differences are signed by the
 metric's direction (from the registry), so positive always means "better than the reference".
+
+The power of a verdict (statsmodels' TTestPower): the smallest lift a comparison could have detected is
+`d * sd`, with `sd` the standard deviation of its paired differences and `d` the effect size at which a
+two-sided one-sample t test over its `n` seeds, at level ALPHA / family (the first, strictest step of Holm's
+correction), has power POWER; the seeds a measured lift would need solve the same equation for `n`. The
+t test stands in for the Wilcoxon test (asymptotic relative efficiency 3/pi = 0.955 under normal
+differences, hence "about"); below the Wilcoxon floor (smallest p 2 / 2**n) no lift is detectable at all.
 """
 
 from __future__ import annotations
@@ -23,7 +30,9 @@ from ganmix.models.metrics import metric_info
 
 CONFIDENCE = 0.95
 ALPHA = 0.05
+POWER = 0.8  # the power a "detectable" lift is detected with
 BOOTSTRAP_RESAMPLES = 9999
+MAX_SEEDS_ADVICE = 10_000  # past this many seeds, "more than" (the power equation is then flat)
 
 
 @dataclass(frozen=True)
@@ -47,6 +56,7 @@ class Paired:
     wins: int  # seeds where the recipe beat the reference
     p_holm: float | None = None  # Holm-corrected over its family of comparisons; None: not corrected
     family: int = 1  # how many comparisons the correction was over
+    sd: float = math.nan  # standard deviation of the paired differences (ddof=1): what the power rests on
 
     @property
     def p(self) -> float:
@@ -107,8 +117,9 @@ def paired(values: dict[int, float], baseline: dict[int, float], metric: str, *,
     seeds = sorted(s for s in values if s in baseline and math.isfinite(values[s]) and math.isfinite(baseline[s]))
     diffs = [info.lift(values[s], baseline[s]) for s in seeds]
     low, high = bootstrap_ci(diffs, seed=seed)
+    sd = float(np.std(diffs, ddof=1)) if len(diffs) > 1 else math.nan
     return Paired(mean=float(np.mean(diffs)) if diffs else math.nan, low=low, high=high, p_value=wilcoxon_p(diffs),
-                  n=len(diffs), wins=sum(d > 0 for d in diffs))
+                  n=len(diffs), wins=sum(d > 0 for d in diffs), sd=sd)
 
 
 def holm(p_values: Mapping[str, float]) -> dict[str, float]:
@@ -140,6 +151,72 @@ def min_seeds_for_significance(family: int) -> int:
     return n
 
 
+def detectable_lift(sd: float, n: int, family: int = 1) -> float | None:
+    """The smallest lift (in the metric's units) that `n` paired seeds with differences of standard
+    deviation `sd` detect with power POWER at level ALPHA / family; None when none is detectable: fewer
+    than two seeds, no finite sd, or too few seeds for the Wilcoxon test to reach ALPHA after Holm."""
+    if n < 2 or not math.isfinite(sd) or n < min_seeds_for_significance(family):
+        return None
+    if sd == 0:
+        return 0.0
+    from statsmodels.stats.power import TTestPower
+
+    d = TTestPower().solve_power(effect_size=None, nobs=n, alpha=ALPHA / max(1, family), power=POWER,
+                                 alternative="two-sided")
+    return float(d) * sd
+
+
+def seeds_needed(lift: float, sd: float, family: int = 1) -> int | None:
+    """About how many paired seeds detect `lift` with power POWER at ALPHA / family, given differences of
+    standard deviation `sd`; never fewer than the Wilcoxon floor. None: more than MAX_SEEDS_ADVICE (or no
+    lift to detect)."""
+    floor = min_seeds_for_significance(family)
+    if not (math.isfinite(lift) and math.isfinite(sd)) or lift == 0:
+        return None
+    if sd == 0:
+        return floor
+    from statsmodels.stats.power import TTestPower
+
+    effect = abs(lift) / sd
+    power = TTestPower()
+    alpha = ALPHA / max(1, family)
+    if power.power(effect_size=effect, nobs=MAX_SEEDS_ADVICE, alpha=alpha, alternative="two-sided") < POWER:
+        return None
+    n = power.solve_power(effect_size=effect, nobs=None, alpha=alpha, power=POWER, alternative="two-sided")
+    return max(floor, math.ceil(float(np.asarray(n).item()))) if math.isfinite(float(np.asarray(n).item())) else None
+
+
+def power_text(result: Paired, metric: str) -> str:
+    """What the comparison could have seen, in words: `no lift >= 0.011 test AUC at 80% power; the measured
+    +0.004 would need about 14 seeds`, or `no lift is detectable with 5 seeds (Holm over 4 needs 8)`."""
+    label = metric_info(metric).label
+    floor = min_seeds_for_significance(result.family)
+    if result.n < floor:
+        return (f"no lift is detectable with {result.n} seeds (a two-sided Wilcoxon test after Holm over "
+                f"{result.family} needs >= {floor})")
+    lift = detectable_lift(result.sd, result.n, result.family)
+    if lift is None:
+        return "no detectable lift (no spread of the paired differences)"
+    text = f"no lift >= {lift:.3f} {label} at {POWER:.0%} power"
+    if result.significant:
+        return f"it could detect lifts >= {lift:.3f} {label} at {POWER:.0%} power"
+    if math.isfinite(result.mean) and 0 < abs(result.mean) < lift:
+        needed = seeds_needed(result.mean, result.sd, result.family)
+        text += (f"; the measured {result.mean:+.3f} would need about {needed} seeds" if needed is not None
+                 else f"; the measured {result.mean:+.3f} would need more than {MAX_SEEDS_ADVICE} seeds")
+    return text
+
+
+def seeds_check(seeds: int, family: int) -> str | None:
+    """None when `seeds` can reach significance over `family` comparisons; else the one line that says so."""
+    needed = min_seeds_for_significance(family)
+    if seeds >= needed:
+        return None
+    return (f"{seeds} seeds cannot reach p < {ALPHA} with a two-sided Wilcoxon test after Holm's correction over "
+            f"{family} comparison(s) (smallest p: 2/2^{seeds} x {family} = {2 / 2**seeds * family:.3g}); use "
+            f"--seeds {needed} or more")
+
+
 def judgement(result: Paired) -> str:
     if result.n < 2:
         return "not enough seeds to judge"
@@ -164,8 +241,10 @@ def p_text(result: Paired) -> str:
 
 def verdict_line(name: str, result: Paired, metric: str, *, against: str = BASELINE) -> str:
     """`acgan r=1.86: +0.028 test AUC over the tuned real-only baseline (95% CI -0.001..+0.055, p=0.031,
-    Holm p=0.094 over 3, 8 seeds, better on 7): not significant`."""
+    Holm p=0.094 over 3, 8 seeds, better on 7): not significant; no lift >= 0.031 test AUC at 80% power;
+    the measured +0.028 would need about 10 seeds`."""
     label = metric_info(metric).label
     ci = f"95% CI {result.low:+.3f}..{result.high:+.3f}" if math.isfinite(result.low) else "no CI"
-    return (f"{name}: {result.mean:+.3f} {label} over {against} "
+    line = (f"{name}: {result.mean:+.3f} {label} over {against} "
             f"({ci}, {p_text(result)}, {result.n} seeds, better on {result.wins}): {judgement(result)}")
+    return line + (f"; {power_text(result, metric)}" if result.n >= 2 else "")
