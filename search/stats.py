@@ -7,6 +7,7 @@ paired difference gets a percentile bootstrap CI and a two-sided Wilcoxon signed
 p-values of a family of comparisons (every arm against the baseline; every generator against its
 ablation) are corrected with Holm's step-down method (statsmodels). Differences are signed by the
 metric's direction (from the registry), so positive always means "better than the reference".
+scipy and statsmodels load on first use: the CLI's seeds check before a search reads this module.
 
 The power of a verdict (statsmodels' TTestPower): the smallest lift a comparison could have detected is
 `d * sd`, with `sd` the standard deviation of its paired differences and `d` the effect size at which a
@@ -24,7 +25,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from ganmix.models.metrics import metric_info
 
@@ -85,6 +85,8 @@ def mean_ci(values: Sequence[float], confidence: float = CONFIDENCE, *, unit_int
     if unit_interval:
         low, high = bootstrap_ci(x, confidence=confidence)
         return MeanCI(mean, low, high, sd, n)
+    from scipy import stats
+
     low, high = stats.t.interval(confidence, df=n - 1, loc=mean, scale=sd / math.sqrt(n))
     return MeanCI(mean, float(low), float(high), sd, n)
 
@@ -96,6 +98,8 @@ def bootstrap_ci(diffs: Sequence[float], *, seed: int = 0, confidence: float = C
         return math.nan, math.nan
     if np.all(x == x[0]):  # every resample has the same mean
         return float(x[0]), float(x[0])
+    from scipy import stats
+
     result = stats.bootstrap((x,), np.mean, n_resamples=BOOTSTRAP_RESAMPLES, confidence_level=confidence,
                              method="percentile", rng=np.random.default_rng(seed))
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
@@ -108,6 +112,8 @@ def wilcoxon_p(diffs: Sequence[float]) -> float:
         return math.nan
     if np.all(x == 0):
         return 1.0
+    from scipy import stats
+
     return float(stats.wilcoxon(x, alternative="two-sided").pvalue)
 
 
@@ -180,6 +186,8 @@ def seeds_needed(lift: float, sd: float, family: int = 1) -> int | None:
     effect = abs(lift) / sd
     power = TTestPower()
     alpha = ALPHA / max(1, family)
+    if power.power(effect_size=effect, nobs=floor, alpha=alpha, alternative="two-sided") >= POWER:
+        return floor  # the Wilcoxon floor binds, not the power (and the solver would look below it)
     if power.power(effect_size=effect, nobs=MAX_SEEDS_ADVICE, alpha=alpha, alternative="two-sided") < POWER:
         return None
     n = power.solve_power(effect_size=effect, nobs=None, alpha=alpha, power=POWER, alternative="two-sided")
