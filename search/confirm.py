@@ -94,6 +94,8 @@ def choose_arms(uri: str, summaries: list[query.TrialSummary], metric: str, top:
         raise ConfirmError("the search has no completed real-only trial (generator: none) to compare against; "
                            "include `none` in the space's generator choices")
     gan = next((s for s in ranked if not query.is_real_only(s)), None)
+    if gan is None and ranked_finalists:  # no generator finalist with a mean: the best completed GAN trial
+        gan = next((s for s in query.rank(summaries, metric) if not query.is_real_only(s)), None)
     if gan is None:  # no generator finalist, every GAN trial stopped early: re-run the most promising in full
         gan = next((s for s in query.rank_stopped(summaries, metric) if not query.is_real_only(s)), None)
     picked = {s.run_id: key for key, s in chosen.items()}

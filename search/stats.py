@@ -186,9 +186,16 @@ def seeds_needed(lift: float, sd: float, family: int = 1) -> int | None:
     effect = abs(lift) / sd
     power = TTestPower()
     alpha = ALPHA / max(1, family)
-    if power.power(effect_size=effect, nobs=floor, alpha=alpha, alternative="two-sided") >= POWER:
+
+    def power_at(n: int) -> float:
+        value = float(power.power(effect_size=effect, nobs=n, alpha=alpha, alternative="two-sided"))
+        # A large effect makes statsmodels' far lower tail NaN (noncentral t); the upper tail is all of it.
+        return value if math.isfinite(value) else float(power.power(effect_size=effect, nobs=n, alpha=alpha / 2,
+                                                                     alternative="larger"))
+
+    if power_at(floor) >= POWER:
         return floor  # the Wilcoxon floor binds, not the power (and the solver would look below it)
-    if power.power(effect_size=effect, nobs=MAX_SEEDS_ADVICE, alpha=alpha, alternative="two-sided") < POWER:
+    if power_at(MAX_SEEDS_ADVICE) < POWER:
         return None
     n = power.solve_power(effect_size=effect, nobs=None, alpha=alpha, power=POWER, alternative="two-sided")
     return max(floor, math.ceil(float(np.asarray(n).item()))) if math.isfinite(float(np.asarray(n).item())) else None
