@@ -1,7 +1,8 @@
 """`ganmix confirm`: re-run a search's best recipes over several seeds on the test split and say whether
 augmentation really helped.
 
-Arms: the top K recipes by validation, the best real-only recipe (the tuned baseline: the best
+Arms (from the finalists' ranking, their mean over several validation seeds, when the search ran that
+stage: search/finalists.py): the top K recipes by validation, the best real-only recipe (the tuned baseline: the best
 `generator: none` trial), the best GAN recipe (when it is not among the top K) and, for every GAN arm, its
 ablation: the same recipe with `generator: none` (Recipe.ablated), so the GAN arm minus its ablation is the
 generator's own effect, apart from the lr, augmentation and class weighting it came with. Every arm runs
@@ -9,7 +10,8 @@ with the same seeds, each seed setting both the generator and the classifier see
 seed and start from the same classifier weights. The runs are Ray tasks with the search's resources.
 
 Two families of comparisons, each Holm-corrected (search/stats.py): every arm against the tuned real-only
-baseline, and every GAN arm against its ablation.
+baseline, and every GAN arm against its ablation. `plan` counts them and checks the seeds before anything
+runs; every verdict line states the smallest lift it could have detected.
 """
 
 from __future__ import annotations
