@@ -93,6 +93,8 @@ def _add_search_parser(sub: Any) -> None:
                    help="when the search ends, confirm its best recipes over SEEDS seeds (see `ganmix confirm`)")
     s.add_argument("--confirm-top", type=int, metavar="K",
                    help=f"recipes to confirm with --confirm (default {CONFIRM_TOP})")
+    s.add_argument("--allow-underpowered", action="store_true",
+                   help="let --confirm run with fewer seeds than a significant answer needs (refused otherwise)")
     loudness = s.add_mutually_exclusive_group()
     loudness.add_argument("--quiet", action="store_true", help="no progress output")
     loudness.add_argument("--verbose", action="store_true", help="also show Ray's, Optuna's and MLflow's own output")
@@ -109,6 +111,13 @@ def _add_confirm_parser(sub: Any) -> None:
                    help=f"top K recipes by validation (default {CONFIRM_TOP})")
     c.add_argument("--seeds", type=int, default=CONFIRM_SEEDS, metavar="N",
                    help=f"seeds per recipe (default {CONFIRM_SEEDS})")
+    c.add_argument("--allow-underpowered", action="store_true",
+                   help="run even when --seeds is too few for any comparison to reach p < 0.05 after Holm's "
+                        "correction (refused otherwise, before anything runs)")
+    c.add_argument("--resample-data", action="store_true",
+                   help="draw the search's --train-per-class / --class-fraction subsample anew for every seed "
+                        "(its data seed), so the intervals include which images were kept (default: the "
+                        "search's subsample for every seed)")
     c.add_argument("--data-dir", type=nonempty_path, help="where the data set is (default: the search's --data-dir)")
     c.add_argument("--address", type=nonempty, help="Ray address; 'auto' joins a running cluster")
     c.add_argument("--quiet", action="store_true")
@@ -170,6 +179,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     from ganmix.search import preflight
 
     spec, notes = _checked_spec(args)
+    if args.confirm:
+        _check_confirm_seeds(args.confirm, args.confirm_top or CONFIRM_TOP, allow=args.allow_underpowered)
     if args.dry_run:
         print(spec.to_yaml(), end="")
         return 0
@@ -214,9 +225,27 @@ def cmd_search(args: argparse.Namespace) -> int:
         _confirm_and_print(uri=outcome.tracking_uri, experiment_id=outcome.experiment_id,
                            parent_run_id=outcome.parent_run_id, name=outcome.name, spec=spec,
                            dataset=dataset, top=args.confirm_top or CONFIRM_TOP, seeds=args.confirm,
-                           results_dir=args.results_dir, address=args.address, quiet=args.quiet)
+                           results_dir=args.results_dir, address=args.address, quiet=args.quiet,
+                           allow_underpowered=args.allow_underpowered)
     _print_ui_hint(outcome.tracking_uri, args)
     return 0
+
+
+def _check_confirm_seeds(seeds: int, top: int, *, allow: bool) -> None:
+    """`search --confirm N`, before the search starts: can N seeds reach significance? Its arms are not
+    known yet, so the count is the most it can be: the top K and the best GAN recipe against the baseline."""
+    from ganmix.search.preflight import PreflightError
+    from ganmix.search.stats import seeds_check
+
+    problem = seeds_check(seeds, top + 1)
+    if problem is None:
+        return
+    problem = problem.replace("--seeds", "--confirm")
+    counted = f"up to {top + 1}: the --confirm-top {top} and the best GAN recipe against the tuned baseline"
+    if not allow:
+        raise PreflightError(f"--confirm {seeds}: {problem}, or --allow-underpowered to run it anyway ({counted})")
+    print(f"ganmix: warning: --confirm {seeds}: {problem} ({counted}); running anyway (--allow-underpowered)",
+          flush=True)
 
 
 def _checked_spec(args: argparse.Namespace) -> tuple[Any, list[str]]:
@@ -267,28 +296,44 @@ def cmd_confirm(args: argparse.Namespace) -> int:
         # A TrackingError (ConfirmError's base): search.confirm imports torch, Ray and scipy, seconds to wait
         # for a mistyped name.
         raise store.TrackingError(f"no search {what} at {uri}".replace("  ", " "))
+    from ganmix.search.confirm import check_resample, plan
     from ganmix.search.runner import load_search_data
 
-    spec = _load_spec(uri, found.info.run_id, found.data.tags.get("ganmix.search", ""))
+    name = found.data.tags.get("ganmix.search", "")
+    spec = _load_spec(uri, found.info.run_id, name)
+    if args.resample_data:
+        check_resample(spec, name)
+    # Before anything runs (the data set is not even loaded): the arms, the comparisons, the seeds check.
+    arms, plan_line = plan(uri=uri, experiment_id=found.info.experiment_id, parent_run_id=found.info.run_id,
+                           metric=spec.metric, top=args.top, seeds=args.seeds,
+                           allow_underpowered=args.allow_underpowered)
     data_dir = args.data_dir or (Path(found.data.tags[DATA_DIR]) if DATA_DIR in found.data.tags else None)
     _confirm_and_print(uri=uri, experiment_id=found.info.experiment_id, parent_run_id=found.info.run_id,
-                       name=found.data.tags.get("ganmix.search", ""), spec=spec,
-                       dataset=load_search_data(spec, data_dir), top=args.top, seeds=args.seeds,
-                       results_dir=args.results_dir, address=args.address, quiet=args.quiet)
+                       name=name, spec=spec, dataset=load_search_data(spec, data_dir), top=args.top,
+                       seeds=args.seeds, results_dir=args.results_dir, address=args.address, quiet=args.quiet,
+                       arms=arms, plan_line=plan_line, allow_underpowered=args.allow_underpowered,
+                       resample_data=args.resample_data, data_dir=data_dir)
     return 0
 
 
 def _confirm_and_print(*, uri: str, experiment_id: str, parent_run_id: str, name: str, spec: Any, dataset: Any,
-                       top: int, seeds: int, results_dir: Path, address: str | None, quiet: bool) -> None:
-    from ganmix.search.confirm import confirm
+                       top: int, seeds: int, results_dir: Path, address: str | None, quiet: bool,
+                       arms: Any = None, plan_line: str | None = None, allow_underpowered: bool = False,
+                       resample_data: bool = False, data_dir: Path | None = None) -> None:
+    from ganmix.search.confirm import confirm, plan
     from ganmix.search.confirm_report import table
     from ganmix.search.stats import min_seeds_for_significance
 
+    if arms is None:  # `search --confirm`: its arms exist only now that the search ended
+        arms, plan_line = plan(uri=uri, experiment_id=experiment_id, parent_run_id=parent_run_id, metric=spec.metric,
+                               top=top, seeds=seeds, allow_underpowered=allow_underpowered)
+    resampled = "; every seed draws its own train subsample (--resample-data)" if resample_data else ""
     print(f"\nconfirming search {name}: top {top} recipes, the tuned real-only baseline, the best GAN recipe and "
-          f"each GAN recipe without its generator, {seeds} seeds each, on the test split", flush=True)
+          f"each GAN recipe without its generator, {seeds} seeds each, on the test split{resampled}", flush=True)
+    print(f"confirm: {plan_line}", flush=True)
     outcome = confirm(uri=uri, experiment_id=experiment_id, parent_run_id=parent_run_id, search_name=name, spec=spec,
                       dataset=dataset, top=top, seeds=seeds, cache_dir=(results_dir / "cache").resolve(),
-                      address=address, quiet=quiet)
+                      address=address, quiet=quiet, arms=arms, resample_data=resample_data, data_dir=data_dir)
     print("\n".join(table(outcome)))
     print("\n".join(outcome.lines))
     print(f"\nverdict: {outcome.verdict}")

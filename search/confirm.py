@@ -1,7 +1,8 @@
 """`ganmix confirm`: re-run a search's best recipes over several seeds on the test split and say whether
 augmentation really helped.
 
-Arms: the top K recipes by validation, the best real-only recipe (the tuned baseline: the best
+Arms (from the finalists' ranking, their mean over several validation seeds, when the search ran that
+stage: search/finalists.py): the top K recipes by validation, the best real-only recipe (the tuned baseline: the best
 `generator: none` trial), the best GAN recipe (when it is not among the top K) and, for every GAN arm, its
 ablation: the same recipe with `generator: none` (Recipe.ablated), so the GAN arm minus its ablation is the
 generator's own effect, apart from the lr, augmentation and class weighting it came with. Every arm runs
@@ -9,17 +10,13 @@ with the same seeds, each seed setting both the generator and the classifier see
 seed and start from the same classifier weights. The runs are Ray tasks with the search's resources.
 
 Two families of comparisons, each Holm-corrected (search/stats.py): every arm against the tuned real-only
-baseline, and every GAN arm against its ablation.
+baseline, and every GAN arm against its ablation. `plan` counts them and checks the seeds before anything
+runs; every verdict line states the smallest lift it could have detected.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-import signal
-import threading
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,8 +25,10 @@ from ganmix.datasets import ImageDataset
 from ganmix.models.metrics import confirming_metric, metric_info
 from ganmix.search.recipe import Recipe
 from ganmix.search.confirm_report import arm_rows, describe, search_answer, search_lead
+from ganmix.search import finalists
 from ganmix.search.spec import SearchSpec
-from ganmix.search.stats import ABLATION, MeanCI, Paired, corrected, mean_ci, paired, verdict_line
+from ganmix.search.stats import ABLATION, MeanCI, Paired, corrected, mean_ci, min_seeds_for_significance, paired, \
+    seeds_check, verdict_line
 from ganmix.tracking import confirmation as tracking
 from ganmix.tracking import query
 from ganmix.tracking.describe import write_confirmed_lead
@@ -37,7 +36,6 @@ from ganmix.tracking.naming import run_name
 from ganmix.tracking.store import TrackingError
 
 REPORTED = ("test_auc", "test_acc", "test_balanced_acc", "test_macro_f1", "test_loss")
-STOP_GRACE_S = 30.0  # how long stopped seeds get to reach their next epoch
 ABLATED = "-ablated"  # an ablation arm's key: its GAN arm's key plus this
 
 
@@ -74,6 +72,7 @@ class Confirmation:
     effects: dict[str, Paired]  # GAN arm vs its ablation: the generator's own effect, Holm-corrected
     best: str | None  # the arm the verdict is about: the best GAN arm (or the top arm when none is a GAN)
     headline: str  # the verdict in a few words, for a table column
+    resample_data: bool = False  # each seed drew its own train subsample (--resample-data)
 
     @property
     def family(self) -> int:
@@ -82,17 +81,24 @@ class Confirmation:
 
 
 def choose_arms(uri: str, summaries: list[query.TrialSummary], metric: str, top: int) -> list[Arm]:
-    """The arms to confirm, from a search's trials ranked by `metric` in its own direction."""
-    ranked = query.rank(summaries, metric)
+    """The arms to confirm, from a search's trials ranked by `metric` in its own direction: by the mean of
+    the finalists' re-evaluations (search/finalists.py) when the search ran that stage, else by their one
+    search value."""
+    ranked_finalists = finalists.ranked(summaries, metric)
+    ranked = ranked_finalists or query.rank(summaries, metric)
     if not ranked:
         raise ConfirmError(f"no completed trial with a finite {metric}: nothing to confirm")
     chosen: dict[str, query.TrialSummary] = {f"top{i + 1}": s for i, s in enumerate(ranked[:top])}
     real = next((s for s in ranked if query.is_real_only(s)), None)
+    if real is None and ranked_finalists:  # no real-only finalist: the best completed real-only trial
+        real = next((s for s in query.rank(summaries, metric) if query.is_real_only(s)), None)
     if real is None:
         raise ConfirmError("the search has no completed real-only trial (generator: none) to compare against; "
                            "include `none` in the space's generator choices")
     gan = next((s for s in ranked if not query.is_real_only(s)), None)
-    if gan is None:  # every GAN trial was stopped early: confirm re-runs the most promising one in full
+    if gan is None and ranked_finalists:  # no generator finalist with a mean: the best completed GAN trial
+        gan = next((s for s in query.rank(summaries, metric) if not query.is_real_only(s)), None)
+    if gan is None:  # no generator finalist, every GAN trial stopped early: re-run the most promising in full
         gan = next((s for s in query.rank_stopped(summaries, metric) if not query.is_real_only(s)), None)
     picked = {s.run_id: key for key, s in chosen.items()}
     if real.run_id in picked:  # one arm, two roles: no run twice
@@ -107,8 +113,9 @@ def choose_arms(uri: str, summaries: list[query.TrialSummary], metric: str, top:
         if text is None:
             raise ConfirmError(f"trial run {summary.run_id} has no recipe.yaml; it cannot be re-run")
         recipe = Recipe.from_yaml(text, source=f"run {summary.run_id}").replace(baseline=False)
-        arms.append(Arm(key, recipe, summary.run_id, summary.metrics.get(metric, math.nan),
-                        baseline=summary.run_id == real.run_id))
+        # A finalist's value is the mean of its re-evaluations; another trial's, its one search value.
+        val = summary.metrics.get(finalists.mean_metric(metric), summary.metrics.get(metric, math.nan))
+        arms.append(Arm(key, recipe, summary.run_id, val, baseline=summary.run_id == real.run_id))
     return arms + ablation_arms(arms)[0]
 
 
@@ -137,21 +144,55 @@ def ablation_arms(arms: list[Arm]) -> tuple[list[Arm], dict[str, str]]:
     return extra, mapping
 
 
-def confirm(*, uri: str, experiment_id: str, parent_run_id: str, search_name: str, spec: SearchSpec,
-            dataset: ImageDataset, top: int, seeds: int, cache_dir: Path,
-            address: str | None = None, quiet: bool = False) -> Confirmation:
+def families(arms: list[Arm]) -> tuple[int, int]:
+    """(arms compared with the tuned baseline, GAN arms compared with their ablations): Holm's two families."""
+    return (sum(not a.baseline and not a.ablation for a in arms), len(ablation_arms(arms)[1]))
+
+
+def plan(*, uri: str, experiment_id: str, parent_run_id: str, metric: str, top: int, seeds: int,
+         allow_underpowered: bool = False) -> tuple[list[Arm], str]:
+    """The arms a confirmation will run and the line that says, before it starts, how many comparisons it
+    makes and whether `seeds` can reach significance; too few seeds is a ConfirmError naming the minimum,
+    unless `allow_underpowered`."""
     if seeds < 1 or top < 1:
         raise ConfirmError(f"--seeds and --top must be >= 1, got seeds={seeds}, top={top}")
-    summaries = query.trial_summaries(uri, experiment_id, parent_run_id)
-    arms = choose_arms(uri, summaries, spec.metric, top)
+    arms = choose_arms(uri, query.trial_summaries(uri, experiment_id, parent_run_id), metric, top)
+    versus, effects = families(arms)
+    family = max(versus, effects, 1)
+    plan_line = (f"{len(arms)} arms over {seeds} seeds: {versus} compared with the tuned real-only baseline, "
+                 f"{effects} GAN arm(s) with their ablation (Holm within each)")
+    problem = seeds_check(seeds, family)
+    if problem is None:
+        return arms, f"{plan_line}; {seeds} seeds can reach p < 0.05 (the fewest that can: " \
+                     f"{min_seeds_for_significance(family)})"
+    if not allow_underpowered:
+        raise ConfirmError(f"{problem} (or --allow-underpowered to run anyway, with no significance claim)")
+    return arms, f"{plan_line}; warning: {problem}; running anyway (--allow-underpowered)"
+
+
+def confirm(*, uri: str, experiment_id: str, parent_run_id: str, search_name: str, spec: SearchSpec,
+            dataset: ImageDataset, top: int, seeds: int, cache_dir: Path,
+            address: str | None = None, quiet: bool = False, arms: list[Arm] | None = None,
+            allow_underpowered: bool = False, resample_data: bool = False, data_dir: Path | None = None
+            ) -> Confirmation:
+    """Run the confirmation. `arms`: the ones `plan` chose (else chosen, and the seeds checked, here).
+    `resample_data`: each seed draws the search's scarce train subsample anew (its data_seed), from
+    `data_dir`, so the intervals include which images were kept."""
+    if arms is None:
+        arms, _ = plan(uri=uri, experiment_id=experiment_id, parent_run_id=parent_run_id, metric=spec.metric,
+                       top=top, seeds=seeds, allow_underpowered=allow_underpowered)
+    if resample_data:
+        check_resample(spec, search_name)
     metric = confirming_metric(spec.metric)
     seed_list = [spec.seed + 1 + i for i in range(seeds)]  # not the search's own seed: fresh draws
     logger = tracking.start_confirmation(uri, experiment_id, parent_run_id, search_name=search_name, metric=metric,
-                                         seeds=seed_list, arms={a.key: a.name for a in arms})
+                                         seeds=seed_list, arms={a.key: a.name for a in arms},
+                                         resample_data=resample_data)
     try:
         results = _run_all(arms, seed_list, uri=uri, experiment_id=experiment_id, run_id=logger.run_id, spec=spec,
-                           dataset=dataset, cache_dir=cache_dir, address=address, quiet=quiet)
-        outcome = _analyse(arms, seed_list, results, metric=metric, run_id=logger.run_id)
+                           dataset=dataset, cache_dir=cache_dir, address=address, quiet=quiet,
+                           resample_data=resample_data, data_dir=data_dir)
+        outcome = _analyse(arms, seed_list, results, metric=metric, run_id=logger.run_id, resample_data=resample_data)
         tracking.log_results(logger, per_seed=outcome.per_seed, per_arm=arm_rows(outcome), metric=metric,
                              description=describe(outcome, search_name), verdict=outcome.verdict,
                              parent_run_id=parent_run_id)
@@ -168,99 +209,47 @@ def confirm(*, uri: str, experiment_id: str, parent_run_id: str, search_name: st
     return outcome
 
 
+def check_resample(spec: SearchSpec, search_name: str) -> None:
+    """--resample-data draws the scarcity subsample anew; a search that kept every train image has none."""
+    if not spec.train_per_class and not spec.class_fraction:
+        raise ConfirmError(f"--resample-data: search {search_name!r} kept every train image (no --train-per-class "
+                           "or --class-fraction), so there is no subsample to draw anew; drop --resample-data")
+
+
+def _seed_recipe(recipe: Recipe, seed: int, *, resample_data: bool) -> Recipe:
+    """The recipe at one confirmation seed: its generator and classifier seeds, and with --resample-data its
+    data seed (which images the scarcity settings keep)."""
+    seeded = recipe.with_seed(seed)
+    return seeded.replace(data_seed=seed) if resample_data else seeded
+
+
 def _run_all(arms: list[Arm], seeds: list[int], *, uri: str, experiment_id: str, run_id: str, spec: SearchSpec,
-             dataset: ImageDataset, cache_dir: Path, address: str | None, quiet: bool
-             ) -> dict[tuple[str, int], dict[str, float] | str]:
-    """Every (arm, seed) as a Ray task; returns metrics, or the error text of a failed task."""
-    import ray
+             dataset: ImageDataset, cache_dir: Path, address: str | None, quiet: bool, resample_data: bool = False,
+             data_dir: Path | None = None) -> dict[tuple[str, int], dict[str, float] | str]:
+    """Every (arm, seed) as a Ray task (confirm_task.run_jobs); returns metrics, or the error text of a failed
+    task. With `resample_data` every seed gets its own subsample, shared by its arms (still paired)."""
+    from ganmix.search.confirm_task import SeedJob, run_jobs
+    from ganmix.tracking.confirmation import seed_run_tags
 
-    from ganmix.search.confirm_task import StopFlag, run_seed
-    from ganmix.search.runner import start_ray
+    datasets = [dataset]
+    if resample_data:
+        from ganmix.search.recipe_data import load_recipe_data
 
-    with _interruptible() as interrupted:
-        start_ray(address)
-        task = ray.remote(run_seed).options(num_cpus=spec.cpus_per_trial, num_gpus=spec.gpus_per_trial,
-                                            max_retries=1)
-        stop = ray.remote(num_cpus=0)(StopFlag).remote()
-        data_ref = ray.put(dataset)
-        pending = {
-            task.remote(data_ref, arm.recipe.with_seed(seed).to_yaml(), uri=uri, experiment_id=experiment_id,
-                        confirmation_run_id=run_id, arm=arm.key, name=arm.name, seed=seed, cache_dir=str(cache_dir),
-                        cpus=spec.cpus_per_trial, stop=stop): (arm.key, seed)
-            for arm in arms for seed in seeds
-        }
-        results: dict[tuple[str, int], dict[str, float] | str] = {}
-        started, total = time.monotonic(), len(pending)
-        try:
-            while pending:
-                # A timeout, so that a Ctrl-C that Ray's own code swallowed (it can, while it starts workers)
-                # still ends the loop within a second.
-                done, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
-                if interrupted.is_set():
-                    raise KeyboardInterrupt
-                if not done:
-                    continue
-                key = pending.pop(done[0])
-                try:
-                    results[key] = ray.get(done[0])
-                except Exception as exc:  # a failed seed is reported, the others still count
-                    results[key] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1][:300]}"
-                if not quiet:
-                    failed = sum(isinstance(v, str) for v in results.values())
-                    print(f"[{time.monotonic() - started:6.0f}s] confirm: {len(results)}/{total} runs done, "
-                          f"{failed} failed", flush=True)
-        except KeyboardInterrupt:
-            _wind_down(list(pending), stop, uri=uri, experiment_id=experiment_id, run_id=run_id, quiet=quiet)
-            raise
-    return results
-
-
-def _wind_down(pending: list[Any], stop: Any, *, uri: str, experiment_id: str, run_id: str, quiet: bool) -> None:
-    """After Ctrl-C: every unfinished seed ends its run (FAILED, "stopped") at its next classifier epoch and
-    the queued ones never start. Past STOP_GRACE_S, or at a second Ctrl-C, Ray is shut down (its workers
-    with it) and the runs still open are closed as KILLED, so none stays RUNNING."""
-    import ray
-
-    from ganmix.search.confirm_task import STOPPED
-    from ganmix.tracking import runs
-
-    stop.set.remote()
-    if not quiet:
-        print(f"stopping: {len(pending)} unfinished seeds end their runs at their next epoch "
-              f"(up to {STOP_GRACE_S:.0f} s; Ctrl-C again to stop now)", flush=True)
-    try:
-        deadline = time.monotonic() + STOP_GRACE_S
-        while pending and time.monotonic() < deadline:
-            _, pending = ray.wait(pending, num_returns=len(pending), timeout=1.0)
-    finally:
-        if pending:
-            ray.shutdown()
-        runs.close_running_children(uri, experiment_id, run_id, status="KILLED", reason=f"{STOPPED} (Ray shut down)")
-
-
-@contextlib.contextmanager
-def _interruptible() -> Iterator[threading.Event]:
-    """Ctrl-C (SIGINT) and SIGTERM (kill, a scheduler's stop) set the event as well as raising
-    KeyboardInterrupt, for the wait loop to see either way; the handlers before are restored after."""
-    interrupted = threading.Event()
-    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
-        yield interrupted
-        return
-
-    def on_signal(signum: int, frame: object) -> None:
-        interrupted.set()
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield interrupted
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        datasets = [load_recipe_data(spec.base_recipe().replace(data_seed=seed), data_dir, download=False)
+                    for seed in seeds]
+    jobs = {(arm.key, seed): SeedJob(_seed_recipe(arm.recipe, seed, resample_data=resample_data).to_yaml(),
+                                     parent_run_id=run_id, name=f"{arm.name} seed={seed}",
+                                     tags=seed_run_tags(arm=arm.key, seed=seed),
+                                     data=seeds.index(seed) if resample_data else 0)
+            for arm in arms for seed in seeds}
+    results = run_jobs(jobs, datasets, uri=uri, experiment_id=experiment_id, cpus=spec.cpus_per_trial,
+                       gpus=spec.gpus_per_trial, cache_dir=str(cache_dir), address=address, quiet=quiet,
+                       label="confirm")
+    return results  # type: ignore[return-value]
 
 
 def _analyse(arms: list[Arm], seeds: list[int], results: dict[tuple[str, int], dict[str, float] | str], *,
-             metric: str, run_id: str) -> Confirmation:
+             metric: str, run_id: str, resample_data: bool = False) -> Confirmation:
     per_seed, by_arm = _per_seed(arms, seeds, results, metric)
     unit = metric_info(metric).unit_interval
     per_arm = {a.key: mean_ci(list(by_arm[a.key].values()), unit_interval=unit) for a in arms}
@@ -276,9 +265,11 @@ def _analyse(arms: list[Arm], seeds: list[int], results: dict[tuple[str, int], d
         if key in effects:
             lines.append("  " + verdict_line("its generator's own effect", effects[key], metric, against=ABLATION))
     best, verdict, headline = _verdict(arms, comparisons, effects, metric)
+    if resample_data:
+        verdict += "; each seed drew its own train subsample (--resample-data)"
     return Confirmation(metric=metric, seeds=seeds, arms=arms, per_seed=per_seed, per_arm=per_arm,
                         comparisons=comparisons, lines=lines, verdict=verdict, run_id=run_id, ablations=ablations,
-                        effects=effects, best=best, headline=headline)
+                        effects=effects, best=best, headline=headline, resample_data=resample_data)
 
 
 def _per_seed(arms: list[Arm], seeds: list[int], results: dict[tuple[str, int], dict[str, float] | str],

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from ganmix.models.metrics import metric_info
 from ganmix.models.numbers import decimals, interval, number, rounded
-from ganmix.search.stats import Paired, min_seeds_for_significance, p_text
+from ganmix.search.stats import Paired, detectable_lift, min_seeds_for_significance, p_text, \
+    seeds_needed
 from ganmix.tracking import confirmation as tracking
 from ganmix.tracking.describe import TUNED_BASELINE, lift_metric, run_link
 
@@ -34,10 +35,31 @@ def arm_rows(outcome: Confirmation) -> list[dict[str, Any]]:
             row.update({prefix: comp.mean if comp else None, f"{prefix}_ci_low": comp.low if comp else None,
                         f"{prefix}_ci_high": comp.high if comp else None,
                         f"{prefix}_p": comp.p_value if comp else None,
-                        f"{prefix}_p_holm": comp.p_holm if comp else None})
+                        f"{prefix}_p_holm": comp.p_holm if comp else None,
+                        f"{prefix}_detectable": _detectable(comp), f"{prefix}_seeds_needed": _needed(comp)})
         row["ablation_arm"] = outcome.ablations.get(arm.key)
         rows.append(row)
     return rows
+
+
+def _detectable(comp: Paired | None) -> float | None:
+    """The smallest lift the comparison could have detected (search/stats.py); None: none at its seeds."""
+    return detectable_lift(comp.sd, comp.n, comp.family) if comp is not None else None
+
+
+def _needed(comp: Paired | None) -> int | None:
+    """About how many seeds its measured difference would need to be detected (None: unknown or too many)."""
+    if comp is None or not math.isfinite(comp.mean):
+        return None
+    return seeds_needed(comp.mean, comp.sd, comp.family)
+
+
+def power_cell(comp: Paired | None) -> str:
+    """`>= 0.0110`, `none at 5 seeds`, or `-` (no comparison)."""
+    if comp is None:
+        return "-"
+    lift = _detectable(comp)
+    return f">= {number(lift)}" if lift is not None else f"none at {comp.n} seeds"
 
 
 def role(outcome: Confirmation, arm: Arm) -> str:
@@ -69,10 +91,10 @@ def _places(outcome: Confirmation) -> int:
 
 def _diff_cells(comp: Paired | None) -> str:
     if comp is None:
-        return "- | - | -"
+        return "- | - | - | -"
     places = decimals(comp.mean, comp.low, comp.high)
     return f"{number(comp.mean, places, signed=True)} | {interval(comp.low, comp.high, places, signed=True)} | " \
-           f"{p_text(comp)}"
+           f"{p_text(comp)} | {power_cell(comp)}"
 
 
 def describe(outcome: Confirmation, search_name: str) -> str:
@@ -81,9 +103,10 @@ def describe(outcome: Confirmation, search_name: str) -> str:
              f"Search `{search_name}`, {len(outcome.seeds)} seeds ({', '.join(map(str, outcome.seeds))}), "
              f"paired by seed. *vs real-only*: difference from the tuned real-only baseline; *generator*: "
              f"difference from the arm's ablation (the same recipe with `generator: none`), the generator's own "
-             f"effect. Positive is better; p: two-sided Wilcoxon, Holm-corrected within each column.", "",
-             f"| arm | role | recipe | {outcome.metric} mean | 95% CI | vs real-only | 95% CI | p | generator | "
-             "95% CI | p |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             f"effect. Positive is better; p: two-sided Wilcoxon, Holm-corrected within each column; *detectable*: "
+             f"the smallest lift the comparison could have detected (80% power, at its seeds, after Holm).", "",
+             f"| arm | role | recipe | {outcome.metric} mean | 95% CI | vs real-only | 95% CI | p | detectable | "
+             "generator | 95% CI | p | detectable |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     places = _places(outcome)
     for arm in outcome.arms:
         s = outcome.per_arm[arm.key]
@@ -95,7 +118,13 @@ def describe(outcome: Confirmation, search_name: str) -> str:
         lines += ["", f"With {len(outcome.seeds)} seeds and {outcome.family} arm(s) compared with the baseline, a "
                       f"two-sided Wilcoxon test cannot reach p < 0.05 after Holm's correction: use --seeds {needed} "
                       "or more for a significance claim."]
+    if outcome.resample_data:
+        lines += ["", RESAMPLED]
     return "\n".join(lines)
+
+
+RESAMPLED = ("Each seed drew its own train subsample (--resample-data): the intervals include which images the "
+             "scarcity settings kept.")
 
 
 def diff_text(comp: Paired | None) -> str:
@@ -105,7 +134,9 @@ def diff_text(comp: Paired | None) -> str:
     places = decimals(comp.mean, comp.low, comp.high)
     ci = f"95% CI {interval(comp.low, comp.high, places, signed=True)}, " if math.isfinite(comp.low) else ""
     p = f"{'Holm ' if comp.family > 1 else ''}p={comp.p:.2g}" if math.isfinite(comp.p) else "no p-value"
-    return f"{number(comp.mean, places, signed=True)} ({ci}{p})"
+    lift = _detectable(comp)
+    power = f"detectable >= {number(lift)}" if lift is not None else f"nothing detectable at {comp.n} seeds"
+    return f"{number(comp.mean, places, signed=True)} ({ci}{p}; {power})"
 
 
 def search_answer(outcome: Confirmation, objective: str) -> tuple[dict[str, float], dict[str, str]]:
@@ -122,7 +153,8 @@ def search_answer(outcome: Confirmation, objective: str) -> tuple[dict[str, floa
     text = f"{outcome.headline}: {arm.name} {diff_text(comp)} {metric_info(outcome.metric).label} over real-only"
     if arm.key in outcome.ablations:
         text += f"; generator's own effect {diff_text(effect)}"
-    return metrics, {tracking.CONFIRMED: f"{text} ({len(outcome.seeds)} seeds)", tracking.CONFIRMED_ARM: arm.name,
+    seeds = f"{len(outcome.seeds)} seeds" + (", subsample drawn per seed" if outcome.resample_data else "")
+    return metrics, {tracking.CONFIRMED: f"{text} ({seeds})", tracking.CONFIRMED_ARM: arm.name,
                      tracking.VERDICT_SHORT: short_verdict(outcome, comp)}
 
 
@@ -156,6 +188,9 @@ def search_lead(outcome: Confirmation, experiment_id: str) -> str:
         vs = diff_text(outcome.comparisons[arm.key]) if arm.key in outcome.comparisons else "-"
         own = diff_text(outcome.effects[arm.key]) if arm.key in outcome.effects else "-"
         lines.append(f"| {arm.key} | {recipe_cell(arm)} | {number(s.mean, places)}{ci} | {vs} | {own} |")
-    lines += ["", f"Paired by seed; p: two-sided Wilcoxon, Holm-corrected. Per seed, figure and tables: the "
-                  f"[confirmation run]({run_link(experiment_id, outcome.run_id)})."]
+    lines += ["", f"Paired by seed; p: two-sided Wilcoxon, Holm-corrected; detectable: the smallest lift the "
+                  f"comparison could have detected (80% power, at its seeds, after Holm). Per seed, figure and "
+                  f"tables: the [confirmation run]({run_link(experiment_id, outcome.run_id)})."]
+    if outcome.resample_data:
+        lines += ["", RESAMPLED]
     return "\n".join(lines)

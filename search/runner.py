@@ -18,6 +18,7 @@ from ganmix.models.metrics import metric_info, test_counterpart
 from ganmix.search.preflight import load_search_data
 from ganmix.search.ray_internals import optuna_study, replace_restored_callbacks
 from ganmix.search.parent_run import finish_parent, name_lock, open_parent, unused_name
+from ganmix.search.finalists import run_stage as run_finalists
 from ganmix.search.progress import SearchProgress, quiet_libraries, result_rows
 from ganmix.search.searcher import ConstrainedOptunaSearch
 from ganmix.search.spec import SearchSpec
@@ -210,6 +211,8 @@ def _fit(tuner: Any, callback: SearchCallback, *, spec: SearchSpec, options: Run
             runs.close_running_children(uri, experiment_id, parent.run_id, status="KILLED",
                                         reason=f"stopped: the search's time budget of {budget:g} s ran out")
             parent.set_tags({runs.STOPPED_BY: "time_budget"})
+        else:  # every trial ran: re-evaluate the finalists over more seeds (search/finalists.py)
+            run_finalists(spec=spec, options=options, uri=uri, experiment_id=experiment_id, parent=parent)
     except KeyboardInterrupt:
         status, error = "KILLED", "search interrupted; continue it with --resume " + name
         runs.close_running_children(uri, experiment_id, parent.run_id, status="KILLED",

@@ -106,7 +106,10 @@ def _space_dim(name: str, raw: Any) -> Dim:
 # (the spec and the CLI's flags alike).
 # The confirmation's counts (flags of `search` and `confirm`) are judged here too.
 _INT_MINIMA = {"trials": 1, "max_concurrent": 1, "grace_period": 1, "reduction_factor": 2, "confirm": 0,
-               "confirm_top": 1, "seeds": 1, "top": 1}
+               "confirm_top": 1, "seeds": 1, "top": 1, "finalists.count": 0, "finalists.seeds": 1}
+# After the trials: the best `count` recipes of each arm kind (real-only, generator) re-evaluated over
+# `seeds` more seeds on the validation split and ranked on the mean (search/finalists.py); count 0: off.
+FINALISTS = {"count": 2, "seeds": 3}
 
 
 def check_budget(name: str, value: Any, *, label: str | None = None) -> None:
@@ -149,6 +152,7 @@ class SearchSpec:
     fixed: dict[str, Any] = field(default_factory=dict)
     # Sample metrics as constraints, e.g. {near_copy_fraction: {max: 0.01}}.
     constraints: dict[str, dict[str, float]] = field(default_factory=dict)
+    finalists: dict[str, int] = field(default_factory=lambda: dict(FINALISTS))
 
     def __post_init__(self) -> None:
         from ganmix.datasets.names import canonical_name
@@ -160,6 +164,12 @@ class SearchSpec:
             raise SpaceError(f"unknown metric {self.metric!r} for a search; expected one of {SEARCHABLE} "
                              "(validation or sample metrics)")
         parse_constraints(self.constraints)
+        bad_keys = sorted(set(self.finalists) - set(FINALISTS))
+        if bad_keys:
+            raise SpaceError(f"finalists: unknown key(s) {bad_keys}; expected some of {sorted(FINALISTS)}")
+        object.__setattr__(self, "finalists", {**FINALISTS, **self.finalists})
+        for key, value in self.finalists.items():
+            check_budget(f"finalists.{key}", value)
         for name in ("trials", "max_concurrent", "grace_period", "reduction_factor", "cpus_per_trial",
                      "gpus_per_trial"):
             if getattr(self, name) is not None or name != "grace_period":
@@ -234,7 +244,7 @@ class SearchSpec:
         if data.get("format", SPEC_FORMAT) != SPEC_FORMAT:
             raise SpaceError(f"{source}: format {data['format']!r} is not supported; expected {SPEC_FORMAT}")
         kwargs = {k: v for k, v in upgrade_spec(data).items() if k in known}
-        for section in ("space", "generator_space", "fixed", "class_fraction", "constraints"):
+        for section in ("space", "generator_space", "fixed", "class_fraction", "constraints", "finalists"):
             if kwargs.get(section) is not None and not isinstance(kwargs[section], Mapping):
                 raise SpaceError(f"{source}: {section} must be a mapping, got {type(kwargs[section]).__name__} "
                                  f"{str(kwargs[section])[:200]!r}")
@@ -252,6 +262,7 @@ class SearchSpec:
                 kwargs["space"] = {k: d for k, d in default_space().items() if k not in kwargs["fixed"]}
             kwargs["class_fraction"] = dict(kwargs.get("class_fraction") or {})
             kwargs["constraints"] = dict(kwargs.get("constraints") or {})
+            kwargs["finalists"] = dict(kwargs.get("finalists") or {})
             return cls(**kwargs)
         except (ValueError, TypeError) as exc:  # SpaceError and RecipeError are ValueErrors
             raise SpaceError(f"{source}: {exc}") from None

@@ -4,9 +4,11 @@ families (arms vs the tuned baseline, GAN arms vs their ablations) and the verdi
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
+from ganmix.models.numbers import number
 from ganmix.search.confirm import Arm, _analyse, ablation_arms
 from ganmix.search.confirm_report import arm_rows, describe, search_answer, search_lead, table
 from ganmix.search.recipe import Recipe
@@ -118,3 +120,89 @@ def test_the_search_row_and_description_lead_with_the_confirmed_answer():
     assert f"| tuned baseline: {base.name} |" in lead
     again = lead_with_confirmation(once, "**Confirmed: newer**")  # a later confirmation replaces the lead
     assert again.startswith("**Confirmed: newer**") and again.count(ONE_SEED) == 1 and "but not" not in again
+
+
+def test_the_detectable_lift_is_in_every_place_the_verdict_is_shown():
+    from ganmix.search.stats import detectable_lift
+
+    outcome = _analyse(arms(), SEEDS, results({"top1": 0.0, "top2": -0.01, "real-only": 0.0, "top1-ablated": 0.0}),
+                       metric="test_auc", run_id="run")
+    top1 = outcome.comparisons["top1"]
+    lift = detectable_lift(top1.sd, top1.n, top1.family)
+    assert lift is not None and lift > 0
+    assert f"no lift >= {number(lift)} test AUC at 80% power" in outcome.verdict  # console, tag, `ganmix best`
+    assert all("at 80% power" in line or "no lift is detectable" in line for line in outcome.lines)
+    rows = {r["arm"]: r for r in arm_rows(outcome)}  # confirmation/arms.json
+    assert rows["top1"]["vs_real_only_detectable"] == pytest.approx(lift)
+    assert rows["real-only"]["vs_real_only_detectable"] is None
+    assert f">= {number(lift)}" in describe(outcome, "s") and "| detectable |" in describe(outcome, "s")
+    _, tags = search_answer(outcome, "val_auc")  # the ganmix.confirmed tag
+    assert f"detectable >= {number(lift)}" in tags["ganmix.confirmed"]
+    assert "detectable >= " in search_lead(outcome, "1")
+    few = _analyse(arms(), SEEDS[:4], results({"top1": 0.0, "top2": 0.0, "real-only": 0.0, "top1-ablated": 0.0}),
+                   metric="test_auc", run_id="run")
+    assert "no lift is detectable with 4 seeds" in few.verdict
+    assert "nothing detectable at 4 seeds" in search_answer(few, "val_auc")[1]["ganmix.confirmed"]
+
+
+def test_resample_data_draws_each_seeds_subsample_and_says_so(monkeypatch):
+    """--resample-data: every seed its own data_seed, so its own scarce subsample (real digits, real
+    scarcity), the same one for every arm of that seed (still paired); the verdict and tables say it was on."""
+    from ganmix.datasets import load_dataset
+    from ganmix.search import confirm_task
+    from ganmix.search.confirm import ConfirmError, _run_all, check_resample
+    from ganmix.search.spec import SearchSpec
+
+    spec = SearchSpec(dataset="digits", train_per_class=5, finalists={"count": 0})
+    captured = {}
+
+    def fake_run_jobs(jobs, datasets, **_kwargs):  # what Ray would run: checked here, not run
+        captured.update(jobs=jobs, datasets=datasets)
+        return {key: {"test_auc": 0.9} for key in jobs}
+
+    monkeypatch.setattr(confirm_task, "run_jobs", fake_run_jobs)
+    chosen = arms()
+    _run_all(chosen, [1, 2, 3], uri="u", experiment_id="e", run_id="r", spec=spec, dataset=load_dataset("digits"),
+             cache_dir=Path("."), address=None, quiet=True, resample_data=True, data_dir=None)
+    jobs, datasets = captured["jobs"], captured["datasets"]
+    assert len(datasets) == 3 and all(len(d.train) == 50 for d in datasets)  # 5 per class, 10 classes
+    assert len({d.fingerprint for d in datasets}) == 3  # three different subsamples
+    for (key, seed), job in jobs.items():
+        recipe = Recipe.from_yaml(job.recipe_yaml)
+        assert recipe.data_seed == recipe.classifier_seed == seed and job.data == [1, 2, 3].index(seed)
+    _run_all(chosen, [1, 2], uri="u", experiment_id="e", run_id="r", spec=spec, dataset=datasets[0],
+             cache_dir=Path("."), address=None, quiet=True)
+    assert len(captured["datasets"]) == 1 and {Recipe.from_yaml(j.recipe_yaml).data_seed
+                                                for j in captured["jobs"].values()} == {0}  # off: the search's
+    outcome = _analyse(chosen, SEEDS, results({"top1": 0.0, "top2": 0.0, "real-only": 0.0, "top1-ablated": 0.0}),
+                       metric="test_auc", run_id="run", resample_data=True)
+    assert outcome.verdict.endswith("each seed drew its own train subsample (--resample-data)")
+    assert "drew its own train subsample" in describe(outcome, "s")
+    assert "subsample drawn per seed" in search_answer(outcome, "val_auc")[1]["ganmix.confirmed"]
+    with pytest.raises(ConfirmError, match="--resample-data: search 'x' kept every train image"):
+        check_resample(SearchSpec(dataset="digits"), "x")
+
+
+def test_search_confirm_with_too_few_seeds_is_refused_before_the_search(tmp_path):
+    """`search --confirm N` checks N against the most comparisons it can make (--confirm-top K and the best
+    GAN recipe) before anything starts: one line, exit 2, no results folder; --allow-underpowered runs it."""
+    import subprocess
+    import sys
+
+    results = tmp_path / "results"
+
+    def search(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "ganmix.search.cli", "search", "--results-dir", str(results),
+                               *extra], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+
+    done = search("--confirm", "5")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip().splitlines() == [
+        "ganmix: error: --confirm 5: 5 seeds cannot reach p < 0.05 with a two-sided Wilcoxon test after Holm's "
+        "correction over 4 comparison(s) (smallest p: 2/2^5 x 4 = 0.25); use --confirm 8 or more, or "
+        "--allow-underpowered to run it anyway (up to 4: the --confirm-top 3 and the best GAN recipe against the "
+        "tuned baseline)"]
+    assert not results.exists()
+    assert search("--confirm", "7", "--confirm-top", "2", "--dry-run").returncode == 0  # 3 comparisons: 7 suffice
+    allowed = search("--confirm", "5", "--allow-underpowered", "--dry-run")
+    assert allowed.returncode == 0 and "running anyway (--allow-underpowered)" in allowed.stdout

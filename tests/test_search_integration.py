@@ -41,6 +41,8 @@ SPEC = {
     "fixed": {"classifier_epochs": CLASSIFIER_EPOCHS, "classifier_min_steps": 0},
     # A sample metric as a constraint: TPE and `ganmix best` then prefer trials that satisfy it.
     "constraints": {"near_copy_fraction": {"max": 0.5}},
+    # The finalists stage at its smallest: the best real-only and the best generator recipe, 2 more seeds each.
+    "finalists": {"count": 1, "seeds": 2},
 }
 
 
@@ -162,10 +164,15 @@ def test_best_picks_the_top_trial_and_train_reruns_its_export(searched):
 
 def test_confirm_reruns_the_arms_over_seeds_and_records_a_verdict(searched):
     root, client = searched["root"], searched["client"]
-    done = ganmix("confirm", "--name", "itest", "--top", "1", "--seeds", "2", "--results-dir", str(root / "results"),
-                  "--quiet", cwd=root)
+    done = ganmix("confirm", "--name", "itest", "--top", "1", "--seeds", "2", "--allow-underpowered",
+                  "--results-dir", str(root / "results"), "--quiet", cwd=root)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "verdict: " in done.stdout and "tuned real-only baseline" in done.stdout
+    # Said before it started: the comparisons, and that 2 seeds cannot reach significance (run anyway).
+    plan = next(line for line in done.stdout.splitlines() if line.startswith("confirm: "))
+    assert "compared with the tuned real-only baseline" in plan and "running anyway (--allow-underpowered)" in plan
+    assert done.stdout.index(plan) < done.stdout.index("verdict: ")
+    assert "no lift is detectable with 2 seeds" in done.stdout
     parent = searched["parents"][0]
     experiment = parent.info.experiment_id
     confirmations = client.search_runs([experiment], "tags.`ganmix.kind` = 'confirmation'")
@@ -182,6 +189,13 @@ def test_confirm_reruns_the_arms_over_seeds_and_records_a_verdict(searched):
     # Every GAN arm has its ablation: the same recipe with generator none, paired by seed.
     table = json.loads(_artifact_text(client, conf.info.run_id, "confirmation/arms.json"))
     rows = [dict(zip(table["columns"], row)) for row in table["data"]]
+    # The candidates come from the finalists' ranking: top1 is the best finalist, valued by its mean.
+    finalist_means = {r.info.run_id: r.data.metrics["finalist/val_auc_mean"] for r in searched["children"]
+                      if "finalist/val_auc_mean" in r.data.metrics}
+    top1 = next(row for row in rows if row["arm"].startswith("top1"))
+    assert top1["trial_run_id"] == max(finalist_means, key=finalist_means.get)
+    assert top1["search_val"] == pytest.approx(max(finalist_means.values()))
+    assert all(row["vs_real_only_detectable"] is None for row in rows)  # 2 seeds: nothing detectable
     recipes = {r.data.tags["ganmix.arm"]: Recipe.from_yaml(_artifact_text(client, r.info.run_id, "recipe.yaml"))
                for r in seeds}
     gan_rows = [row for row in rows if not recipes[row["arm"]].real_only]
@@ -206,6 +220,59 @@ def test_confirm_reruns_the_arms_over_seeds_and_records_a_verdict(searched):
     best = ganmix("best", "--results-dir", str(root / "results"), cwd=root)
     assert "confirmed: " + conf.data.tags["ganmix.verdict"] in best.stdout
     assert "confirmed answer: " + searched_run.data.tags["ganmix.confirmed"] in best.stdout
+
+
+def test_finalists_are_rerun_over_more_seeds_and_ranked_on_their_mean(searched):
+    """After the trials: the best real-only and the best generator recipe re-run over 2 more seeds on
+    validation, each run nested under its trial; the mean on the trial's run, the ranking on the parent's."""
+    client, parent = searched["client"], searched["parents"][0]
+    experiment = parent.info.experiment_id
+    reruns = client.search_runs([experiment], "tags.`ganmix.kind` = 'finalist_seed'", max_results=1000)
+    by_trial: dict[str, list] = {}
+    for run in reruns:
+        assert run.data.tags["mlflow.parentRunId"] == run.data.tags["ganmix.finalist_of"]  # nested under its trial
+        by_trial.setdefault(run.data.tags["ganmix.finalist_of"], []).append(run)
+    trials = {c.info.run_id: c for c in searched["children"]}
+    assert set(by_trial) <= set(trials) and len(by_trial) == 2
+    kinds = {trials[t].data.params["generator"] == "none" for t in by_trial}
+    assert kinds == {True, False}  # one finalist per arm kind
+    means = {}
+    for trial_id, seeds in by_trial.items():
+        assert sorted(int(r.data.tags["ganmix.seed"]) for r in seeds) == [1000, 1001]  # spec seed 0 + 1000 + i
+        assert all(r.info.status == "FINISHED" for r in seeds)
+        recipes = [Recipe.from_yaml(_artifact_text(client, r.info.run_id, "recipe.yaml")) for r in seeds]
+        trial_recipe = Recipe.from_yaml(_artifact_text(client, trial_id, "recipe.yaml"))
+        assert all(r.replace(generator_seed=0, classifier_seed=0) == trial_recipe.replace(baseline=False)
+                   for r in recipes)  # the trial's recipe, other seeds only
+        trial = client.get_run(trial_id)
+        means[trial_id] = trial.data.metrics["finalist/val_auc_mean"]
+        assert 0 <= means[trial_id] <= 1 and trial.data.metrics["finalist/seeds"] == 2
+    ranks = {t: int(client.get_run(t).data.tags["ganmix.finalist_rank"]) for t in by_trial}
+    assert sorted(by_trial, key=ranks.get) == sorted(by_trial, key=means.get, reverse=True)
+    table = json.loads(_artifact_text(client, parent.info.run_id, "finalists.json"))
+    assert table["columns"][:3] == ["rank", "trial", "run_id"] and len(table["data"]) == 2
+
+
+def test_confirm_with_too_few_seeds_refuses_before_anything_runs(searched):
+    """Too few seeds: one line naming the minimum, exit 2, within seconds, and no run left behind."""
+    import time
+
+    root, client = searched["root"], searched["client"]
+    experiment = searched["parents"][0].info.experiment_id
+    before = {r.info.run_id for r in client.search_runs([experiment], max_results=1000)}
+    started = time.monotonic()
+    done = ganmix("confirm", "--name", "itest", "--seeds", "3", "--results-dir", str(root / "results"), cwd=root)
+    took = time.monotonic() - started
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ganmix: error: 3 seeds cannot reach p < 0.05 "), done.stderr
+    assert "use --seeds 6 or more" in lines[0] and "--allow-underpowered" in lines[0]  # one comparison: 2/2**6
+    assert "confirming" not in done.stdout and took < 120, took
+    assert {r.info.run_id for r in client.search_runs([experiment], max_results=1000)} == before
+    resample = ganmix("confirm", "--name", "itest", "--resample-data", "--results-dir", str(root / "results"), cwd=root)
+    assert resample.returncode == 2 and resample.stderr.strip().splitlines() == [
+        "ganmix: error: --resample-data: search 'itest' kept every train image (no --train-per-class or "
+        "--class-fraction), so there is no subsample to draw anew; drop --resample-data"]
 
 
 def _artifact_bytes(client: MlflowClient, run_id: str, path: str) -> bytes:
@@ -254,7 +321,7 @@ def test_ctrl_c_stops_a_confirmation_and_leaves_no_run_running(searched, presses
     query = "tags.`ganmix.kind` = 'confirmation'"
     before = {r.info.run_id for r in client.search_runs([experiment], query)}
     proc = subprocess.Popen([sys.executable, "-m", "ganmix.search.cli", "confirm", "--name", "itest", "--top", "1",
-                             "--seeds", "6", "--results-dir", str(root / "results")], cwd=root, text=True,
+                             "--seeds", "6", "--allow-underpowered", "--results-dir", str(root / "results")], cwd=root, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)  # type: ignore[arg-type]

@@ -112,3 +112,53 @@ def test_registry_directions_lifts_and_counterparts() -> None:
     assert not any(name.startswith("test_") for name in SEARCHABLE)
     with pytest.raises(MetricError, match="unknown metric 'val_accuracy'"):
         metric_info("val_accuracy")
+
+
+def test_detectable_lift_against_a_hand_checked_example() -> None:
+    # 8 seeds, one comparison, alpha 0.05 two-sided, power 0.8. By hand with t quantiles (7 df):
+    # d ~ (t_0.975 + t_0.80) / sqrt(8) = (2.3646 + 0.8960) / 2.8284 = 1.153; the exact noncentral-t answer
+    # (scipy.stats.nct, solved independently below) is 1.156. Paired differences with sd 0.010: 0.0116.
+    assert sps.t.ppf(0.975, 7) == pytest.approx(2.3646, abs=1e-4) and sps.t.ppf(0.8, 7) == pytest.approx(0.8960, abs=1e-4)
+    by_hand = (sps.t.ppf(0.975, 7) + sps.t.ppf(0.8, 7)) / math.sqrt(8)
+    assert by_hand == pytest.approx(1.153, abs=1e-3)
+
+    def power(d: float, n: int, alpha: float) -> float:
+        t = sps.t.ppf(1 - alpha / 2, n - 1)
+        return sps.nct.sf(t, n - 1, d * math.sqrt(n)) + np.nan_to_num(sps.nct.cdf(-t, n - 1, d * math.sqrt(n)))
+
+    from scipy.optimize import brentq
+
+    exact = brentq(lambda d: power(d, 8, 0.05) - 0.8, 0.1, 2)
+    assert exact == pytest.approx(1.156, abs=1e-3)
+    assert stats.detectable_lift(0.010, 8, 1) == pytest.approx(0.01156, abs=1e-5)
+    # After Holm over 2 the first step tests at 0.025: a larger lift (exact d at alpha 0.025, 10 seeds).
+    over_two = brentq(lambda d: power(d, 10, 0.025) - 0.8, 0.1, 2)
+    assert stats.detectable_lift(0.010, 10, 2) == pytest.approx(over_two * 0.010, rel=1e-4)
+    # The Wilcoxon floor: 5 seeds can never reach 0.05 (smallest p 2/2**5 = 0.0625): nothing detectable.
+    assert stats.detectable_lift(0.010, 5, 1) is None and stats.detectable_lift(0.010, 7, 4) is None
+    # Seeds a measured lift would need: the smallest n whose power at that lift reaches 0.8.
+    needed = stats.seeds_needed(0.004, 0.010, 1)
+    assert power(0.4, needed, 0.05) >= 0.8 > power(0.4, needed - 1, 0.05)
+    assert stats.seeds_needed(0.05, 0.010, 4) == stats.min_seeds_for_significance(4)  # never below the floor
+    assert stats.seeds_needed(1e-7, 0.010, 1) is None  # past MAX_SEEDS_ADVICE
+
+
+def test_every_verdict_line_states_what_it_could_have_detected() -> None:
+    base = {s: 0.9 for s in range(8)}
+    noisy = {s: 0.9 + 0.002 + 0.01 * ((-1) ** s) for s in range(8)}  # a small lift under a lot of noise
+    result = stats.corrected({"top1": stats.paired(noisy, base, "test_auc")})["top1"]
+    line = stats.verdict_line("acgan", result, "test_auc")
+    lift = stats.detectable_lift(result.sd, 8, 1)
+    assert f"not significant; no lift >= {lift:.3f} test AUC at 80% power; the measured +0.002 would need about " \
+           f"{stats.seeds_needed(0.002, result.sd, 1)} seeds" in line
+    five = stats.corrected({k: stats.paired({s: noisy[s] for s in range(5)}, base, "test_auc") for k in "ab"})["a"]
+    assert "no lift is detectable with 5 seeds (a two-sided Wilcoxon test after Holm over 2 needs >= 7)" in \
+        stats.verdict_line("acgan", five, "test_auc")
+    better = {s: 0.9 + 0.01 * (s + 1) for s in range(8)}
+    sig = stats.corrected({"top1": stats.paired(better, base, "test_auc")})["top1"]
+    assert sig.significant and "significant improvement; it could detect lifts >= " in \
+        stats.verdict_line("acgan", sig, "test_auc")
+    assert stats.seeds_check(8, 4) is None
+    assert stats.seeds_check(5, 4) == ("5 seeds cannot reach p < 0.05 with a two-sided Wilcoxon test after Holm's "
+                                       "correction over 4 comparison(s) (smallest p: 2/2^5 x 4 = 0.25); use --seeds 8 "
+                                       "or more")

@@ -22,10 +22,10 @@ VERDICT_SHORT = "ganmix.verdict_short"
 
 
 def start_confirmation(uri: str, experiment_id: str, parent_run_id: str, *, search_name: str, metric: str,
-                       seeds: Sequence[int], arms: Mapping[str, str]) -> RunLogger:
+                       seeds: Sequence[int], arms: Mapping[str, str], resample_data: bool = False) -> RunLogger:
     logger = start_run(uri, experiment_id, name=f"confirmation ({len(seeds)} seeds)", parent_run_id=parent_run_id,
                        tags={KIND: CONFIRMATION, SEARCH_NAME: search_name, METRIC: metric})
-    logger.log_params({"seeds": ",".join(map(str, seeds)), "metric": metric,
+    logger.log_params({"seeds": ",".join(map(str, seeds)), "metric": metric, "resample_data": resample_data,
                        **{f"arm.{key}": name for key, name in arms.items()}})
     return logger
 
