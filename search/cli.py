@@ -178,6 +178,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     dataset = preflight.check_search_data(spec, args.data_dir)
     for note in notes:  # what ganmix chose for the user, once every check has passed (bad input: one line)
         print(note, flush=True)
+    from ganmix.tracking.claims import use_folder
+
+    use_folder(args.results_dir)  # ours from here: another command's clean-up after bad input leaves it alone
 
     from ganmix.search.runner import RunOptions, run_search
     from ganmix.search.spec import SearchSpec
@@ -217,6 +220,9 @@ def _checked_spec(args: argparse.Namespace) -> tuple[Any, list[str]]:
     preflight.check_search_flags(args)
     if args.resume:
         preflight.check_resume_state(args.resume, args.storage, args.results_dir)
+        from ganmix.search.parent_run import check_search_free
+
+        check_search_free(args.storage or args.results_dir / "ray", args.resume)  # one process per search
         spec = _spec_of_search(args)
     else:
         spec, given = resolve_spec_and_given(args)
@@ -321,20 +327,23 @@ def main(argv: list[str] | None = None) -> int:
     # MLflow's per-download progress bars are noise on a console that reports trials.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     commands = {"search": cmd_search, "confirm": cmd_confirm, "best": cmd_best, "train": cmd_train, "ui": cmd_ui}
-    results_dir = getattr(args, "results_dir", None)
-    fresh = results_dir is not None and not results_dir.exists()
+    from ganmix.search import signals
+
+    signals.install()  # Ctrl-C and SIGTERM: runs closed as KILLED, exit 130 or 143, no traceback
     try:
         return commands[args.command](args)
     except _USER_ERRORS as exc:
         print(f"ganmix: error: {one_line(str(exc))}", file=sys.stderr)
-        if fresh and results_dir.is_dir():  # bad input leaves nothing behind: not even the folder it created
-            import shutil
+        # Bad input leaves nothing behind: the folders this command created, unless another command uses them
+        # by now (one started beside it on the same new results folder).
+        from ganmix.tracking.claims import remove_all_created
 
-            shutil.rmtree(results_dir, ignore_errors=True)
+        remove_all_created()
         return 2
     except KeyboardInterrupt:
+        signals.closing()  # Ray's shutdown at exit must not be cut short either
         print("\nganmix: interrupted", file=sys.stderr)
-        return 130
+        return signals.exit_code()
 
 
 if __name__ == "__main__":

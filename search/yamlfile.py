@@ -27,6 +27,9 @@ def parse_yaml(text: str, source: str, error: type[Exception]) -> Any:
     """The YAML document in `text`; a syntax error or a repeated key raises `error` in one line."""
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except RecursionError:  # PyYAML composes nested nodes recursively: thousands of lines of traceback
+        raise error(f"{source}: YAML nested too deeply to read (hundreds of levels); expected a mapping of "
+                    "fields, a few levels deep") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
