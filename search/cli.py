@@ -223,6 +223,7 @@ def _checked_spec(args: argparse.Namespace) -> tuple[Any, list[str]]:
         from ganmix.search.parent_run import check_search_free
 
         check_search_free(args.storage or args.results_dir / "ray", args.resume)  # one process per search
+        _check_local_tune_state(args)
         spec = _spec_of_search(args)
     else:
         spec, given = resolve_spec_and_given(args)
@@ -236,6 +237,19 @@ def _checked_spec(args: argparse.Namespace) -> tuple[Any, list[str]]:
         notes += [note] if note else []
     preflight.check_spec(spec, sample_metrics=not args.no_sample_metrics)
     return spec, notes
+
+
+def _check_local_tune_state(args: argparse.Namespace) -> None:
+    """A resume's Tune state in local storage is whole (a remote one is Tune's to judge)."""
+    from urllib.parse import urlsplit
+
+    from ganmix.search.preflight.paths import check_tune_state
+
+    storage = str(args.storage) if args.storage else str(args.results_dir / "ray")
+    if "://" in storage and not storage.startswith("file://"):
+        return
+    folder = Path(urlsplit(storage).path if storage.startswith("file://") else storage).expanduser()
+    check_tune_state(folder / args.resume, args.resume)
 
 
 def cmd_confirm(args: argparse.Namespace) -> int:
