@@ -343,16 +343,22 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"search": cmd_search, "confirm": cmd_confirm, "best": cmd_best, "train": cmd_train, "ui": cmd_ui}
     from ganmix.search import signals
 
-    signals.install()  # Ctrl-C and SIGTERM: runs closed as KILLED, exit 130 or 143, no traceback
+    with signals.installed():  # Ctrl-C and SIGTERM: runs closed as KILLED, exit 130 or 143, no traceback
+        return _run_command(commands[args.command], args)
+
+
+def _run_command(command: Any, args: argparse.Namespace) -> int:
+    from ganmix.search import signals
+    from ganmix.tracking import claims
+
+    since = claims.mark()
     try:
-        return commands[args.command](args)
+        return command(args)
     except _USER_ERRORS as exc:
         print(f"ganmix: error: {one_line(str(exc))}", file=sys.stderr)
         # Bad input leaves nothing behind: the folders this command created, unless another command uses them
         # by now (one started beside it on the same new results folder).
-        from ganmix.tracking.claims import remove_all_created
-
-        remove_all_created()
+        claims.remove_all_created(since)
         return 2
     except KeyboardInterrupt:
         signals.closing()  # Ray's shutdown at exit must not be cut short either

@@ -9,9 +9,11 @@ while the runs are being closed, and cutting that short is what left tracebacks 
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from types import FrameType
 
 _received: list[int] = []  # the stop signals received, in order
@@ -19,20 +21,37 @@ _raised = False  # a KeyboardInterrupt was raised for one of them: the command i
 _active = False  # install() ran: the CLI owns the process's signals
 
 
-def install() -> None:
-    """Our handlers for SIGINT and SIGTERM (main thread only: elsewhere Python cannot set them)."""
-    global _active
+@contextlib.contextmanager
+def installed() -> Iterator[None]:
+    """Our handlers for SIGINT and SIGTERM while a command runs (main thread only: elsewhere Python cannot
+    set them). The handlers before come back afterwards (a command run inside another program, a test),
+    except after a stop: the process is ending, and Ray's shutdown at exit must not be cut short either."""
+    global _active, _raised
     if threading.current_thread() is not threading.main_thread():
+        yield
         return
-    _active = True
-    signal.signal(signal.SIGINT, _on_interrupt)
-    signal.signal(signal.SIGTERM, _on_terminate)
+    _received.clear()
+    _active, _raised = True, False
+    previous = {sig: signal.signal(sig, handler)
+                for sig, handler in ((signal.SIGINT, _on_interrupt), (signal.SIGTERM, _on_terminate))}
+    try:
+        yield
+    finally:
+        _active = False
+        if not _raised:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def reinstall_sigterm() -> None:
     """After ray.init, which sets a SIGTERM handler of its own (`sys.exit` from wherever the driver is)."""
     if _active and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _on_terminate)
+
+
+def note(signum: int) -> None:
+    """A stop signal another handler took (confirm's own) still decides the exit code."""
+    _received.append(signum)
 
 
 def closing() -> None:

@@ -92,9 +92,16 @@ def remove_created(folder: str | Path) -> bool:
     return True
 
 
-def remove_all_created() -> None:
-    """remove_created for every folder this process created and used (its results folder, a store's folder)."""
-    for folder in [f for f in _held if f in _created]:
+def mark() -> int:
+    """Where this process's record of created folders stands: one command's clean-up starts from here (a
+    program, or a test, may run several commands in one process)."""
+    return len(_created)
+
+
+def remove_all_created(since: int = 0) -> None:
+    """remove_created for every folder created (and used) since `mark()` gave `since`: the results folder,
+    a new store's folder."""
+    for folder in [f for f in _created[since:] if f in _held]:
         remove_created(folder)
 
 

@@ -60,7 +60,8 @@ def check_reachable(uri: str, *, timeout: float = 10.0) -> None:
 def open_local_store(uri: str, db: Path) -> None:
     """Create or migrate the SQLite store one process at a time: MLflow's migrations are not safe to run
     concurrently (two at once leave `_alembic_tmp_*` tables behind and the store broken for good)."""
-    use_folder(db.parent)  # this command now uses the folder: no other command's clean-up removes it
+    if not db.parent.exists():  # a new store's folder: ours, and no other command's clean-up removes it
+        use_folder(db.parent)
     try:
         lock = file_lock(db, timeout=STORE_LOCK_SECONDS).acquire()
     except Timeout:
