@@ -172,6 +172,10 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(spec.to_yaml(), end="")
         return 0
+    if spec.name and not args.resume:  # a search of that name running now: one line before Ray starts
+        from ganmix.search.parent_run import check_search_free
+
+        check_search_free(args.storage or args.results_dir / "ray", spec.name)
     if args.address in (None, "local"):
         preflight.check_local_resources(spec)
     # None: the data file is missing and is downloaded by the run itself, after every check (preflight/data.py).

@@ -58,7 +58,7 @@ def _busy_line(path: Path, name: str) -> str:
     from ganmix.tracking.claims import holders_text
 
     return (f"search {name!r} is being run by {holders_text(path)}; a search runs in one process at a time: "
-            "wait for that one to end (or stop it), then resume it")
+            "wait for that one to end (or stop it), or pick another --name")
 
 
 def hold_search(storage: str | Path | None, name: str) -> Any:

@@ -120,8 +120,10 @@ def test_a_second_search_of_the_same_name_leaves_the_running_one_alone(twins: di
     codes = sorted(done[k][0] for k in ("first", "second"))
     assert codes == [0, 2], {k: v[1][-2000:] for k, v in done.items()}
     winner, loser = sorted(("first", "second"), key=lambda k: done[k][0])
-    lines = [line for line in done[loser][1].splitlines() if line.strip()]
-    assert len(lines) == 1 and "twin" in lines[0] and "Traceback" not in done[loser][1], done[loser][1]
+    # One error line (after the "searching" line when it was refused at its parent run's opening).
+    lines = [line for line in done[loser][1].splitlines() if line.strip() and not line.startswith("ganmix: searching")]
+    assert len(lines) == 1 and "search 'twin' is being run by pid" in lines[0], done[loser][1]
+    assert f"pid {twins['pids'][winner]} (" in lines[0] and "Traceback" not in done[loser][1], done[loser][1]
     results = twins["results"]
     assert (results / "mlflow.db").is_file()  # the folder was not removed under the running search
     parent = _parent(results, "twin")
@@ -209,3 +211,22 @@ def test_sigterm_and_a_second_ctrl_c_stop_a_search_cleanly(tmp_path: Path) -> No
         parent = _parent(tmp_path / key, key)
         assert parent.info.status == "KILLED", key
         assert all(r.info.status != "RUNNING" for r in _runs(tmp_path / key)), key
+    # The case: two `--resume` of the interrupted search at once. One resumes it; the other is one
+    # line naming that process (both used to run it: four finished trials for a three-trial search).
+    results = tmp_path / "term"
+    resumes = [_start("search", "--resume", "term", "--results-dir", str(results), "--no-sample-metrics", "--quiet",
+                      cwd=tmp_path) for _ in range(2)]
+    deadline = time.monotonic() + 900
+    while all(p.poll() is None for p in resumes) and time.monotonic() < deadline:
+        time.sleep(1)
+    loser = next(p for p in resumes if p.poll() is not None)
+    winner = next(p for p in resumes if p is not loser)
+    output = loser.communicate()[0]
+    lines = [line for line in output.splitlines() if line.strip() and not line.startswith("ganmix: searching")]
+    assert loser.returncode == 2 and len(lines) == 1, output[-3000:]
+    assert f"search 'term' is being run by pid {winner.pid} (" in lines[0], output
+    assert winner.poll() is None, winner.communicate()[0][-3000:]
+    winner.send_signal(signal.SIGTERM)
+    output = winner.communicate(timeout=900)[0]
+    assert winner.returncode == 143 and "Traceback" not in output, output[-3000:]
+    assert _parent(results, "term").info.status == "KILLED"
