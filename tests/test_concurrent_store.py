@@ -109,7 +109,11 @@ def test_a_killed_train_does_not_leave_its_run_running(tmp_path: Path) -> None:
     client, runs, deadline = MlflowClient(tracking_uri=store.default_tracking_uri(results)), [], time.monotonic() + 600
     while not runs and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(2)
-        if (results / "mlflow.db").is_file() and client.get_experiment_by_name("ganmix/digits") is not None:
+        if not (results / "mlflow.db").is_file():
+            continue
+        # Under the store's lock: a bare MlflowClient would migrate the store beside `train` doing so.
+        store.check_reachable(store.default_tracking_uri(results))
+        if client.get_experiment_by_name("ganmix/digits") is not None:
             runs = client.search_runs([client.get_experiment_by_name("ganmix/digits").experiment_id])
     assert runs, proc.communicate()[0][-2000:] if proc.poll() is not None else "no run started"
     proc.send_signal(signal.SIGTERM)

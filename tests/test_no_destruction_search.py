@@ -65,7 +65,9 @@ def _runs(results: Path) -> list[Any]:
 
     from ganmix.tracking import store
 
-    client = MlflowClient(tracking_uri=store.default_tracking_uri(results))
+    uri = store.default_tracking_uri(results)
+    store.check_reachable(uri)  # under the store's lock: a bare client would migrate it beside a search
+    client = MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name("ganmix/digits")
     return [] if experiment is None else client.search_runs([experiment.experiment_id], max_results=1000)
 
