@@ -105,6 +105,8 @@ def check_tune_state(folder: Path, name: str) -> None:
         problem = f"{tuner} is empty" if tuner.is_file() else f"{tuner} is missing"
     elif not states:
         problem = f"no experiment_state-*.json in {folder}"
+    elif truncated := [p for p in sorted(folder.glob("*.pkl")) if not _whole_pickle(p)]:
+        problem = f"{truncated[0]} is truncated"
     else:
         try:
             data = json.loads(states[-1].read_text(encoding="utf-8"))
@@ -116,3 +118,16 @@ def check_tune_state(folder: Path, name: str) -> None:
     if problem:
         raise PreflightError(f"--resume {name}: its Tune state is damaged: {problem}; nothing was changed (restore "
                              "the folder from a backup to resume it; its finished trials stay in MLflow)")
+
+
+def _whole_pickle(path: Path) -> bool:
+    """A pickle ends with its STOP opcode ("."): a file cut short does not (read without unpickling it)."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            if handle.tell() == 0:
+                return False
+            handle.seek(-1, os.SEEK_END)
+            return handle.read(1) == b"."
+    except OSError:
+        return False
