@@ -185,6 +185,10 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(spec.to_yaml(), end="")
         return 0
     preflight.check_home()
+    if spec.name and not args.resume:  # a search of that name running now: one line before Ray starts
+        from ganmix.search.parent_run import check_search_free
+
+        check_search_free(args.storage or args.results_dir / "ray", spec.name)
     if args.address in (None, "local"):
         preflight.check_ray_temp_dir()
         preflight.check_local_resources(spec)
@@ -198,6 +202,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         dataset = preflight.load_search_data(spec, args.data_dir)
     for note in notes:  # what ganmix chose for the user, once every check has passed (bad input: one line)
         print(note, flush=True)
+    from ganmix.tracking.claims import use_folder
+
+    use_folder(args.results_dir)  # ours from here: another command's clean-up after bad input leaves it alone
 
     from ganmix.search.runner import RunOptions, run_search
     from ganmix.search.spec import SearchSpec
@@ -257,6 +264,10 @@ def _checked_spec(args: argparse.Namespace) -> tuple[Any, list[str]]:
     preflight.check_search_flags(args)
     if args.resume:
         preflight.check_resume_state(args.resume, args.storage, args.results_dir)
+        from ganmix.search.parent_run import check_search_free
+
+        check_search_free(args.storage or args.results_dir / "ray", args.resume)  # one process per search
+        _check_local_tune_state(args)
         spec = _spec_of_search(args)
         notes.append(_resume_note(args, spec))
     else:
@@ -272,6 +283,19 @@ def _checked_spec(args: argparse.Namespace) -> tuple[Any, list[str]]:
     preflight.check_search_against_spec(spec, args)
     preflight.check_spec(spec, sample_metrics=not args.no_sample_metrics)
     return spec, notes
+
+
+def _check_local_tune_state(args: argparse.Namespace) -> None:
+    """A resume's Tune state in local storage is whole (a remote one is Tune's to judge)."""
+    from urllib.parse import urlsplit
+
+    from ganmix.search.preflight.paths import check_tune_state
+
+    storage = str(args.storage) if args.storage else str(args.results_dir / "ray")
+    if "://" in storage and not storage.startswith("file://"):
+        return
+    folder = Path(urlsplit(storage).path if storage.startswith("file://") else storage).expanduser()
+    check_tune_state(folder / args.resume, args.resume)
 
 
 def cmd_confirm(args: argparse.Namespace) -> int:
@@ -421,20 +445,29 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     commands = {"search": cmd_search, "confirm": cmd_confirm, "best": cmd_best, "train": cmd_train, "ui": cmd_ui}
     _address_from_environment(args)
-    results_dir = getattr(args, "results_dir", None)
-    fresh = results_dir is not None and not results_dir.exists()
+    from ganmix.search import signals
+
+    with signals.installed():  # Ctrl-C and SIGTERM: runs closed as KILLED, exit 130 or 143, no traceback
+        return _run_command(commands[args.command], args)
+
+
+def _run_command(command: Any, args: argparse.Namespace) -> int:
+    from ganmix.search import signals
+    from ganmix.tracking import claims
+
+    since = claims.mark()
     try:
-        return commands[args.command](args)
+        return command(args)
     except _USER_ERRORS as exc:
         print(f"ganmix: error: {one_line(str(exc))}", file=sys.stderr)
-        if fresh and results_dir.is_dir():  # bad input leaves nothing behind: not even the folder it created
-            import shutil
-
-            shutil.rmtree(results_dir, ignore_errors=True)
+        # Bad input leaves nothing behind: the folders this command created, unless another command uses them
+        # by now (one started beside it on the same new results folder).
+        claims.remove_all_created(since)
         return 2
     except KeyboardInterrupt:
+        signals.closing()  # Ray's shutdown at exit must not be cut short either
         print("\nganmix: interrupted", file=sys.stderr)
-        return 130
+        return signals.exit_code()
 
 
 if __name__ == "__main__":

@@ -74,8 +74,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     recipe = Recipe.load(args.recipe)  # a bad file is one line before torch and MLflow are imported
     preflight.check_recipe_data(recipe, args.data_dir)  # its data set, before a store is created or opened
     from ganmix.search.retrain import retrain
+    from ganmix.tracking.claims import use_folder
 
-    _interrupt_on_sigterm()  # a killed `train` marks its run KILLED/FAILED instead of leaving it RUNNING
+    use_folder(args.results_dir)  # ours from here: another command's clean-up after bad input leaves it alone
+
     metrics, run_id, uri = retrain(recipe, results_dir=args.results_dir, tracking_uri=args.tracking_uri,
                                    data_dir=args.data_dir, prefer_gpu=not args.cpu,
                                    sample_metrics=not args.no_sample_metrics)
@@ -103,14 +105,3 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
     quiet_libraries(verbose=False)
     return serve(store.resolve_tracking_uri(args.tracking_uri, args.results_dir), port=args.port)
-
-
-def _interrupt_on_sigterm() -> None:
-    """SIGTERM (kill, a scheduler's stop) raises KeyboardInterrupt, as Ctrl-C does, so the code that finishes
-    the MLflow run on an interruption runs for it too."""
-    import signal
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, interrupt)

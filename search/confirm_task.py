@@ -154,6 +154,9 @@ def _interruptible() -> Iterator[threading.Event]:
         return
 
     def on_signal(signum: int, frame: object) -> None:
+        from ganmix.search.signals import note
+
+        note(signum)  # the exit code: 130 for Ctrl-C, 143 for SIGTERM, as for every command
         interrupted.set()
         raise KeyboardInterrupt(f"signal {signum}")
 

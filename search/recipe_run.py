@@ -79,7 +79,9 @@ def run_recipe(recipe: Recipe, dataset: ImageDataset, *, run: NewRun, cache_dir:
     except BaseException as exc:
         if isinstance(exc, deterministic_errors()):
             logger.set_tags({runs.RETRYABLE: "false"})
-        logger.finish("FAILED", error=f"{type(exc).__name__}: {exc}")
+        # Ctrl-C or SIGTERM (`ganmix train`): stopped by the user, not failed.
+        status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+        logger.finish(status, error=f"{type(exc).__name__}: {exc}")
         raise
     logger.set_tags({runs.COMPLETED: "true"})
     logger.finish("FINISHED")

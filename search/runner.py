@@ -17,7 +17,7 @@ from ganmix.search import preflight
 from ganmix.models.metrics import metric_info, test_counterpart
 from ganmix.search.preflight import load_search_data
 from ganmix.search.ray_internals import optuna_study, replace_restored_callbacks
-from ganmix.search.parent_run import finish_parent, name_lock, open_parent, unused_name
+from ganmix.search.parent_run import finish_parent, name_lock, open_parent, undo_reopen, unused_name
 from ganmix.search.finalists import run_stage as run_finalists
 from ganmix.search.progress import SearchProgress, quiet_libraries, result_rows
 from ganmix.search.searcher import ConstrainedOptunaSearch
@@ -86,7 +86,8 @@ def run_search(spec: SearchSpec, options: RunOptions, *, dataset: ImageDataset |
     with name_lock(uri):  # two searches started in the same second must not share a default name
         if spec.name is None and not options.resume:
             name = unused_name(uri, experiment_id, name)
-        parent = open_parent(uri, experiment_id, spec=spec, dataset=dataset, name=name, resume=options.resume)
+        parent = open_parent(uri, experiment_id, spec=spec, dataset=dataset, name=name, resume=options.resume,
+                             storage=storage)
     try:
         if options.data_dir is not None and not options.resume:  # `ganmix confirm` reloads the same data
             parent.set_tags({runs.DATA_DIR: str(Path(options.data_dir).expanduser().resolve())})
@@ -101,6 +102,8 @@ def run_search(spec: SearchSpec, options: RunOptions, *, dataset: ImageDataset |
                                               name=name, storage=storage, cache_dir=cache_dir, reference=payload,
                                               progress=progress, describer=describer)
     except BaseException as exc:  # a crash or Ctrl-C during set-up: the parent run must not stay RUNNING
+        if options.resume:  # a failed resume changes nothing: the parent as it was before (finished or killed)
+            raise undo_reopen(parent, exc, name=name) from None
         killed = isinstance(exc, KeyboardInterrupt)
         parent.finish("KILLED" if killed else "FAILED",
                       error=f"search set-up {'interrupted' if killed else 'failed'}: {type(exc).__name__}: {exc}")
@@ -121,6 +124,9 @@ def start_ray(address: str | None, *, verbose: bool = False) -> None:
         ray.init(address=address or "local", include_dashboard=False, configure_logging=False, log_to_driver=verbose)
     except ConnectionError as exc:  # e.g. --address auto with no cluster running: say so in one line
         raise preflight.PreflightError(f"--address {address}: {str(exc).splitlines()[0]}") from None
+    from ganmix.search.signals import reinstall_sigterm
+
+    reinstall_sigterm()  # SIGTERM stops a search as Ctrl-C does, not through Ray's sys.exit
 
 
 def _needs_reference(spec: SearchSpec, options: RunOptions) -> bool:
@@ -214,6 +220,9 @@ def _fit(tuner: Any, callback: SearchCallback, *, spec: SearchSpec, options: Run
         else:  # every trial ran: re-evaluate the finalists over more seeds (search/finalists.py)
             run_finalists(spec=spec, options=options, uri=uri, experiment_id=experiment_id, parent=parent)
     except KeyboardInterrupt:
+        from ganmix.search.signals import closing
+
+        closing()  # a second Ctrl-C must not cut the closing of the runs short
         status, error = "KILLED", "search interrupted; continue it with --resume " + name
         runs.close_running_children(uri, experiment_id, parent.run_id, status="KILLED",
                                     reason="interrupted with the search driver; rerun on resume")

@@ -67,7 +67,9 @@ def parse_dim(name: str, raw: Any, *, section: str = "space") -> Dim:
         return CategoricalDim(tuple(choices))
     if kind not in ("float", "int"):
         raise SpaceError(f"{section}.{name}.type must be float, int or categorical, got {kind!r}")
-    low, high, log = raw.get("low"), raw.get("high"), bool(raw.get("log", False))
+    low, high, log = raw.get("low"), raw.get("high"), raw.get("log", False)
+    if not isinstance(log, bool):  # `log: 'false'` (a string) must not read as true
+        raise SpaceError(f"{section}.{name}.log must be true or false (a YAML boolean, unquoted), got {log!r}")
     number = (int,) if kind == "int" else (int, float)
     for key, value in (("low", low), ("high", high)):
         if not isinstance(value, number) or isinstance(value, bool):

@@ -106,9 +106,10 @@ def test_a_trial_no_node_can_hold_is_refused_after_connecting(local_ray) -> None
         check_cluster_resources(SearchSpec(gpus_per_trial=0.5), "here")
 
 
-def test_a_search_whose_set_up_fails_marks_its_parent_run_failed(tmp_path: Path, local_ray) -> None:
-    """A crash between opening the parent run and Tune's start must not leave the parent RUNNING: here the
-    Tune state of a search to resume is missing (run_search called directly, past the CLI's pre-flight)."""
+def test_a_resume_whose_set_up_fails_leaves_its_parent_as_it_was(tmp_path: Path, local_ray) -> None:
+    """A crash between reopening the parent run and Tune's start must not leave the parent RUNNING, nor
+    change it at all (issue 25: a failed resume changes nothing): here the Tune state of a search to resume
+    is missing (run_search called directly, past the CLI's pre-flight). The error is one line."""
     from ganmix.search.runner import RunOptions, run_search
     from ganmix.search.spec import SearchSpec
     from ganmix.tracking import runs, store
@@ -120,8 +121,9 @@ def test_a_search_whose_set_up_fails_marks_its_parent_run_failed(tmp_path: Path,
     parent.finish("KILLED", error="interrupted")
     spec = SearchSpec.from_mapping({"name": "lost", "trials": 2, "fixed": {"classifier_epochs": 1}})
     options = RunOptions(results_dir=tmp_path, resume=True, sample_metrics=False, quiet=True)
-    with pytest.raises(FileNotFoundError, match=r"Failed to open local file '.*/lost/tuner\.pkl'"):
+    before = store.client(uri).get_run(parent.run_id)
+    with pytest.raises(store.TrackingError, match=r"--resume lost: the search cannot be resumed \(FileNotFoundError"):
         run_search(spec, options)
     run = store.client(uri).get_run(parent.run_id)
-    assert run.info.status == "FAILED"
-    assert run.data.tags[runs.ERROR].startswith("search set-up failed")
+    assert (run.info.status, run.info.end_time) == ("KILLED", before.info.end_time)
+    assert run.data.tags[runs.ERROR] == "interrupted"

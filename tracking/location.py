@@ -85,6 +85,7 @@ def check_local_store(db: Path) -> None:
     broken = sorted(t for t in tables if t.startswith("_alembic_tmp_"))
     if broken:
         raise TrackingError(f"the MLflow store {db} holds a half-done schema migration ({broken[0]}); {_FIX}")
+    _check_belongs(db, tables)
 
 
 # A full integrity check reads every page: worth it for a small store, minutes for a large one.
@@ -119,8 +120,33 @@ def _tables(db: Path) -> set[str]:
         finally:
             connection.close()
     except sqlite3.Error as exc:
+        from ganmix.tracking.store_guard import busy_line, is_locked_error
+
+        if is_locked_error(exc):  # another process holds it: busy, never "damaged"
+            raise TrackingError(busy_line(db)) from None
         raise TrackingError(f"the MLflow store {db} is damaged ({exc}); {_FIX}") from None
     return tables
+
+
+def _check_belongs(db: Path, tables: set[str]) -> None:
+    """Refuse a database that is another program's, and a results folder moved or copied away from where
+    its store records its artifacts (tracking/store_guard.py): MLflow would write into either."""
+    import sqlite3
+
+    from ganmix.tracking.store_guard import foreign_line, foreign_tables, moved_line
+
+    foreign = foreign_tables(tables)
+    if foreign:
+        raise TrackingError(foreign_line(db, foreign))
+    if "experiments" not in tables:
+        return
+    connection = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        moved = moved_line(db, connection)
+    finally:
+        connection.close()
+    if moved:
+        raise TrackingError(moved)
 
 
 def one_line(exc: BaseException, limit: int = 200) -> str:

@@ -14,6 +14,7 @@ from filelock import Timeout
 from mlflow import MlflowClient
 
 from ganmix.models.files import file_lock
+from ganmix.tracking.claims import holders_text, use_folder
 from ganmix.tracking.location import (  # noqa: F401 - re-exported: callers ask the store module
     TrackingError,
     check_local_store,
@@ -24,6 +25,7 @@ from ganmix.tracking.location import (  # noqa: F401 - re-exported: callers ask 
     one_line,
     resolve_tracking_uri,
 )
+from ganmix.tracking.store_guard import busy_line, is_locked_error
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -58,12 +60,12 @@ def check_reachable(uri: str, *, timeout: float = 10.0) -> None:
 def open_local_store(uri: str, db: Path) -> None:
     """Create or migrate the SQLite store one process at a time: MLflow's migrations are not safe to run
     concurrently (two at once leave `_alembic_tmp_*` tables behind and the store broken for good)."""
+    if not db.parent.exists():  # a new store's folder: ours, and no other command's clean-up removes it
+        use_folder(db.parent)
     try:
         lock = file_lock(db, timeout=STORE_LOCK_SECONDS).acquire()
     except Timeout:
-        raise TrackingError(f"the MLflow store {db} stayed locked by another ganmix command for "
-                            f"{STORE_LOCK_SECONDS:g} s (lock file {db}.lock); wait for it or point --results-dir "
-                            "elsewhere") from None
+        raise TrackingError(_lock_timeout_line(db)) from None
     except OSError as exc:
         raise TrackingError(f"cannot lock the MLflow store {db} ({exc.strerror or exc}); check the folder's "
                             "permissions or point --results-dir elsewhere") from None
@@ -72,8 +74,16 @@ def open_local_store(uri: str, db: Path) -> None:
         try:
             client(uri).search_experiments(max_results=1)  # MLflow creates and migrates the store here
         except Exception as exc:  # noqa: BLE001 - MLflow wraps SQL, OS and schema errors in many types
+            if is_locked_error(exc):  # another program holds SQLite's lock: busy, not damaged
+                raise TrackingError(busy_line(db)) from None
             raise TrackingError(f"the MLflow store {db} cannot be opened ({one_line(exc)}); restore it from a "
                                 "backup, or point --results-dir elsewhere") from None
+
+
+def _lock_timeout_line(db: Path) -> str:
+    lock = db.with_name(db.name + ".lock")
+    return (f"the MLflow store {db} is busy: {holders_text(lock)} has held its lock (creating or migrating it) "
+            f"for {STORE_LOCK_SECONDS:g} s; wait for it to finish (or end it), or point --results-dir elsewhere")
 
 
 def client(uri: str) -> MlflowClient:

@@ -90,3 +90,44 @@ def check_writable_dir(path: Path | str, label: str) -> None:
     except OSError as exc:
         where = "" if existing == path else f" (cannot create it in {existing})"
         raise PreflightError(f"{label} {path} is not writable{where}: {exc.strerror or exc}") from None
+
+
+def check_tune_state(folder: Path, name: str) -> None:
+    """The Tune state a resume reads is whole: tuner.pkl and the newest experiment_state-*.json holding its
+    trials. Tune itself reads an empty or truncated state as a search with no trials and runs it all again
+    over the finished one (issue 25), so a damaged state is one line here, before anything changes."""
+    import json
+
+    problem = ""
+    tuner = folder / "tuner.pkl"
+    states = sorted(folder.glob("experiment_state-*.json"))
+    if not tuner.is_file() or tuner.stat().st_size == 0:
+        problem = f"{tuner} is empty" if tuner.is_file() else f"{tuner} is missing"
+    elif not states:
+        problem = f"no experiment_state-*.json in {folder}"
+    elif truncated := [p for p in sorted(folder.glob("*.pkl")) if not _whole_pickle(p)]:
+        problem = f"{truncated[0]} is truncated"
+    else:
+        try:
+            data = json.loads(states[-1].read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            problem = f"{states[-1]} cannot be read ({type(exc).__name__}: {str(exc)[:100]})"
+        else:
+            if not isinstance(data, dict) or not isinstance(data.get("trial_data"), list):
+                problem = f"{states[-1]} holds no trials"
+    if problem:
+        raise PreflightError(f"--resume {name}: its Tune state is damaged: {problem}; nothing was changed (restore "
+                             "the folder from a backup to resume it; its finished trials stay in MLflow)")
+
+
+def _whole_pickle(path: Path) -> bool:
+    """A pickle ends with its STOP opcode ("."): a file cut short does not (read without unpickling it)."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            if handle.tell() == 0:
+                return False
+            handle.seek(-1, os.SEEK_END)
+            return handle.read(1) == b"."
+    except OSError:
+        return False
