@@ -44,7 +44,8 @@ def role(outcome: Confirmation, arm: Arm) -> str:
     twins = [k for k, v in outcome.ablations.items() if v == arm.key]
     if arm.ablation:
         return "ablation of " + ", ".join(twins)
-    kind = "tuned real-only baseline" if arm.baseline else "real-only" if arm.recipe.real_only else "GAN"
+    kind = ("tuned real-only baseline" if arm.baseline else "real-only" if arm.recipe.real_only
+            else "positive control" if arm.recipe.control else "GAN")
     return kind + (f"; ablation of {', '.join(twins)}" if twins else "")
 
 
