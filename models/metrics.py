@@ -116,6 +116,8 @@ _ADDED_SECTIONS = {
     "sample": frozenset(_SAMPLE) | {"synthetic_count", "filter_kept_fraction", "heldout_pool"},
     "time": frozenset({"compute_seconds", "generator_seconds", "trial_wall_seconds"}),
     "train": frozenset({"lr", "best_epoch"}),
+    # Chosen on validation (models/evaluation.py), so shown beside the val metrics; test applies the same one.
+    "val": frozenset({"decision_threshold"}),
 }
 
 

@@ -35,6 +35,7 @@ def arm_rows(outcome: Confirmation) -> list[dict[str, Any]]:
                         f"{prefix}_p": comp.p_value if comp else None,
                         f"{prefix}_p_holm": comp.p_holm if comp else None})
         row["ablation_arm"] = outcome.ablations.get(arm.key)
+        row.update({f"{k}_mean": v for k, v in decision_means(outcome, arm.key).items()})
         rows.append(row)
     return rows
 
@@ -55,7 +56,9 @@ def table(outcome: Confirmation) -> list[str]:
     for arm in outcome.arms:
         s = outcome.per_arm[arm.key]
         ci = f"{s.low:.3f}..{s.high:.3f}" if math.isfinite(s.low) else "-"
-        out.append(f"{arm.key:<14} {arm.name[:36]:<36} {s.mean:>14.4f} {ci:>13} {s.n:>5}  {role(outcome, arm)}")
+        at = decision_text(outcome, arm.key)
+        out.append(f"{arm.key:<14} {arm.name[:36]:<36} {s.mean:>14.4f} {ci:>13} {s.n:>5}  {role(outcome, arm)}"
+                   + (f"; {at}" if at else ""))
     return out
 
 
@@ -74,12 +77,13 @@ def describe(outcome: Confirmation, search_name: str) -> str:
              f"difference from the arm's ablation (the same recipe with `generator: none`), the generator's own "
              f"effect. Positive is better; p: two-sided Wilcoxon, Holm-corrected within each column.", "",
              f"| arm | role | recipe | {outcome.metric} mean | 95% CI | vs real-only | 95% CI | p | generator | "
-             "95% CI | p |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "95% CI | p | at the val-chosen threshold (test, mean) |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for arm in outcome.arms:
         s = outcome.per_arm[arm.key]
         ci = f"{s.low:.4f}..{s.high:.4f}" if math.isfinite(s.low) else "-"
         lines.append(f"| {arm.key} | {role(outcome, arm)} | {arm.name} | {s.mean:.4f} | {ci} | "
-                     f"{_diff_cells(outcome.comparisons.get(arm.key))} | {_diff_cells(outcome.effects.get(arm.key))} |")
+                     f"{_diff_cells(outcome.comparisons.get(arm.key))} | {_diff_cells(outcome.effects.get(arm.key))} | "
+                     f"{decision_text(outcome, arm.key) or '-'} |")
     needed = min_seeds_for_significance(outcome.family)
     if len(outcome.seeds) < needed:
         lines += ["", f"With {len(outcome.seeds)} seeds and {outcome.family} arm(s) compared with the baseline, a "
@@ -109,6 +113,8 @@ def search_answer(outcome: Confirmation, objective: str) -> tuple[dict[str, floa
     text = f"{outcome.headline}: {arm.name} {diff_text(comp)} {metric_info(outcome.metric).label} over real-only"
     if arm.key in outcome.ablations:
         text += f"; generator's own effect {diff_text(effect)}"
+    if decision_text(outcome, arm.key):
+        text += f"; {decision_text(outcome, arm.key)}"
     return metrics, {tracking.CONFIRMED: f"{text} ({len(outcome.seeds)} seeds)", tracking.CONFIRMED_ARM: arm.name}
 
 
@@ -128,3 +134,31 @@ def search_lead(outcome: Confirmation, experiment_id: str) -> str:
     lines += ["", f"Paired by seed; p: two-sided Wilcoxon, Holm-corrected. Per seed, figure and tables: the "
                   f"[confirmation run]({run_link(experiment_id, outcome.run_id)})."]
     return "\n".join(lines)
+
+
+# Two classes: what the arm's decisions are worth at the threshold chosen on val (models/evaluation.py).
+DECISION_METRICS = {"test_sensitivity": "sensitivity", "test_specificity": "specificity",
+                    "test_balanced_acc": "balanced accuracy", "decision_threshold": "threshold"}
+
+
+def decision_means(outcome: Confirmation, arm_key: str) -> dict[str, float]:
+    """Per decision metric its mean over the arm's finished seeds (none for more than two classes)."""
+    rows = [r for r in outcome.per_seed if r["arm"] == arm_key and "error" not in r]
+    means = {}
+    for key in DECISION_METRICS:
+        values = [float(r[key]) for r in rows if r.get(key) is not None and math.isfinite(float(r[key]))]
+        if values:
+            means[key] = sum(values) / len(values)
+    return means if "test_sensitivity" in means else {}
+
+
+def decision_text(outcome: Confirmation, arm_key: str) -> str:
+    """`test sensitivity .812, specificity .774, balanced accuracy .793 (val-chosen threshold .43)`; empty when
+    the arm has no two-class decision metrics."""
+    means = decision_means(outcome, arm_key)
+    if not means:
+        return ""
+    text = ", ".join(f"{DECISION_METRICS[k]} {means[k]:.3f}" for k in ("test_sensitivity", "test_specificity",
+                                                                     "test_balanced_acc") if k in means)
+    thr = f" (val-chosen threshold {means['decision_threshold']:.3f}, mean)" if "decision_threshold" in means else ""
+    return f"test {text}{thr}"

@@ -21,7 +21,7 @@ import torch
 from ganmix.datasets import ImageDataset
 from ganmix.models.classifiers import create_classifier
 from ganmix.models.classify import EvalSet, TrainSettings, evaluate, fit_classifier, seeded_classifier
-from ganmix.models.evaluation import confusion_matrix, metric_name, recall_keys
+from ganmix.models.evaluation import DECISION_THRESHOLD, confusion_matrix, metric_name, recall_keys, threshold_goal
 from ganmix.models.generator import generator_class, make_generator_config, sample_images, save_generator
 from ganmix.models.generator_cache import GeneratorCache, train_with_cache
 from ganmix.models.pictures import labelled_grid, labelled_pairs
@@ -212,7 +212,7 @@ def train_and_evaluate(
             # metrics (what `ganmix best` ranks by). Test metrics are logged before the last report, because
             # a scheduler may stop the trial at that report.
             logger.log_metrics({**metrics, **best}, step=epoch)
-            final = {**best, **_evaluate_test(model, dataset, device=device, logger=logger, step=epoch)}
+            final = {**best, **_evaluate_test(model, dataset, recipe, device=device, logger=logger, step=epoch)}
             logger.log_table(per_class_table(dataset, synthetic, final), PER_CLASS_FILE)
         else:
             logger.log_metrics(metrics, step=epoch)
@@ -240,15 +240,18 @@ def per_class_table(dataset: ImageDataset, synthetic: SyntheticSet, final: dict[
     }
 
 
-def _evaluate_test(model: torch.nn.Module, dataset: ImageDataset, *, device: torch.device, logger: Sink,
-                   step: int) -> dict[str, float]:
-    """The restored best-val model on the official test split, evaluated once; never reported to the searcher."""
-    val, val_probs = evaluate(model, EvalSet(dataset.val.images, dataset.val.labels, dataset.class_names), device)
+def _evaluate_test(model: torch.nn.Module, dataset: ImageDataset, recipe: Recipe, *, device: torch.device,
+                   logger: Sink, step: int) -> dict[str, float]:
+    """The restored best-val model on the official test split, evaluated once; never reported to the searcher.
+    Two classes: the decision threshold is chosen on val (for the recipe's selection metric) and applied to test."""
+    val, val_probs = evaluate(model, EvalSet(dataset.val.images, dataset.val.labels, dataset.class_names), device,
+                              goal=threshold_goal(recipe.select_metric))
+    threshold = val.get(DECISION_THRESHOLD)
     test, test_probs = evaluate(model, EvalSet(dataset.test.images, dataset.test.labels, dataset.class_names),
-                                device, prefix="test")
+                                device, prefix="test", threshold=threshold)
     logger.log_metrics(test, step=step)
     for split, probs in (("val", val_probs), ("test", test_probs)):
-        matrix = confusion_matrix(getattr(dataset, split).labels, probs, dataset.num_classes)
+        matrix = confusion_matrix(getattr(dataset, split).labels, probs, dataset.num_classes, threshold=threshold)
         logger.log_text(_matrix_csv(matrix, dataset.class_names), f"confusion_matrix_{split}.csv")
     return test
 
