@@ -109,3 +109,39 @@ def test_a_class_with_nothing_held_out_gets_no_control_images():
     final = execute_recipe(recipe, dataset, device=torch.device("cpu"), logger=sink, sample_metrics=False)
     counts = [int(sink.params[f"synthetic_count.{c}"]) for c in range(10)]
     assert counts[0] > 0 and sum(counts[1:]) == 0 and final["synthetic_count"] == counts[0]
+
+
+@pytest.mark.integration
+def test_a_real_search_on_a_scarce_digits_split_runs_the_control(tmp_path):
+    """`ganmix search` (Ray Tune, Optuna, MLflow) with holdout in the space: its trials run to the end,
+    are named and tagged as the control, and mix in held-out train images only."""
+    import subprocess
+    import sys
+
+    import numpy as np
+    import yaml
+    from mlflow import MlflowClient
+
+    spec = {"dataset": "digits", "train_per_class": 10, "trials": 3, "max_concurrent": 2, "grace_period": 2,
+            "space": {"generator": ["holdout"], "synthetic_ratio": {"type": "float", "low": 0.5, "high": 2.0}},
+            "fixed": {"classifier_epochs": 2, "classifier_min_steps": 0}}
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    done = subprocess.run([sys.executable, "-m", "ganmix.search.cli", "search", "--config", "spec.yaml",
+                           "--results-dir", "results", "--name", "control", "--quiet"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'results' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("ganmix/digits")
+    trials = [r for r in client.search_runs([experiment.experiment_id])
+              if r.data.tags.get("ganmix.kind") == "trial"]
+    controls = [r for r in trials if r.data.tags.get("ganmix.control") == "holdout"]
+    assert len(trials) == 3 and len(controls) == 2  # the real-only baseline, then two control trials
+    dataset = load_recipe_data(Recipe(generator="holdout", train_per_class=10), None)
+    held = _rows(dataset.heldout.images)
+    for run in controls:
+        assert run.info.run_name.startswith("holdout (control) r=") and run.data.tags["ganmix.completed"] == "true"
+        assert run.data.metrics["generator/epochs_trained"] == 0 and "test/auc" in run.data.metrics
+        assert "val/decision_threshold" not in run.data.metrics  # ten classes: arg-max, no threshold
+        path = client.download_artifacts(run.info.run_id, "samples/synthetic.npz", str(tmp_path))
+        with np.load(path, allow_pickle=False) as npz:
+            assert _rows(torch.from_numpy(npz["images"])) <= held
