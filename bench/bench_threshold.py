@@ -37,14 +37,20 @@ def main() -> int:
     parser.add_argument("--dataset", default="breastmnist")
     parser.add_argument("--class-fraction", default="malignant=0.2")
     parser.add_argument("--seeds", type=int, default=4)
+    # A smaller classifier budget for a loaded machine (the defaults: the Recipe's, 60 epochs and a 120-step floor).
+    parser.add_argument("--classifier-epochs", type=int, default=Recipe.classifier_epochs)
+    parser.add_argument("--min-steps", type=int, default=Recipe.classifier_min_steps)
+    parser.add_argument("--batch-size", type=int, default=Recipe.batch_size)
     args = parser.parse_args()
     minority, fraction = parse_class_fraction(args.class_fraction)
-    base = Recipe(dataset=args.dataset, class_fraction={minority: fraction}, generator="none", synthetic_ratio=0.0)
+    base = Recipe(dataset=args.dataset, class_fraction={minority: fraction}, generator="none", synthetic_ratio=0.0,
+                  classifier_epochs=args.classifier_epochs, classifier_min_steps=args.min_steps,
+                  batch_size=args.batch_size)
     dataset = load_recipe_data(base, args.data_dir)
     majority = next(name for name in dataset.class_names if name != minority)
     keys = [row.format(minority=metric_name(minority), majority=metric_name(majority)) for row in ROWS]
     print(f"# {dataset.summary()}; default real-only recipe ({base.classifier_epochs} epochs, lr {base.classifier_lr}, "
-          f"augment {base.augment}, min steps {base.classifier_min_steps}), {args.seeds} classifier seeds", flush=True)
+          f"augment {base.augment}, min steps {base.classifier_min_steps}, batch {base.batch_size}), {args.seeds} classifier seeds", flush=True)
     device = torch.device("cpu")
     val_set = EvalSet(dataset.val.images, dataset.val.labels, dataset.class_names)
     test_set = EvalSet(dataset.test.images, dataset.test.labels, dataset.class_names)
