@@ -69,7 +69,8 @@ def apply_scarcity(
     ``train_per_class`` caps every class at that many images; ``class_fraction`` then keeps
     round(fraction * count) of the named classes (at least one). Each class draws from its own
     generator seeded by (seed, class index), and the cap and the fraction take prefixes of the
-    same permutation, so a smaller setting always keeps a subset of a larger one.
+    same permutation, so a smaller setting always keeps a subset of a larger one. The train images left
+    out become `heldout` (the `holdout` control's pool; empty when the cap kept everything).
     """
     if train_per_class is not None and (
         isinstance(train_per_class, bool) or not isinstance(train_per_class, int) or train_per_class < 1
@@ -88,13 +89,16 @@ def apply_scarcity(
         if cls in fractions:
             keep = max(1, round(fractions[cls] * keep))
         kept.append(members[:keep])
-    train = ds.train.subset(torch.from_numpy(np.sort(np.concatenate(kept))))
+    kept_index = np.sort(np.concatenate(kept))
+    train = ds.train.subset(torch.from_numpy(kept_index))
+    heldout = ds.train.subset(torch.from_numpy(np.setdiff1d(np.arange(len(labels)), kept_index)))
 
     applied = [f"train_per_class={train_per_class}"] if train_per_class is not None else []
     if fractions:
         pairs = ", ".join(f"{ds.class_names[i]!r}: {f:g}" for i, f in fractions.items())
         applied.append(f"class_fraction={{{pairs}}}")
     counts = ", ".join(f"{n}={c}" for n, c in zip(ds.class_names, train.class_counts(ds.num_classes)))
-    note = f"scarcity {' '.join(applied)} (seed={seed}): train {len(ds.train)} -> {len(train)} ({counts})"
+    note = (f"scarcity {' '.join(applied)} (seed={seed}): train {len(ds.train)} -> {len(train)} ({counts}); "
+            f"{len(heldout)} held out")
     description = f"{ds.description}; {note}" if ds.description else note
-    return dataclasses.replace(ds, train=train, description=description)
+    return dataclasses.replace(ds, train=train, description=description, heldout=heldout)

@@ -49,6 +49,9 @@ class ImageDataset:
     class_names: tuple[str, ...]
     # Free-form provenance (source file, scarcity settings); not part of the fingerprint.
     description: str = field(default="", compare=False)
+    # The train images a scarcity option left out (None: none was applied): real images the classifier never
+    # sees, which only the `holdout` positive control draws from. Never val or test images.
+    heldout: Split | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if len(self.class_names) < 2:

@@ -28,7 +28,7 @@ from torch import nn
 from ganmix.models._images import to_unit
 from ganmix.models.augment import make_augmenter
 from ganmix.models.choices import AUGMENTATIONS, CLASS_WEIGHTS, LR_SCHEDULES, TRAINER_DEFAULTS
-from ganmix.models.evaluation import classification_metrics
+from ganmix.models.evaluation import DECISION_THRESHOLD, choose_threshold, classification_metrics, threshold_goal
 from ganmix.models.metrics import metric_info
 __all__ = ["AUGMENTATIONS", "CLASS_WEIGHTS", "LR_SCHEDULES", "FitResult", "TrainSettings", "EvalSet",
            "evaluate", "fit_classifier", "map_batches", "predict_proba", "seeded_classifier"]
@@ -130,10 +130,20 @@ def _loss_weights(labels: torch.Tensor, num_classes: int, mode: str, device: tor
     return torch.as_tensor(weights, dtype=torch.float32, device=device)
 
 
-def evaluate(model: nn.Module, val: EvalSet, device: torch.device, prefix: str = "val") -> tuple[dict[str, float], torch.Tensor]:
-    """`<prefix>_*` classification metrics and the mean cross-entropy (`<prefix>_loss`), with the probabilities."""
+def evaluate(model: nn.Module, val: EvalSet, device: torch.device, prefix: str = "val", *,
+             goal: str | None = None, threshold: float | None = None) -> tuple[dict[str, float], torch.Tensor]:
+    """`<prefix>_*` classification metrics and the mean cross-entropy (`<prefix>_loss`), with the probabilities.
+
+    Two classes: with `goal` (on validation) the decision threshold is chosen on these labels for that goal;
+    with `threshold` (on test) the one chosen on validation is applied; either way it is `decision_threshold`
+    (models/evaluation.py). Without either, or with more classes, predictions are the arg-max."""
     probs = predict_proba(model, to_unit(val.images, device))
-    metrics = {f"{prefix}_{k}": float(v) for k, v in classification_metrics(val.labels, probs, val.class_names).items()}
+    if goal is not None:
+        threshold = choose_threshold(val.labels, probs, goal=goal)
+    scores = classification_metrics(val.labels, probs, val.class_names, threshold=threshold)
+    metrics = {f"{prefix}_{k}": float(v) for k, v in scores.items()}
+    if threshold is not None and len(val.class_names) == 2:
+        metrics[DECISION_THRESHOLD] = float(threshold)
     metrics[f"{prefix}_loss"] = float(F.nll_loss(probs.clamp_min(1e-12).log(), val.labels))
     return metrics, probs
 
@@ -215,7 +225,7 @@ def _fit(model: nn.Module, *, pool: torch.Tensor, targets: torch.Tensor, per_epo
         metrics = {"train_loss": float(total_loss) / seen, "train_acc": float(total_correct) / seen,
                    "lr": optimizer.param_groups[0]["lr"], "train_steps": epoch * len(per_epoch)}
         if val is not None:
-            val_metrics, probs = evaluate(model, val, device)
+            val_metrics, probs = evaluate(model, val, device, goal=threshold_goal(settings.select_metric))
             metrics.update(val_metrics)
             value = val_metrics[settings.select_metric]
             best = result.best_val.get(settings.select_metric)

@@ -101,7 +101,8 @@ class GenerativeModel(nn.Module, ABC):
     A family declares, besides `family` and `config_cls`: `search_space`, the dimensions a search draws for
     it when the spec names none (option -> a spec dimension as YAML would write it: a list of choices or
     {type, low, high, log}); `tiny_options`, options that make it train in milliseconds (tests); and
-    `cpu_default`, whether the default search space offers it on the CPU.
+    `cpu_default`, whether the default search space offers it on the CPU; `control`, whether it is a control
+    rather than a generator (models/holdout.py: never trained, never in the default space, labelled so).
     """
 
     family: ClassVar[str]
@@ -109,6 +110,7 @@ class GenerativeModel(nn.Module, ABC):
     search_space: ClassVar[Mapping[str, Any]] = {}
     tiny_options: ClassVar[Mapping[str, Any]] = {}
     cpu_default: ClassVar[bool] = True
+    control: ClassVar[bool] = False
     config: GeneratorConfig
 
     def __init__(self, cfg: GeneratorConfig) -> None:
@@ -208,7 +210,17 @@ def register_generator(cls: M) -> M:
 
 
 def list_generators() -> list[str]:
-    return GENERATORS.names()
+    """The generator families (trained, searched by default); controls are listed by list_controls."""
+    return [name for name in GENERATORS.names() if not GENERATORS.get(name).control]
+
+
+def list_controls() -> list[str]:
+    """Registered controls (`holdout`): recipes may name them, the default space never offers them."""
+    return [name for name in GENERATORS.names() if GENERATORS.get(name).control]
+
+
+def is_control(name: str) -> bool:
+    return name in GENERATORS and GENERATORS.get(name).control
 
 
 def generator_class(name: str) -> type[GenerativeModel]:

@@ -113,9 +113,11 @@ SELECTABLE = sorted(n for n, m in REGISTRY.items() if m.kind == "val")
 _PREFIX_SECTIONS = ("val_recall", "test_recall", "val", "test", "train", "generator", "best", "lift")
 # Names without such a prefix that are put into a section ("fid" -> "sample/fid").
 _ADDED_SECTIONS = {
-    "sample": frozenset(_SAMPLE) | {"synthetic_count", "filter_kept_fraction"},
+    "sample": frozenset(_SAMPLE) | {"synthetic_count", "filter_kept_fraction", "heldout_pool"},
     "time": frozenset({"compute_seconds", "generator_seconds", "trial_wall_seconds"}),
     "train": frozenset({"lr", "best_epoch"}),
+    # Chosen on validation (models/evaluation.py), so shown beside the val metrics; test applies the same one.
+    "val": frozenset({"decision_threshold"}),
 }
 
 

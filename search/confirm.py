@@ -35,7 +35,9 @@ from ganmix.tracking.describe import write_confirmed_lead
 from ganmix.tracking.naming import run_name
 from ganmix.tracking.store import TrackingError
 
-REPORTED = ("test_auc", "test_acc", "test_balanced_acc", "test_macro_f1", "test_loss")
+# At the decision threshold chosen on val (two classes; models/evaluation.py): every metric but the AUC and loss.
+REPORTED = ("test_auc", "test_acc", "test_balanced_acc", "test_macro_f1", "test_loss", "test_sensitivity",
+            "test_specificity", "decision_threshold")
 ABLATED = "-ablated"  # an ablation arm's key: its GAN arm's key plus this
 
 

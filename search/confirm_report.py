@@ -38,6 +38,7 @@ def arm_rows(outcome: Confirmation) -> list[dict[str, Any]]:
                         f"{prefix}_p_holm": comp.p_holm if comp else None,
                         f"{prefix}_detectable": _detectable(comp), f"{prefix}_seeds_needed": _needed(comp)})
         row["ablation_arm"] = outcome.ablations.get(arm.key)
+        row.update({f"{k}_mean": v for k, v in decision_means(outcome, arm.key).items()})
         rows.append(row)
     return rows
 
@@ -67,7 +68,8 @@ def role(outcome: Confirmation, arm: Arm) -> str:
     twins = [k for k, v in outcome.ablations.items() if v == arm.key]
     if arm.ablation:
         return "ablation of " + ", ".join(twins)
-    kind = "tuned real-only baseline" if arm.baseline else "real-only" if arm.recipe.real_only else "GAN"
+    kind = ("tuned real-only baseline" if arm.baseline else "real-only" if arm.recipe.real_only
+            else "positive control" if arm.recipe.control else "GAN")
     return kind + (f"; ablation of {', '.join(twins)}" if twins else "")
 
 
@@ -79,8 +81,9 @@ def table(outcome: Confirmation) -> list[str]:
     for arm in outcome.arms:
         s = outcome.per_arm[arm.key]
         ci = interval(s.low, s.high, places)
+        at = decision_text(outcome, arm.key)
         out.append(f"{arm.key:<14} {arm.name[:36]:<36} {number(s.mean, places):>14} {ci:>{width}} {s.n:>5}  "
-                   f"{role(outcome, arm)}")
+                   f"{role(outcome, arm)}" + (f"; {at}" if at else ""))
     return out
 
 
@@ -106,13 +109,15 @@ def describe(outcome: Confirmation, search_name: str) -> str:
              f"effect. Positive is better; p: two-sided Wilcoxon, Holm-corrected within each column; *detectable*: "
              f"the smallest lift the comparison could have detected (80% power, at its seeds, after Holm).", "",
              f"| arm | role | recipe | {outcome.metric} mean | 95% CI | vs real-only | 95% CI | p | detectable | "
-             "generator | 95% CI | p | detectable |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "generator | 95% CI | p | detectable | at the val-chosen threshold (test, mean) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     places = _places(outcome)
     for arm in outcome.arms:
         s = outcome.per_arm[arm.key]
         lines.append(f"| {arm.key} | {role(outcome, arm)} | {recipe_cell(arm)} | {number(s.mean, places)} | "
                      f"{interval(s.low, s.high, places)} | "
-                     f"{_diff_cells(outcome.comparisons.get(arm.key))} | {_diff_cells(outcome.effects.get(arm.key))} |")
+                     f"{_diff_cells(outcome.comparisons.get(arm.key))} | {_diff_cells(outcome.effects.get(arm.key))} | "
+                     f"{decision_text(outcome, arm.key) or '-'} |")
     needed = min_seeds_for_significance(outcome.family)
     if len(outcome.seeds) < needed:
         lines += ["", f"With {len(outcome.seeds)} seeds and {outcome.family} arm(s) compared with the baseline, a "
@@ -153,6 +158,8 @@ def search_answer(outcome: Confirmation, objective: str) -> tuple[dict[str, floa
     text = f"{outcome.headline}: {arm.name} {diff_text(comp)} {metric_info(outcome.metric).label} over real-only"
     if arm.key in outcome.ablations:
         text += f"; generator's own effect {diff_text(effect)}"
+    if decision_text(outcome, arm.key):
+        text += f"; {decision_text(outcome, arm.key)}"
     seeds = f"{len(outcome.seeds)} seeds" + (", subsample drawn per seed" if outcome.resample_data else "")
     return metrics, {tracking.CONFIRMED: f"{text} ({seeds})", tracking.CONFIRMED_ARM: arm.name,
                      tracking.VERDICT_SHORT: short_verdict(outcome, comp)}
@@ -194,3 +201,31 @@ def search_lead(outcome: Confirmation, experiment_id: str) -> str:
     if outcome.resample_data:
         lines += ["", RESAMPLED]
     return "\n".join(lines)
+
+
+# Two classes: what the arm's decisions are worth at the threshold chosen on val (models/evaluation.py).
+DECISION_METRICS = {"test_sensitivity": "sensitivity", "test_specificity": "specificity",
+                    "test_balanced_acc": "balanced accuracy", "decision_threshold": "threshold"}
+
+
+def decision_means(outcome: Confirmation, arm_key: str) -> dict[str, float]:
+    """Per decision metric its mean over the arm's finished seeds (none for more than two classes)."""
+    rows = [r for r in outcome.per_seed if r["arm"] == arm_key and "error" not in r]
+    means = {}
+    for key in DECISION_METRICS:
+        values = [float(r[key]) for r in rows if r.get(key) is not None and math.isfinite(float(r[key]))]
+        if values:
+            means[key] = sum(values) / len(values)
+    return means if "test_sensitivity" in means else {}
+
+
+def decision_text(outcome: Confirmation, arm_key: str) -> str:
+    """`test sensitivity .812, specificity .774, balanced accuracy .793 (val-chosen threshold .43)`; empty when
+    the arm has no two-class decision metrics."""
+    means = decision_means(outcome, arm_key)
+    if not means:
+        return ""
+    text = ", ".join(f"{DECISION_METRICS[k]} {means[k]:.3f}" for k in ("test_sensitivity", "test_specificity",
+                                                                     "test_balanced_acc") if k in means)
+    thr = f" (val-chosen threshold {means['decision_threshold']:.3f}, mean)" if "decision_threshold" in means else ""
+    return f"test {text}{thr}"

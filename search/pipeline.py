@@ -21,8 +21,8 @@ import torch
 from ganmix.datasets import ImageDataset
 from ganmix.models.classifiers import create_classifier
 from ganmix.models.classify import EvalSet, TrainSettings, evaluate, fit_classifier, seeded_classifier
-from ganmix.models.evaluation import confusion_matrix, metric_name, recall_keys
-from ganmix.models.generator import make_generator_config, sample_images, save_generator
+from ganmix.models.evaluation import DECISION_THRESHOLD, confusion_matrix, metric_name, recall_keys, threshold_goal
+from ganmix.models.generator import generator_class, make_generator_config, sample_images, save_generator
 from ganmix.models.generator_cache import GeneratorCache, train_with_cache
 from ganmix.models.pictures import labelled_grid, labelled_pairs
 from ganmix.search.allocation import allocate, synthetic_total
@@ -89,27 +89,37 @@ def make_synthetic(
     train = dataset.train  # the generator never sees val or test images
     per_class = allocate(synthetic_total(recipe.synthetic_ratio, len(train)),
                          train.class_counts(dataset.num_classes), recipe.allocation)
-    logger.log_params({f"synthetic_count.{metric_name(name)}": n for name, n in zip(dataset.class_names, per_class)})
     empty = torch.empty((0, *train.images.shape[1:]), dtype=torch.uint8)
     if sum(per_class) == 0 or recipe.real_only:
+        logger.log_params({f"synthetic_count.{metric_name(name)}": n for name, n in zip(dataset.class_names, per_class)})
         return SyntheticSet(empty, torch.empty(0, dtype=torch.int64), per_class, {})
 
     cfg = make_generator_config(
         recipe.generator, image_size=dataset.image_size, channels=dataset.channels,
         num_classes=dataset.num_classes, options=dict(recipe.generator_options),
     )
-    # Generators are reused across trials: resume from the largest cached snapshot <= generator_epochs.
-    gan_log = StepBuffer(logger, prefix="generator_")  # losses in one MLflow call per few seconds, not per epoch
-    try:
-        gan = train_with_cache(
-            recipe.generator, cfg, train.images, train.labels, epochs=recipe.generator_epochs, device=device,
-            seed=recipe.generator_seed, fingerprint=dataset.fingerprint, on_epoch=gan_log,
-            cache=GeneratorCache(Path(cache_dir) / "generators") if cache_dir is not None else None,
-        )
-    finally:
-        gan_log.flush()
-    model = gan.model
-    logger.log_metrics({"generator_epochs_trained": gan.trained, "generator_epochs_reused": gan.resumed_from})
+    if recipe.control:
+        # A positive control (models/holdout.py): held-out real train images, nothing trained or cached. A
+        # class none of whose train images was held out gets none (its quota is dropped, logged as 0).
+        model = generator_class(recipe.generator).from_pool(  # type: ignore[attr-defined]
+            cfg, dataset.heldout.images, dataset.heldout.labels)  # type: ignore[union-attr]
+        per_class = [n if pool else 0 for n, pool in zip(per_class, model.pool_counts())]
+        logger.log_metrics({"generator_epochs_trained": 0, "generator_epochs_reused": 0,
+                            "heldout_pool": float(len(model.pool_labels))})
+    else:
+        # Generators are reused across trials: resume from the largest cached snapshot <= generator_epochs.
+        gan_log = StepBuffer(logger, prefix="generator_")  # losses in one MLflow call per few seconds, not per epoch
+        try:
+            gan = train_with_cache(
+                recipe.generator, cfg, train.images, train.labels, epochs=recipe.generator_epochs, device=device,
+                seed=recipe.generator_seed, fingerprint=dataset.fingerprint, on_epoch=gan_log,
+                cache=GeneratorCache(Path(cache_dir) / "generators") if cache_dir is not None else None,
+            )
+        finally:
+            gan_log.flush()
+        model = gan.model
+        logger.log_metrics({"generator_epochs_trained": gan.trained, "generator_epochs_reused": gan.resumed_from})
+    logger.log_params({f"synthetic_count.{metric_name(name)}": n for name, n in zip(dataset.class_names, per_class)})
     wanted = torch.repeat_interleave(torch.arange(dataset.num_classes), torch.tensor(per_class))
     reference = None
     if sample_metrics or recipe.filter_threshold > 0:
@@ -133,7 +143,8 @@ def make_synthetic(
     logger.log_npz("samples/synthetic.npz", images=images.numpy(), labels=wanted.numpy())
     logger.log_datasets({"synthetic": (images.numpy(), wanted.numpy())}, name=dataset.name)
     logger.log_image(labelled_grid(images, wanted, dataset.class_names), "samples/grid.png", key="sample_grid")
-    _log_checkpoint(model, logger)
+    if not recipe.control:  # the control's "weights" would be the held-out images themselves
+        _log_checkpoint(model, logger)
     return SyntheticSet(images, wanted, per_class, metrics)
 
 
@@ -203,7 +214,7 @@ def train_and_evaluate(
             logger.log_metrics({**metrics, **best}, step=epoch)
             # Step 0: MLflow charts a metric whose latest step is 0 as a bar (its value), not as one dot on
             # an epoch axis (its run page's default chart type); the test split is evaluated once.
-            final = {**best, **_evaluate_test(model, dataset, device=device, logger=logger, step=0)}
+            final = {**best, **_evaluate_test(model, dataset, recipe, device=device, logger=logger, step=0)}
             logger.log_table(per_class_table(dataset, synthetic, final), PER_CLASS_FILE)
         else:
             logger.log_metrics(metrics, step=epoch)
@@ -231,15 +242,18 @@ def per_class_table(dataset: ImageDataset, synthetic: SyntheticSet, final: dict[
     }
 
 
-def _evaluate_test(model: torch.nn.Module, dataset: ImageDataset, *, device: torch.device, logger: Sink,
-                   step: int) -> dict[str, float]:
-    """The restored best-val model on the official test split, evaluated once; never reported to the searcher."""
-    val, val_probs = evaluate(model, EvalSet(dataset.val.images, dataset.val.labels, dataset.class_names), device)
+def _evaluate_test(model: torch.nn.Module, dataset: ImageDataset, recipe: Recipe, *, device: torch.device,
+                   logger: Sink, step: int) -> dict[str, float]:
+    """The restored best-val model on the official test split, evaluated once; never reported to the searcher.
+    Two classes: the decision threshold is chosen on val (for the recipe's selection metric) and applied to test."""
+    val, val_probs = evaluate(model, EvalSet(dataset.val.images, dataset.val.labels, dataset.class_names), device,
+                              goal=threshold_goal(recipe.select_metric))
+    threshold = val.get(DECISION_THRESHOLD)
     test, test_probs = evaluate(model, EvalSet(dataset.test.images, dataset.test.labels, dataset.class_names),
-                                device, prefix="test")
+                                device, prefix="test", threshold=threshold)
     logger.log_metrics(test, step=step)
     for split, probs in (("val", val_probs), ("test", test_probs)):
-        matrix = confusion_matrix(getattr(dataset, split).labels, probs, dataset.num_classes)
+        matrix = confusion_matrix(getattr(dataset, split).labels, probs, dataset.num_classes, threshold=threshold)
         logger.log_text(_matrix_csv(matrix, dataset.class_names), f"confusion_matrix_{split}.csv")
     return test
 

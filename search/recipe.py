@@ -98,10 +98,17 @@ class Recipe:
     def real_only(self) -> bool:
         return is_real_only(self.generator, self.synthetic_ratio)
 
+    @property
+    def control(self) -> bool:
+        """A positive control (`holdout`: held-out real images), not a generator: labelled so everywhere."""
+        from ganmix.models.generator import is_control
+
+        return not self.real_only and is_control(self.generator)
+
     def _validate(self) -> None:
         from ganmix.models.classifiers import list_classifiers
         from ganmix.models.choices import AUGMENTATIONS, CLASS_WEIGHTS, LR_SCHEDULES
-        from ganmix.models.generator import GeneratorError, list_generators, make_generator_config
+        from ganmix.models.generator import GeneratorError, is_control, list_controls, list_generators, make_generator_config
         from ganmix.models.metrics import SELECTABLE
 
         _check(isinstance(self.dataset, str) and self.dataset != "", "dataset", self.dataset, "a non-empty name")
@@ -113,8 +120,12 @@ class Recipe:
             _check(
                 isinstance(frac, (int, float)) and 0 < frac <= 1, f"class_fraction[{cls}]", frac, "a fraction in (0, 1]"
             )
-        families = [NO_GENERATOR, *list_generators()]
+        families = [NO_GENERATOR, *list_generators(), *list_controls()]
         _check(self.generator in families, "generator", self.generator, f"one of {families}")
+        if is_control(self.generator) and not (self.train_per_class or self.class_fraction):
+            from ganmix.models.holdout import NEEDS_HELDOUT  # the only control: its own words
+
+            raise RecipeError(f"{NEEDS_HELDOUT}; this recipe keeps the whole train split")
         _check_int(self, "generator_epochs", low=1, high=100_000)
         _check_float(self, "synthetic_ratio", low=0.0, high=100.0)
         if self.generator == NO_GENERATOR:

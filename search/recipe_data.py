@@ -3,9 +3,10 @@ pre-flight data check answers through here before anything heavy is imported."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
-from ganmix.datasets import ImageDataset, apply_scarcity, load_dataset
+from ganmix.datasets import DatasetError, ImageDataset, apply_scarcity, load_dataset
 from ganmix.search.recipe import Recipe
 
 
@@ -18,4 +19,20 @@ def load_recipe_data(recipe: Recipe, data_dir: Path | None, *, download: bool = 
     if recipe.train_per_class or recipe.class_fraction:
         dataset = apply_scarcity(dataset, train_per_class=recipe.train_per_class,
                                  class_fraction=dict(recipe.class_fraction) or None, seed=recipe.data_seed)
+    check_heldout(dataset, [recipe.generator])
     return dataset
+
+
+def check_heldout(dataset: ImageDataset, families: Iterable[str]) -> None:
+    """One line when a control family (`holdout`) is named but the scarcity options left no train image out
+    (a cap at or above every class's count): the Recipe refuses the no-scarcity case itself."""
+    if dataset.heldout is not None and len(dataset.heldout) > 0:
+        return
+    from ganmix.models.generator import is_control  # the registry: only when there is something to refuse
+
+    controls = [name for name in families if is_control(name)]
+    if controls:
+        counts = ", ".join(f"{n}={c}" for n, c in zip(dataset.class_names, dataset.train.class_counts(dataset.num_classes)))
+        raise DatasetError(f"generator: {controls[0]} is a positive control that returns held-out train images, but "
+                           f"the scarcity options of {dataset.name!r} keep all of them (train {counts}); lower "
+                           "train_per_class or set a class_fraction below 1")

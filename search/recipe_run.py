@@ -69,7 +69,7 @@ def run_recipe(recipe: Recipe, dataset: ImageDataset, *, run: NewRun, cache_dir:
         logger.log_datasets(split_arrays(dataset), name=dataset.name)
     logger.log_text(recipe.to_yaml(), "recipe.yaml")
     device = choose_device(prefer_gpu=prefer_gpu)
-    logger.set_tags({runs.DEVICE: device.type})
+    logger.set_tags({runs.DEVICE: device.type, **({runs.CONTROL: recipe.generator} if recipe.control else {})})
     try:
         metrics = execute_recipe(recipe, dataset, device=device, logger=logger, cache_dir=cache_dir,
                                  sample_metrics=sample_metrics,

@@ -206,3 +206,26 @@ def test_search_confirm_with_too_few_seeds_is_refused_before_the_search(tmp_path
     assert search("--confirm", "7", "--confirm-top", "2", "--dry-run").returncode == 0  # 3 comparisons: 7 suffice
     allowed = search("--confirm", "5", "--allow-underpowered", "--dry-run")
     assert allowed.returncode == 0 and "running anyway (--allow-underpowered)" in allowed.stdout
+
+
+def test_verdicts_report_decisions_at_the_val_chosen_threshold_and_name_the_positive_control():
+    control = Recipe(dataset="digits", generator="holdout", train_per_class=20, synthetic_ratio=0.5)
+    base = BASE.replace(train_per_class=20)
+    chosen = [Arm("top1", control, "r1", 0.99), Arm("real-only", base, "r2", 0.97, baseline=True)]
+    chosen += ablation_arms(chosen)[0]
+    res = {}
+    for seed in SEEDS:
+        res[("top1-ablated", seed)] = {"test_auc": 0.80 + 0.001 * seed}  # no decision metrics: none shown
+        res[("top1", seed)] = {"test_auc": 0.85 + 0.001 * seed, "test_sensitivity": 0.8, "test_specificity": 0.7,
+                               "test_balanced_acc": 0.75, "decision_threshold": 0.4}
+        res[("real-only", seed)] = {"test_auc": 0.80 + 0.001 * seed, "test_sensitivity": 0.6,
+                                    "test_specificity": 0.9, "test_balanced_acc": 0.75, "decision_threshold": 0.6}
+    outcome = _analyse(chosen, SEEDS, res, metric="test_auc", run_id="run")
+    rows = {r["arm"]: r for r in arm_rows(outcome)}
+    assert rows["top1"]["role"] == "positive control" and rows["top1"]["recipe"].startswith("holdout (control)")
+    assert rows["top1"]["test_sensitivity_mean"] == pytest.approx(0.8)
+    assert rows["real-only"]["decision_threshold_mean"] == pytest.approx(0.6)
+    assert "test_sensitivity_mean" not in rows["top1-ablated"]
+    expected = "test sensitivity 0.800, specificity 0.700, balanced accuracy 0.750 (val-chosen threshold 0.400, mean)"
+    assert expected in describe(outcome, "s") and any(expected in line for line in table(outcome))
+    assert expected in search_answer(outcome, "val_auc")[1]["ganmix.confirmed"]

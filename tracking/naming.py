@@ -42,6 +42,8 @@ def run_name(recipe: NamedRecipe) -> str:
     fields = recipe.to_dict()
     if recipe.real_only:
         parts = ["real-only", f"lr={short_number(fields['classifier_lr'])}"]
+    elif getattr(recipe, "control", False):  # a control trains nothing: no epochs to show
+        parts = [f"{fields['generator']} (control)", f"r={short_number(fields['synthetic_ratio'])}"]
     else:
         parts = [str(fields["generator"]), f"r={short_number(fields['synthetic_ratio'])}",
                  f"e={short_number(fields['generator_epochs'])}"]

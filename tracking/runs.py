@@ -27,6 +27,8 @@ METRIC, MODE, FINGERPRINT, ERROR = "ganmix.metric", "ganmix.mode", "ganmix.finge
 # "false" on a failed trial run whose error a rerun would only repeat (a diverged generator, a bad option).
 RETRYABLE = "ganmix.retryable"
 FEASIBLE = "ganmix.feasible"  # false when a trial breaks a sample-metric constraint
+# On a run of a positive control (`holdout`: held-out real images instead of a generator): the control's name.
+CONTROL = "ganmix.control"
 DEVICE = "ganmix.device"  # on a trial run: where it trained, "cpu" or "cuda"
 STOPPED_BY = "ganmix.stopped_by"  # on a search's parent run: "time_budget" when --time-budget ended it
 # On a search's parent run: the best trial so far and its value (kept current), the best run when it ended.

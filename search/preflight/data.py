@@ -26,7 +26,7 @@ def check_search_data(spec: SearchSpec, data_dir: Path | None) -> ImageDataset |
     """The searched data set, read without downloading and judged; None when its file is still to be
     downloaded (then its folder must be creatable)."""
     from ganmix.datasets import MissingDataError
-    from ganmix.search.recipe_data import load_recipe_data
+    from ganmix.search.recipe_data import check_heldout, load_recipe_data
 
     try:
         dataset = load_recipe_data(spec.base_recipe(), data_dir, download=False)
@@ -34,6 +34,7 @@ def check_search_data(spec: SearchSpec, data_dir: Path | None) -> ImageDataset |
         check_writable_dir(exc.path.parent, f"the data folder of {spec.dataset!r}")
         return None
     judge_data(dataset, spec.dataset)
+    check_heldout(dataset, searched_families(spec))
     return dataset
 
 
@@ -78,11 +79,18 @@ def check_resumed_data(spec: SearchSpec, data_dir: Path | None, *, search: str,
 def load_search_data(spec: SearchSpec, data_dir: Path | None) -> ImageDataset:
     """The searched data set, scarcity applied, downloading a missing MedMNIST file. Loaded the way every
     recipe of the search loads it (its data_seed), so `ganmix train` sees the same data."""
-    from ganmix.search.recipe_data import load_recipe_data
+    from ganmix.search.recipe_data import check_heldout, load_recipe_data
 
     dataset = load_recipe_data(spec.base_recipe(), data_dir)
     judge_data(dataset, spec.dataset)
+    check_heldout(dataset, searched_families(spec))
     return dataset
+
+
+def searched_families(spec: SearchSpec) -> list[str]:
+    """Every generator a trial of the spec may use: the space's choices, or the fixed one."""
+    dim = spec.space.get("generator")
+    return [str(c) for c in getattr(dim, "choices", ())] if dim is not None else [spec.base_recipe().generator]
 
 
 def judge_data(dataset: ImageDataset, name: str) -> None:
