@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 import time
@@ -254,6 +255,7 @@ def _fit(tuner: Any, callback: SearchCallback, *, spec: SearchSpec, options: Run
                                         reason=f"stopped: the search's time budget of {budget:g} s ran out")
             parent.set_tags({runs.STOPPED_BY: "time_budget"})
     except KeyboardInterrupt:
+        _drain(callback)  # a trial the driver saw finish must not be closed as killed below
         status, error = "KILLED", "search interrupted; continue it with --resume " + name
         runs.close_running_children(uri, experiment_id, parent.run_id, status="KILLED",
                                     reason="interrupted with the search driver; rerun on resume")
@@ -345,6 +347,10 @@ def _reference_task(dataset: ImageDataset, folder: str) -> bytes | None:
     from ganmix.models.reference import reference_bytes
 
     torch.set_num_threads(1)
+    try:  # behind the trials for the CPU: the first ones never need it, later ones wait for it idle
+        os.nice(10)
+    except OSError:
+        pass
     try:
         return reference_bytes(dataset, cache_dir=folder)
     except Exception:  # noqa: BLE001 - the search can go on without it

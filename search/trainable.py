@@ -13,7 +13,7 @@ from ray import tune
 from ray.tune import Callback
 
 from ganmix.datasets import ImageDataset
-from ganmix.models.metrics import BestSoFar
+from ganmix.models.metrics import BestSoFar, logged_name
 from ganmix.search.constraints import Bound, is_feasible
 from ganmix.search.recipe_run import NewRun, run_recipe
 from ganmix.search.recipe import Recipe
@@ -270,7 +270,7 @@ def close_trial(uri: str, experiment_id: str, parent_run_id: str, trial_id: str,
         # resume keeps the wall time it had.
         if final == "FINISHED" and wall_seconds is not None and "trial_wall_seconds" not in runs.read_metrics(run):
             runs.RunLogger(uri, run.info.run_id).log_metrics({"trial_wall_seconds": wall_seconds})
-            run.data.metrics["trial_wall_seconds"] = wall_seconds
+            run.data.metrics[logged_name("trial_wall_seconds")] = wall_seconds
         out.append((run, final))
     return out
 

@@ -89,5 +89,5 @@ def test_finished_trials_survive_a_killed_writer(stop: str, tmp_path: Path, monk
     for trial_id in seen:
         metrics = finished[trial_id].data.metrics
         assert "val/auc" in metrics and "test/auc" in metrics, (trial_id, sorted(metrics))
-        assert "trial_wall_seconds" in metrics, f"the driver's write for trial {trial_id} was lost"
+        assert "time/trial_wall_seconds" in metrics, f"the driver's write for trial {trial_id} was lost"
     assert _unwritten(_journal(results))[1] == set()  # the resume applied what the killed writer left
