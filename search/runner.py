@@ -170,10 +170,20 @@ def start_ray(address: str | None, *, verbose: bool = False) -> None:
         return
     # Without --address, "local" starts a fresh Ray: a bare ray.init() would join whatever cluster was
     # started last on this machine.
-    try:
-        ray.init(address=address or "local", include_dashboard=False, configure_logging=False, log_to_driver=verbose)
-    except ConnectionError as exc:  # e.g. --address auto with no cluster running: say so in one line
-        raise preflight.PreflightError(f"--address {address}: {str(exc).splitlines()[0]}") from None
+    for attempt in (1, 2):
+        try:
+            ray.init(address=address or "local", include_dashboard=False, configure_logging=False,
+                     log_to_driver=verbose)
+            return
+        except ConnectionError as exc:  # e.g. --address auto with no cluster running: say so in one line
+            raise preflight.PreflightError(f"--address {address}: {str(exc).splitlines()[0]}") from None
+        except Exception as exc:
+            # Ray gives a local raylet a fixed 30 s to register; several commands starting at once on a
+            # busy machine can miss it (their starts no longer queue behind the store's creation): once more.
+            if attempt == 2 or address not in (None, "local") or "timed out during startup" not in str(exc):
+                raise
+            log.warning("Ray's local start-up timed out (a busy machine?); starting it once more")
+            ray.shutdown()
 
 
 def _needs_reference(spec: SearchSpec, options: RunOptions) -> bool:
