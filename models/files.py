@@ -46,3 +46,11 @@ def file_lock(path: str | Path, *, timeout: float = -1) -> FileLock:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     return FileLock(path.with_name(path.name + ".lock"), timeout=timeout)
+
+
+def user_cache_dir(*parts: str) -> Path:
+    """The user-level cache shared by every results folder: $GANMIX_CACHE, else $XDG_CACHE_HOME/ganmix, else
+    ~/.cache/ganmix (what it holds is keyed by content and version, so sharing it is safe)."""
+    env = os.environ.get("GANMIX_CACHE")
+    root = Path(env).expanduser() if env else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ganmix"
+    return root.joinpath(*parts)

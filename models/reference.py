@@ -1,4 +1,5 @@
-"""The reference classifier: one small_cnn per data set, trained on the real train split, cached on disk.
+"""The reference classifier: one small_cnn per data set, trained on the real train split with pinned settings,
+cached per data-set fingerprint and REFERENCE_VERSION in the user-level cache (reference_dir()).
 
 Its penultimate features stand in for Inception features in FID/KID/precision/recall (ImageNet weights
 neither fit 28 px grey medical images nor may be downloaded here), and its predictions judge whether a
@@ -8,6 +9,7 @@ generated image looks like the class it was generated for.
 from __future__ import annotations
 
 import dataclasses
+import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -19,16 +21,23 @@ from filelock import FileLock
 from ganmix.datasets import ImageDataset
 from ganmix.models._images import to_unit
 from ganmix.models.classifiers import SmallCNN
-from ganmix.models.files import atomic_path, atomic_write, file_lock
+from ganmix.models.files import atomic_path, atomic_write, file_lock, user_cache_dir
 from ganmix.models.classify import EvalSet, TrainSettings, fit_classifier, map_batches
 
-# The fixed recipe, trained by the same trainer as every trial. Changing it changes what "fid" etc. mean,
-# so it is stored in the cache file and a file written with another recipe is retrained, not reused.
+# The pinned recipe: every setting spelled out, none read from the trainer's or the recipe's defaults, so a
+# change of those (e.g. the default augmentation) never moves the feature space FID/KID are measured in.
+# Changing anything here, the architecture or the preprocessing means a new REFERENCE_VERSION: the version is
+# in the cache file's name and logged beside every sample metric, so numbers of two versions never mix.
+REFERENCE_VERSION = 2  # 1: trained with the trainer's defaults (until eff37b0); 2: pinned, no augmentation
 _ARCH = "small_cnn"  # built directly as SmallCNN, which exposes forward_features
-_LR = 1e-3
-_BATCH_SIZE = 128
-_SEED = 0
+_SETTINGS = TrainSettings(epochs=15, lr=1e-3, min_steps=0, batch_size=128, weight_decay=1e-4,
+                          lr_schedule="onecycle", augment="none", class_weight="none", seed=0,
+                          select_metric="val_auc")
+_SEED = 0  # the model's initialisation
 _EVAL_BATCH = 1024
+# Per process: where a missing reference file can be fetched instead of trained (a trial asks the search's
+# background task for it); keyed by data-set fingerprint.
+_SOURCES: dict[str, Callable[[], bytes | None]] = {}
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,31 +82,80 @@ def argmax_accuracy(probs: torch.Tensor, labels: torch.Tensor) -> float:
     return float((probs.argmax(1) == labels.cpu()).float().mean())
 
 
-def reference_path(ds: ImageDataset, cache_dir: str | Path) -> Path:
-    return Path(cache_dir) / f"reference-{ds.fingerprint}.pt"
+def reference_dir() -> Path:
+    """The user-level folder of reference files, shared by every results folder."""
+    return user_cache_dir("reference")
 
 
-def reference_classifier(
-    ds: ImageDataset, *, cache_dir: str | Path, device: torch.device | str = "cpu", epochs: int = 15
-) -> ReferenceClassifier:
-    """Load the reference classifier of `ds` from `<cache_dir>/reference-<fingerprint>.pt`, or train and save it.
+def reference_path(ds: ImageDataset, cache_dir: str | Path | None = None) -> Path:
+    return Path(cache_dir or reference_dir()) / f"{ds.fingerprint}-v{REFERENCE_VERSION}.pt"
 
-    One process per machine trains it: the others wait on a lock file beside it and then load it (the search
-    driver trains it while Ray starts, and an early trial waits for it instead of training a copy). Writes go
+
+def register_source(fingerprint: str, fetch: Callable[[], bytes | None]) -> None:
+    """Where this process gets the reference file of a data set when its cache lacks it: `fetch` returns the
+    file's bytes (None: unavailable, train it here). It is called outside the file lock, since whoever
+    produces the bytes may be holding that lock while it trains."""
+    _SOURCES[fingerprint] = fetch
+
+
+def reference_classifier(ds: ImageDataset, *, cache_dir: str | Path | None = None,
+                         device: torch.device | str = "cpu", epochs: int | None = None) -> ReferenceClassifier:
+    """Load the reference classifier of `ds` from `<cache_dir>/<fingerprint>-v<REFERENCE_VERSION>.pt` (default
+    folder: reference_dir()), fetch it from a registered source, or train and save it.
+
+    One process per machine trains it: the others wait on a lock file beside it and then load it. Writes go
     to a private temporary file renamed into place (atomic on one file system), so a reader on a machine that
-    does not share the lock never sees a half-written file. A file saved under another recipe (e.g. other
-    `epochs`) is retrained and overwritten.
+    does not share the lock never sees a half-written file. `epochs` overrides the pinned recipe (tests
+    only); a file saved under another recipe is retrained and overwritten.
     """
-    path = reference_path(ds, cache_dir)
     device = torch.device(device)
+    path = _usable_path(ds, cache_dir)
+    fetch = _SOURCES.get(ds.fingerprint)
+    if fetch is not None and not path.is_file():
+        payload = fetch()
+        if payload:
+            with _lock(path):
+                if not path.is_file():
+                    atomic_write(path, payload)
     with _lock(path):  # released on exit, or by the OS when the holder dies
         model = _load_or_train(ds, path, device=device, epochs=epochs)
     return _frozen(model, ds, device)
 
 
-def _load_or_train(ds: ImageDataset, path: Path, *, device: torch.device, epochs: int) -> SmallCNN:
-    settings = TrainSettings(epochs=epochs, lr=_LR, batch_size=_BATCH_SIZE, seed=_SEED)
-    recipe = {"arch": _ARCH, **dataclasses.asdict(settings)}
+def reference_bytes(ds: ImageDataset, *, cache_dir: str | Path | None = None) -> bytes:
+    """The reference file of `ds` (loaded from the cache or trained into it): what the search's background
+    task hands to its trials."""
+    path = _usable_path(ds, cache_dir)
+    with _lock(path):
+        if not path.is_file():
+            _load_or_train(ds, path, device=torch.device("cpu"), epochs=None)
+        return path.read_bytes()
+
+
+def _usable_path(ds: ImageDataset, cache_dir: str | Path | None) -> Path:
+    """The reference file's path in `cache_dir`, or in a node-local temporary folder where that folder cannot
+    be created (a driver's path on another node, a read-only home)."""
+    path = reference_path(ds, cache_dir)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_file() or _writable(path.parent):
+            return path
+    except OSError:
+        pass
+    return reference_path(ds, Path(tempfile.gettempdir()) / "ganmix-cache" / "reference")
+
+
+def _writable(folder: Path) -> bool:
+    return os.access(folder, os.W_OK)
+
+
+def _recipe(epochs: int | None) -> tuple[TrainSettings, dict[str, object]]:
+    settings = _SETTINGS if epochs is None else replace(_SETTINGS, epochs=epochs)
+    return settings, {"arch": _ARCH, "version": REFERENCE_VERSION, **dataclasses.asdict(settings)}
+
+
+def _load_or_train(ds: ImageDataset, path: Path, *, device: torch.device, epochs: int | None) -> SmallCNN:
+    settings, recipe = _recipe(epochs)
     model = _new_model(ds)
     if path.is_file():
         saved = torch.load(path, map_location="cpu", weights_only=True)
@@ -111,14 +169,13 @@ def _load_or_train(ds: ImageDataset, path: Path, *, device: torch.device, epochs
     return model
 
 
-def install_reference(ds: ImageDataset, cache_dir: str | Path, payload: bytes) -> Path:
-    """Put the reference file the search driver trained (its bytes) into `cache_dir`, so a trial on any node
-    loads that very model instead of training its own: every trial's sample metrics share one feature space.
-
-    `cache_dir` is the driver's path; on a node where it cannot be written, a node-local temporary folder
-    is used instead. Returns the folder that holds the file (pass it on as the trial's cache_dir)."""
+def install_reference(ds: ImageDataset, cache_dir: str | Path | None, payload: bytes) -> Path:
+    """Put a reference file trained elsewhere (its bytes) into `cache_dir` (default reference_dir()), so this
+    node loads that very model instead of training its own: every trial's sample metrics share one feature
+    space. Where `cache_dir` cannot be written, a node-local temporary folder is used instead. Returns the
+    folder that holds the file."""
     error: OSError | None = None
-    for folder in (Path(cache_dir), Path(tempfile.gettempdir()) / "ganmix-cache"):
+    for folder in (Path(cache_dir or reference_dir()), Path(tempfile.gettempdir()) / "ganmix-cache" / "reference"):
         path = reference_path(ds, folder)
         try:
             with _lock(path):

@@ -35,6 +35,8 @@ Report = Callable[[dict[str, float]], None]
 FILTER_ROUNDS = 5
 MIN_QUALITY_SET = 8
 PER_CLASS_FILE = "per_class.json"
+# On every run whose sample metrics (fid, kid, ...) or filter used the reference classifier: its version.
+REFERENCE_VERSION_PARAM = "ganmix.reference_version"
 
 
 @dataclass(frozen=True)
@@ -123,10 +125,11 @@ def make_synthetic(
     wanted = torch.repeat_interleave(torch.arange(dataset.num_classes), torch.tensor(per_class))
     reference = None
     if sample_metrics or recipe.filter_threshold > 0:
-        from ganmix.models.reference import reference_classifier
+        from ganmix.models.reference import REFERENCE_VERSION, reference_classifier
 
-        reference = reference_classifier(dataset, cache_dir=cache_dir or Path.home() / ".ganmix" / "cache",
-                                         device=device)
+        # The user-level cache, shared by every results folder; its version goes beside the metrics it defines.
+        reference = reference_classifier(dataset, device=device)
+        logger.log_params({REFERENCE_VERSION_PARAM: REFERENCE_VERSION})
     images, kept = _sample(model, wanted, recipe, reference)
     metrics: dict[str, float] = {"synthetic_count": float(len(images))}
     if recipe.filter_threshold > 0:

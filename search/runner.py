@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 import time
@@ -23,7 +24,9 @@ from ganmix.search.progress import SearchProgress, quiet_libraries, result_rows
 from ganmix.search.searcher import ConstrainedOptunaSearch
 from ganmix.search.spec import SearchSpec
 from ganmix.search.space import BASELINE_ATTR, DefineByRun, IntDim, CategoricalDim, FloatDim
-from ganmix.search.trainable import SearchCallback, TrialContext, one_line_trial_errors, run_trial
+from ganmix.search.trainable import (
+    ReferenceSource, SearchCallback, TrialContext, event_handlers, journal_path, one_line_trial_errors, run_trial,
+)
 from ganmix.tracking import query, runs, store
 from ganmix.tracking.describe import SearchDescriber, describe_experiment, share_view
 from ganmix.tracking.inputs import split_arrays
@@ -69,23 +72,21 @@ def run_search(spec: SearchSpec, options: RunOptions, *, dataset: ImageDataset |
     quiet_libraries(options.verbose)
     preflight.check_spec(spec, sample_metrics=options.sample_metrics)  # space values, before any work
     uri = store.resolve_tracking_uri(options.tracking_uri, options.results_dir)
-    store.check_reachable(uri)  # before any training
-    dataset = dataset if dataset is not None else load_search_data(spec, options.data_dir)
+    experiment_id, dataset = _start_up(spec, options, uri, dataset)
+    describe_experiment(uri, experiment_id, dataset.name)
     name = spec.name or f"{store.experiment_name(spec.dataset).split('/')[-1]}-{time.strftime('%Y%m%d-%H%M%S')}"
     storage = _storage_path(options)
     cache_dir = str((options.results_dir / "cache").resolve())
-    # The per-data-set reference classifier is trained once, on the driver, while Ray starts; its file then
-    # travels to every trial (Ray's object store), so trials on any node measure in one feature space.
-    reference = _reference_in_background(dataset, cache_dir) if _needs_reference(spec, options) else None
-    start_ray(options.address, verbose=options.verbose)
     if options.address not in (None, "local"):  # a trial no node can hold would wait forever
         preflight.check_cluster_resources(spec, options.address)
-    payload = _reference_payload(reference, dataset, cache_dir)
-    experiment_id = store.ensure_experiment(uri, spec.dataset)
-    describe_experiment(uri, experiment_id, dataset.name)
+    # The per-data-set reference classifier: loaded from the user cache or trained by a Ray task in the
+    # background; only the trials that measure samples wait for it, inside the trial.
+    reference = _reference_in_background(dataset) if _needs_reference(spec, options) else None
     with name_lock(uri):  # two searches started in the same second must not share a default name
         if spec.name is None and not options.resume:
             name = unused_name(uri, experiment_id, name)
+        if options.resume:  # before the parent's reopening closes running trials as killed
+            _replay_journal(uri, journal_path(cache_dir, experiment_id, name))
         parent = open_parent(uri, experiment_id, spec=spec, dataset=dataset, name=name, resume=options.resume,
                              storage=storage)
     try:
@@ -99,7 +100,7 @@ def run_search(spec: SearchSpec, options: RunOptions, *, dataset: ImageDataset |
         describer = SearchDescriber(parent, experiment_id, spec.metric, dataset.name, name)
         progress = SearchProgress(spec.trials, spec.metric, quiet=options.quiet)
         tuner, callback, study = _build_tuner(spec, options, dataset, parent, uri=uri, experiment_id=experiment_id,
-                                              name=name, storage=storage, cache_dir=cache_dir, reference=payload,
+                                              name=name, storage=storage, cache_dir=cache_dir, reference=reference,
                                               progress=progress, describer=describer)
     except BaseException as exc:  # a crash or Ctrl-C during set-up: the parent run must not stay RUNNING
         if options.resume:  # a failed resume changes nothing: the parent as it was before (finished or killed)
@@ -112,6 +113,61 @@ def run_search(spec: SearchSpec, options: RunOptions, *, dataset: ImageDataset |
                 progress=progress, describer=describer, study=study)
 
 
+def _start_up(spec: SearchSpec, options: RunOptions, uri: str,
+              dataset: ImageDataset | None) -> tuple[str, ImageDataset]:
+    """Open (create, migrate) the store and its experiment, load the data and start Ray at the same time:
+    each waits mostly on its own files or processes. Ray starts in this thread: the processes it starts
+    die with the thread that started them (Linux's parent-death signal is per thread). Errors keep their
+    order (store, data, Ray); Ray is shut down again when the store or the data fail."""
+    results: dict[str, tuple[bool, Any]] = {}
+
+    def run(key: str, fn: Any) -> threading.Thread:
+        def target() -> None:
+            try:
+                results[key] = (True, fn())
+            except BaseException as exc:  # noqa: BLE001 - re-raised by the main thread, in order
+                results[key] = (False, exc)
+
+        # Daemon threads: a Ctrl-C of the main thread ends the command without waiting for them.
+        thread = threading.Thread(target=target, name=f"ganmix-start-{key}", daemon=True)
+        thread.start()
+        return thread
+
+    threads = [("store", run("store", lambda: _open_store(uri, spec.dataset))),
+               ("data", run("data", lambda: dataset if dataset is not None
+                            else load_search_data(spec, options.data_dir)))]
+    try:
+        ray_error: BaseException | None = None
+        try:
+            start_ray(options.address, verbose=options.verbose)
+        except Exception as exc:  # said after the store's and the data's errors, which come first
+            ray_error = exc
+        values = []
+        for key, thread in threads:
+            thread.join()
+            ok, value = results[key]
+            if not ok:
+                raise value
+            values.append(value)
+        if ray_error is not None:
+            raise ray_error
+    except BaseException:
+        _stop_ray()
+        raise
+    return values[0], values[1]
+
+
+def _open_store(uri: str, dataset: str) -> str:
+    store.check_reachable(uri)  # before any training
+    return store.ensure_experiment(uri, dataset)
+
+
+def _stop_ray() -> None:
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
+
+
 def start_ray(address: str | None, *, verbose: bool = False) -> None:
     """The one Ray start-up (a search, a confirmation): join `address`, or start a fresh local Ray."""
     import ray
@@ -120,13 +176,23 @@ def start_ray(address: str | None, *, verbose: bool = False) -> None:
         return
     # Without --address, "local" starts a fresh Ray: a bare ray.init() would join whatever cluster was
     # started last on this machine.
-    try:
-        ray.init(address=address or "local", include_dashboard=False, configure_logging=False, log_to_driver=verbose)
-    except ConnectionError as exc:  # e.g. --address auto with no cluster running: say so in one line
-        raise preflight.PreflightError(f"--address {address}: {str(exc).splitlines()[0]}") from None
-    from ganmix.search.signals import reinstall_sigterm
+    for attempt in (1, 2):
+        try:
+            ray.init(address=address or "local", include_dashboard=False, configure_logging=False,
+                     log_to_driver=verbose)
+            from ganmix.search.signals import reinstall_sigterm
 
-    reinstall_sigterm()  # SIGTERM stops a search as Ctrl-C does, not through Ray's sys.exit
+            reinstall_sigterm()  # SIGTERM stops a search as Ctrl-C does, not through Ray's sys.exit
+            return
+        except ConnectionError as exc:  # e.g. --address auto with no cluster running: say so in one line
+            raise preflight.PreflightError(f"--address {address}: {str(exc).splitlines()[0]}") from None
+        except Exception as exc:
+            # Ray gives a local raylet a fixed 30 s to register; several commands starting at once on a
+            # busy machine can miss it (their starts no longer queue behind the store's creation): once more.
+            if attempt == 2 or address not in (None, "local") or "timed out during startup" not in str(exc):
+                raise
+            log.warning("Ray's local start-up timed out (a busy machine?); starting it once more")
+            ray.shutdown()
 
 
 def _needs_reference(spec: SearchSpec, options: RunOptions) -> bool:
@@ -134,19 +200,8 @@ def _needs_reference(spec: SearchSpec, options: RunOptions) -> bool:
     return options.sample_metrics or "filter_threshold" in spec.space or base.filter_threshold > 0
 
 
-def _reference_payload(thread: threading.Thread | None, dataset: ImageDataset, cache_dir: str) -> bytes | None:
-    """The reference classifier's file, once its background training is done (None when not needed)."""
-    if thread is None:
-        return None
-    thread.join()
-    from ganmix.models.reference import reference_path
-
-    path = reference_path(dataset, cache_dir)
-    return path.read_bytes() if path.is_file() else None  # a failed training was logged; trials train their own
-
-
 def _build_tuner(spec: SearchSpec, options: RunOptions, dataset: ImageDataset, parent: runs.RunLogger, *,
-                 uri: str, experiment_id: str, name: str, storage: str, cache_dir: str, reference: bytes | None,
+                 uri: str, experiment_id: str, name: str, storage: str, cache_dir: str, reference: ReferenceSource | None,
                  progress: SearchProgress, describer: SearchDescriber) -> tuple[Any, SearchCallback, Any]:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
@@ -205,6 +260,7 @@ def _fit(tuner: Any, callback: SearchCallback, *, spec: SearchSpec, options: Run
     try:
         fit_started = time.monotonic()
         grid = tuner.fit()
+        _drain(callback)  # what the trials' ends wrote goes in before any clean-up below reads the store
         if _interrupted(callback, grid, spec.trials):
             # Tune's time budget counts from its first step, so it can only have run out if this much passed.
             budget = options.time_budget_s
@@ -223,6 +279,7 @@ def _fit(tuner: Any, callback: SearchCallback, *, spec: SearchSpec, options: Run
         from ganmix.search.signals import closing
 
         closing()  # a second Ctrl-C must not cut the closing of the runs short
+        _drain(callback)  # a trial the driver saw finish must not be closed as killed below
         status, error = "KILLED", "search interrupted; continue it with --resume " + name
         runs.close_running_children(uri, experiment_id, parent.run_id, status="KILLED",
                                     reason="interrupted with the search driver; rerun on resume")
@@ -231,6 +288,7 @@ def _fit(tuner: Any, callback: SearchCallback, *, spec: SearchSpec, options: Run
                   "(same --results-dir, --storage and --tracking-uri)", file=sys.stderr, flush=True)
         raise
     except BaseException as exc:  # the search itself broke: say so on the parent, not FINISHED
+        _drain(callback)
         status, error = "FAILED", f"search failed: {type(exc).__name__}: {exc}"
         runs.close_running_children(uri, experiment_id, parent.run_id, status="FAILED", reason=error)
         raise
@@ -245,6 +303,7 @@ def _fit(tuner: Any, callback: SearchCallback, *, spec: SearchSpec, options: Run
                 if study is not None:
                     log_study_figures(parent, study)
         finally:
+            callback.writer.close()
             best = finish_parent(parent, uri, experiment_id, spec, status=status, error=error,
                                   step=callback.results)
         if status == "FINISHED":
@@ -254,6 +313,24 @@ def _fit(tuner: Any, callback: SearchCallback, *, spec: SearchSpec, options: Run
     return SearchOutcome(name=name, tracking_uri=uri, experiment_id=experiment_id, parent_run_id=parent.run_id,
                          best=best, num_trials=len(grid), num_errors=grid.num_errors, budget_ended=budget_ended,
                          first_error=first_error)
+
+
+def _drain(callback: SearchCallback) -> None:
+    """Wait for the driver's tracking writer; one that cannot catch up (an outage) leaves the rest in its
+    journal, applied by `--resume`."""
+    if not callback.writer.flush(runs.RETRY_SECONDS_FOR_CLOSE):
+        log.warning("the tracking writer did not catch up; `ganmix search --resume` applies what it left")
+
+
+def _replay_journal(uri: str, journal: Path) -> None:
+    """Apply the tracking events an interrupted driver queued but never wrote (SIGKILL, a second Ctrl-C)."""
+    if not journal.is_file():
+        return
+    writer = runs.EventWriter(journal, event_handlers(uri))
+    replayed = writer.replay()
+    writer.close()
+    if replayed:
+        log.info("applied %d tracking events the interrupted driver left in %s", replayed, journal)
 
 
 def _saved_study(experiment_path: str) -> Any | None:
@@ -270,20 +347,39 @@ def _saved_study(experiment_path: str) -> Any | None:
     return optuna_study(searcher)
 
 
-def _reference_in_background(dataset: ImageDataset, cache_dir: str) -> threading.Thread:
-    """Load or train the reference classifier in a thread; a failure is logged (trials then train their own)."""
-    def work() -> None:
-        from ganmix.models.reference import reference_classifier
+def _reference_in_background(dataset: ImageDataset) -> ReferenceSource:
+    """The reference classifier's file as an ObjectRef for the trials: read from the user cache when it is
+    there, else loaded or trained by a Ray task that runs beside the first trials (the first one, the
+    real-only baseline, never needs it). A task that fails yields None: trials then train their own."""
+    import ray
 
-        try:
-            reference_classifier(dataset, cache_dir=cache_dir)
-        except Exception:  # noqa: BLE001 - the search can go on without it
-            log.exception("training the reference classifier failed; trials will train their own")
+    from ganmix.models.reference import reference_dir, reference_path
 
-    # A daemon: a search that fails before its trials start exits without waiting for it.
-    thread = threading.Thread(target=work, name="ganmix-reference", daemon=True)
-    thread.start()
-    return thread
+    folder = str(reference_dir())  # the driver's cache, also where the task writes (one machine: one file)
+    path = reference_path(dataset, folder)
+    if path.is_file():
+        return ReferenceSource(file=ray.put(path.read_bytes()))
+    # No CPU reserved: it must not hold back a trial; one thread, so it takes at most one core from them.
+    task = ray.remote(num_cpus=0, max_retries=1)(_reference_task).options(name="ganmix-reference")
+    return ReferenceSource(file=task.remote(dataset, folder))
+
+
+def _reference_task(dataset: ImageDataset, folder: str) -> bytes | None:
+    """On a Ray worker: the reference file of `dataset`, loaded from `folder` or trained into it."""
+    import torch
+
+    from ganmix.models.reference import reference_bytes
+
+    torch.set_num_threads(1)
+    try:  # behind the trials for the CPU: the first ones never need it, later ones wait for it idle
+        os.nice(10)
+    except OSError:
+        pass
+    try:
+        return reference_bytes(dataset, cache_dir=folder)
+    except Exception:  # noqa: BLE001 - the search can go on without it
+        log.exception("training the reference classifier failed; trials will train their own")
+        return None
 
 
 def _storage_path(options: RunOptions) -> str:

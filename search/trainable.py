@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import ray
@@ -12,7 +13,7 @@ from ray import tune
 from ray.tune import Callback
 
 from ganmix.datasets import ImageDataset
-from ganmix.models.metrics import BestSoFar
+from ganmix.models.metrics import BestSoFar, logged_name
 from ganmix.search.constraints import Bound, is_feasible
 from ganmix.search.recipe_run import NewRun, run_recipe
 from ganmix.search.recipe import Recipe
@@ -46,25 +47,46 @@ class TrialContext:
     bounds: tuple[Bound, ...] = ()  # sample-metric constraints of the search
 
 
+@dataclass(frozen=True)
+class ReferenceSource:
+    """The search's reference classifier file, being loaded or trained by a background Ray task: `file` is
+    that task's ObjectRef (of the file's bytes, None when it failed). Wrapped, because Tune puts every
+    with_parameters value into the object store and Ray does not put a bare ObjectRef."""
+
+    file: Any  # ray.ObjectRef[bytes | None]
+
+    def attach(self, dataset: ImageDataset) -> None:
+        """Let this process's reference_classifier() fetch the file when its cache lacks it: the trial waits
+        for the task only when it needs sample metrics or a filter, never at its start."""
+        from ganmix.models.reference import register_source
+
+        register_source(dataset.fingerprint, self.fetch)
+
+    def fetch(self) -> bytes | None:
+        try:
+            return ray.get(self.file)
+        except Exception:  # noqa: BLE001 - a lost task: this process trains its own (same pinned recipe)
+            logging.getLogger(__name__).exception("the search's reference classifier task failed")
+            return None
+
+
 def recipe_from_config(config: dict[str, Any]) -> Recipe:
     fields, options = split_options(config)
     return Recipe.from_dict({**fields, "generator_options": options}, source="trial config")
 
 
 def run_trial(config: dict[str, Any], *, dataset: ImageDataset, context: TrialContext,
-              reference: bytes | None = None) -> None:
+              reference: ReferenceSource | None = None) -> None:
     """One Tune trial: its own nested MLflow run, logged from the worker it runs on.
 
-    `reference` is the driver's reference classifier file (see runner._reference_payload): installed in this
-    node's cache, so no node trains its own."""
+    `reference` is the search's reference classifier task (see runner._reference_in_background): a trial
+    that needs the classifier installs its file in this node's cache, so no node trains its own."""
     tune_ctx = tune.get_context()
     trial_id = tune_ctx.get_trial_id()
     recipe = recipe_from_config(config)
     cache_dir = context.cache_dir
     if reference is not None:
-        from ganmix.models.reference import install_reference
-
-        cache_dir = str(install_reference(dataset, context.cache_dir, reference))
+        reference.attach(dataset)
     if _settled_earlier(context, trial_id, recipe):
         return
 
@@ -118,12 +140,19 @@ def _final_result(metrics: dict[str, float], recipe: Recipe) -> dict[str, float]
 
 class SearchCallback(Callback):
     """Runs on the driver: compact progress, best-so-far on the parent run, and MLflow clean-up
-    for trials whose process cannot finish its own run (early-stopped, lost worker, errors)."""
+    for trials whose process cannot finish its own run (early-stopped, lost worker, errors).
+
+    Tune calls it inside its control loop, so it only decides what to write and hands that to one background
+    writer (tracking.runs.EventWriter: ordered, retried, journaled, flushed on exit); the console's progress
+    and the best-so-far are kept in memory here."""
 
     def __init__(self, *, context: TrialContext, parent: runs.RunLogger, progress: SearchProgress | None = None,
-                 describer: SearchDescriber | None = None) -> None:
+                 describer: SearchDescriber | None = None, writer: runs.EventWriter | None = None) -> None:
         self.context, self.parent = context, parent
         self.progress, self.describer = progress, describer
+        journal = journal_path(context.cache_dir, context.experiment_id, context.search_name)
+        self.writer = writer if writer is not None else runs.EventWriter(
+            journal, event_handlers(context.tracking_uri, describer))
         # Best over each trial's latest value: the same rule that picks the search's best recipe. Logged to the
         # parent as `best_<metric>` with step = results received so far (`results`), the one step convention.
         self.best = BestSoFar(context.metric)
@@ -131,6 +160,10 @@ class SearchCallback(Callback):
         self.start_times: dict[str, float] = {}
         # (unfinished trials, trials) after Tune's latest step: the loop ends early only on a signal.
         self.last_step: tuple[int, int] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles its callbacks into the experiment state; the writer (a thread) stays with the driver.
+        return {**self.__dict__, "writer": None}
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         # Read here, not from fit()'s result: Tune's clean-up after Ctrl+C marks stopped trials TERMINATED.
@@ -164,13 +197,14 @@ class SearchCallback(Callback):
         value = result.get(self.context.metric)
         self.results += 1
         if isinstance(value, (int, float)) and self.best.update(trial.trial_id, float(value)):
-            self.parent.log_metrics({f"best_{self.context.metric}": self.best.value}, step=self.results)
-            self.parent.set_tags({BEST_TRIAL: self.best.key, BEST_VALUE: f"{self.best.value:.6g}"})
+            self.writer.submit("best", run_id=self.parent.run_id, metric=self.context.metric,
+                               value=float(self.best.value), key=str(self.best.key), step=self.results)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         # An early-stopped trial's process is gone before it could close its run.
-        self._close(trial, "FINISHED", reason=None)
-        self._log_wall_time(trial)
+        started = self.start_times.pop(trial.trial_id, None)
+        self._close(trial, "FINISHED", reason=None,
+                    wall_seconds=time.monotonic() - started if started is not None else None)
         self._finished(trial, "stopped early" if _stopped_early(trial) else "completed")
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -180,39 +214,73 @@ class SearchCallback(Callback):
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._close(trial, "KILLED", reason=f"worker failed, trial retried: {_error_of(trial)}")
 
-    def _close(self, trial: Any, status: str, *, reason: str | None) -> None:
+    def _close(self, trial: Any, status: str, *, reason: str | None, wall_seconds: float | None = None) -> None:
         ctx = self.context
-        for run in runs.child_runs(ctx.tracking_uri, ctx.experiment_id, ctx.parent_run_id,
-                                   extra_filter=f"tags.`{TRIAL_ID}` = '{trial.trial_id}' AND attributes.status = 'RUNNING'"):
-            if status == "FINISHED" and run.data.tags.get(COMPLETED) == "true":
-                runs.RunLogger(ctx.tracking_uri, run.info.run_id).finish("FINISHED")
-            elif status == "FINISHED":
-                runs.mark_early_stopped(ctx.tracking_uri, run.info.run_id)
-            else:
-                runs.RunLogger(ctx.tracking_uri, run.info.run_id).finish(status, error=reason)
-
-    def _log_wall_time(self, trial: Any) -> None:
-        """Trial wall time as the driver sees it (actor start to completion); minus the trial's own
-        compute_seconds this is the per-trial overhead the benchmark reports."""
-        started = self.start_times.pop(trial.trial_id, None)
-        if started is None:
-            return
-        ctx = self.context
-        # The attempt that ran to the end; earlier attempts of a retried trial are closed already, and a
-        # run completed before a resume keeps the wall time it had.
-        for run in runs.child_runs(ctx.tracking_uri, ctx.experiment_id, ctx.parent_run_id,
-                                   extra_filter=f"tags.`{TRIAL_ID}` = '{trial.trial_id}' "
-                                                "AND attributes.status = 'FINISHED'"):
-            if "trial_wall_seconds" not in runs.read_metrics(run):
-                runs.RunLogger(ctx.tracking_uri, run.info.run_id).log_metrics(
-                    {"trial_wall_seconds": time.monotonic() - started})
+        self.writer.submit("close", experiment_id=ctx.experiment_id, parent_run_id=ctx.parent_run_id,
+                           trial_id=trial.trial_id, status=status, reason=reason, wall_seconds=wall_seconds)
 
     def _finished(self, trial: Any, status: str) -> None:
-        """One finished trial: the console's progress and the parent's description (MLflow UI)."""
+        """One finished trial: the console's progress now; the parent's description (MLflow UI) by the writer."""
         if self.progress is not None:
             self.progress.finished_trial(_trial_name(trial), status=status, value=_value(trial, self.context.metric))
-        if self.describer is not None:
-            self.describer.refresh()
+        self.writer.submit("describe")
+
+
+def journal_path(cache_dir: str, experiment_id: str, name: str) -> Path:
+    """The search's tracking journal: in its results folder (the parent of its cache folder), one per search."""
+    return Path(cache_dir).parent / "journal" / f"{experiment_id}-{name}.jsonl"
+
+
+def event_handlers(uri: str, describer: SearchDescriber | None = None) -> dict[str, Any]:
+    """What the driver's tracking events do, applied by its EventWriter (and replayed on resume, with no
+    describer: the resumed search's final refresh rewrites the description). Each is safe to apply twice."""
+
+    def best(*, run_id: str, metric: str, value: float, key: str, step: int) -> None:
+        parent = runs.RunLogger(uri, run_id)
+        parent.log_metrics({f"best_{metric}": value}, step=step)
+        parent.set_tags({BEST_TRIAL: key, BEST_VALUE: f"{value:.6g}"})
+
+    def close(*, experiment_id: str, parent_run_id: str, trial_id: str, status: str, reason: str | None,
+              wall_seconds: float | None = None) -> None:
+        closed = close_trial(uri, experiment_id, parent_run_id, trial_id, status=status, reason=reason,
+                             wall_seconds=wall_seconds)
+        if describer is not None:
+            for run, final in closed:
+                describer.update(run, status=final)
+
+    def describe() -> None:
+        if describer is not None:
+            describer.write()
+
+    return {"best": best, "close": close, "describe": describe}
+
+
+def close_trial(uri: str, experiment_id: str, parent_run_id: str, trial_id: str, *, status: str,
+                reason: str | None, wall_seconds: float | None = None) -> list[tuple[Any, str]]:
+    """Close the runs of one trial that its process could not close (early-stopped, lost worker, errors) and
+    log the driver's wall time on the attempt that finished; one query. Returns (run, status now) of each of
+    the trial's attempts."""
+    attempts = runs.child_runs(uri, experiment_id, parent_run_id, extra_filter=f"tags.`{TRIAL_ID}` = '{trial_id}'")
+    out = []
+    for run in attempts:
+        final = run.info.status
+        if final == "RUNNING":
+            if status == "FINISHED" and run.data.tags.get(COMPLETED) == "true":
+                runs.RunLogger(uri, run.info.run_id).finish("FINISHED")
+            elif status == "FINISHED":
+                runs.mark_early_stopped(uri, run.info.run_id)
+                run.data.tags[runs.EARLY_STOPPED] = "true"
+            else:
+                runs.RunLogger(uri, run.info.run_id).finish(status, error=reason)
+            final = "FINISHED" if status == "FINISHED" else status
+        # Trial wall time as the driver sees it (actor start to completion); minus the trial's own
+        # compute_seconds this is the per-trial overhead the benchmark reports. A run completed before a
+        # resume keeps the wall time it had.
+        if final == "FINISHED" and wall_seconds is not None and "trial_wall_seconds" not in runs.read_metrics(run):
+            runs.RunLogger(uri, run.info.run_id).log_metrics({"trial_wall_seconds": wall_seconds})
+            run.data.metrics[logged_name("trial_wall_seconds")] = wall_seconds
+        out.append((run, final))
+    return out
 
 
 def _value(trial: Any, metric: str) -> float | None:

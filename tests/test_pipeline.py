@@ -23,7 +23,8 @@ def logger(tmp_path):
     run_logger.finish()
 
 
-def test_confidence_filter_keeps_exact_counts_and_logs_quality(tmp_path, logger):
+def test_confidence_filter_keeps_exact_counts_and_logs_quality(tmp_path, logger, monkeypatch):
+    monkeypatch.setenv("GANMIX_CACHE", str(tmp_path / "user-cache"))
     dataset = load_dataset("digits")
     recipe = Recipe(generator="cvae", generator_epochs=2, generator_options={"latent_dim": 16}, synthetic_ratio=0.3, allocation="balance",
                     filter_threshold=0.5, classifier_epochs=1, classifier_min_steps=0)
@@ -41,7 +42,11 @@ def test_confidence_filter_keeps_exact_counts_and_logs_quality(tmp_path, logger)
     client = store.client(logger.uri)
     names = {a.path for a in client.list_artifacts(logger.run_id, "samples")}
     assert names == {"samples/grid.png", "samples/synthetic.npz", "samples/closest_pairs.png"}
-    assert (tmp_path / "cache").is_dir()  # the reference classifier is cached by fingerprint
+    # The reference classifier: in the user cache by fingerprint and version; its version beside the metrics.
+    from ganmix.models.reference import REFERENCE_VERSION, reference_path
+
+    assert reference_path(dataset).is_file() and str(tmp_path / "user-cache") in str(reference_path(dataset))
+    assert client.get_run(logger.run_id).data.params["ganmix.reference_version"] == str(REFERENCE_VERSION)
 
 
 def test_baseline_recipe_trains_no_generator(logger):

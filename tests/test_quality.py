@@ -141,7 +141,7 @@ def test_reference_is_cached_by_fingerprint(
     ref: ReferenceClassifier, digits: ImageDataset, ref_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = reference_path(digits, ref_dir)
-    assert path.name == f"reference-{digits.fingerprint}.pt" and path.is_file()
+    assert path.name == f"{digits.fingerprint}-v{reference_module.REFERENCE_VERSION}.pt" and path.is_file()
     mtime = path.stat().st_mtime_ns
     calls: list[int] = []
     real_fit = reference_module.fit_classifier
@@ -204,3 +204,39 @@ def test_a_shipped_reference_file_is_installed_and_used_untrained(
     loaded = reference_classifier(digits, cache_dir=node_cache, epochs=REF_EPOCHS)
     for a, b in zip(loaded.model.state_dict().values(), ref.model.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_the_reference_recipe_is_pinned_and_versioned(ref: ReferenceClassifier, digits: ImageDataset,
+                                                       ref_dir: Path) -> None:
+    """Its own settings, none read from the trainer's defaults (no augmentation whatever the recipes default
+    to), saved with its version in the file and in the file's name."""
+    saved = torch.load(reference_path(digits, ref_dir), map_location="cpu", weights_only=True)["recipe"]
+    assert saved["version"] == reference_module.REFERENCE_VERSION
+    assert saved["augment"] == "none" and saved["seed"] == 0 and saved["lr"] == 1e-3
+    assert reference_module._SETTINGS.epochs == 15  # the pinned default; tests shorten it with `epochs`
+
+
+def test_a_registered_source_is_fetched_instead_of_training(
+    ref: ReferenceClassifier, digits: ImageDataset, ref_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trial whose node lacks the file waits for the search's background task (its source) rather than
+    training its own copy; the fetch happens only when the classifier is asked for, and only once."""
+    payload = reference_path(digits, ref_dir).read_bytes()
+    fetched: list[int] = []
+    monkeypatch.setattr(reference_module, "_SOURCES", {})
+    reference_module.register_source(digits.fingerprint, lambda: fetched.append(1) or payload)
+    monkeypatch.setattr(reference_module, "fit_classifier", lambda *a, **kw: pytest.fail("trained again"))
+    node_cache = tmp_path / "node-cache"
+    assert fetched == []
+    loaded = reference_classifier(digits, cache_dir=node_cache, epochs=REF_EPOCHS)
+    reference_classifier(digits, cache_dir=node_cache, epochs=REF_EPOCHS)
+    assert fetched == [1] and reference_path(digits, node_cache).read_bytes() == payload
+    for a, b in zip(loaded.model.state_dict().values(), ref.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_the_default_folder_is_the_user_cache(digits: ImageDataset, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GANMIX_CACHE", str(tmp_path / "cache"))
+    assert reference_path(digits) == tmp_path / "cache" / "reference" / (
+        f"{digits.fingerprint}-v{reference_module.REFERENCE_VERSION}.pt")

@@ -10,14 +10,15 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from ganmix.models.metrics import confirming_metric, logged_name, metric_info, test_counterpart
 from ganmix.models.numbers import decimals, number, rounded
 from ganmix.tracking.confirmation import VERDICT_SHORT
 from ganmix.tracking.naming import run_name
-from ganmix.tracking.query import TrialSummary, is_real_only, rank, trial_summaries, tuned_baseline
-from ganmix.tracking.runs import NOTE, RunLogger
+from ganmix.tracking.query import TrialSummary, _summary, is_real_only, rank, trial_summaries, tuned_baseline
+from ganmix.tracking.runs import EARLY_STOPPED, NOTE, RunLogger
 from ganmix.tracking.store import client, retry
 
 RANK, BEST = "ganmix.rank", "ganmix.best"
@@ -154,7 +155,11 @@ def experiment_description(dataset: str) -> str:
 
 @dataclass
 class SearchDescriber:
-    """Keeps a search's parent description, ranks, lifts and winner tag current; writes only what changed."""
+    """Keeps a search's parent description, ranks, lifts and winner tag current; writes only what changed.
+
+    While the search runs it keeps the leaderboard in memory: `update` adds the run of a trial that just ended
+    (the driver's writer read it to close it), `write` ranks what it holds; the store is read in full once,
+    on the first update (a resumed search's earlier trials), and by `refresh` at the end."""
 
     parent: RunLogger  # the search's parent run, written through its retrying, buffering logger
     experiment_id: str
@@ -166,12 +171,32 @@ class SearchDescriber:
     _trials: dict[str, RunLogger] = field(default_factory=dict)
     _lead: str | None = None  # a confirmation's lead of the description, read once (a resumed search keeps it)
     _lead_read: bool = False
+    _known: dict[str, TrialSummary] | None = None  # run id -> its trial, as of the latest update
+    _text: str | None = None  # the description as last written
 
     def _trial(self, run_id: str) -> RunLogger:
         return self._trials.setdefault(run_id, RunLogger(self.parent.uri, run_id))
 
+    def _summaries(self) -> dict[str, TrialSummary]:
+        if self._known is None:
+            found = trial_summaries(self.parent.uri, self.experiment_id, self.parent.run_id)
+            self._known = {s.run_id: s for s in found}
+        return self._known
+
+    def update(self, run: Any, *, status: str | None = None) -> None:
+        """One trial's run as it is now (`status`: what the caller just set it to)."""
+        summary = _summary(run)
+        early = run.data.tags.get(EARLY_STOPPED) == "true"
+        summary = replace(summary, status=status or summary.status, early_stopped=early)
+        self._summaries()[summary.run_id] = summary
+
     def refresh(self, *, done: bool = False) -> list[TrialSummary]:
-        summaries = trial_summaries(self.parent.uri, self.experiment_id, self.parent.run_id)
+        """Everything read from the store again, then written: the search's final word."""
+        self._known = None
+        return self.write(done=done)
+
+    def write(self, *, done: bool = False) -> list[TrialSummary]:
+        summaries = list(self._summaries().values())
         ranking = rank(summaries, self.metric)
         order = {s.run_id: i + 1 for i, s in enumerate(ranking)}
         base = tuned_baseline(summaries, self.metric)
@@ -199,7 +224,10 @@ class SearchDescriber:
             note = retry(client(self.parent.uri).get_run, self.parent.run_id).data.tags.get(NOTE, "")
             self._lead = note.split(ONE_SEED, 1)[0] if ONE_SEED in note else None
             self._lead_read = True
-        self.parent.set_tags({NOTE: lead_with_confirmation(text, self._lead) if self._lead else text})
+        text = lead_with_confirmation(text, self._lead) if self._lead else text
+        if text != self._text:
+            self.parent.set_tags({NOTE: text})
+            self._text = text
         if done:  # what a tracking outage held back is written now, or the search says it could not be
             for trial in self._trials.values():
                 trial.flush(seconds=300, strict=True)

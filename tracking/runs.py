@@ -221,3 +221,128 @@ def mark_early_stopped(uri: str, run_id: str) -> None:
     logger = RunLogger(uri, run_id)
     logger.set_tags({EARLY_STOPPED: "true"})
     logger.finish(RunStatus.to_string(RunStatus.FINISHED))
+
+
+class EventWriter:
+    """One background thread that applies a search driver's tracking events in the order they came, so the
+    scheduler (Tune's callbacks) never waits for MLflow.
+
+    Each event is a named handler's keyword arguments (JSON values). It is appended to a journal file before
+    it is queued and acknowledged there once applied: a driver killed before the writer caught up (SIGKILL,
+    a second Ctrl-C) leaves the rest in the journal, and `replay()` applies it on resume. Transient errors are
+    retried until applied; `flush()` waits for everything queued, and an exiting interpreter flushes too.
+    """
+
+    def __init__(self, journal: Path | None, handlers: Mapping[str, Callable[..., None]]) -> None:
+        import atexit
+        import queue
+        import threading
+
+        self.journal, self.handlers = journal, dict(handlers)
+        self._queue: queue.Queue[tuple[int, str, dict[str, Any]] | None] = queue.Queue()
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._closed = False
+        if journal is not None:
+            journal.parent.mkdir(parents=True, exist_ok=True)
+            self._seq = max((entry.get("seq", entry.get("ack", 0)) for entry in _journal_entries(journal)), default=0)
+        self._thread = threading.Thread(target=self._work, name="ganmix-tracking-writer", daemon=True)
+        self._thread.start()
+        atexit.register(self.close)
+
+    def __getstate__(self) -> dict[str, Any]:
+        raise TypeError("an EventWriter stays in the process that made it")
+
+    def replay(self) -> int:
+        """Queue the journal's events that were never acknowledged (a killed driver's); returns how many."""
+        if self.journal is None:
+            return 0
+        entries = list(_journal_entries(self.journal))
+        done = {entry["ack"] for entry in entries if "ack" in entry}
+        pending = [entry for entry in entries if "seq" in entry and entry["seq"] not in done]
+        for entry in pending:
+            self._queue.put((entry["seq"], entry["op"], entry["args"]))
+        return len(pending)
+
+    def submit(self, op: str, **args: Any) -> None:
+        if op not in self.handlers:
+            raise KeyError(f"no handler for tracking event {op!r}")
+        with self._lock:
+            self._seq += 1
+            seq = self._seq
+            self._append({"seq": seq, "op": op, "args": args})
+            self._queue.put((seq, op, args))
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every queued event is applied; False when `timeout` seconds passed first."""
+        import time as _time
+
+        deadline = None if timeout is None else _time.monotonic() + timeout
+        while self._queue.unfinished_tasks:
+            if deadline is not None and _time.monotonic() >= deadline:
+                return False
+            _time.sleep(0.02)
+        return True
+
+    def close(self, timeout: float | None = None) -> None:
+        """Apply what is queued, then stop the thread (idempotent)."""
+        if self._closed:
+            return
+        self.flush(timeout if timeout is not None else RETRY_SECONDS_FOR_CLOSE)
+        self._closed = True
+        self._queue.put(None)
+
+    def _append(self, entry: dict[str, Any]) -> None:
+        if self.journal is None:
+            return
+        import json
+
+        # One write() per line: a killed process leaves whole lines (the OS keeps what was written).
+        with open(self.journal, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(entry, default=str) + "\n")
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                self._queue.task_done()
+                return
+            seq, op, args = item
+            try:
+                self._apply(op, args)
+                with self._lock:
+                    self._append({"ack": seq})
+            finally:
+                self._queue.task_done()
+
+    def _apply(self, op: str, args: dict[str, Any]) -> None:
+        from ganmix.tracking.store import _transient
+
+        delay = 0.5
+        while True:
+            try:
+                self.handlers[op](**args)
+                return
+            except Exception as exc:  # noqa: BLE001 - MLflow wraps HTTP, SQL and OS errors in many types
+                if not _transient(exc):  # a rerun would fail the same way: say so, and go on with the rest
+                    log.exception("tracking event %s %s failed", op, args)
+                    return
+                log.warning("tracking event %s failed (%s); retrying in %.1fs", op, exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+
+# How long an exiting driver waits for its writer to catch up (the journal keeps the rest for a resume).
+RETRY_SECONDS_FOR_CLOSE = 300.0
+
+
+def _journal_entries(journal: Path) -> Any:
+    import json
+
+    if not journal.is_file():
+        return
+    for line in journal.read_text(encoding="utf-8").splitlines():
+        try:
+            yield json.loads(line)
+        except ValueError:  # a line cut short by a kill: its event was never queued either
+            continue

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +15,7 @@ from typing import TypeVar
 from filelock import Timeout
 from mlflow import MlflowClient
 
-from ganmix.models.files import file_lock
+from ganmix.models.files import atomic_path, file_lock, user_cache_dir
 from ganmix.tracking.claims import holders_text, use_folder
 from ganmix.tracking.location import (  # noqa: F401 - re-exported: callers ask the store module
     TrackingError,
@@ -71,6 +73,8 @@ def open_local_store(uri: str, db: Path) -> None:
                             "permissions or point --results-dir elsewhere") from None
     with lock:
         check_local_store(db)  # under the lock: a store being created is never judged half-written
+        if not db.exists():
+            _copy_template(db)
         try:
             client(uri).search_experiments(max_results=1)  # MLflow creates and migrates the store here
         except Exception as exc:  # noqa: BLE001 - MLflow wraps SQL, OS and schema errors in many types
@@ -84,6 +88,66 @@ def _lock_timeout_line(db: Path) -> str:
     lock = db.with_name(db.name + ".lock")
     return (f"the MLflow store {db} is busy: {holders_text(lock)} has held its lock (creating or migrating it) "
             f"for {STORE_LOCK_SECONDS:g} s; wait for it to finish (or end it), or point --results-dir elsewhere")
+
+
+def _copy_template(db: Path) -> None:
+    """A fresh store as a copy of an empty one MLflow already created and migrated (kept in the user cache per
+    MLflow version): seconds saved on every new results folder. Best effort: on any failure MLflow creates
+    and migrates the store itself, as it would have anyway."""
+    try:
+        template = store_template()
+        with atomic_path(db) as tmp:  # never a half-copied store in place
+            shutil.copyfile(template, tmp)
+            os.chmod(tmp, 0o666 & ~_umask())  # as MLflow would have created it (mkstemp makes it private)
+            _claim(tmp)
+    except Exception as exc:  # noqa: BLE001 - the slow path is always there
+        log.debug("no store template for %s (%s); MLflow creates the store", db, one_line(exc))
+
+
+def store_template() -> Path:
+    """The migrated empty SQLite store of the installed MLflow, created once per user and MLflow version."""
+    import mlflow
+
+    path = user_cache_dir("store-template", f"mlflow-{mlflow.__version__}.db")
+    if path.is_file():
+        return path
+    with file_lock(path, timeout=STORE_LOCK_SECONDS):
+        if not path.is_file():
+            with tempfile.TemporaryDirectory(dir=path.parent, prefix=".template-") as scratch:
+                fresh = Path(scratch) / "store.db"
+                client(f"sqlite:///{fresh}").search_experiments(max_results=1)  # MLflow creates and migrates it
+                os.replace(fresh, path)
+    return path
+
+
+def _claim(db: Path) -> None:
+    """Make a template copy look created here and now: its Default experiment's artifact folder is where
+    MLflow itself would have put it (./mlruns/0 of the current folder), and its creation time is now."""
+    import sqlite3
+
+    from mlflow.store.tracking import DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH
+    from mlflow.utils.uri import append_to_uri_path, resolve_uri_if_local
+
+    location = append_to_uri_path(resolve_uri_if_local(DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH), "0")
+    now = int(time.time() * 1000)
+    connection = sqlite3.connect(db)
+    try:
+        with connection:
+            connection.execute("UPDATE experiments SET artifact_location = ?, creation_time = ?, last_update_time = ? "
+                               "WHERE experiment_id = 0", (location, now, now))
+    finally:
+        connection.close()
+
+
+def _umask() -> int:
+    """The process's umask, read without setting it (os.umask sets it, racing other threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022
 
 
 def client(uri: str) -> MlflowClient:
