@@ -5,8 +5,9 @@
 Each case runs the CLI as a fresh process (what a user waits for), `--repeats` times; the table shows the
 median and the slowest run, and the stage that judged the input: flags and paths (no torch, Ray or MLflow
 imported), store (the tracking store's file, read with the standard library), file (a spec or recipe file
-that cannot be parsed), spec (the Recipe's validation imports torch), data (the data set is read), network
-(a TCP connect that is refused at once). The slowest cases are listed last. Numbers are inflated on a loaded
+that cannot be parsed), spec (the Recipe's validation, through the families' light descriptions: no torch),
+data (the data file read and judged with numpy: no torch), network (a TCP connect that is refused at once).
+The slowest cases are listed last, then the median and max per stage. Numbers are inflated on a loaded
 machine: the load average is printed with them.
 """
 
@@ -51,9 +52,13 @@ CASES = [  # (stage, name, argv); {tmp} is a scratch folder
     ("spec", "--image-size 300", ["search", "--image-size", "300"]),
     ("spec", "generator_space: dcgan latent_dim low 0", ["search", "--config", "{tmp}/latent0.yaml"]),
     ("spec", "constraints: min above max", ["search", "--config", "{tmp}/contra.yaml"]),
+    ("spec", "generator_space: ddpm width 3", ["search", "--config", "{tmp}/ddpm_width.yaml"]),
+    ("spec", "fixed: classifier vgg", ["search", "--config", "{tmp}/vgg.yaml"]),
     ("data", "text file named .npz", ["search", "--dataset", "breastmnist", "--data-dir", "{tmp}/text"]),
     ("data", "folder named .npz", ["search", "--dataset", "breastmnist", "--data-dir", "{tmp}/folder"]),
     ("data", "empty val split", ["search", "--dataset", "breastmnist", "--data-dir", "{tmp}/empty_val"]),
+    ("data", "--class-fraction of an unknown class", ["search", "--dataset", "breastmnist", "--data-dir",
+                                                      "{tmp}/empty_val", "--class-fraction", "nope=0.5"]),
 ]
 
 
@@ -61,6 +66,8 @@ def prepare(tmp: Path) -> None:
     (tmp / "a_file").write_text("x\n")
     (tmp / "latent0.yaml").write_text("generator_space:\n  dcgan:\n    latent_dim: {type: int, low: 0, high: 64}\n")
     (tmp / "contra.yaml").write_text("constraints:\n  near_copy_fraction: {min: 0.5, max: 0.1}\n")
+    (tmp / "ddpm_width.yaml").write_text("space: {generator: [ddpm]}\ngenerator_space:\n  ddpm:\n    width: [3]\n")
+    (tmp / "vgg.yaml").write_text("fixed: {classifier: vgg}\n")
     (tmp / "dup.yaml").write_text("trials: 2\ntrials: 3\n")
     (tmp / "latin1.yaml").write_bytes("trials: 3 # caf\u00e9\n".encode("latin-1"))
     (tmp / "empty.yaml").write_text("")
@@ -95,6 +102,7 @@ def main() -> int:
     load_before = os.getloadavg()[0]
     rows: list[tuple[str, str]] = []
     timed: list[tuple[float, str, str]] = []
+    all_runs: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
         prepare(tmp)
@@ -106,6 +114,7 @@ def main() -> int:
             for _ in range(args.repeats):
                 seconds, code, line = run_case(argv, tmp, env)
                 times.append(seconds)
+            all_runs.setdefault(stage, []).extend(times)
             median = statistics.median(times)
             print(f"{stage:<8} {name:<34} {median:8.2f} {max(times):6.2f}  {code:>4}  {line[:60]}", flush=True)
             rows.append((f"{stage}: {name} (s)", f"{median:.2f}"))
@@ -114,6 +123,10 @@ def main() -> int:
     print("\nslowest (max s):")
     for seconds, stage, name in sorted(timed, reverse=True)[:5]:
         print(f"  {seconds:6.2f}  {stage}: {name}")
+    print("\nper stage: median and max over its cases' runs (s)")
+    for stage in dict.fromkeys(stage for stage, _, _ in CASES):
+        runs = all_runs[stage]
+        print(f"  {stage:<8} {statistics.median(runs):6.2f} {max(runs):6.2f}  ({len(runs)} runs)")
     print(f"\n{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs; load average {load[0]:.1f} before, "
           f"{load[1]:.1f} after")
     if args.json:

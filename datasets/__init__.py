@@ -10,9 +10,9 @@ from typing import Any
 # Lazy re-exports (PEP 562), as in ganmix.models: `from ganmix.datasets.errors import DatasetError` must not
 # import torch, so the CLI can answer bad input before any heavy import.
 _WHERE = {
-    "resize_images": "_common", "dataset_names": "_load", "load_dataset": "_load", "native_image_size": "_load",
+    "resize_images": "_common", "dataset_names": "catalog", "load_dataset": "_load", "native_image_size": "catalog",
     "MEDMNIST_FLAGS": "_medmnist_info", "MEDMNIST_SIZES": "_medmnist_info",
-    "apply_scarcity": "_scarcity", "parse_class_fraction": "_scarcity", "DatasetError": "errors",
+    "apply_scarcity": "_scarcity", "parse_class_fraction": "scarcity_rules", "DatasetError": "errors",
     "MissingDataError": "errors", "ImageDataset": "_types", "Split": "_types",
 }
 

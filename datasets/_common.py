@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ganmix.datasets._types import DatasetError, ImageDataset, Split
+from ganmix.datasets.scarcity_rules import require_classes
 
 # Interpolating a whole MedMNIST split at once as float32 can take gigabytes
 # (pathmnist at 64 px is ~4 GB), so resizing runs in chunks of this many images.
@@ -92,9 +93,4 @@ def build_dataset(
 
 def require_train_classes(ds: ImageDataset, *, source: str) -> None:
     """Every class needs training images: a GAN cannot be conditioned on a class it never saw."""
-    counts = ds.train.class_counts(ds.num_classes)
-    missing = [f"{name!r} (index {i})" for i, (name, n) in enumerate(zip(ds.class_names, counts)) if n == 0]
-    if missing:
-        raise DatasetError(
-            f"{source}: class {', '.join(missing)} has no training images; every class needs at least one"
-        )
+    require_classes(ds.train.class_counts(ds.num_classes), ds.class_names, source=source)

@@ -8,7 +8,8 @@ import torch
 from ganmix.datasets._common import build_dataset, resize_images, split_from_indices, stratified_split
 from ganmix.datasets._types import ImageDataset
 
-NATIVE_SIZE = 8
+from ganmix.datasets.catalog import DIGITS_SIZE as NATIVE_SIZE
+
 # Fixed on purpose (not the caller's seed): the split, and so the fingerprint, never varies.
 _SPLIT_SEED = 20240601
 _VAL_FRACTION = 0.2

@@ -11,9 +11,9 @@ from PIL import Image
 
 from ganmix.datasets._common import build_dataset, resize_images, split_from_indices, stratified_split
 from ganmix.datasets._types import DatasetError, ImageDataset
+from ganmix.datasets.catalog import FOLDER_SIZE as DEFAULT_IMAGE_SIZE
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif"})
-DEFAULT_IMAGE_SIZE = 64
 SPLIT_DIRS = ("train", "val", "test")
 # Flat layout: stratified 70/15/15; split layout without a usable val: 15% of train.
 _VAL_FRACTION = 0.15

@@ -3,113 +3,30 @@ with its official splits."""
 
 from __future__ import annotations
 
-import os
-import zipfile
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ganmix.datasets._common import build_dataset, resize_images
 from ganmix.datasets._medmnist_download import DownloadFailed, download_medmnist
-from ganmix.datasets._medmnist_info import MEDMNIST_CLASSES, MEDMNIST_SIZES, MEDMNIST_URL, NATIVE_SIZE, medmnist_file
-from ganmix.datasets._types import DatasetError, ImageDataset, MissingDataError, Split
-
-SPLIT_NAMES = ("train", "val", "test")
-EXPECTED_KEYS = tuple(f"{split}_{kind}" for split in SPLIT_NAMES for kind in ("images", "labels"))
-# What np.load raises for a truncated, non-zip or pickled file.
-_READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile)
-
-
-def default_data_dir() -> Path:
-    """$GANMIX_DATA_DIR, else ~/.ganmix/data."""
-    env = os.environ.get("GANMIX_DATA_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".ganmix" / "data"
-
-
-def _missing_file_error(path: Path, reason: str) -> DatasetError:
-    return MissingDataError(
-        f"MedMNIST file {path} is missing and {reason}; download {MEDMNIST_URL.format(file=path.name)} by hand "
-        f"and save it as {path} (or pass data_dir / set GANMIX_DATA_DIR to the folder holding {path.name})", path
-    )
-
-
-def _images_nchw(array: np.ndarray, *, path: Path, key: str) -> torch.Tensor:
-    """(N, H, W) grayscale or (N, H, W, 3) RGB uint8 -> (N, C, H, W)."""
-    if array.dtype != np.uint8:
-        raise DatasetError(f"{path}: {key} has dtype {array.dtype}; expected uint8")
-    if array.ndim == 4 and array.shape[-1] == 3:
-        array = array.transpose(0, 3, 1, 2)
-    elif array.ndim == 3:
-        array = array[:, None]
-    else:
-        raise DatasetError(f"{path}: {key} has shape {array.shape}; expected (N, H, W) or (N, H, W, 3)")
-    if array.shape[-1] != array.shape[-2]:
-        raise DatasetError(f"{path}: {key} images are {array.shape[-2]}x{array.shape[-1]}; expected square images")
-    return torch.from_numpy(np.ascontiguousarray(array))
-
-
-def _labels_1d(array: np.ndarray, *, path: Path, key: str, num_classes: int) -> torch.Tensor:
-    """(N, 1) or (N,) integer labels -> int64 (N,), each in 0..num_classes-1."""
-    if not np.issubdtype(array.dtype, np.integer):
-        raise DatasetError(f"{path}: {key} has dtype {array.dtype}; expected integer class indices")
-    if array.ndim == 2 and array.shape[1] == 1:
-        array = array[:, 0]
-    elif array.ndim != 1:
-        raise DatasetError(f"{path}: {key} has shape {array.shape}; expected (N, 1) or (N,) (one label per image)")
-    labels = array.astype(np.int64)
-    if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
-        raise DatasetError(
-            f"{path}: {key} holds labels {int(labels.min())}..{int(labels.max())}; "
-            f"expected 0..{num_classes - 1} ({num_classes} classes)"
-        )
-    return torch.from_numpy(labels)
-
-
-def _read_arrays(path: Path) -> dict[str, np.ndarray]:
-    """All expected arrays of the archive, or a DatasetError naming the file and what is wrong."""
-    # np.load takes any file that is not a zip or .npy for a pickle ("contains pickled data"): say what it is.
-    try:
-        with open(path, "rb") as handle:
-            magic = handle.read(6)
-    except OSError as exc:
-        raise DatasetError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    if not zipfile.is_zipfile(path) and magic != b"\x93NUMPY":
-        raise DatasetError(f"{path}: not a readable .npz (not a zip archive; expected numpy arrays "
-                           f"{', '.join(EXPECTED_KEYS)})")
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except _READ_ERRORS as exc:
-        raise DatasetError(f"{path}: not a readable .npz ({type(exc).__name__}: {exc})") from exc
-    expected = ", ".join(EXPECTED_KEYS)
-    if not isinstance(loaded, np.lib.npyio.NpzFile):  # a bare .npy array
-        raise DatasetError(f"{path}: holds a single array; expected an .npz archive with keys {expected}")
-    with loaded:
-        missing = [key for key in EXPECTED_KEYS if key not in loaded.files]
-        if missing:
-            raise DatasetError(f"{path}: missing key(s) {', '.join(missing)}; expected keys {expected}")
-        try:
-            return {key: loaded[key] for key in EXPECTED_KEYS}
-        except _READ_ERRORS as exc:  # e.g. object arrays, which need pickle
-            raise DatasetError(f"{path}: cannot read its arrays ({type(exc).__name__}: {exc})") from exc
+# The numpy half (reading and checking the file) needs no torch; re-exported for the loader's callers.
+from ganmix.datasets._medmnist_arrays import (  # noqa: F401
+    EXPECTED_KEYS,
+    SPLIT_NAMES,
+    default_data_dir,
+    medmnist_path,
+    missing_file_error,
+    read_medmnist_arrays,
+)
+from ganmix.datasets._medmnist_info import MEDMNIST_CLASSES, NATIVE_SIZE
+from ganmix.datasets._types import DatasetError, ImageDataset, Split
+from ganmix.datasets.catalog import check_medmnist_size
 
 
 def read_medmnist_npz(path: Path, *, num_classes: int) -> dict[str, Split]:
-    """The three official splits of one MedMNIST-style .npz, validated."""
-    arrays = _read_arrays(path)
-    splits = {}
-    for split in SPLIT_NAMES:
-        images = _images_nchw(arrays[f"{split}_images"], path=path, key=f"{split}_images")
-        labels = _labels_1d(arrays[f"{split}_labels"], path=path, key=f"{split}_labels", num_classes=num_classes)
-        if len(images) != len(labels):
-            raise DatasetError(f"{path}: {split}_images has {len(images)} images but {split}_labels has {len(labels)}")
-        splits[split] = Split(images, labels)
-    return splits
-
-
-def check_medmnist_size(size: object) -> None:
-    if size is not None and (isinstance(size, bool) or size not in MEDMNIST_SIZES):
-        raise DatasetError(f"size must be one of {list(MEDMNIST_SIZES)} (the MedMNIST+ file sizes), got {size!r}")
+    """The three official splits of one MedMNIST-style .npz, validated (by numpy: _medmnist_arrays.py)."""
+    return {split: Split(torch.from_numpy(images), torch.from_numpy(labels))
+            for split, (images, labels) in read_medmnist_arrays(path, num_classes=num_classes).items()}
 
 
 def load_medmnist(
@@ -120,18 +37,14 @@ def load_medmnist(
     it when missing and allowed, resized to `image_size` when given."""
     check_medmnist_size(size)
     class_names = MEDMNIST_CLASSES[flag]
-    folder = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
-    path = folder / medmnist_file(flag, size)
-    if path.is_dir():
-        raise DatasetError(f"MedMNIST file {path} is a folder; expected the .npz file "
-                           f"{MEDMNIST_URL.format(file=path.name)} saved under that name")
+    path = medmnist_path(flag, data_dir=data_dir, size=size)
     if not path.is_file():
         if not download:
-            raise _missing_file_error(path, "download=False")
+            raise missing_file_error(path, "download=False")
         try:
-            download_medmnist(flag, folder, size=size or NATIVE_SIZE)
+            download_medmnist(flag, path.parent, size=size or NATIVE_SIZE)
         except DownloadFailed as exc:
-            raise _missing_file_error(path, f"the download failed ({exc})") from exc
+            raise missing_file_error(path, f"the download failed ({exc})") from exc
 
     splits = read_medmnist_npz(path, num_classes=len(class_names))
     file_size = int(splits["train"].images.shape[-1])

@@ -11,24 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import ClassVar, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ganmix.models.diffaugment import diff_augment, parse_policy
-from ganmix.models.generator import GeneratorConfig, LatentGenerator, check_int
+# The light facts (GANConfig, search spaces, size rule) live in models/_gan_info.py; re-exported for the families.
+from ganmix.models._gan_info import CONV_SIZE_RULE, GAN_SPACE, LATENT_SPACE, TINY_OPTIONS, GANConfig  # noqa: F401
+from ganmix.models.diffaugment import diff_augment
+from ganmix.models.generator import GeneratorConfig, LatentGenerator
 
 LABEL_EMBED_DIM = 32
-# Search dimensions every latent family adds by default, and the GANs' DiffAugment choice (spec YAML form).
-LATENT_SPACE = {"latent_dim": [16, 32, 64, 128, 256]}
-GAN_SPACE = {**LATENT_SPACE, "diffaugment": ["", "color,translation,cutout"]}
-TINY_OPTIONS = {"width": 4, "latent_dim": 8}
 MAX_WIDTH_FACTOR = 8
-# The rule every conv family (the GANs, the cVAE) states when it refuses a size.
-CONV_SIZE_RULE = "depth follows the size: a 4..8 px map doubled floor(log2(size / 4)) times, then centre-cropped"
 Norm = Literal["batch", "layer"]
 
 
@@ -145,22 +140,6 @@ def frozen(module: nn.Module) -> Iterator[None]:
 def adversarial_bce(logits: Tensor, *, real: bool) -> Tensor:
     target = torch.ones_like(logits) if real else torch.zeros_like(logits)
     return F.binary_cross_entropy_with_logits(logits, target)
-
-
-@dataclass(frozen=True, kw_only=True)
-class GANConfig(GeneratorConfig):
-    """Options every GAN family shares."""
-
-    latent_dim: int = 64
-    diffaugment: str = ""  # "" or a comma list of "color", "translation", "cutout"
-    width: int = 32  # channels of the widest-resolution conv layer; deeper layers double it
-    size_rule: ClassVar[str] = CONV_SIZE_RULE
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_int("latent_dim", self.latent_dim, low=1, high=4096)
-        parse_policy(self.diffaugment)
-        check_int("width", self.width, low=1)
 
 
 class ConvGAN(LatentGenerator):

@@ -6,31 +6,12 @@ BCE, so the generator is pushed to make images the discriminator assigns to the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch.nn.functional as F
 from torch import Tensor
 
-from ganmix.models._gan_blocks import (
-    GAN_SPACE,
-    TINY_OPTIONS,
-    ConvGAN,
-    Critique,
-    GANConfig,
-    adversarial_bce,
-    frozen,
-    update,
-)
-from ganmix.models.generator import check_float, register_generator
-
-
-@dataclass(frozen=True, kw_only=True)
-class ACGANConfig(GANConfig):
-    aux_weight: float = 1.0  # weight of the auxiliary classification loss for both players
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_float("aux_weight", self.aux_weight)
+from ganmix.models._gan_blocks import ConvGAN, Critique, adversarial_bce, frozen, update
+from ganmix.models.acgan_info import FAMILY, ACGANConfig
+from ganmix.models.generator import register_generator
 
 
 def _class_logits(critique: Critique) -> Tensor:
@@ -40,10 +21,10 @@ def _class_logits(critique: Critique) -> Tensor:
 
 @register_generator
 class ACGAN(ConvGAN):
-    family = "acgan"
+    family = FAMILY.family
     config_cls = ACGANConfig
-    search_space = GAN_SPACE
-    tiny_options = TINY_OPTIONS
+    search_space = FAMILY.search_space
+    tiny_options = FAMILY.tiny_options
     config: ACGANConfig
 
     def __init__(self, cfg: ACGANConfig) -> None:

@@ -11,3 +11,6 @@ TRAINER_DEFAULTS = {"batch_size": 128, "weight_decay": 1e-4, "lr_schedule": "one
 # The generator choice of a real-only recipe (no generator, nothing synthetic); a real-only recipe logs it as its
 # `generator` param, which is how tracking/ reads real-only back from MLflow.
 NO_GENERATOR = "none"
+# The classifier families (models/classifiers.py registers them; tests/test_families.py keeps both equal), so
+# the Recipe judges `classifier` without importing torch.
+CLASSIFIER_NAMES = ("resnet18", "small_cnn")

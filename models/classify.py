@@ -211,7 +211,7 @@ def _fit(model: nn.Module, *, pool: torch.Tensor, targets: torch.Tensor, per_epo
             batch = order[start:start + size]
             start += size
             x_u8, y = pool[batch], targets[batch]
-            x = to_unit(augment(x_u8) if augment is not None else x_u8)
+            x = augment(x_u8) if augment is not None else to_unit(x_u8)  # both: float in [-1, 1]
             logits = model(x)
             loss = F.cross_entropy(logits, y, weight=weights)
             optimizer.zero_grad(set_to_none=True)

@@ -7,47 +7,21 @@ decoder is the shared ConvGenerator. Pixels are modelled as Bernoulli on [0, 1]:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ganmix.models._gan_blocks import (
-    CONV_SIZE_RULE,
-    LABEL_EMBED_DIM,
-    LATENT_SPACE,
-    TINY_OPTIONS,
-    ConvGenerator,
-    adam,
-    conv_trunk,
-    update,
-)
-from ganmix.models.generator import GeneratorConfig, LatentGenerator, check_float, check_int, register_generator
-
-
-@dataclass(frozen=True, kw_only=True)
-class CVAEConfig(GeneratorConfig):
-    lr: float = 1e-3
-    latent_dim: int = 64
-    kl_weight: float = 1.0  # beta of a beta-VAE: 1.0 is the plain ELBO
-    width: int = 32  # channels of the widest-resolution conv layer; deeper layers double it
-    size_rule: ClassVar[str] = CONV_SIZE_RULE
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_int("latent_dim", self.latent_dim, low=1, high=4096)
-        check_float("kl_weight", self.kl_weight)
-        check_int("width", self.width, low=1)
+from ganmix.models._gan_blocks import LABEL_EMBED_DIM, ConvGenerator, adam, conv_trunk, update
+from ganmix.models.cvae_info import FAMILY, CVAEConfig
+from ganmix.models.generator import LatentGenerator, register_generator
 
 
 @register_generator
 class CVAE(LatentGenerator):
-    family = "cvae"
+    family = FAMILY.family
     config_cls = CVAEConfig
-    search_space = {**LATENT_SPACE, "kl_weight": {"type": "float", "low": 0.1, "high": 2.0, "log": True}}
-    tiny_options = TINY_OPTIONS
+    search_space = FAMILY.search_space
+    tiny_options = FAMILY.tiny_options
     config: CVAEConfig
 
     def __init__(self, cfg: CVAEConfig) -> None:

@@ -6,25 +6,19 @@ through a projection head.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from torch import Tensor
 
-from ganmix.models._gan_blocks import GAN_SPACE, TINY_OPTIONS, ConvGAN, GANConfig, adversarial_bce, frozen, update
+from ganmix.models._gan_blocks import ConvGAN, adversarial_bce, frozen, update
+from ganmix.models.dcgan_info import FAMILY, DCGANConfig
 from ganmix.models.generator import register_generator
-
-
-@dataclass(frozen=True, kw_only=True)
-class DCGANConfig(GANConfig):
-    """No options beyond the shared GAN ones (latent_dim, diffaugment, width)."""
 
 
 @register_generator
 class DCGAN(ConvGAN):
-    family = "dcgan"
+    family = FAMILY.family
     config_cls = DCGANConfig
-    search_space = GAN_SPACE
-    tiny_options = TINY_OPTIONS
+    search_space = FAMILY.search_space
+    tiny_options = FAMILY.tiny_options
 
     def __init__(self, cfg: DCGANConfig) -> None:
         super().__init__(cfg, norm="batch", auxiliary=False, betas=(0.5, 0.999))

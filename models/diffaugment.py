@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ganmix.models.generator import GeneratorError
+from ganmix.models._gan_info import DIFFAUGMENT_ITEMS, parse_policy  # noqa: F401 - the policy grammar, torch-free
 
 TRANSLATION_RATIO = 0.125  # shift by up to 1/8 of the image, as in the paper
 CUTOUT_RATIO = 0.5  # erase a square half the image's side
@@ -56,27 +56,12 @@ def _cutout(x: Tensor) -> Tensor:
     return x * keep[:, None].to(x.dtype)
 
 
+# Its names are DIFFAUGMENT_ITEMS (the light grammar the configs check); tests/test_families.py keeps them equal.
 AUGMENTS: dict[str, Callable[[Tensor], Tensor]] = {
     "color": _color,
     "translation": _translation,
     "cutout": _cutout,
 }
-
-
-def parse_policy(policy: str) -> tuple[str, ...]:
-    """'color,translation' -> ('color', 'translation'); '' -> (); unknown items raise GeneratorError."""
-    if not isinstance(policy, str):
-        raise GeneratorError(f"diffaugment policy must be a string, got {policy!r}")
-    if not policy.strip():
-        return ()
-    items = tuple(item.strip() for item in policy.split(","))
-    for item in items:
-        if item not in AUGMENTS:
-            raise GeneratorError(
-                f"unknown DiffAugment item {item!r} in policy {policy!r}; "
-                f"expected a comma list of {sorted(AUGMENTS)}"
-            )
-    return items
 
 
 def diff_augment(x: Tensor, policy: str) -> Tensor:

@@ -5,7 +5,8 @@ A family is one module in ganmix.models that registers a GenerativeModel subclas
 and declares, on that class, everything else ganmix needs to know about it: its typed config (options,
 defaults, ranges), the search dimensions it adds by default and the tiny options tests train it with.
 The registry finds those modules itself on first use (they import this one, so a top-level import
-would be circular): adding a family needs its module and nothing else.
+would be circular). Those declarations come from the family's light description beside it,
+`<module>_info.py` (models/families.py: no torch), which the Recipe, the spec and the pre-flight read.
 """
 
 from __future__ import annotations
@@ -13,14 +14,10 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.util
-import math
-import numbers
 import pickle
 import pkgutil
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -30,69 +27,15 @@ from torch import Tensor, nn
 from ganmix.models._images import to_uint8
 from ganmix.models._registry import Registry, UnknownModelError
 from ganmix.models.errors import GeneratorError
-from ganmix.models.sizes import MIN_IMAGE_SIZE
+from ganmix.models.families import FAMILY_MARK, family_options, make_family_config
+# The config and its checks need no torch (models/generator_config.py); re-exported here for the families.
+from ganmix.models.generator_config import GeneratorConfig, check_float, check_int  # noqa: F401
 
 CHECKPOINT_FORMAT = "ganmix.generator/1"
-# How a family module is recognised without importing every module of the package (classify, quality, ...):
-# a line that is exactly the decorator.
-_FAMILY_MARK = re.compile(r"^@register_generator$", re.MULTILINE)
 
 
 class DivergenceError(RuntimeError):
     """A training loss became NaN or infinite; the message names the epoch and the loss."""
-
-
-def check_int(field: str, value: object, *, low: int, high: int | None = None) -> None:
-    """Raise GeneratorError unless `value` is an int (not a bool) in low..high."""
-    ok = isinstance(value, int) and not isinstance(value, bool) and value >= low and (high is None or value <= high)
-    if not ok:
-        expected = f"an int in {low}..{high}" if high is not None else f"an int >= {low}"
-        raise GeneratorError(f"{field} must be {expected}, got {value!r}")
-
-
-def check_float(field: str, value: object, *, positive: bool = False) -> None:
-    """Raise GeneratorError unless `value` is a finite number >= 0 (> 0 when `positive`)."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value < 0
-        or (positive and value == 0)
-    ):
-        raise GeneratorError(f"{field} must be a finite number {'> 0' if positive else '>= 0'}, got {value!r}")
-
-
-@dataclass(frozen=True, kw_only=True)
-class GeneratorConfig:
-    """Fields every family shares; families subclass it and add their own typed options."""
-
-    image_size: int
-    channels: int
-    num_classes: int
-    batch_size: int = 64
-    lr: float = 2e-4
-    # The family's image sizes: MIN_IMAGE_SIZE..max_image_size, and the rule its depth follows (its
-    # error message states it; models/sizes.py asks it before any work).
-    max_image_size: ClassVar[int] = 128
-    size_rule: ClassVar[str] = "any size in range"
-
-    @classmethod
-    def size_problem(cls, size: int) -> str | None:
-        """None when the family takes `size` px images, else what it takes."""
-        if MIN_IMAGE_SIZE <= size <= cls.max_image_size:
-            return None
-        return f"it takes {MIN_IMAGE_SIZE}..{cls.max_image_size} px ({cls.size_rule})"
-
-    def __post_init__(self) -> None:
-        size = self.image_size
-        if not isinstance(size, int) or isinstance(size, bool) or self.size_problem(size):
-            raise GeneratorError(f"image_size must be an int in {MIN_IMAGE_SIZE}..{self.max_image_size} "
-                                 f"({self.size_rule}), got {size!r}")
-        if self.channels not in (1, 3) or isinstance(self.channels, bool):
-            raise GeneratorError(f"channels must be 1 or 3, got {self.channels!r}")
-        check_int("num_classes", self.num_classes, low=2)
-        check_int("batch_size", self.batch_size, low=1)
-        check_float("lr", self.lr, positive=True)
 
 
 class GenerativeModel(nn.Module, ABC):
@@ -184,7 +127,7 @@ class _FamilyRegistry(Registry[type[GenerativeModel]]):
 
         for info in pkgutil.iter_modules(package.__path__):
             spec = None if info.name.startswith("_") else importlib.util.find_spec(f"ganmix.models.{info.name}")
-            if spec is not None and spec.origin and _FAMILY_MARK.search(Path(spec.origin).read_text()):
+            if spec is not None and spec.origin and FAMILY_MARK.search(Path(spec.origin).read_text()):
                 importlib.import_module(spec.name)  # registers its family
         self._loaded = True
 
@@ -230,53 +173,11 @@ def generator_class(name: str) -> type[GenerativeModel]:
 
 def generator_options(name: str) -> dict[str, object]:
     """The family's extra config fields (beyond GeneratorConfig) mapped to their defaults."""
-    base = {f.name for f in dataclasses.fields(GeneratorConfig)}
-    return {f.name: f.default for f in dataclasses.fields(GENERATORS.get(name).config_cls) if f.name not in base}
+    return family_options(name)
 
 
-def _normalise_option(name: str, key: str, value: object, default: object) -> object:
-    # Search spaces hand over numpy scalars, or ints for float fields; store plain Python values so
-    # configs compare equal and checkpoints stay loadable with weights_only=True.
-    kind = type(default)
-    if kind is str:
-        if isinstance(value, str):
-            return value
-    elif kind in (int, float):
-        if isinstance(value, numbers.Real) and not isinstance(value, bool):
-            number = float(value)
-            if kind is float:
-                return number
-            if number.is_integer():  # an int option takes 2 or 2.0, never 2.5
-                return int(number)
-    else:
-        return value
-    raise GeneratorError(f"option {key!r} of generator {name!r} must be {kind.__name__}, got {value!r}")
-
-
-def make_generator_config(
-    name: str,
-    *,
-    image_size: int,
-    channels: int,
-    num_classes: int,
-    batch_size: int = 64,
-    lr: float | None = None,
-    options: Mapping[str, object] | None = None,
-) -> GeneratorConfig:
-    """The family's typed config; `lr=None` keeps the family's default learning rate."""
-    cls = GENERATORS.get(name).config_cls
-    valid = generator_options(name)
-    given = dict(options or {})
-    unknown = sorted(set(given) - set(valid))
-    if unknown:
-        raise GeneratorError(f"unknown option(s) {unknown} for generator {name!r}; valid options: {sorted(valid)}")
-    values = {key: _normalise_option(name, key, value, valid[key]) for key, value in given.items()}
-    if lr is not None:
-        values["lr"] = _normalise_option(name, "lr", lr, 0.0)
-    return cls(
-        image_size=image_size, channels=channels, num_classes=num_classes,
-        batch_size=batch_size, **values,  # type: ignore[arg-type]
-    )
+# The typed config of a family, from its light description (models/families.py): one builder for both paths.
+make_generator_config = make_family_config
 
 
 def create_generator(name: str, cfg: GeneratorConfig) -> GenerativeModel:

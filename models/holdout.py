@@ -12,33 +12,23 @@ pool: it is the complement of the kept train images within the train split (data
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 from torch import Tensor
 
 from ganmix.models._images import to_unit
 from ganmix.models.errors import GeneratorError
-from ganmix.models.generator import GeneratorConfig, GenerativeModel, register_generator
+from ganmix.models.generator import GenerativeModel, register_generator
 
-# How a run, a table or a verdict names the control (never just "holdout").
-CONTROL_LABEL = "holdout (control)"
-NEEDS_HELDOUT = ("generator: holdout is a positive control that returns train images the scarcity options left "
-                 "out, so it needs train_per_class or class_fraction")
-
-
-@dataclass(frozen=True, kw_only=True)
-class HoldoutConfig(GeneratorConfig):
-    """No options: the control has nothing to tune."""
+from ganmix.models.holdout_info import CONTROL_LABEL, FAMILY, NEEDS_HELDOUT, HoldoutConfig  # noqa: F401
 
 
 @register_generator
 class Holdout(GenerativeModel):
-    family = "holdout"
+    family = FAMILY.family
     config_cls = HoldoutConfig
-    cpu_default = False
-    control = True
+    cpu_default = FAMILY.cpu_default
+    control = FAMILY.control
 
     def __init__(self, cfg: HoldoutConfig) -> None:
         super().__init__(cfg)

@@ -1,7 +1,8 @@
 """The one place that judges an image size against the models that will see it.
 
 Classifiers take 8..256 px (models/classifiers.py reads the range from here); each generator family
-states its own range and rule on its config class (`GeneratorConfig.size_problem`). The Recipe and the
+states its own range and rule on its config class (`GeneratorConfig.size_problem`), read from its light
+description (models/families.py: no torch). The Recipe and the
 search pre-flight both call `check_image_size`, so a size is refused before any data is read or any
 model is built, in the same words wherever it was given.
 """
@@ -29,17 +30,18 @@ def check_image_size(size: object, *, generators: Iterable[str] = (), label: str
         raise ImageSizeError(f"{label} must be an integer in {MIN_IMAGE_SIZE}..{MAX_IMAGE_SIZE} (pixels per side; "
                              f"classifiers take up to {MAX_IMAGE_SIZE}, generators up to {max_generator_size()}), "
                              f"got {size!r}")
-    from ganmix.models.generator import GENERATORS
+    from ganmix.models.families import family_info, family_names
 
+    known = family_names()
     for name in generators:
-        if name in GENERATORS:
-            problem = GENERATORS.get(name).config_cls.size_problem(size)  # type: ignore[arg-type]
+        if name in known:
+            problem = family_info(name).config_cls.size_problem(size)  # type: ignore[arg-type]
             if problem:
                 raise ImageSizeError(f"{label} {size} does not suit generator {name!r}: {problem}")
 
 
 def max_generator_size() -> int:
     """The largest size some registered generator family takes."""
-    from ganmix.models.generator import GENERATORS
+    from ganmix.models.families import family_info, family_names
 
-    return max(GENERATORS.get(name).config_cls.max_image_size for name in GENERATORS.names())
+    return max(family_info(name).config_cls.max_image_size for name in family_names())

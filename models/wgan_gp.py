@@ -8,25 +8,13 @@ every `n_critic`-th batch also trains the generator, with Adam (0.0, 0.9).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from ganmix.models._gan_blocks import GAN_SPACE, TINY_OPTIONS, ConvDiscriminator, ConvGAN, GANConfig, frozen, update
-from ganmix.models.generator import check_float, check_int, register_generator
-
-
-@dataclass(frozen=True, kw_only=True)
-class WGANGPConfig(GANConfig):
-    lr: float = 1e-4  # the paper's learning rate
-    n_critic: int = 5  # critic steps per generator step
-    gp_weight: float = 10.0  # lambda of the gradient penalty
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_int("n_critic", self.n_critic, low=1)
-        check_float("gp_weight", self.gp_weight)
+from ganmix.models._gan_blocks import ConvDiscriminator, ConvGAN, frozen, update
+from ganmix.models.generator import register_generator
+from ganmix.models.wgan_gp_info import FAMILY, WGANGPConfig
 
 
 def gradient_penalty(critic: ConvDiscriminator, real: Tensor, fake: Tensor, labels: Tensor) -> Tensor:
@@ -39,10 +27,10 @@ def gradient_penalty(critic: ConvDiscriminator, real: Tensor, fake: Tensor, labe
 
 @register_generator
 class WGANGP(ConvGAN):
-    family = "wgan_gp"
+    family = FAMILY.family
     config_cls = WGANGPConfig
-    search_space = {**GAN_SPACE, "n_critic": {"type": "int", "low": 1, "high": 5}}
-    tiny_options = TINY_OPTIONS
+    search_space = FAMILY.search_space
+    tiny_options = FAMILY.tiny_options
     config: WGANGPConfig
 
     def __init__(self, cfg: WGANGPConfig) -> None:

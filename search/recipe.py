@@ -13,7 +13,7 @@ import yaml
 
 # `generator: none` (NO_GENERATOR) is a real-only recipe: no generator is trained and nothing synthetic is
 # mixed in. It lives below search/ because tracking/ reads it back from a run's params.
-from ganmix.models.choices import NO_GENERATOR, TRAINER_DEFAULTS
+from ganmix.models.choices import CLASSIFIER_NAMES, NO_GENERATOR, TRAINER_DEFAULTS
 
 ALLOCATIONS = ("proportional", "balance")
 # Fields that only mean something when a generator is trained: a real-only recipe logs none of them as
@@ -101,14 +101,15 @@ class Recipe:
     @property
     def control(self) -> bool:
         """A positive control (`holdout`: held-out real images), not a generator: labelled so everywhere."""
-        from ganmix.models.generator import is_control
+        from ganmix.models.families import is_control
 
         return not self.real_only and is_control(self.generator)
 
     def _validate(self) -> None:
-        from ganmix.models.classifiers import list_classifiers
+        # Light descriptions only (models/families.py, models/choices.py): judging a recipe imports no torch.
         from ganmix.models.choices import AUGMENTATIONS, CLASS_WEIGHTS, LR_SCHEDULES
-        from ganmix.models.generator import GeneratorError, is_control, list_controls, list_generators, make_generator_config
+        from ganmix.models.errors import GeneratorError
+        from ganmix.models.families import family_names, is_control, make_family_config
         from ganmix.models.metrics import SELECTABLE
 
         _check(isinstance(self.dataset, str) and self.dataset != "", "dataset", self.dataset, "a non-empty name")
@@ -120,10 +121,10 @@ class Recipe:
             _check(
                 isinstance(frac, (int, float)) and 0 < frac <= 1, f"class_fraction[{cls}]", frac, "a fraction in (0, 1]"
             )
-        families = [NO_GENERATOR, *list_generators(), *list_controls()]
+        families = [NO_GENERATOR, *family_names()]
         _check(self.generator in families, "generator", self.generator, f"one of {families}")
         if is_control(self.generator) and not (self.train_per_class or self.class_fraction):
-            from ganmix.models.holdout import NEEDS_HELDOUT  # the only control: its own words
+            from ganmix.models.holdout_info import NEEDS_HELDOUT  # the only control: its own words
 
             raise RecipeError(f"{NEEDS_HELDOUT}; this recipe keeps the whole train split")
         _check_int(self, "generator_epochs", low=1, high=100_000)
@@ -135,13 +136,14 @@ class Recipe:
                    "empty with generator 'none'")
         else:
             try:  # family options are checked by the family's own typed config
-                make_generator_config(self.generator, image_size=28, channels=1, num_classes=2,
-                                      options=dict(self.generator_options))
+                make_family_config(self.generator, image_size=28, channels=1, num_classes=2,
+                                   options=dict(self.generator_options))
             except GeneratorError as exc:
                 raise RecipeError(f"generator_options: {exc}") from None
         _check(self.allocation in ALLOCATIONS, "allocation", self.allocation, f"one of {list(ALLOCATIONS)}")
         _check_float(self, "filter_threshold", low=0.0, high=1.0)
-        _check(self.classifier in list_classifiers(), "classifier", self.classifier, f"one of {list_classifiers()}")
+        # CLASSIFIER_NAMES lists the registry's names without torch (tests/test_families.py keeps them equal).
+        _check(self.classifier in CLASSIFIER_NAMES, "classifier", self.classifier, f"one of {sorted(CLASSIFIER_NAMES)}")
         _check_float(self, "classifier_lr", low=1e-8, high=10.0)
         _check_int(self, "classifier_epochs", low=1, high=100_000)
         _check_int(self, "classifier_min_steps", low=0, high=10_000_000)
@@ -265,7 +267,7 @@ def check_int_field(name: str, value: Any) -> None:
 
 def upgrade_fields(data: Mapping[str, Any]) -> dict[str, Any]:
     """Fields of a format 1 or 2 recipe under their format 3 names (see _OLD_FORMATS)."""
-    from ganmix.models.generator import generator_options, list_generators
+    from ganmix.models.families import family_names, family_options
 
     data = {RENAMED_FIELDS.get(k, k): v for k, v in data.items()}
     if "seed" in data:
@@ -274,7 +276,7 @@ def upgrade_fields(data: Mapping[str, Any]) -> dict[str, Any]:
     data.setdefault("classifier_min_steps", 0)
     if "latent_dim" in data:
         latent_dim, family = data.pop("latent_dim"), data.get("generator", Recipe.generator)
-        if family in list_generators() and "latent_dim" in generator_options(family):
+        if family in family_names() and "latent_dim" in family_options(family):
             data["generator_options"] = {"latent_dim": latent_dim, **dict(data.get("generator_options") or {})}
     return data
 

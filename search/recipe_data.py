@@ -1,19 +1,25 @@
-"""The data one recipe trains on, loaded without the training stack (torch's models, sklearn): the
-pre-flight data check answers through here before anything heavy is imported."""
+"""The data one recipe trains on, loaded without the training stack (torch's models, sklearn), and its light
+twin for the pre-flight data check: the file read and judged with numpy before torch is imported."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ganmix.datasets import DatasetError, ImageDataset, apply_scarcity, load_dataset
 from ganmix.search.recipe import Recipe
+
+if TYPE_CHECKING:
+    from ganmix.datasets import ImageDataset
+    from ganmix.datasets.light import LightData
 
 
 def load_recipe_data(recipe: Recipe, data_dir: Path | None, *, download: bool = True) -> ImageDataset:
     """The data a recipe trains on: its data set, with its scarcity drawn by its `data_seed`. A search and
     `ganmix train` both load through here, so a re-run sees the trial's exact train subset. Without
     `download`, a missing MedMNIST file raises MissingDataError (the pre-flight check)."""
+    from ganmix.datasets import apply_scarcity, load_dataset
+
     dataset = load_dataset(recipe.dataset, data_dir=data_dir, size=recipe.size, image_size=recipe.image_size,
                            seed=recipe.data_seed, download=download)
     if recipe.train_per_class or recipe.class_fraction:
@@ -28,7 +34,8 @@ def check_heldout(dataset: ImageDataset, families: Iterable[str]) -> None:
     (a cap at or above every class's count): the Recipe refuses the no-scarcity case itself."""
     if dataset.heldout is not None and len(dataset.heldout) > 0:
         return
-    from ganmix.models.generator import is_control  # the registry: only when there is something to refuse
+    from ganmix.datasets import DatasetError
+    from ganmix.models.families import is_control
 
     controls = [name for name in families if is_control(name)]
     if controls:
@@ -36,3 +43,13 @@ def check_heldout(dataset: ImageDataset, families: Iterable[str]) -> None:
         raise DatasetError(f"generator: {controls[0]} is a positive control that returns held-out train images, but "
                            f"the scarcity options of {dataset.name!r} keep all of them (train {counts}); lower "
                            "train_per_class or set a class_fraction below 1")
+
+
+def read_recipe_data_light(recipe: Recipe, data_dir: Path | None) -> LightData | None:
+    """The same data as numpy arrays, checked by the same rules, without torch and never downloaded (a missing
+    MedMNIST file raises MissingDataError); None where only the loader can read it (digits, image folders).
+    The image size is the Recipe's to judge (it has been), so nothing is resized here."""
+    from ganmix.datasets.light import read_light
+
+    return read_light(recipe.dataset, data_dir=data_dir, size=recipe.size, train_per_class=recipe.train_per_class,
+                      class_fraction=dict(recipe.class_fraction) or None, seed=recipe.data_seed)

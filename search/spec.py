@@ -24,16 +24,16 @@ SEED_FIELDS = ("data_seed", "generator_seed", "classifier_seed")
 
 def default_families(*, gpu: bool) -> list[str]:
     """The families the default space offers: all on a GPU; on the CPU those that declare cpu_default."""
-    from ganmix.models.generator import generator_class, list_generators
+    from ganmix.models.families import family_info, generator_names
 
-    return [name for name in list_generators() if gpu or generator_class(name).cpu_default]
+    return [name for name in generator_names() if gpu or family_info(name).cpu_default]
 
 
 def cpu_left_out() -> str | None:
     """One console line naming the families the default space leaves out on the CPU, or None."""
-    from ganmix.models.generator import list_generators
+    from ganmix.models.families import generator_names
 
-    left = sorted(set(list_generators()) - set(default_families(gpu=False)))
+    left = sorted(set(generator_names()) - set(default_families(gpu=False)))
     return (f"ganmix: no GPU per trial, so the default space leaves out {', '.join(left)} (too slow on the CPU); "
             "name it in space.generator to search it anyway") if left else None
 
@@ -54,13 +54,13 @@ def default_space(*, gpu: bool = False) -> dict[str, Dim]:
 
 
 def default_generator_space() -> dict[str, dict[str, Dim]]:
-    """What each family declares it adds to a search (its module's `search_space`)."""
-    from ganmix.models.generator import generator_class, list_generators
+    """What each family declares it adds to a search (its light description's `search_space`)."""
+    from ganmix.models.families import family_info, family_names
 
     return {
         name: {option: parse_dim(f"{name}.{option}", raw, section="generator_space")
-               for option, raw in generator_class(name).search_space.items()}
-        for name in list_generators()
+               for option, raw in family_info(name).search_space.items()}
+        for name in family_names()
     }
 
 
@@ -78,14 +78,14 @@ def upgrade_spec(data: Mapping[str, Any]) -> dict[str, Any]:
                 raw = values.pop("latent_dim")
                 latent = raw if section == "space" else [raw]
             data[section] = values
-    if latent is not None:  # the registry imports torch: only for an old spec that needs it
-        from ganmix.models.generator import generator_options, list_generators
+    if latent is not None:
+        from ganmix.models.families import family_names, family_options
 
         families = data.get("generator_space")
         families = dict(families) if isinstance(families, Mapping) else {
             name: {k: dim_to_yaml(d) for k, d in dims.items()} for name, dims in default_generator_space().items()}
-        for name in list_generators():
-            if "latent_dim" in generator_options(name):
+        for name in family_names():
+            if "latent_dim" in family_options(name):
                 families[name] = {**(families.get(name) or {}), "latent_dim": latent}
         data["generator_space"] = families
     return data
@@ -249,7 +249,7 @@ class SearchSpec:
                 raise SpaceError(f"{source}: {section} must be a mapping, got {type(kwargs[section]).__name__} "
                                  f"{str(kwargs[section])[:200]!r}")
         try:
-            parse_constraints(kwargs.get("constraints"))  # before the default space is built (it imports torch)
+            parse_constraints(kwargs.get("constraints"))  # before the default space is built
             if "space" in kwargs:
                 kwargs["space"] = {k: _space_dim(k, v) for k, v in (kwargs["space"] or {}).items()}
             if "generator_space" in kwargs:

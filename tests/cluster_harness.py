@@ -255,7 +255,7 @@ SMALL_SEARCH: dict[str, object] = {
         "synthetic_ratio": {"type": "float", "low": 0.2, "high": 1.0},
         "generator": ["dcgan", "cvae"],
     },
-    "fixed": {"classifier_epochs": 3, "classifier_min_steps": 0, "latent_dim": 16},
+    "fixed": {"classifier_epochs": 3, "classifier_min_steps": 0, "latent_dim": 16, "augment": "none"},
 }
 
 

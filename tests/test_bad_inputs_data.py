@@ -84,14 +84,10 @@ def test_a_missing_file_is_left_to_the_run_and_nothing_is_created(tmp_path: Path
     assert tree(tmp_path) == before and not (tmp_path / "data").exists()
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    """One private local Ray for the in-process tests below (run_search reuses an initialised Ray)."""
-    import ray
-
-    ray.init(address="local", include_dashboard=False, configure_logging=False, num_cpus=2)
-    yield ray
-    ray.shutdown()
+@pytest.fixture()
+def local_ray(ray_session):
+    """The test run's one local Ray (tests/conftest.py; run_search reuses an initialised Ray)."""
+    return ray_session
 
 
 def test_a_trial_no_node_can_hold_is_refused_after_connecting(local_ray) -> None:
@@ -106,7 +102,7 @@ def test_a_trial_no_node_can_hold_is_refused_after_connecting(local_ray) -> None
         check_cluster_resources(SearchSpec(gpus_per_trial=0.5), "here")
 
 
-def test_a_resume_whose_set_up_fails_leaves_its_parent_as_it_was(tmp_path: Path, local_ray) -> None:
+def test_a_resume_whose_set_up_fails_leaves_its_parent_as_it_was(tmp_path: Path, local_ray, migrated_store) -> None:
     """A crash between reopening the parent run and Tune's start must not leave the parent RUNNING, nor
     change it at all (issue 25: a failed resume changes nothing): here the Tune state of a search to resume
     is missing (run_search called directly, past the CLI's pre-flight). The error is one line."""
@@ -114,8 +110,7 @@ def test_a_resume_whose_set_up_fails_leaves_its_parent_as_it_was(tmp_path: Path,
     from ganmix.search.spec import SearchSpec
     from ganmix.tracking import runs, store
 
-    uri = store.default_tracking_uri(tmp_path)
-    store.check_reachable(uri)
+    uri = migrated_store
     experiment_id = store.ensure_experiment(uri, "digits")
     parent = runs.start_run(uri, experiment_id, name="lost", tags={runs.KIND: "search", runs.SEARCH_NAME: "lost"})
     parent.finish("KILLED", error="interrupted")

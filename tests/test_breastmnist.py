@@ -16,7 +16,7 @@ from ganmix.search.recipe import Recipe
 from ganmix.tracking import runs, store
 
 
-def test_generator_sees_train_only_and_test_metrics_use_official_test(tmp_path, monkeypatch):
+def test_generator_sees_train_only_and_test_metrics_use_official_test(tmp_path, monkeypatch, migrated_store):
     npz_path = require_shared("breastmnist.npz")
     official = np.load(npz_path, allow_pickle=False)
     dataset = load_dataset("breastmnist", data_dir=npz_path.parent, download=False)
@@ -29,11 +29,11 @@ def test_generator_sees_train_only_and_test_metrics_use_official_test(tmp_path, 
         return real_train_generator(model, images, labels, **kwargs)
 
     monkeypatch.setattr(generator_cache, "resume_generator", spy)
-    uri = store.default_tracking_uri(tmp_path)
-    store.check_reachable(uri)
+    uri = migrated_store
     experiment_id = store.ensure_experiment(uri, "breastmnist")
     logger = runs.start_run(uri, experiment_id, name="hygiene", tags={})
-    recipe = Recipe(dataset="breastmnist", generator_epochs=1, generator_options={"latent_dim": 16}, synthetic_ratio=0.5, classifier_epochs=1, classifier_min_steps=0)
+    recipe = Recipe(dataset="breastmnist", generator_epochs=1, generator_options={"latent_dim": 16}, synthetic_ratio=0.5, classifier_epochs=1, classifier_min_steps=0,
+                    augment="none")
     metrics = pipeline.execute_recipe(recipe, dataset, device=torch.device("cpu"), logger=logger, sample_metrics=False)
     logger.finish()
 

@@ -19,7 +19,7 @@ TRIALS = 2
 SPEC = {
     "dataset": "digits", "trials": TRIALS, "max_concurrent": 1, "cpus_per_trial": 1,
     "space": {"generator": ["none", "dcgan"]},
-    "fixed": {"generator_epochs": 1, "classifier_epochs": 1},
+    "fixed": {"generator_epochs": 1, "classifier_epochs": 1, "augment": "none"},
 }
 
 _OPEN_STORE = "import sys; from ganmix.tracking import store; store.check_reachable(sys.argv[1]); print('ok')"

@@ -115,7 +115,7 @@ SPEC = {
     "metric": "val_auc",
     "space": {"generator": ["ddpm"], "generator_epochs": [2], "synthetic_ratio": [0.5]},
     "generator_space": {"ddpm": {option: [value] for option, value in TINY.items()}},
-    "fixed": {"classifier_epochs": 2, "classifier_min_steps": 0},
+    "fixed": {"classifier_epochs": 2, "classifier_min_steps": 0, "augment": "none"},
 }
 
 

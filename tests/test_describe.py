@@ -82,8 +82,8 @@ def test_trials_table_lists_every_trial_best_first():
 
 
 @pytest.fixture()
-def store(tmp_path: Path) -> tuple[str, MlflowClient, str, str]:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def store(tmp_path: Path, migrated_store: str) -> tuple[str, MlflowClient, str, str]:
+    uri = migrated_store
     client = MlflowClient(uri)
     experiment_id = client.create_experiment("ganmix/digits", artifact_location=(tmp_path / "art").as_uri())
     parent = client.create_run(experiment_id, tags={KIND: "search"}, run_name="s1").info.run_id

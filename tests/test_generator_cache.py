@@ -136,9 +136,8 @@ def test_concurrent_trials_on_one_machine_do_not_clash(tmp_path):
     assert same_weights(train(cache, 3).model, train(None, 3).model)
 
 
-def test_a_trial_logs_generator_epochs_trained_and_reused(tmp_path):
-    uri = store.default_tracking_uri(tmp_path)
-    store.check_reachable(uri)
+def test_a_trial_logs_generator_epochs_trained_and_reused(tmp_path, migrated_store):
+    uri = migrated_store
     experiment_id = store.ensure_experiment(uri, "digits")
     dataset = load_dataset("digits")
     logged = []

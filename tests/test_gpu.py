@@ -80,7 +80,7 @@ def test_four_trial_search_shares_one_gpu(tmp_path):
         "space": {"generator_epochs": {"type": "int", "low": 1, "high": 3},
                   "synthetic_ratio": {"type": "float", "low": 0.2, "high": 1.0},
                   "generator": {"type": "categorical", "choices": ["dcgan", "wgan_gp", "acgan", "cvae"]}},
-        "fixed": {"classifier_epochs": 2, "classifier_min_steps": 0, "latent_dim": 16},
+        "fixed": {"classifier_epochs": 2, "classifier_min_steps": 0, "latent_dim": 16, "augment": "none"},
     }))
     done = subprocess.run(
         [sys.executable, "-m", "ganmix.search.cli", "search", "--config", str(spec), "--results-dir",

@@ -48,8 +48,8 @@ def test_both_spellings_are_accepted_where_users_type_a_metric():
     assert SearchSpec(dataset="digits", metric="val/macro_f1").metric == "val_macro_f1"
 
 
-def test_run_logger_writes_sections_and_reads_them_back(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def test_run_logger_writes_sections_and_reads_them_back(tmp_path, migrated_store):
+    uri = migrated_store
     client = MlflowClient(uri)
     experiment = client.create_experiment("names")
     logger = runs.start_run(uri, experiment, name="t", tags={})

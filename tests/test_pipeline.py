@@ -14,9 +14,8 @@ from ganmix.tracking import runs, store
 
 
 @pytest.fixture()
-def logger(tmp_path):
-    uri = store.default_tracking_uri(tmp_path)
-    store.check_reachable(uri)
+def logger(tmp_path, migrated_store):
+    uri = migrated_store
     experiment_id = store.ensure_experiment(uri, "digits")
     run_logger = runs.start_run(uri, experiment_id, name="pipeline", tags={})
     yield run_logger
@@ -27,7 +26,7 @@ def test_confidence_filter_keeps_exact_counts_and_logs_quality(tmp_path, logger,
     monkeypatch.setenv("GANMIX_CACHE", str(tmp_path / "user-cache"))
     dataset = load_dataset("digits")
     recipe = Recipe(generator="cvae", generator_epochs=2, generator_options={"latent_dim": 16}, synthetic_ratio=0.3, allocation="balance",
-                    filter_threshold=0.5, classifier_epochs=1, classifier_min_steps=0)
+                    filter_threshold=0.5, classifier_epochs=1, classifier_min_steps=0, augment="none")
     reported: list[dict[str, float]] = []
     metrics = execute_recipe(recipe, dataset, device=torch.device("cpu"), logger=logger, report=reported.append,
                              cache_dir=tmp_path / "cache")
@@ -51,7 +50,7 @@ def test_confidence_filter_keeps_exact_counts_and_logs_quality(tmp_path, logger,
 
 def test_baseline_recipe_trains_no_generator(logger):
     dataset = load_dataset("digits")
-    metrics = execute_recipe(Recipe(generator="none", synthetic_ratio=0.0, classifier_epochs=1, classifier_min_steps=0), dataset, device=torch.device("cpu"),
+    metrics = execute_recipe(Recipe(generator="none", synthetic_ratio=0.0, classifier_epochs=1, classifier_min_steps=0, augment="none"), dataset, device=torch.device("cpu"),
                              logger=logger, sample_metrics=False)
     assert "synthetic_count" not in metrics and 0.0 <= metrics["test_acc"] <= 1.0
     client = store.client(logger.uri)
@@ -100,7 +99,8 @@ def test_pipeline_writes_to_any_sink():
     sink = MemorySink()
     protocol = {name for name in vars(Sink) if name.startswith("log_")}
     assert protocol <= set(dir(sink)) and protocol <= set(dir(runs.RunLogger))  # MLflow's sink implements it
-    recipe = Recipe(generator="dcgan", generator_epochs=1, generator_options={"latent_dim": 16}, synthetic_ratio=0.2, classifier_epochs=2, classifier_min_steps=0)
+    recipe = Recipe(generator="dcgan", generator_epochs=1, generator_options={"latent_dim": 16}, synthetic_ratio=0.2, classifier_epochs=2, classifier_min_steps=0,
+                    augment="none")
     final = execute_recipe(recipe, load_dataset("digits"), device=torch.device("cpu"), logger=sink,
                            sample_metrics=False)
     epochs = [step for step, m in sink.metrics if "val_auc" in m]

@@ -31,9 +31,8 @@ def _search(uri: str, experiment_id: str, name: str, fingerprint: str, metric: s
 
 
 @pytest.fixture()
-def store_uri(tmp_path):
-    uri = store.default_tracking_uri(tmp_path)
-    store.check_reachable(uri)
+def store_uri(tmp_path, migrated_store):
+    uri = migrated_store
     experiment_id = store.ensure_experiment(uri, "digits")
     real = Recipe(generator="none", synthetic_ratio=0.0, classifier_lr=3e-4)
     _search(uri, experiment_id, "a", "fp-full", "val_auc", [

@@ -38,7 +38,7 @@ SPEC = {
     # Each family at its declared tiny options (one choice each), so any family trains in seconds.
     "generator_space": {name: {option: [value] for option, value in generator_class(name).tiny_options.items()}
                         for name in list_generators()},
-    "fixed": {"classifier_epochs": CLASSIFIER_EPOCHS, "classifier_min_steps": 0},
+    "fixed": {"classifier_epochs": CLASSIFIER_EPOCHS, "classifier_min_steps": 0, "augment": "none"},
     # A sample metric as a constraint: TPE and `ganmix best` then prefer trials that satisfy it.
     "constraints": {"near_copy_fraction": {"max": 0.5}},
     # The finalists stage at its smallest: the best real-only and the best generator recipe, 2 more seeds each.

@@ -150,11 +150,34 @@ def test_augmentation_touches_training_batches_only(monkeypatch) -> None:
 
 
 @pytest.mark.parametrize("name", ["flip", "flip_rotate", "trivial"])
-def test_augmenters_keep_shape_and_dtype(name: str) -> None:
+def test_augmenters_keep_shape_and_give_model_input(name: str) -> None:
     images, _ = _separable_set(n=6, size=28)
     out = classify.make_augmenter(name)(images)
-    assert out.shape == images.shape and out.dtype == torch.uint8
+    # uint8 in, the models' float [-1, 1] out (as to_unit makes it), same shape.
+    assert out.shape == images.shape and out.dtype == torch.float32
+    assert float(out.min()) >= -1.0 and float(out.max()) <= 1.0
     assert classify.make_augmenter("none") is None
+
+
+def test_augmentation_draws_per_image_parameters_reproducibly() -> None:
+    # 64 copies of one asymmetric image: batched per-image parameters turn them into many different images,
+    # and the same seed gives the same batch again.
+    image = torch.zeros(1, 1, 28, 28, dtype=torch.uint8)
+    image[..., 4:24, 6:12] = 255
+    batch = image.expand(64, -1, -1, -1).contiguous()
+    augment = classify.make_augmenter("flip_rotate")
+    torch.manual_seed(3)
+    first = augment(batch)
+    torch.manual_seed(3)
+    again = augment(batch)
+    torch.testing.assert_close(first, again)
+    distinct = {tuple(row.flatten().round(decimals=3).tolist()) for row in first}
+    assert len(distinct) > 32  # one draw for the whole batch would give 1 (or 2 with a flip)
+    flipped = classify.make_augmenter("flip")(batch)
+    unit = batch.float() / 127.5 - 1
+    as_is = (flipped == unit).flatten(1).all(1)
+    mirrored = (flipped == unit.flip(-1)).flatten(1).all(1)
+    assert bool((as_is | mirrored).all()) and 8 < int(mirrored.sum()) < 56  # a coin per image
 
 
 def test_balanced_class_weights_follow_sklearn() -> None:

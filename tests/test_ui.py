@@ -172,7 +172,8 @@ SPEC = {
     "dataset": "digits", "trials": 3, "max_concurrent": 2, "metric": "val_auc", "grace_period": 2,
     "space": {"generator": {"type": "categorical", "choices": ["dcgan", "acgan"]},
               "synthetic_ratio": {"type": "float", "low": 0.3, "high": 1.0}},
-    "fixed": {"classifier_epochs": 2, "classifier_min_steps": 0, "generator_epochs": 2, "latent_dim": 16},
+    "fixed": {"classifier_epochs": 2, "classifier_min_steps": 0, "generator_epochs": 2, "latent_dim": 16,
+              "augment": "none"},
 }
 
 

@@ -4,7 +4,7 @@ One module per job, called by the CLI in order of cost:
   paths.py    names, files and folders (no torch, Ray or MLflow);
   flags.py    each command's flags (numbers by the owner of their range: spec.check_budget, the Recipe);
   network.py  the tracking URI and its local store, Tune storage, the Ray address (a TCP connect);
-  probe.py    the spec: every space dimension probed through the Recipe (imports torch);
+  probe.py    the spec: every space dimension probed through the Recipe (light family descriptions, no torch);
   machine.py  CPUs and GPUs per trial against this machine or the cluster joined;
   data.py     the data set, read and judged (never downloaded: a missing file is fetched by the real run).
 Nothing here creates a file or a folder, and nothing is downloaded.

@@ -1,6 +1,6 @@
 """Pre-flight checks of the search spec: each space dimension is probed by
-building a Recipe at its ends, so every field's range keeps one home (the Recipe). Imports torch (the
-Recipe's validation asks the model registries)."""
+building a Recipe at its ends, so every field's range keeps one home (the Recipe). No torch: the Recipe
+judges families by their light descriptions (models/families.py)."""
 
 from __future__ import annotations
 
@@ -28,12 +28,12 @@ def check_spec(spec: SearchSpec, *, sample_metrics: bool = True) -> None:
             # A real-only choice comes with its constants, as the define-by-run space sets them.
             extra = REAL_ONLY if field == "generator" and is_real_only(value) else {}
             _try_recipe(f"space.{field}", what, value, base=base, changes={field: value, **extra})
-    from ganmix.models.generator import list_controls, list_generators
+    from ganmix.models.families import family_names
 
-    families = [*list_generators(), *list_controls()]
     for family, options in spec.generator_space.items():
-        if family not in families:
-            raise SpaceError(f"generator_space.{family}: unknown generator family; expected some of {families}")
+        if family not in family_names():
+            raise SpaceError(f"generator_space.{family}: unknown generator family; expected some of "
+                             f"{family_names()}")
         for option, dim in options.items():
             for what, value in _probe_values(dim):
                 _try_recipe(f"generator_space.{family}.{option}", what, value, base=base,
