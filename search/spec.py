@@ -55,12 +55,12 @@ def default_space(*, gpu: bool = False) -> dict[str, Dim]:
 
 def default_generator_space() -> dict[str, dict[str, Dim]]:
     """What each family declares it adds to a search (its light description's `search_space`)."""
-    from ganmix.models.families import family_info, family_names
+    from ganmix.models.families import family_info, generator_names
 
-    return {
+    return {  # a control (holdout) has nothing to search
         name: {option: parse_dim(f"{name}.{option}", raw, section="generator_space")
                for option, raw in family_info(name).search_space.items()}
-        for name in family_names()
+        for name in generator_names()
     }
 
 
