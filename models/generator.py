@@ -5,7 +5,9 @@ A family is one module in ganmix.models that registers a GenerativeModel subclas
 and declares, on that class, everything else ganmix needs to know about it: its typed config (options,
 defaults, ranges), the search dimensions it adds by default and the tiny options tests train it with.
 The registry finds those modules itself on first use (they import this one, so a top-level import
-would be circular): adding a family needs its module and nothing else.
+would be circular): adding a family needs its module and nothing else. Families outside ganmix are found the
+same way through the `ganmix.generators` entry-point group (models/_registry.py): an installed package that
+declares one is imported on first use and registers its class like a built-in family.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from ganmix.models._images import to_uint8
-from ganmix.models._registry import Registry, UnknownModelError
+from ganmix.models._registry import Registry, UnknownModelError, load_entry_points
 from ganmix.models.errors import GeneratorError
 from ganmix.models.sizes import MIN_IMAGE_SIZE
 
@@ -168,6 +170,8 @@ class LatentGenerator(GenerativeModel):
 
 
 M = TypeVar("M", bound=type[GenerativeModel])
+# The entry-point group a package declares its generator families in; the entry point's name is the family's.
+PLUGIN_GROUP = "ganmix.generators"
 
 
 class _FamilyRegistry(Registry[type[GenerativeModel]]):
@@ -184,7 +188,16 @@ class _FamilyRegistry(Registry[type[GenerativeModel]]):
             spec = None if info.name.startswith("_") else importlib.util.find_spec(f"ganmix.models.{info.name}")
             if spec is not None and spec.origin and _FAMILY_MARK.search(Path(spec.origin).read_text()):
                 importlib.import_module(spec.name)  # registers its family
-        self._loaded = True
+        self._loaded = True  # before the plugins: one that looks names up must not recurse into _load
+        for family, loaded in load_entry_points(PLUGIN_GROUP):
+            # An entry point naming a class (module:Class) that is not yet registered is registered here, so
+            # a plugin needs no decorator; one naming a module registered its family when imported.
+            if isinstance(loaded, type) and issubclass(loaded, GenerativeModel) and loaded.family not in self._entries:
+                self._entries[loaded.family] = loaded
+            if family not in self._entries:
+                raise GeneratorError(f"entry point {family!r} of group {PLUGIN_GROUP!r} registered no generator "
+                                     f"family named {family!r} (it must register a GenerativeModel subclass "
+                                     f"whose `family` is the entry point's name)")
 
     def get(self, name: str) -> type[GenerativeModel]:
         self._load()
