@@ -6,6 +6,9 @@ from collections.abc import Callable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+# The entry-point group packages declare generator families in (the entry point's name is the family's).
+# Here, not in generator.py, so a torch-free check can list plugin families (entry_point_names).
+PLUGIN_GROUP = "ganmix.generators"
 
 
 class UnknownModelError(ValueError):

@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from ganmix.models._images import to_uint8
-from ganmix.models._registry import Registry, UnknownModelError, load_entry_points
+from ganmix.models._registry import PLUGIN_GROUP, Registry, UnknownModelError, load_entry_points
 from ganmix.models.errors import GeneratorError
 from ganmix.models.sizes import MIN_IMAGE_SIZE
 
@@ -170,8 +170,6 @@ class LatentGenerator(GenerativeModel):
 
 
 M = TypeVar("M", bound=type[GenerativeModel])
-# The entry-point group a package declares its generator families in; the entry point's name is the family's.
-PLUGIN_GROUP = "ganmix.generators"
 
 
 class _FamilyRegistry(Registry[type[GenerativeModel]]):
@@ -189,6 +187,13 @@ class _FamilyRegistry(Registry[type[GenerativeModel]]):
             if spec is not None and spec.origin and _FAMILY_MARK.search(Path(spec.origin).read_text()):
                 importlib.import_module(spec.name)  # registers its family
         self._loaded = True  # before the plugins: one that looks names up must not recurse into _load
+        try:
+            self._load_plugins()
+        except BaseException:
+            self._loaded = False  # a broken plugin fails every lookup, not only the first
+            raise
+
+    def _load_plugins(self) -> None:
         for family, loaded in load_entry_points(PLUGIN_GROUP):
             # An entry point naming a class (module:Class) that is not yet registered is registered here, so
             # a plugin needs no decorator; one naming a module registered its family when imported.
