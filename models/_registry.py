@@ -6,6 +6,9 @@ from collections.abc import Callable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+# The entry-point group packages declare generator families in (the entry point's name is the family's).
+# Here, not in generator.py, so a torch-free check can list plugin families (entry_point_names).
+PLUGIN_GROUP = "ganmix.generators"
 
 
 class UnknownModelError(ValueError):
@@ -39,3 +42,29 @@ class Registry(Generic[T]):
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries
+
+
+def entry_point_names(group: str) -> list[str]:
+    """The names installed packages declare in an entry-point group, read from their metadata only (no
+    import: a pre-flight check can accept a plugin family without importing torch)."""
+    from importlib.metadata import entry_points
+
+    return sorted({ep.name for ep in entry_points(group=group)})
+
+
+def load_entry_points(group: str) -> list[tuple[str, object]]:
+    """Import every entry point of `group` (a module or a module:attribute) and return (name, object) pairs.
+
+    A plugin that fails to import is reported as one line naming its entry point and the error, not a
+    traceback from deep inside the registry.
+    """
+    from importlib.metadata import entry_points
+
+    loaded: list[tuple[str, object]] = []
+    for ep in sorted(entry_points(group=group), key=lambda e: e.name):
+        try:
+            loaded.append((ep.name, ep.load()))
+        except Exception as exc:  # any import error of third-party code: name the plugin
+            raise UnknownModelError(f"entry point {ep.name!r} = {ep.value!r} of group {group!r} failed to "
+                                    f"import: {type(exc).__name__}: {exc}") from exc
+    return loaded

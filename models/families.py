@@ -86,8 +86,11 @@ def described_families() -> dict[str, FamilyInfo]:
 
 
 def _all() -> dict[str, FamilyInfo]:
+    from ganmix.models._registry import PLUGIN_GROUP, entry_point_names
+
     found = _scan()
-    if not _undescribed_modules:
+    # A plugin family (entry-point group ganmix.generators) has no light description: read off its class.
+    if not _undescribed_modules and not entry_point_names(PLUGIN_GROUP):
         return found
     from ganmix.models.generator import GENERATORS  # torch: only for a family without a description
 

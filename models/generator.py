@@ -7,6 +7,9 @@ defaults, ranges), the search dimensions it adds by default and the tiny options
 The registry finds those modules itself on first use (they import this one, so a top-level import
 would be circular). Those declarations come from the family's light description beside it,
 `<module>_info.py` (models/families.py: no torch), which the Recipe, the spec and the pre-flight read.
+Families outside ganmix are found through the `ganmix.generators` entry-point group (models/_registry.py):
+an installed package that declares one is imported on first use and registers its class like a built-in
+family (without a light description, its facts are read off its class).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from ganmix.models._images import to_uint8
-from ganmix.models._registry import Registry, UnknownModelError
+from ganmix.models._registry import PLUGIN_GROUP, Registry, UnknownModelError, load_entry_points
 from ganmix.models.errors import GeneratorError
 from ganmix.models.families import FAMILY_MARK, family_options, make_family_config
 # The config and its checks need no torch (models/generator_config.py); re-exported here for the families.
@@ -129,7 +132,23 @@ class _FamilyRegistry(Registry[type[GenerativeModel]]):
             spec = None if info.name.startswith("_") else importlib.util.find_spec(f"ganmix.models.{info.name}")
             if spec is not None and spec.origin and FAMILY_MARK.search(Path(spec.origin).read_text()):
                 importlib.import_module(spec.name)  # registers its family
-        self._loaded = True
+        self._loaded = True  # before the plugins: one that looks names up must not recurse into _load
+        try:
+            self._load_plugins()
+        except BaseException:
+            self._loaded = False  # a broken plugin fails every lookup, not only the first
+            raise
+
+    def _load_plugins(self) -> None:
+        for family, loaded in load_entry_points(PLUGIN_GROUP):
+            # An entry point naming a class (module:Class) that is not yet registered is registered here, so
+            # a plugin needs no decorator; one naming a module registered its family when imported.
+            if isinstance(loaded, type) and issubclass(loaded, GenerativeModel) and loaded.family not in self._entries:
+                self._entries[loaded.family] = loaded
+            if family not in self._entries:
+                raise GeneratorError(f"entry point {family!r} of group {PLUGIN_GROUP!r} registered no generator "
+                                     f"family named {family!r} (it must register a GenerativeModel subclass "
+                                     f"whose `family` is the entry point's name)")
 
     def get(self, name: str) -> type[GenerativeModel]:
         self._load()

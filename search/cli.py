@@ -1,4 +1,4 @@
-"""`ganmix` command line: search, best, train, ui."""
+"""`ganmix` command line: search, best, train, ui, export."""
 
 from __future__ import annotations
 
@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_search_parser(sub)
     _add_confirm_parser(sub)
     _add_result_parsers(sub)
+    _add_export_parser(sub)
     return parser
 
 
@@ -144,6 +145,28 @@ def _add_result_parsers(sub: Any) -> None:
     u = sub.add_parser("ui", help="the MLflow UI on 127.0.0.1 over the same store")
     u.add_argument("--port", type=int, default=5000)
     _add_store_args(u)
+
+
+def _add_export_parser(sub: Any) -> None:
+    e = sub.add_parser("export", help="write a recipe's augmented training set (real train split + its generator's "
+                                      "samples, val and test untouched) as PNG folders with a manifest, or one .npz")
+    which = e.add_mutually_exclusive_group()
+    which.add_argument("--name", type=nonempty, help="the search to export from (default: the latest search)")
+    which.add_argument("--dataset", type=nonempty, help="export from the latest search of this data set")
+    e.add_argument("--arm", type=nonempty, default="gan",
+                   help="whose recipe: gan (default: the confirmed GAN arm, else the best GAN trial), top1, top2, ...")
+    e.add_argument("--out", type=nonempty_path, required=True, metavar="DIR", help="a new or empty folder")
+    e.add_argument("--format", choices=("folder", "npz"), default="folder",
+                   help="folder: DIR/{train,val,test}/<class>/*.png and DIR/manifest.csv; npz: DIR/export.npz")
+    e.add_argument("--seed", type=int, help="the sampling seed (default: the trial's generator seed)")
+    e.add_argument("--data-dir", type=nonempty_path, help="where the data set is (default: the search's --data-dir)")
+    _add_store_args(e)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from ganmix.search.export import cmd_export as run  # torch and MLflow: only once the flags parsed
+
+    return run(args)
 
 
 def _add_store_args(p: argparse.ArgumentParser) -> None:
@@ -443,7 +466,8 @@ def main(argv: list[str] | None = None) -> int:
     # Tune's own TensorBoard, CSV and JSON trial loggers duplicate what MLflow holds, and TensorboardX prints a
     # traceback for a value it cannot store (an integer beyond int64): read when Tune builds its callbacks.
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    commands = {"search": cmd_search, "confirm": cmd_confirm, "best": cmd_best, "train": cmd_train, "ui": cmd_ui}
+    commands = {"search": cmd_search, "confirm": cmd_confirm, "best": cmd_best, "train": cmd_train, "ui": cmd_ui,
+                "export": cmd_export}
     _address_from_environment(args)
     from ganmix.search import signals
 

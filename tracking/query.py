@@ -12,9 +12,10 @@ from typing import Any
 
 from ganmix.models.choices import NO_GENERATOR
 from ganmix.models.metrics import metric_info
-from ganmix.tracking.runs import (BASELINE, COMPLETED, EARLY_STOPPED, FEASIBLE, FINGERPRINT, KIND, METRIC, PARENT,
+from ganmix.tracking.runs import (BASELINE, COMPLETED, DATA_DIR, EARLY_STOPPED, FEASIBLE, FINGERPRINT, KIND, METRIC,
+                                  PARENT,
                                   SEARCH_NAME, TRIAL_ID, read_metrics)
-from ganmix.tracking.confirmation import CONFIRMED, VERDICT
+from ganmix.tracking.confirmation import CONFIRMED, CONFIRMED_ARM, VERDICT
 from ganmix.tracking.store import client, retry
 
 
@@ -205,3 +206,26 @@ def _finite(value: float | None) -> bool:
 
 def _fmt(value: float | None) -> str:
     return "" if value is None else f"{value:.6g}"
+
+
+# Where a trial logs its generator checkpoint (search/pipeline.py writes it, `ganmix export` reads it).
+GENERATOR_ARTIFACT = "generator/generator.pt"
+
+
+def generator_checkpoint(uri: str, run_id: str, folder: str | Path) -> Path | None:
+    """A trial's logged generator checkpoint, downloaded into `folder`; None when the run logged none."""
+    names = {a.path for a in retry(client(uri).list_artifacts, run_id, GENERATOR_ARTIFACT.split("/")[0])}
+    if GENERATOR_ARTIFACT not in names:
+        return None
+    return Path(retry(client(uri).download_artifacts, run_id, GENERATOR_ARTIFACT, str(folder)))
+
+
+def confirmed_arm(search: Any) -> str | None:
+    """The run name of the arm a search's confirmed verdict is about (`ganmix confirm` tags it), or None."""
+    return search.data.tags.get(CONFIRMED_ARM) or None
+
+
+def search_data_dir(search: Any) -> Path | None:
+    """The --data-dir a search read (a tag on its parent run), so later commands read the same files."""
+    value = search.data.tags.get(DATA_DIR)
+    return Path(value) if value else None
