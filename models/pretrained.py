@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganmix.models.errors import MissingWeightsError
+
 PRETRAINED = ("none", "imagenet")
 # Classifier family -> (torchvision builder, its weights enum). `resnet18` with pretrained "none" stays the
 # from-scratch 3x3-stem network of models/classifiers.py (old recipes run as they ran); with "imagenet" it is
@@ -30,10 +32,6 @@ BACKBONES: dict[str, tuple[str, str]] = {
 PRETRAINED_SIZE = 224
 # Below this a backbone's last stage has nothing left (ConvNeXt downsamples by 32 without padding).
 MIN_BACKBONE_SIZE = {"convnext_tiny": 32}
-
-
-class MissingWeightsError(RuntimeError):
-    """ImageNet weights that are not in torchvision's cache and cannot be downloaded; one line, with the fix."""
 
 
 def weights_enum(family: str) -> Any:
@@ -74,6 +72,19 @@ def load_weights(family: str) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise MissingWeightsError(missing_message(family))
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def install_weights(payload: dict[str, bytes]) -> None:
+    """Put the search driver's weights files ({file name: bytes}) into this node's torchvision cache; a file
+    already there is kept."""
+    from ganmix.models.files import atomic_write
+
+    folder = Path(torch.hub.get_dir()) / "checkpoints"
+    for name, data in payload.items():
+        target = folder / name
+        if not (target.is_file() and target.stat().st_size == len(data)):
+            folder.mkdir(parents=True, exist_ok=True)
+            atomic_write(target, data)
 
 
 class InputAdapter(nn.Module):
