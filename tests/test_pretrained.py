@@ -135,6 +135,6 @@ def test_pretrained_search_end_to_end_on_digits(tmp_path: Path) -> None:
     for trial in trials:
         assert trial.data.params["classifier"] == "resnet18"
         assert trial.data.params["pretrained"] == "imagenet" and trial.data.params["classifier_size"] == "32"
-        assert 0.0 <= trial.data.metrics["val_auc"] <= 1.0
+        assert 0.0 <= trial.data.metrics["val/auc"] <= 1.0
     assert {t.data.params["generator"] for t in trials} == {"none", "dcgan"}  # the baseline has the same choices
     assert [p.name for p in weights.parent.iterdir()] == [weights.name]  # nothing downloaded beside it
