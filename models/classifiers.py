@@ -40,7 +40,8 @@ def create_classifier(name: str, *, in_channels: int, num_classes: int, image_si
     from ganmix.models.pretrained import BACKBONES, MIN_BACKBONE_SIZE, InputAdapter, build_backbone
 
     factory = CLASSIFIERS.get(name)
-    size = resolved_classifier_size(pretrained=pretrained, classifier_size=classifier_size, image_size=image_size)
+    size = resolved_classifier_size(name, pretrained=pretrained, classifier_size=classifier_size,
+                                    image_size=image_size)
     _check_shape(name, in_channels=in_channels, num_classes=num_classes, image_size=image_size)
     _check_shape(name, in_channels=in_channels, num_classes=num_classes, image_size=size)
     if size < MIN_BACKBONE_SIZE.get(name, 0):
@@ -58,13 +59,14 @@ def create_classifier(name: str, *, in_channels: int, num_classes: int, image_si
     return model if size == image_size else InputAdapter(model, size=size, imagenet=False)
 
 
-def resolved_classifier_size(*, pretrained: str, classifier_size: int | None, image_size: int) -> int:
-    """The size the classifier sees: `classifier_size`, else 224 px for ImageNet weights, else the data's."""
-    from ganmix.models.pretrained import PRETRAINED_SIZE
+def resolved_classifier_size(name: str, *, pretrained: str, classifier_size: int | None, image_size: int) -> int:
+    """The size the classifier sees: `classifier_size`, else 224 px for ImageNet weights, else the data's
+    (raised to a backbone's minimum: convnext_tiny's stride-32 body needs 32 px, so 8..256 px data all classify)."""
+    from ganmix.models.pretrained import MIN_BACKBONE_SIZE, PRETRAINED_SIZE
 
     if classifier_size is not None:
         return classifier_size
-    return PRETRAINED_SIZE if pretrained == "imagenet" else image_size
+    return PRETRAINED_SIZE if pretrained == "imagenet" else max(image_size, MIN_BACKBONE_SIZE.get(name, 0))
 
 
 def _check_shape(name: str, *, in_channels: int, num_classes: int, image_size: int) -> None:

@@ -138,3 +138,20 @@ def test_pretrained_search_end_to_end_on_digits(tmp_path: Path) -> None:
         assert 0.0 <= trial.data.metrics["val/auc"] <= 1.0
     assert {t.data.params["generator"] for t in trials} == {"none", "dcgan"}  # the baseline has the same choices
     assert [p.name for p in weights.parent.iterdir()] == [weights.name]  # nothing downloaded beside it
+
+
+def test_searched_pretrained_with_a_family_without_weights_is_refused(torch_home: Path) -> None:
+    from ganmix.search.preflight import PreflightError
+    from ganmix.search.preflight.weights import check_weights, pretrained_families
+    from ganmix.search.spec import SearchSpec
+
+    spec = SearchSpec.from_mapping({"dataset": "digits", "space": {"classifier": ["resnet18", "resnet50"],
+                                                                   "pretrained": ["none", "imagenet"]}})
+    assert pretrained_families(spec) == ["resnet18", "resnet50"]
+    assert check_weights(spec) == ["resnet18", "resnet50"]  # not cached: the run will fetch them
+    write_marked_resnet18(torch_home)
+    assert check_weights(spec) == ["resnet50"]
+    mixed = SearchSpec.from_mapping({"dataset": "digits", "space": {"classifier": ["small_cnn", "resnet18"],
+                                                                    "pretrained": ["none", "imagenet"]}})
+    with pytest.raises(PreflightError, match=r"space.pretrained: 'imagenet' may be drawn with classifier\(s\) \['small_cnn'\]"):
+        pretrained_families(mixed)
