@@ -174,16 +174,21 @@ def _run_all(arms: list[Arm], seeds: list[int], *, uri: str, experiment_id: str,
     from ganmix.search.confirm_task import StopFlag, run_seed
     from ganmix.search.runner import start_ray
 
+    from ganmix.search.preflight.weights import fetch_recipe_weights
+
+    # ImageNet weights: fetched once before Ray starts, shipped to every seed (as a search does).
+    weights = fetch_recipe_weights(arm.recipe for arm in arms)
     with _interruptible() as interrupted:
         start_ray(address)
         task = ray.remote(run_seed).options(num_cpus=spec.cpus_per_trial, num_gpus=spec.gpus_per_trial,
                                             max_retries=1)
         stop = ray.remote(num_cpus=0)(StopFlag).remote()
         data_ref = ray.put(dataset)
+        weights_ref = ray.put(weights)
         pending = {
             task.remote(data_ref, arm.recipe.with_seed(seed).to_yaml(), uri=uri, experiment_id=experiment_id,
                         confirmation_run_id=run_id, arm=arm.key, name=arm.name, seed=seed, cache_dir=str(cache_dir),
-                        cpus=spec.cpus_per_trial, stop=stop): (arm.key, seed)
+                        cpus=spec.cpus_per_trial, stop=stop, weights=weights_ref): (arm.key, seed)
             for arm in arms for seed in seeds
         }
         results: dict[tuple[str, int], dict[str, float] | str] = {}

@@ -32,7 +32,8 @@ class StopFlag:
 
 
 def run_seed(dataset: ImageDataset, recipe_yaml: str, *, uri: str, experiment_id: str, confirmation_run_id: str,
-             arm: str, name: str, seed: int, cache_dir: str, cpus: float, stop: Any = None) -> dict[str, Any] | None:
+             arm: str, name: str, seed: int, cache_dir: str, cpus: float, stop: Any = None,
+             weights: dict[str, bytes] | None = None) -> dict[str, Any] | None:
     """Train `recipe_yaml` (its seeds already set) and return its final val and test metrics; None when the
     confirmation was stopped before this seed started (it then has no run)."""
     import ray
@@ -50,6 +51,10 @@ def run_seed(dataset: ImageDataset, recipe_yaml: str, *, uri: str, experiment_id
 
     if stopped():
         return None
+    if weights:  # the driver's ImageNet weights files: no seed downloads
+        from ganmix.models.pretrained import install_weights
+
+        install_weights(weights)
     recipe = Recipe.from_yaml(recipe_yaml, source=f"confirmation arm {arm}")
     run = NewRun(uri, experiment_id, f"{name} seed={seed}", seed_run_tags(arm=arm, seed=seed),
                  parent_run_id=confirmation_run_id)

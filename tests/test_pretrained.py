@@ -155,3 +155,12 @@ def test_searched_pretrained_with_a_family_without_weights_is_refused(torch_home
                                                                     "pretrained": ["none", "imagenet"]}})
     with pytest.raises(PreflightError, match=r"space.pretrained: 'imagenet' may be drawn with classifier\(s\) \['small_cnn'\]"):
         pretrained_families(mixed)
+
+
+def test_confirm_arms_weights_are_fetched_from_the_cache(torch_home: Path) -> None:
+    from ganmix.search.preflight.weights import fetch_recipe_weights
+
+    path = write_marked_resnet18(torch_home)
+    arms = [Recipe(classifier="resnet18", pretrained="imagenet"), Recipe(classifier="resnet18"), Recipe()]
+    assert fetch_recipe_weights(arms) == {path.name: path.read_bytes()}
+    assert fetch_recipe_weights([Recipe()]) == {}

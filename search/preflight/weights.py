@@ -8,11 +8,13 @@ or without internet installs it into its own cache. `check_weights` only looks (
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from ganmix.search.preflight.errors import PreflightError
 
 if TYPE_CHECKING:
+    from ganmix.search.recipe import Recipe
     from ganmix.search.spec import SearchSpec
 
 
@@ -48,11 +50,20 @@ def check_weights(spec: SearchSpec) -> list[str]:
 def fetch_search_weights(spec: SearchSpec) -> dict[str, bytes]:
     """Every weights file `spec`'s trials may load, downloaded into torchvision's cache when absent, as
     {file name: bytes}. Offline and not cached: one PreflightError line naming the file, the cache and the fix."""
+    return fetch_families(pretrained_families(spec))
+
+
+def fetch_recipe_weights(recipes: Iterable[Recipe]) -> dict[str, bytes]:
+    """The same for fixed recipes (`ganmix confirm`'s arms)."""
+    return fetch_families(sorted({r.classifier for r in recipes if r.pretrained == "imagenet"}))
+
+
+def fetch_families(families: Iterable[str]) -> dict[str, bytes]:
     from ganmix.models.errors import MissingWeightsError
     from ganmix.models.pretrained import fetch_weights
 
     payload: dict[str, bytes] = {}
-    for family in pretrained_families(spec):
+    for family in families:
         try:
             path = fetch_weights(family)
         except MissingWeightsError as exc:
