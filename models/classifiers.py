@@ -31,11 +31,42 @@ def list_classifiers() -> list[str]:
     return CLASSIFIERS.names()
 
 
-def create_classifier(name: str, *, in_channels: int, num_classes: int, image_size: int) -> nn.Module:
-    """Build classifier `name` (see `list_classifiers()`); raises UnknownModelError or ClassifierConfigError."""
+def create_classifier(name: str, *, in_channels: int, num_classes: int, image_size: int, pretrained: str = "none",
+                      classifier_size: int | None = None) -> nn.Module:
+    """Build classifier `name` (see `list_classifiers()`) for `image_size` px data; raises UnknownModelError or
+    ClassifierConfigError. `pretrained` "imagenet" loads torchvision's ImageNet weights (a backbone of
+    models/pretrained.py, from torchvision's cache: never downloaded here); the input is resized to
+    `classifier_size` (default: 224 px with ImageNet weights, the data's size otherwise)."""
+    from ganmix.models.pretrained import BACKBONES, MIN_BACKBONE_SIZE, InputAdapter, build_backbone
+
     factory = CLASSIFIERS.get(name)
+    size = resolved_classifier_size(name, pretrained=pretrained, classifier_size=classifier_size,
+                                    image_size=image_size)
     _check_shape(name, in_channels=in_channels, num_classes=num_classes, image_size=image_size)
-    return factory(in_channels=in_channels, num_classes=num_classes, image_size=image_size)
+    _check_shape(name, in_channels=in_channels, num_classes=num_classes, image_size=size)
+    if size < MIN_BACKBONE_SIZE.get(name, 0):
+        raise ClassifierConfigError(f"{name}: needs inputs of at least {MIN_BACKBONE_SIZE[name]} px, got {size}; "
+                                    "set classifier_size")
+    if pretrained == "imagenet":
+        if name not in BACKBONES:
+            raise ClassifierConfigError(f"{name}: has no ImageNet weights; pretrained 'imagenet' takes one of "
+                                        f"{sorted(BACKBONES)}")
+        return build_backbone(name, num_classes=num_classes, size=size, pretrained=pretrained)
+    if pretrained != "none":
+        raise ClassifierConfigError(f"{name}: pretrained must be 'none' or 'imagenet', got {pretrained!r}")
+    model = factory(in_channels=in_channels, num_classes=num_classes, image_size=size)
+    # A from-scratch network built for the data's size runs bare (old recipes run as they ran).
+    return model if size == image_size else InputAdapter(model, size=size, imagenet=False)
+
+
+def resolved_classifier_size(name: str, *, pretrained: str, classifier_size: int | None, image_size: int) -> int:
+    """The size the classifier sees: `classifier_size`, else 224 px for ImageNet weights, else the data's
+    (raised to a backbone's minimum: convnext_tiny's stride-32 body needs 32 px, so 8..256 px data all classify)."""
+    from ganmix.models.pretrained import MIN_BACKBONE_SIZE, PRETRAINED_SIZE
+
+    if classifier_size is not None:
+        return classifier_size
+    return PRETRAINED_SIZE if pretrained == "imagenet" else max(image_size, MIN_BACKBONE_SIZE.get(name, 0))
 
 
 def _check_shape(name: str, *, in_channels: int, num_classes: int, image_size: int) -> None:
@@ -120,3 +151,19 @@ def resnet18(*, in_channels: int, num_classes: int, image_size: int) -> nn.Modul
     if halvings < 2:
         model.maxpool = nn.Identity()
     return model
+
+
+def _torchvision_backbone(family: str) -> ClassifierFactory:
+    def factory(*, in_channels: int, num_classes: int, image_size: int) -> nn.Module:
+        """torchvision's architecture with its ImageNet stem, random init (pretrained "none")."""
+        from ganmix.models.pretrained import build_backbone
+
+        return build_backbone(family, num_classes=num_classes, size=image_size, pretrained="none")
+
+    return factory
+
+
+# resnet18 is registered above (from scratch); with pretrained "imagenet" create_classifier builds
+# torchvision's own for every name in models/pretrained.BACKBONES.
+for _family in ("resnet50", "efficientnet_b0", "convnext_tiny"):
+    CLASSIFIERS.register(_family)(_torchvision_backbone(_family))

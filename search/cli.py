@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ganmix.datasets.errors import DatasetError
-from ganmix.models.errors import GeneratorError, UnknownModelError
+from ganmix.models.errors import GeneratorError, MissingWeightsError, UnknownModelError
 from ganmix.models.metrics import SEARCHABLE, MetricError, canonical_metric
 from ganmix.models.sizes import ImageSizeError
 from ganmix.search.cli_results import cmd_best, cmd_train, cmd_ui
@@ -32,7 +32,7 @@ CONFIRM_TOP, CONFIRM_SEEDS = 3, 8
 # printed as one line, never as a traceback.
 _USER_ERRORS: tuple[type[Exception], ...] = (
     DatasetError, UnknownModelError, GeneratorError, RecipeError, SpaceError, TrackingError, PreflightError,
-    MetricError, ImageSizeError,
+    MetricError, ImageSizeError, MissingWeightsError,
 )
 # At most this many characters of one word (a bad value, a path) in an error line.
 _WORD_LIMIT = 200

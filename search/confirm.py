@@ -244,7 +244,11 @@ def _run_all(arms: list[Arm], seeds: list[int], *, uri: str, experiment_id: str,
                                      tags=seed_run_tags(arm=arm.key, seed=seed),
                                      data=seeds.index(seed) if resample_data else 0)
             for arm in arms for seed in seeds}
-    results = run_jobs(jobs, datasets, uri=uri, experiment_id=experiment_id, cpus=spec.cpus_per_trial,
+    from ganmix.search.preflight.weights import fetch_recipe_weights
+
+    # ImageNet weights: fetched once before Ray starts, shipped to every seed (as a search does).
+    weights = fetch_recipe_weights(arm.recipe for arm in arms)
+    results = run_jobs(jobs, datasets, weights=weights, uri=uri, experiment_id=experiment_id, cpus=spec.cpus_per_trial,
                        gpus=spec.gpus_per_trial, cache_dir=str(cache_dir), address=address, quiet=quiet,
                        label="confirm")
     return results  # type: ignore[return-value]

@@ -51,7 +51,7 @@ class SeedJob:
 
 
 def run_seed(dataset: ImageDataset, job: SeedJob, *, uri: str, experiment_id: str, cache_dir: str, cpus: float,
-             stop: Any = None) -> dict[str, Any] | None:
+             stop: Any = None, weights: dict[str, bytes] | None = None) -> dict[str, Any] | None:
     """Train `job`'s recipe and return its final val and test metrics; None when the stage was stopped
     before this seed started (it then has no run)."""
     import ray
@@ -68,6 +68,10 @@ def run_seed(dataset: ImageDataset, job: SeedJob, *, uri: str, experiment_id: st
 
     if stopped():
         return None
+    if weights:  # the driver's ImageNet weights files: no seed downloads
+        from ganmix.models.pretrained import install_weights
+
+        install_weights(weights)
     recipe = Recipe.from_yaml(job.recipe_yaml, source=f"run {job.name}")
     run = NewRun(uri, experiment_id, job.name, job.tags, parent_run_id=job.parent_run_id)
     # Sample metrics belong to the search; here only the classifier's test metrics are wanted.
@@ -77,8 +81,8 @@ def run_seed(dataset: ImageDataset, job: SeedJob, *, uri: str, experiment_id: st
 
 
 def run_jobs(jobs: Mapping[Hashable, SeedJob], datasets: Sequence[ImageDataset], *, uri: str, experiment_id: str,
-             cpus: float, gpus: float, cache_dir: str, address: str | None, quiet: bool, label: str
-             ) -> dict[Hashable, dict[str, float] | str]:
+             cpus: float, gpus: float, cache_dir: str, address: str | None, quiet: bool, label: str,
+             weights: dict[str, bytes] | None = None) -> dict[Hashable, dict[str, float] | str]:
     """Every job as a Ray task with a trial's resources; returns per key its metrics, or the error text of a
     failed task. Ctrl-C or SIGTERM stops them through a StopFlag (see the module's docstring)."""
     import ray
@@ -90,8 +94,9 @@ def run_jobs(jobs: Mapping[Hashable, SeedJob], datasets: Sequence[ImageDataset],
         task = ray.remote(run_seed).options(num_cpus=cpus, num_gpus=gpus, max_retries=1)
         stop = ray.remote(num_cpus=0)(StopFlag).remote()
         refs = [ray.put(d) for d in datasets]
+        weights_ref = ray.put(weights or {})  # ImageNet weights files: put once, read by every task
         pending = {task.remote(refs[job.data], job, uri=uri, experiment_id=experiment_id, cache_dir=cache_dir,
-                               cpus=cpus, stop=stop): key for key, job in jobs.items()}
+                               cpus=cpus, stop=stop, weights=weights_ref): key for key, job in jobs.items()}
         results: dict[Hashable, dict[str, float] | str] = {}
         started, total = time.monotonic(), len(pending)
         try:

@@ -101,7 +101,9 @@ def run_stage(*, spec: Any, options: Any, uri: str, experiment_id: str, parent: 
         print(f"finalists: re-running {len(trials)} recipes (the best {count} real-only and {count} with a generator) "
               f"over {len(seeds)} more seeds on the validation split", flush=True)
     dataset = load_search_data(spec, options.data_dir)  # as the trials loaded it: the same train subset
-    results = run_jobs(jobs, [dataset], uri=uri, experiment_id=experiment_id, cpus=spec.cpus_per_trial,
+    from ganmix.search.preflight.weights import fetch_search_weights
+
+    results = run_jobs(jobs, [dataset], weights=fetch_search_weights(spec), uri=uri, experiment_id=experiment_id, cpus=spec.cpus_per_trial,
                        gpus=spec.gpus_per_trial, cache_dir=str((options.results_dir / "cache").resolve()),
                        address=options.address, quiet=options.quiet, label="finalists")
     finalists = [Finalist(trial, {seed: out[spec.metric] for seed in seeds

@@ -203,7 +203,8 @@ def train_and_evaluate(
     """Train the classifier on real + synthetic train images; val picks the epoch, test is seen once."""
     model = seeded_classifier(lambda: create_classifier(
         recipe.classifier, in_channels=dataset.channels, num_classes=dataset.num_classes,
-        image_size=dataset.image_size), recipe.classifier_seed)
+        image_size=dataset.image_size, pretrained=recipe.pretrained, classifier_size=recipe.classifier_size),
+        recipe.classifier_seed)
     val = EvalSet(dataset.val.images, dataset.val.labels, dataset.class_names)
     epochs = recipe.classifier_epochs
     final: dict[str, float] = {}

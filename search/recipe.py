@@ -65,6 +65,12 @@ class Recipe:
     # ones in the batches rather than adding optimizer steps (see models/classify.py). A small split also
     # gets at least `classifier_min_steps` optimizer steps: each epoch then makes several passes over it.
     classifier: str = "small_cnn"
+    # "imagenet": torchvision's ImageNet weights (resnet18, resnet50, efficientnet_b0, convnext_tiny; see
+    # models/pretrained.py). "none" keeps resnet18 the from-scratch 3x3-stem network it always was.
+    pretrained: str = "none"
+    # The size the classifier sees (the data are resized on the fly); None: 224 px with ImageNet weights,
+    # the data's own size otherwise. Both default to what recipes without them ran as.
+    classifier_size: int | None = None
     # bench_steps.py --full, 6 seeds: real-only test AUC .907 at 60 epochs, lr 2e-3, flip_rotate (.893 at the
     # old 30 epochs, lr 1e-3, no augmentation): a well-trained baseline, above MedMNIST v2's ResNet-18 .901.
     classifier_lr: float = 2e-3
@@ -144,6 +150,7 @@ class Recipe:
         _check_float(self, "filter_threshold", low=0.0, high=1.0)
         # CLASSIFIER_NAMES lists the registry's names without torch (tests/test_families.py keeps them equal).
         _check(self.classifier in CLASSIFIER_NAMES, "classifier", self.classifier, f"one of {sorted(CLASSIFIER_NAMES)}")
+        self._validate_pretrained()
         _check_float(self, "classifier_lr", low=1e-8, high=10.0)
         _check_int(self, "classifier_epochs", low=1, high=100_000)
         _check_int(self, "classifier_min_steps", low=0, high=10_000_000)
@@ -153,6 +160,18 @@ class Recipe:
         _check(self.augment in AUGMENTATIONS, "augment", self.augment, f"one of {list(AUGMENTATIONS)}")
         _check(self.class_weight in CLASS_WEIGHTS, "class_weight", self.class_weight, f"one of {list(CLASS_WEIGHTS)}")
         _check(self.select_metric in SELECTABLE, "select_metric", self.select_metric, f"one of {SELECTABLE}")
+
+    def _validate_pretrained(self) -> None:
+        from ganmix.models.choices import BACKBONES, MIN_BACKBONE_SIZE, PRETRAINED
+        from ganmix.models.sizes import MAX_IMAGE_SIZE
+
+        _check(self.pretrained in PRETRAINED, "pretrained", self.pretrained, f"one of {list(PRETRAINED)}")
+        if self.pretrained == "imagenet":
+            _check(self.classifier in BACKBONES, "pretrained", self.pretrained,
+                   f"'none' with classifier {self.classifier!r} (ImageNet weights exist for {sorted(BACKBONES)})")
+        if self.classifier_size is not None:
+            low = max(8, MIN_BACKBONE_SIZE.get(self.classifier, 0))
+            _check_int(self, "classifier_size", low=low, high=MAX_IMAGE_SIZE)
 
     def _validate_sizes(self) -> None:
         """`size` names a MedMNIST+ file; the size the models will see (image_size, else the file's own

@@ -71,6 +71,10 @@ def run_search(spec: SearchSpec, options: RunOptions, *, dataset: ImageDataset |
     MedMNIST file downloaded)."""
     quiet_libraries(options.verbose)
     preflight.check_spec(spec, sample_metrics=options.sample_metrics)  # space values, before any work
+    # ImageNet weights: fetched once here, before Ray starts, and shipped to every trial (preflight/weights.py).
+    from ganmix.search.preflight.weights import fetch_search_weights
+
+    weights = fetch_search_weights(spec)
     uri = store.resolve_tracking_uri(options.tracking_uri, options.results_dir)
     experiment_id, dataset = _start_up(spec, options, uri, dataset)
     describe_experiment(uri, experiment_id, dataset.name)
@@ -100,7 +104,7 @@ def run_search(spec: SearchSpec, options: RunOptions, *, dataset: ImageDataset |
         describer = SearchDescriber(parent, experiment_id, spec.metric, dataset.name, name)
         progress = SearchProgress(spec.trials, spec.metric, quiet=options.quiet)
         tuner, callback, study = _build_tuner(spec, options, dataset, parent, uri=uri, experiment_id=experiment_id,
-                                              name=name, storage=storage, cache_dir=cache_dir, reference=reference,
+                                              name=name, storage=storage, cache_dir=cache_dir, reference=reference, weights=weights,
                                               progress=progress, describer=describer)
     except BaseException as exc:  # a crash or Ctrl-C during set-up: the parent run must not stay RUNNING
         if options.resume:  # a failed resume changes nothing: the parent as it was before (finished or killed)
@@ -202,6 +206,7 @@ def _needs_reference(spec: SearchSpec, options: RunOptions) -> bool:
 
 def _build_tuner(spec: SearchSpec, options: RunOptions, dataset: ImageDataset, parent: runs.RunLogger, *,
                  uri: str, experiment_id: str, name: str, storage: str, cache_dir: str, reference: ReferenceSource | None,
+                 weights: dict[str, bytes],
                  progress: SearchProgress, describer: SearchDescriber) -> tuple[Any, SearchCallback, Any]:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
@@ -212,7 +217,7 @@ def _build_tuner(spec: SearchSpec, options: RunOptions, dataset: ImageDataset, p
         cpus_per_trial=spec.cpus_per_trial, sample_metrics=options.sample_metrics, bounds=spec.bounds,
     )
     trainable = tune.with_resources(
-        tune.with_parameters(run_trial, dataset=dataset, context=context, reference=reference),
+        tune.with_parameters(run_trial, dataset=dataset, context=context, reference=reference, weights=weights),
         {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial},
     )
     callback = SearchCallback(context=context, parent=parent, progress=progress, describer=describer)

@@ -76,7 +76,7 @@ def recipe_from_config(config: dict[str, Any]) -> Recipe:
 
 
 def run_trial(config: dict[str, Any], *, dataset: ImageDataset, context: TrialContext,
-              reference: ReferenceSource | None = None) -> None:
+              reference: ReferenceSource | None = None, weights: dict[str, bytes] | None = None) -> None:
     """One Tune trial: its own nested MLflow run, logged from the worker it runs on.
 
     `reference` is the search's reference classifier task (see runner._reference_in_background): a trial
@@ -85,6 +85,10 @@ def run_trial(config: dict[str, Any], *, dataset: ImageDataset, context: TrialCo
     trial_id = tune_ctx.get_trial_id()
     recipe = recipe_from_config(config)
     cache_dir = context.cache_dir
+    if weights:  # the driver's ImageNet weights files (preflight/weights.py): no trial downloads
+        from ganmix.models.pretrained import install_weights
+
+        install_weights(weights)
     if reference is not None:
         reference.attach(dataset)
     if _settled_earlier(context, trial_id, recipe):
