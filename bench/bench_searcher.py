@@ -142,8 +142,12 @@ def main() -> int:
               f"classifier_epochs {args.classifier_epochs} (step floor {args.classifier_min_steps}), generator_epochs 3..{args.generator_epochs_high}, "
               f"families {list(space_dims['generator'].choices)}; ganmix TPE start-up "
               f"{startup_trials(args.trials)} (Optuna's default 10); load {load_before:.1f}", flush=True)
-        results = {kind: {seed: run_study(kind, seed, spec=spec, space=space, evaluate=evaluate, trials=args.trials)
-                          for seed in args.search_seeds} for kind in args.samplers}
+        # Seed by seed, every sampler: a run cut short still leaves whole seeds to compare.
+        results: dict[str, dict[int, list[tuple[float, bool]]]] = {kind: {} for kind in args.samplers}
+        for seed in args.search_seeds:
+            for kind in args.samplers:
+                results[kind][seed] = run_study(kind, seed, spec=spec, space=space, evaluate=evaluate,
+                                                trials=args.trials)
     half = args.trials // 2
     header = (f"| sampler | best {spec.metric} after {args.trials} (per seed) | mean | best after {half} (mean) "
               f"| generator trials (of {args.trials}, mean) |")
