@@ -116,3 +116,19 @@ def test_arms_line(counts, line):
 
     assert arms_line(counts) == line
     assert arms_line(counts, short=True) == "real-only 2/5, generator 1/2 to the end"
+
+
+def test_a_resumed_search_carries_on_from_the_parent_runs_counts():
+    from types import SimpleNamespace
+
+    out = io.StringIO()
+    progress = SearchProgress(9, "val_auc", stream=out)
+    parent_run = SimpleNamespace(data=SimpleNamespace(tags={
+        ARM_TAG.format(arm=REAL_ONLY_ARM, outcome="completed"): "1",
+        ARM_TAG.format(arm=GENERATOR_ARM, outcome="stopped_early"): "4"}))
+    tally = ArmTally(progress=progress)
+    tally.resume_from(parent_run)
+    tally._count(GENERATOR_ARM, "completed")  # the next trial to finish after the resume
+    progress.close()
+    assert out.getvalue().strip() == ("trials per arm: real-only: 1 of 1 ran to the end; "
+                                      "generator: 1 of 5 ran to the end (4 stopped early)")
