@@ -8,8 +8,8 @@ its arm kind (`arm_kind`), each an unmodified Ray `ASHAScheduler` driven through
 API; only the routing is new.
 
 Arm kinds are "real-only" and "generator" (all generator recipes together), not one per generator family:
-at ganmix's budgets (8-48 trials, 3-4 families) a family gets 2-6 trials, and ASHA promotes whoever reaches
-an empty rung first, so per-family rungs would stop almost nothing (README, "The search").
+at ganmix's budgets (8-48 trials, 4-5 families and `none`) a family gets 2-6 trials, and ASHA promotes whoever reaches
+an empty rung first, so per-family rungs would stop almost nothing (README, "Early stopping and the searcher").
 """
 
 from __future__ import annotations
