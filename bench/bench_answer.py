@@ -103,6 +103,26 @@ def search_space(scenario: Scenario, budget: Budget) -> tuple[dict[str, Dim], di
     return space, families
 
 
+def arm_counts(uri: str, parent_run_id: str) -> str:
+    """Per arm kind, trials that ran to the end vs stopped early (the parent run's tags, see search.scheduler),
+    and whether at least the top third of that arm's trials ran to the end."""
+    from ganmix.search.scheduler import ARM_TAG, ARMS
+    from ganmix.tracking import runs
+
+    tags = runs.get_run(uri, parent_run_id).data.tags
+    parts = []
+    for arm in ARMS:
+        done, stopped, failed = (int(tags.get(ARM_TAG.format(arm=arm, outcome=o), 0))
+                                 for o in ("completed", "stopped_early", "failed"))
+        total = done + stopped + failed
+        if total:
+            third = math.ceil(total / 3)
+            parts.append(f"{arm} {done} of {total} ran to the end ({stopped} stopped early"
+                         + (f", {failed} failed" if failed else "")
+                         + f"; top third = {third}: {'met' if done >= third else 'NOT met'})")
+    return "; ".join(parts) or "no trial finished"
+
+
 def run_one(name: str, budget: Budget, args: argparse.Namespace) -> list[str]:
     scenario = SCENARIOS[name]
     space, families = search_space(scenario, budget)
@@ -124,6 +144,7 @@ def run_one(name: str, budget: Budget, args: argparse.Namespace) -> list[str]:
              f"epochs, generator epochs 3..{budget.generator_epochs_high}, families {list(space['generator'].choices)}, "
              f"confirm top {budget.top} over {budget.seeds} seeds)",
              f"search {outcome.name}: {searched:.0f} s, {outcome.num_errors} failed trials; confirmation {confirmed:.0f} s",
+             f"trials per arm kind: {arm_counts(outcome.tracking_uri, outcome.parent_run_id)}",
              "", f"| arm | role | recipe | test AUC mean [95% CI] | test ACC mean [95% CI] | {conf.metric} vs tuned "
              "real-only | generator's own effect |", "|---|---|---|---|---|---|---|"]
     for arm in conf.arms:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO
 
@@ -47,6 +47,8 @@ class SearchProgress:
         self.started = time.monotonic()
         self.done = self.running = self.failed = self.stopped = 0
         self.best = BestSoFar(metric)  # over completed trials, keyed by (finish order, name)
+        # (arm kind, "completed" | "stopped_early" | "failed") -> trials; told by search.scheduler.ArmTally
+        self.arms: dict[tuple[str, str], int] = {}
         self.console = Console(file=self.stream, highlight=False, soft_wrap=True)
         self._bar: Progress | None = None
         self._task = None
@@ -100,15 +102,28 @@ class SearchProgress:
             print(f"[{_elapsed(time.monotonic() - self.started):>5}] resumed: {self.done}/{self.total} trials "
                   f"finished before the interruption | {self._best()}", file=self.stream, flush=True)
 
+    def arm_finished(self, arm: str, outcome: str) -> None:
+        """One more trial of arm kind `arm` ended with `outcome` ("completed", "stopped_early", "failed")."""
+        self.arms[arm, outcome] = self.arms.get((arm, outcome), 0) + 1
+        self._refresh()
+
+    def resume_arms(self, counts: dict[tuple[str, str], int]) -> None:
+        """A resumed search's counts so far."""
+        self.arms.update(counts)
+        self._refresh()
+
     def close(self) -> None:
         if self._bar is not None:
             self._refresh()
             self._bar.stop()
             self._bar = None
+        if self.arms and not self.quiet:
+            self.console.print(f"trials per arm: {arms_line(self.arms)}")
 
     # --- rendering ----------------------------------------------------------------------------------
     def _counts(self) -> str:
-        return f"done, {self.running} running, {self.failed} failed, {self.stopped} stopped early"
+        arms = f" ({arms_line(self.arms, short=True)})" if self.arms else ""
+        return f"done, {self.running} running, {self.failed} failed, {self.stopped} stopped early{arms}"
 
     def _best(self) -> str:
         best = self.best
@@ -132,6 +147,24 @@ class SearchProgress:
             table.add_row(row.rank, row.name, number(row.value, value), number(row.lift, lift, signed=True),
                           *([number(row.test, test)] if test_metric else []))
         self.console.print(table)
+
+
+ARM_OUTCOMES = ("completed", "stopped_early", "failed")
+
+
+def arms_line(counts: Mapping[tuple[str, str], int], *, short: bool = False) -> str:
+    """Per arm kind, trials that ran to the end: "real-only: 2 of 5 ran to the end (3 stopped early);
+    generator: 3 of 11 ran to the end (8 stopped early)"; `short`: "real-only 2/5 to the end, generator 3/11"."""
+    parts = []
+    for arm in sorted({arm for arm, _ in counts}, key=lambda a: (a != "real-only", a)):
+        done, stopped, failed = (counts.get((arm, outcome), 0) for outcome in ARM_OUTCOMES)
+        total = done + stopped + failed
+        if short:
+            parts.append(f"{arm} {done}/{total}")
+            continue
+        extra = ", ".join(f"{n} {label}" for n, label in ((stopped, "stopped early"), (failed, "failed")) if n)
+        parts.append(f"{arm}: {done} of {total} ran to the end" + (f" ({extra})" if extra else ""))
+    return (", ".join(parts) + " to the end") if short else "; ".join(parts)
 
 
 def quiet_libraries(verbose: bool) -> None:

@@ -209,7 +209,9 @@ def _build_tuner(spec: SearchSpec, options: RunOptions, dataset: ImageDataset, p
                  weights: dict[str, bytes],
                  progress: SearchProgress, describer: SearchDescriber) -> tuple[Any, SearchCallback, Any]:
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
+
+    from ganmix.search.scheduler import ArmASHAScheduler, ArmTally, grace_for
+    from ganmix.search.searcher import make_sampler
 
     context = TrialContext(
         tracking_uri=uri, experiment_id=experiment_id, parent_run_id=parent.run_id, search_name=name,
@@ -221,16 +223,20 @@ def _build_tuner(spec: SearchSpec, options: RunOptions, dataset: ImageDataset, p
         {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial},
     )
     callback = SearchCallback(context=context, parent=parent, progress=progress, describer=describer)
+    # Before the SearchCallback, so the console's line for a finished trial already counts it in its arm.
+    tally = ArmTally(parent=parent, progress=progress)
     study = None
     run_config = tune.RunConfig(
-        name=name, storage_path=storage, verbose=0, callbacks=[callback],
+        name=name, storage_path=storage, verbose=0, callbacks=[tally, callback],
         failure_config=tune.FailureConfig(max_failures=options.max_failures),
     )
     experiment_path = f"{storage.rstrip('/')}/{name}"
     if options.resume:
-        callback.resume_from(runs.get_run(uri, parent.run_id))
+        parent_run = runs.get_run(uri, parent.run_id)
+        callback.resume_from(parent_run)
+        tally.resume_from(parent_run)
         tuner = tune.Tuner.restore(experiment_path, trainable, resume_unfinished=True, resume_errored=False)
-        replace_restored_callbacks(tuner, [callback])  # not the interrupted driver's stale one
+        replace_restored_callbacks(tuner, [tally, callback])  # not the interrupted driver's stale ones
     else:
         study_storage = optuna.storages.InMemoryStorage()
         study = optuna.create_study(storage=study_storage, study_name=name,
@@ -240,12 +246,13 @@ def _build_tuner(spec: SearchSpec, options: RunOptions, dataset: ImageDataset, p
         searcher = ConstrainedOptunaSearch(
             space=DefineByRun(spec.space, spec.generator_space, spec.fixed_config(), baseline),
             metric=spec.metric, mode=spec.mode, storage=study_storage, study_name=name,
-            sampler=optuna.samplers.TPESampler(seed=spec.seed), bounds=spec.bounds,
+            sampler=make_sampler(trials=spec.trials, seed=spec.seed), bounds=spec.bounds,
         )
         max_t = _max_epochs(spec)
-        grace = spec.grace_period if spec.grace_period is not None else max(2, max_t // 3)
-        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=max_t,
-                                  grace_period=min(grace, max_t), reduction_factor=spec.reduction_factor)
+        # One set of ASHA rungs per arm kind: real-only and generator recipes each keep their finalists.
+        scheduler = ArmASHAScheduler(time_attr="training_iteration", max_t=max_t,
+                                     grace_period=grace_for(max_t, spec.grace_period),
+                                     reduction_factor=spec.reduction_factor)
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(metric=spec.metric, mode=spec.mode, search_alg=searcher, scheduler=scheduler,
