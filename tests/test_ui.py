@@ -192,7 +192,7 @@ def browser_ui(tmp_path_factory: pytest.TempPathFactory):
     (root / "space.yaml").write_text(yaml.safe_dump(SPEC))
     # --confirm: the search's row and description then lead with the confirmed verdict (tiny: 2 seeds, top 1).
     done = ganmix("search", "--config", str(root / "space.yaml"), "--results-dir", str(root / "r"), "--name", "uitest",
-                  "--no-sample-metrics", "--confirm", "2", "--confirm-top", "1", "--quiet", cwd=root,
+                  "--no-sample-metrics", "--confirm", "2", "--confirm-top", "1", "--allow-underpowered", "--quiet", cwd=root,
                   timeout=1800)  # a search and its confirmation: 10 minutes on the shared 2-core machine
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     port = free_port()
