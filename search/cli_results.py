@@ -22,12 +22,17 @@ def cmd_best(args: argparse.Namespace) -> int:
 
     uri = store.resolve_tracking_uri(args.tracking_uri, args.results_dir)
     if local_store_missing(uri):
+        if args.register is not None:
+            raise store.TrackingError(f"no results at {uri}: no generator to register")
         print(f"no completed trials at {uri} (no results there yet)")
         return 1
     store.check_reachable(uri)
     dataset = canonical_name(args.dataset) if args.dataset else None
     results = query.best_per_dataset(uri, dataset=dataset, metric=args.metric)
     if not results:
+        if args.register is not None:  # nothing to register is bad input for --register: one line, exit 2
+            raise store.TrackingError(f"no completed trials{' for ' + dataset if dataset else ''} at {uri}: "
+                                      "no generator to register")
         print(f"no completed trials{' for ' + dataset if dataset else ''} at {uri}")
         return 1
     for res in results:
@@ -52,6 +57,8 @@ def cmd_best(args: argparse.Namespace) -> int:
         print(f"  confirmed: {res.verdict}" if res.verdict else
               "  unconfirmed: one seed, chosen on validation (run `ganmix confirm` for a multi-seed answer)")
         print("  recipe:\n" + "\n".join("    " + line for line in (best.recipe_yaml or "").splitlines()))
+    if args.register is not None:
+        return _register(uri, results, args.register)
     if args.export is not None:
         if len(results) > 1:
             print("ganmix: error: several data sets (or data versions) have results; pick one with --dataset",
@@ -60,6 +67,22 @@ def cmd_best(args: argparse.Namespace) -> int:
         recipe = Recipe.from_yaml(results[0].best.recipe_yaml or "", source=f"run {results[0].best.run_id}")
         recipe.replace(baseline=False).save(args.export)
         print(f"exported to {args.export}; re-run it with: ganmix train --recipe {args.export}")
+    return 0
+
+
+def _register(uri: str, results: list, name: str) -> int:
+    """`best --register`: the chosen generator as a new version of an MLflow registered model."""
+    from ganmix.tracking import store
+    from ganmix.tracking.registry import register_generator
+
+    if len(results) > 1:
+        raise store.TrackingError("several data sets (or data versions) have results; pick one with --dataset")
+    result = results[0]
+    version, chosen = register_generator(uri, result, name=name or f"ganmix-{result.dataset}")
+    print(f"registered trial {chosen.trial.name} (run {chosen.trial.run_id}; {chosen.why}) as "
+          f"models:/{version.name}/{version.version}")
+    print(f"  load it: mlflow.pyfunc.load_model('models:/{version.name}/{version.version}')"
+          f".predict(pd.DataFrame({{'label': [0], 'count': [4]}}))  (tracking URI {uri})")
     return 0
 
 
