@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ganmix.tracking.query import BestResult
 
 
 def cmd_best(args: argparse.Namespace) -> int:
     from ganmix.search import preflight
 
     preflight.check_best_flags(args)  # the export path too: judged before the report is printed
+    if args.register and ("/" in args.register or ":" in args.register):  # it goes into models:/NAME/VERSION
+        raise preflight.PreflightError(f"--register: a model name without '/' or ':' is expected, "
+                                       f"got {args.register!r}")
     from ganmix.datasets.names import canonical_name
     from ganmix.models.metrics import metric_info
     from ganmix.search.recipe import Recipe
@@ -57,8 +64,6 @@ def cmd_best(args: argparse.Namespace) -> int:
         print(f"  confirmed: {res.verdict}" if res.verdict else
               "  unconfirmed: one seed, chosen on validation (run `ganmix confirm` for a multi-seed answer)")
         print("  recipe:\n" + "\n".join("    " + line for line in (best.recipe_yaml or "").splitlines()))
-    if args.register is not None:
-        return _register(uri, results, args.register)
     if args.export is not None:
         if len(results) > 1:
             print("ganmix: error: several data sets (or data versions) have results; pick one with --dataset",
@@ -67,10 +72,12 @@ def cmd_best(args: argparse.Namespace) -> int:
         recipe = Recipe.from_yaml(results[0].best.recipe_yaml or "", source=f"run {results[0].best.run_id}")
         recipe.replace(baseline=False).save(args.export)
         print(f"exported to {args.export}; re-run it with: ganmix train --recipe {args.export}")
+    if args.register is not None:
+        return _register(uri, results, args.register)
     return 0
 
 
-def _register(uri: str, results: list, name: str) -> int:
+def _register(uri: str, results: list[BestResult], name: str) -> int:
     """`best --register`: the chosen generator as a new version of an MLflow registered model."""
     from ganmix.tracking import store
     from ganmix.tracking.registry import register_generator

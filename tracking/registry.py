@@ -11,7 +11,10 @@ same seed gives the same images.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -134,9 +137,7 @@ def register_generator(uri: str, result: query.BestResult, *, name: str) -> tupl
         logger = start_run(uri, chosen.parent.info.experiment_id, name=f"register {chosen.trial.name}",
                            tags={KIND: REGISTRATION, SEARCH_NAME: result.search},
                            parent_run_id=chosen.parent.info.run_id)
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_registry_uri(uri)
-        with mlflow.start_run(run_id=logger.run_id):
+        with pointed_at(uri), mlflow.start_run(run_id=logger.run_id):
             info = mlflow.pyfunc.log_model(
                 name=MODEL_NAME, python_model=GeneratorModel(), artifacts={"generator": str(checkpoint)},
                 signature=mlflow.models.infer_signature(pd.DataFrame({"label": [0], "count": [1]}),
@@ -178,18 +179,32 @@ def _requirements() -> list[str]:
     return pins
 
 
+@contextmanager
+def pointed_at(uri: str) -> Iterator[None]:
+    """MLflow's fluent API (log_model, load_model) on `uri`, then back to what it was before: setting the
+    URI also sets MLFLOW_TRACKING_URI in this process's environment, which would outlive the call."""
+    saved = {key: os.environ.get(key) for key in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(saved["MLFLOW_TRACKING_URI"])
+        mlflow.set_registry_uri(saved["MLFLOW_REGISTRY_URI"])  # type: ignore[arg-type]
+        if saved["MLFLOW_REGISTRY_URI"] is None:
+            os.environ.pop("MLFLOW_REGISTRY_URI", None)
+
+
 def sample_registered(model_uri: str, counts: dict[int, int], seed: int, *,
                       tracking_uri: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Images (N, C, H, W) uint8 and labels (N,) int64 from a registered generator (`models:/NAME/VERSION`),
     `counts[label]` images of each label, in the order of `counts`. `ganmix export --model` calls this."""
-    if tracking_uri is not None:
-        mlflow.set_tracking_uri(tracking_uri)
-        mlflow.set_registry_uri(tracking_uri)
-    try:
-        model = mlflow.pyfunc.load_model(model_uri)
-    except Exception as exc:
-        raise RegistryError(f"cannot load model {model_uri!r} from {mlflow.get_registry_uri()}: "
-                            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+    with pointed_at(tracking_uri) if tracking_uri is not None else nullcontext():
+        try:
+            model = mlflow.pyfunc.load_model(model_uri)
+        except Exception as exc:
+            raise RegistryError(f"cannot load model {model_uri!r} from {mlflow.get_registry_uri()}: "
+                                f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
     table = pd.DataFrame({"label": list(counts), "count": list(counts.values())}, dtype=np.int64)
     out = model.predict(table, params={"seed": int(seed)})
     meta = model.metadata.metadata or {}
