@@ -18,7 +18,7 @@ def cmd_best(args: argparse.Namespace) -> int:
     from ganmix.search import preflight
 
     preflight.check_best_flags(args)  # the export path too: judged before the report is printed
-    if args.register and ("/" in args.register or ":" in args.register):  # it goes into models:/NAME/VERSION
+    if isinstance(args.register, str) and ("/" in args.register or ":" in args.register):  # it goes into models:/NAME/VERSION
         raise preflight.PreflightError(f"--register: a model name without '/' or ':' is expected, "
                                        f"got {args.register!r}")
     from ganmix.datasets.names import canonical_name
@@ -77,7 +77,7 @@ def cmd_best(args: argparse.Namespace) -> int:
     return 0
 
 
-def _register(uri: str, results: list[BestResult], name: str) -> int:
+def _register(uri: str, results: list[BestResult], name: str | bool) -> int:
     """`best --register`: the chosen generator as a new version of an MLflow registered model."""
     from ganmix.tracking import store
     from ganmix.tracking.registry import register_generator
@@ -85,7 +85,7 @@ def _register(uri: str, results: list[BestResult], name: str) -> int:
     if len(results) > 1:
         raise store.TrackingError("several data sets (or data versions) have results; pick one with --dataset")
     result = results[0]
-    version, chosen = register_generator(uri, result, name=name or f"ganmix-{result.dataset}")
+    version, chosen = register_generator(uri, result, name=name if isinstance(name, str) else f"ganmix-{result.dataset}")
     print(f"registered trial {chosen.trial.name} (run {chosen.trial.run_id}; {chosen.why}) as "
           f"models:/{version.name}/{version.version}")
     print(f"  load it: mlflow.pyfunc.load_model('models:/{version.name}/{version.version}')"

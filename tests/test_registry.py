@@ -199,3 +199,6 @@ def test_register_and_load_through_a_real_mlflow_server(tmp_path):
 def test_a_model_name_that_breaks_a_models_uri_is_refused_before_any_work(tmp_path, capsys):
     assert main(["best", "--results-dir", str(tmp_path / "nowhere"), "--register", "a/b"]) == 2
     assert "--register: a model name without '/' or ':' is expected, got 'a/b'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse's own one line, exit 2
+        main(["best", "--register", ""])
+    assert "argument --register: must not be empty" in capsys.readouterr().err
