@@ -4,6 +4,7 @@ in the MLflow Model Registry of a SQLite store and of a real `mlflow server`, lo
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -21,9 +22,9 @@ from ganmix.datasets import load_dataset
 from ganmix.search.cli import main
 from ganmix.search.recipe import Recipe
 from ganmix.tracking import query, runs, store
-from ganmix.tracking.confirmation import CONFIRMATION_RUN, CONFIRMED_ARM
-from ganmix.tracking.registry import (CHOSEN_AS, RECIPE, TRIAL_RUN, RegistryError, choose_generator_trial,
-                                      request_labels, sample_registered)
+from ganmix.tracking.confirmation import CONFIRMATION_RUN, CONFIRMED_ARM, VERDICT
+from ganmix.tracking.registry import (CHOSEN_AS, RECIPE, TRIAL_RUN, Chosen, RegistryError,
+                                      choose_generator_trial, request_labels, sample_registered, version_tags)
 from ganmix.tracking.runs import BASELINE, COMPLETED, FINGERPRINT, KIND, METRIC, SEARCH_NAME
 
 from cluster_harness import MlflowServer
@@ -202,3 +203,21 @@ def test_a_model_name_that_breaks_a_models_uri_is_refused_before_any_work(tmp_pa
     with pytest.raises(SystemExit):  # argparse's own one line, exit 2
         main(["best", "--register", ""])
     assert "argument --register: must not be empty" in capsys.readouterr().err
+
+
+def test_version_tags_carry_the_recipe_fingerprint_verdict_and_sample_metrics(tmp_path):
+    uri = store.default_tracking_uri(tmp_path / "results")
+    store.check_reachable(uri)
+    _fake_search(uri, [Recipe(generator="dcgan", synthetic_ratio=0.5)])
+    found = query.find_search(uri, "s")
+    runs.RunLogger(uri, found.info.run_id).set_tags({VERDICT: "dcgan beats real-only (8 seeds)"})
+    parent = query.find_search(uri, "s")
+    [trial] = query.trial_summaries(uri, parent.info.experiment_id, parent.info.run_id)
+    trial = dataclasses.replace(trial, metrics={**trial.metrics, "fid": 12.5, "near_copy_fraction": 0.01})
+    [result] = query.best_per_dataset(uri)
+    tags = version_tags(uri, result, Chosen(trial, parent, "confirmed"))
+    assert tags["ganmix.sample.fid"] == "12.5" and tags["ganmix.sample.near_copy_fraction"] == "0.01"
+    assert "ganmix.sample.kid" not in tags  # only the metrics the trial computed
+    assert tags[VERDICT] == "dcgan beats real-only (8 seeds)" and tags[FINGERPRINT] == "fp"
+    assert Recipe.from_yaml(tags[RECIPE]) == Recipe(generator="dcgan", synthetic_ratio=0.5)
+    assert tags[CHOSEN_AS] == "confirmed" and tags[TRIAL_RUN] == trial.run_id
