@@ -18,7 +18,8 @@ def cmd_best(args: argparse.Namespace) -> int:
     from ganmix.search import preflight
 
     preflight.check_best_flags(args)  # the export path too: judged before the report is printed
-    if isinstance(args.register, str) and ("/" in args.register or ":" in args.register):  # it goes into models:/NAME/VERSION
+    # The name goes into a models:/NAME/VERSION URI.
+    if isinstance(args.register, str) and ("/" in args.register or ":" in args.register):
         raise preflight.PreflightError(f"--register: a model name without '/' or ':' is expected, "
                                        f"got {args.register!r}")
     from ganmix.datasets.names import canonical_name
@@ -85,7 +86,8 @@ def _register(uri: str, results: list[BestResult], name: str | bool) -> int:
     if len(results) > 1:
         raise store.TrackingError("several data sets (or data versions) have results; pick one with --dataset")
     result = results[0]
-    version, chosen = register_generator(uri, result, name=name if isinstance(name, str) else f"ganmix-{result.dataset}")
+    name = name if isinstance(name, str) else f"ganmix-{result.dataset}"
+    version, chosen = register_generator(uri, result, name=name)
     print(f"registered trial {chosen.trial.name} (run {chosen.trial.run_id}; {chosen.why}) as "
           f"models:/{version.name}/{version.version}")
     print(f"  load it: mlflow.pyfunc.load_model('models:/{version.name}/{version.version}')"
