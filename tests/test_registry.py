@@ -92,8 +92,14 @@ def test_the_registered_model_loads_from_another_folder_without_the_trials_artif
     trial_id = client.get_model_version("ganmix-digits", "1").tags[TRIAL_RUN]
     trial_artifacts = Path(client.get_run(trial_id).info.artifact_uri.removeprefix("file://"))
     assert (trial_artifacts / "generator" / "generator.pt").is_file()
-    shutil.rmtree(trial_artifacts)  # the model must hold its own copy of the checkpoint
-    line = load_elsewhere(uri, "models:/ganmix-digits/1", tmp_path)
+    # The model must hold its own copy of the checkpoint: the trial's is moved away while it loads (and put
+    # back after, for the confirm test below).
+    aside = tmp_path / "aside"
+    shutil.move(trial_artifacts / "generator", aside)
+    try:
+        line = load_elsewhere(uri, "models:/ganmix-digits/1", tmp_path)
+    finally:
+        shutil.move(aside, trial_artifacts / "generator")
     assert line == "[0, 0, 3] [(1, 8, 8), (1, 8, 8), (1, 8, 8)] uint8"
 
 
@@ -134,6 +140,21 @@ def test_a_confirmed_search_registers_its_confirmed_gan_arm(registered):
     assert chosen.why == "confirmed" and chosen.trial.run_id == gan.run_id
     client.set_tag(parent.info.run_id, CONFIRMED_ARM, "baseline")  # a real-only verdict: the best generator trial
     assert choose_generator_trial(uri, result).why == "best generator trial"
+
+
+def test_after_a_real_confirm_register_takes_the_confirmed_gan_arm_and_its_verdict(registered):
+    root, client = registered["root"], registered["client"]
+    done = ganmix("confirm", "--results-dir", str(root / "results"), "--name", "reg", "--top", "1", "--seeds", "2",
+                  "--quiet", cwd=root)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    done = ganmix("best", "--results-dir", str(root / "results"), "--register", cwd=root)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "confirmed) as models:/ganmix-digits/2" in done.stdout
+    version = client.get_model_version("ganmix-digits", "2")
+    parent = query.find_search(registered["uri"], "reg")
+    assert version.tags[CHOSEN_AS] == "confirmed"
+    assert version.tags[VERDICT] == parent.data.tags[VERDICT][:8000]
+    assert client.get_run(version.tags[TRIAL_RUN]).data.params["generator"] == "dcgan"
 
 
 def test_predict_rejects_a_table_without_label_and_count():
