@@ -133,6 +133,9 @@ def _add_result_parsers(sub: Any) -> None:
                    help="rank by this metric, val_auc or val/auc (default: the search's)")
     b.add_argument("--export", type=nonempty_path, metavar="RECIPE.yaml", help="write the best recipe for `ganmix train`")
     b.add_argument("--force", action="store_true", help="let --export overwrite an existing file")
+    b.add_argument("--register", nargs="?", const=True, default=None, type=nonempty, metavar="NAME",
+                   help="register the chosen generator (the confirmed best GAN recipe's trial, else the best "
+                        "generator trial) in the MLflow Model Registry as NAME (default ganmix-<dataset>)")
     _add_store_args(b)
 
     t = sub.add_parser("train", help="re-run one recipe and log it")

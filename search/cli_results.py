@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ganmix.tracking.query import BestResult
 
 from ganmix.models.numbers import number  # standard library only: no heavy import before a command runs
 
@@ -16,6 +20,10 @@ def cmd_best(args: argparse.Namespace) -> int:
     from ganmix.search import preflight
 
     preflight.check_best_flags(args)  # the export path too: judged before the report is printed
+    # The name goes into a models:/NAME/VERSION URI.
+    if isinstance(args.register, str) and ("/" in args.register or ":" in args.register):
+        raise preflight.PreflightError(f"--register: a model name without '/' or ':' is expected, "
+                                       f"got {args.register!r}")
     from ganmix.datasets.names import canonical_name
     from ganmix.models.metrics import metric_info
     from ganmix.search.recipe import Recipe
@@ -24,12 +32,17 @@ def cmd_best(args: argparse.Namespace) -> int:
 
     uri = store.resolve_tracking_uri(args.tracking_uri, args.results_dir)
     if local_store_missing(uri):
+        if args.register is not None:
+            raise store.TrackingError(f"no results at {uri}: no generator to register")
         print(f"no completed trials at {uri} (no results there yet)")
         return 1
     store.check_reachable(uri)
     dataset = canonical_name(args.dataset) if args.dataset else None
     results = query.best_per_dataset(uri, dataset=dataset, metric=args.metric)
     if not results:
+        if args.register is not None:  # nothing to register is bad input for --register: one line, exit 2
+            raise store.TrackingError(f"no completed trials{' for ' + dataset if dataset else ''} at {uri}: "
+                                      "no generator to register")
         print(f"no completed trials{' for ' + dataset if dataset else ''} at {uri}")
         return 1
     for res in results:
@@ -62,6 +75,25 @@ def cmd_best(args: argparse.Namespace) -> int:
         recipe = Recipe.from_yaml(results[0].best.recipe_yaml or "", source=f"run {results[0].best.run_id}")
         recipe.replace(baseline=False).save(args.export)
         print(f"exported to {args.export}; re-run it with: ganmix train --recipe {args.export}")
+    if args.register is not None:
+        return _register(uri, results, args.register)
+    return 0
+
+
+def _register(uri: str, results: list[BestResult], name: str | bool) -> int:
+    """`best --register`: the chosen generator as a new version of an MLflow registered model."""
+    from ganmix.tracking import store
+    from ganmix.tracking.registry import register_generator
+
+    if len(results) > 1:
+        raise store.TrackingError("several data sets (or data versions) have results; pick one with --dataset")
+    result = results[0]
+    name = name if isinstance(name, str) else f"ganmix-{result.dataset}"
+    version, chosen = register_generator(uri, result, name=name)
+    print(f"registered trial {chosen.trial.name} (run {chosen.trial.run_id}; {chosen.why}) as "
+          f"models:/{version.name}/{version.version}")
+    print(f"  load it: mlflow.pyfunc.load_model('models:/{version.name}/{version.version}')"
+          f".predict(pd.DataFrame({{'label': [0], 'count': [4]}}))  (tracking URI {uri})")
     return 0
 
 
