@@ -189,7 +189,9 @@ def local_ray_cluster(
     if cpus_per_worker < 1:
         raise ValueError(f"cpus_per_worker must be >= 1, got {cpus_per_worker!r}")
     if ray.is_initialized():
-        raise RuntimeError("ray is already initialized in this process; call ray.shutdown() first")
+        # The session's local Ray (tests/conftest.py ray_session): a cluster needs this process to itself. A
+        # later in-process test starts a local Ray again (runner.start_ray) when it finds none.
+        ray.shutdown()
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": include_dashboard})
     try:
         for _ in range(num_workers):
