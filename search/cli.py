@@ -156,6 +156,8 @@ def _add_export_parser(sub: Any) -> None:
     which = e.add_mutually_exclusive_group()
     which.add_argument("--name", type=nonempty, help="the search to export from (default: the latest search)")
     which.add_argument("--dataset", type=nonempty, help="export from the latest search of this data set")
+    which.add_argument("--model", type=nonempty, metavar="models:/NAME/VERSION",
+                       help="sample a generator registered with `ganmix best --register` instead of a search's trial")
     e.add_argument("--arm", type=nonempty, default="gan",
                    help="whose recipe: gan (default: the confirmed GAN arm, else the best GAN trial), top1, top2, ...")
     e.add_argument("--out", type=nonempty_path, required=True, metavar="DIR", help="a new or empty folder")

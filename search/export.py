@@ -108,19 +108,51 @@ def export(*, uri: str, search: Any, arm: str, out: Path, fmt: str, seed: int | 
     seed = recipe.generator_seed if seed is None else seed  # the default reproduces the trial's own samples
     labels = torch.repeat_interleave(torch.arange(dataset.num_classes), torch.tensor(per_class))
     synthetic = sample_images(model, labels, seed=seed)
+    _write(out, fmt, dataset, synthetic.numpy(), labels.numpy(), run_id=run_id, seed=seed)
+    return {"trial": chosen.summary.name, "run_id": run_id, "seed": seed, "real": len(train),
+            "synthetic": dict(zip(dataset.class_names, per_class))}
+
+
+def export_model(*, uri: str, model_uri: str, out: Path, fmt: str, seed: int | None,
+                 data_dir: Path | None) -> dict[str, Any]:
+    """The same augmented training set from a generator in the Model Registry (`ganmix best --register`):
+    its recipe (a model-version tag) says which data, ratio and allocation; the model itself is sampled."""
+    from ganmix.search.allocation import allocate, synthetic_total
+    from ganmix.search.recipe import Recipe
+    from ganmix.search.recipe_data import load_recipe_data
+    from ganmix.tracking.registry import model_version_tags, sample_registered
+
+    tags = model_version_tags(uri, model_uri)
+    if "ganmix.recipe" not in tags:
+        raise ExportError(f"--model {model_uri}: this model version has no ganmix.recipe tag; register it with "
+                          "`ganmix best --register`")
+    recipe = Recipe.from_yaml(tags["ganmix.recipe"], source=f"--model {model_uri}")
+    dataset = load_recipe_data(recipe, data_dir)
+    per_class = allocate(synthetic_total(recipe.synthetic_ratio, len(dataset.train)),
+                         dataset.train.class_counts(dataset.num_classes), recipe.allocation)
+    seed = recipe.generator_seed if seed is None else seed
+    images, labels = sample_registered(model_uri, {c: n for c, n in enumerate(per_class) if n}, seed,
+                                       tracking_uri=uri)
+    run_id = tags.get("ganmix.trial_run_id", model_uri)
+    _write(out, fmt, dataset, images, labels, run_id=run_id, seed=seed)
+    return {"trial": model_uri, "run_id": run_id, "seed": seed, "real": len(dataset.train),
+            "synthetic": dict(zip(dataset.class_names, per_class))}
+
+
+def _write(out: Path, fmt: str, dataset: Any, images: np.ndarray, labels: np.ndarray, *, run_id: str,
+           seed: int) -> None:
+    """Write into a staging folder beside `out`, then rename: an interruption leaves nothing behind."""
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
         writer = _write_npz if fmt == "npz" else _write_folder
-        writer(staging, dataset, synthetic.numpy(), labels.numpy(), run_id=run_id, seed=seed)
+        writer(staging, dataset, images, labels, run_id=run_id, seed=seed)
         if out.exists():
             out.rmdir()  # empty, as check_out made sure
         os.replace(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return {"trial": chosen.summary.name, "run_id": run_id, "seed": seed, "real": len(train),
-            "synthetic": dict(zip(dataset.class_names, per_class))}
 
 
 def _folder_names(class_names: tuple[str, ...]) -> list[str]:
@@ -186,15 +218,20 @@ def cmd_export(args: argparse.Namespace) -> int:
     if local_store_missing(uri):  # reading a store that is not there would create it
         raise ExportError(f"no searches at {uri} (no results there yet); nothing to export")
     store.check_reachable(uri)
-    if args.name:
+    if args.model:
+        done = export_model(uri=uri, model_uri=args.model, out=args.out, fmt=args.format, seed=args.seed,
+                            data_dir=args.data_dir)
+        found = None
+    elif args.name:
         found = query.find_search(uri, args.name)
     else:
         found = query.latest_search(uri, dataset=canonical_name(args.dataset) if args.dataset else None)
-    if found is None:
+    if found is None and not args.model:
         what = f" named {args.name!r}" if args.name else f" of data set {args.dataset!r}" if args.dataset else ""
         raise ExportError(f"no search{what} at {uri}")
-    done = export(uri=uri, search=found, arm=args.arm, out=args.out, fmt=args.format, seed=args.seed,
-                  data_dir=args.data_dir)
+    if not args.model:
+        done = export(uri=uri, search=found, arm=args.arm, out=args.out, fmt=args.format, seed=args.seed,
+                      data_dir=args.data_dir)
     total = sum(done["synthetic"].values())
     print(f"exported trial {done['trial']} (run {done['run_id']}): {done['real']} real + {total} synthetic train "
           f"images (seed {done['seed']}; per class {done['synthetic']}) to {args.out}")

@@ -122,6 +122,35 @@ def test_sample_registered_gives_the_requested_classes_and_is_seeded(registered)
         mlflow.set_tracking_uri(before)
 
 
+def test_export_from_the_registry_writes_the_augmented_training_set(registered, tmp_path):
+    """`ganmix export --model models:/NAME/VERSION`: the registered generator (not a search's trial) sampled at
+    its recipe's ratio and allocation, beside the real split; ImageFolder reads the counts; a bad URI is one line."""
+    from torchvision.datasets import ImageFolder
+
+    from ganmix.search.allocation import allocate, synthetic_total
+    from ganmix.search.recipe_data import load_recipe_data
+
+    root = registered["root"]
+    out = tmp_path / "aug"
+    done = ganmix("export", "--model", "models:/ganmix-digits/1", "--out", str(out), "--results-dir",
+                  str(root / "results"), cwd=root)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    recipe = Recipe.from_yaml(registered["client"].get_model_version("ganmix-digits", "1").tags[RECIPE])
+    data = load_recipe_data(recipe, None)
+    real = data.train.class_counts(data.num_classes)
+    synthetic = allocate(synthetic_total(recipe.synthetic_ratio, len(data.train)), real, recipe.allocation)
+    folder = ImageFolder(str(out / "train"))
+    counts = [0] * len(folder.classes)
+    for _, label in folder.samples:
+        counts[label] += 1
+    assert sorted(counts) == sorted(r + s for r, s in zip(real, synthetic)) and sum(synthetic) > 0
+    assert "synthetic" in (out / "manifest.csv").read_text()
+    bad = ganmix("export", "--model", "models:/ganmix-digits/9", "--out", str(tmp_path / "none"), "--results-dir",
+                 str(root / "results"), cwd=root)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+    assert not (tmp_path / "none").exists()
+
+
 def test_a_confirmed_search_registers_its_confirmed_gan_arm(registered):
     uri, client = registered["uri"], registered["client"]
     [result] = query.best_per_dataset(uri, dataset="digits")

@@ -212,3 +212,18 @@ def sample_registered(model_uri: str, counts: dict[int, int], seed: int, *,
         shape = (0, int(meta.get("channels", 1)), int(meta.get("image_size", 0)), int(meta.get("image_size", 0)))
         return np.empty(shape, dtype=np.uint8), np.empty(0, dtype=np.int64)
     return np.stack(list(out["image"])).astype(np.uint8), out["label"].to_numpy(dtype=np.int64)
+
+
+def model_version_tags(uri: str, model_uri: str) -> dict[str, str]:
+    """The tags of `models:/NAME/VERSION` (the recipe, fingerprint and verdict `register_generator` wrote)."""
+    from mlflow import MlflowClient
+
+    parts = model_uri.removeprefix("models:/").split("/")
+    if not model_uri.startswith("models:/") or len(parts) != 2 or not parts[1].isdigit():
+        raise RegistryError(f"--model {model_uri!r}: expected models:/NAME/VERSION (a version number)")
+    try:
+        version = MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version(parts[0], parts[1])
+    except Exception as exc:  # noqa: BLE001 - MLflow's RestException: one line
+        raise RegistryError(f"--model {model_uri!r}: not in the registry at {uri} "
+                            f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+    return dict(version.tags)
