@@ -75,11 +75,7 @@ class SearchProgress:
     def finished_trial(self, name: str, *, status: str, value: float | None) -> None:
         """status: "completed", "stopped early" or "failed"; `value` is the trial's last objective value."""
         self.running = max(0, self.running - 1)
-        self.done += 1
-        self.failed += status == "failed"
-        self.stopped += status == "stopped early"
-        if status == "completed" and value is not None and math.isfinite(value):
-            self.best.update((self.done, name), value)
+        self._count(name, status, value)
         if self._bar is not None:
             self._refresh()
         elif not self.quiet:
@@ -87,15 +83,19 @@ class SearchProgress:
             print(f"[{_elapsed(time.monotonic() - self.started):>5}] trial {self.done}/{self.total} {status}: "
                   f"{name}{shown} | {self._best()}", file=self.stream, flush=True)
 
+    def _count(self, name: str, status: str, value: float | None) -> None:
+        """One more finished trial in the counters and the best so far (a live one or one before a resume)."""
+        self.done += 1
+        self.failed += status == "failed"
+        self.stopped += status == "stopped early"
+        if status == "completed" and value is not None and math.isfinite(value):
+            self.best.update((self.done, name), value)
+
     def seed_finished(self, finished: Sequence[tuple[str, str, float | None]]) -> None:
         """A resumed search: the trials (name, status, value) that finished before its interruption count
         toward the counter and the best so far, as if this console had seen them."""
         for name, status, value in finished:
-            self.done += 1
-            self.failed += status == "failed"
-            self.stopped += status == "stopped early"
-            if status == "completed" and value is not None and math.isfinite(value):
-                self.best.update((self.done, name), value)
+            self._count(name, status, value)
         if self._bar is not None:
             self._refresh()
         elif not self.quiet and finished:
