@@ -11,6 +11,7 @@ then read off the registered class (importing torch, so its errors come slower),
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import importlib.util
 import pkgutil
@@ -85,12 +86,18 @@ def described_families() -> dict[str, FamilyInfo]:
     return dict(_scan())
 
 
-def _all() -> dict[str, FamilyInfo]:
+@functools.cache
+def _has_plugins() -> bool:
+    """Whether an installed package declares a generator family (read once: every Recipe asks)."""
     from ganmix.models._registry import PLUGIN_GROUP, entry_point_names
 
+    return bool(entry_point_names(PLUGIN_GROUP))
+
+
+def _all() -> dict[str, FamilyInfo]:
     found = _scan()
     # A plugin family (entry-point group ganmix.generators) has no light description: read off its class.
-    if not _undescribed_modules and not entry_point_names(PLUGIN_GROUP):
+    if not _undescribed_modules and not _has_plugins():
         return found
     from ganmix.models.generator import GENERATORS  # torch: only for a family without a description
 
