@@ -5,7 +5,8 @@
 
 Scenarios: `breastmnist` and `pneumoniamnist` (their whole train splits) and `breastmnist-50`, the scarce
 one where augmentation has its best chance: `breastmnist --train-per-class 50` (50 train images per class,
-drawn with the search's seed; val and test stay whole).
+drawn with the search's seed; val and test stay whole), and `breastmnist-malignant20`, the imbalanced one:
+`--class-fraction malignant=0.2` (29 of the 147 malignant train images kept, all 399 benign).
 
 For each scenario it runs a search with the default space (real-only recipes included) and then
 `ganmix confirm` over several seeds, and prints: the tuned real-only arm, the confirmed best GAN recipe
@@ -14,7 +15,7 @@ the published baselines (values transcribed from the MedMNIST v2 paper, named as
 
 Budgets: `gpu` is sized to finish in about 10 minutes per data set on one GPU (fractional GPUs, 8 trials
 at once); its space is the default one for a GPU, so it holds `ddpm`. `cpu` is a small budget for 2 CPU
-cores (fewer trials, epochs and seeds); the scarce scenario adds `ddpm` at a tiny width there (8 or 16
+cores (fewer trials, epochs and seeds); the scarce scenarios add `ddpm` at a tiny width there (8 or 16
 channels, 10..50 sampling steps), since the CPU default leaves it out. The numbers are what
 this machine measured; nothing here is cached or hard-coded except the published table.
 """
@@ -54,12 +55,19 @@ PUBLISHED = {
 class Scenario:
     dataset: str
     train_per_class: int | None = None  # None: the whole train split
+    class_fraction: tuple[tuple[str, float], ...] = ()  # e.g. (("malignant", 0.2),): a scarce minority class
+
+    @property
+    def scarce(self) -> bool:
+        return self.train_per_class is not None or bool(self.class_fraction)
 
 
 SCENARIOS = {
     "breastmnist": Scenario("breastmnist"),
     "pneumoniamnist": Scenario("pneumoniamnist"),
     "breastmnist-50": Scenario("breastmnist", train_per_class=50),
+    # The imbalanced one: 29 of 147 malignant train images kept, all 399 benign.
+    "breastmnist-malignant20": Scenario("breastmnist", class_fraction=(("malignant", 0.2),)),
 }
 
 
@@ -84,8 +92,10 @@ BUDGETS = {
     ("gpu", "breastmnist-50"): Budget(48, 8, 2, 0.125, 60, 300, 3, 8),
     # 8 seeds: Holm over the top 2 and the best GAN recipe (three comparisons) needs 7 for p < 0.05.
     ("cpu", "breastmnist-50"): Budget(16, 2, 1, 0.0, 20, 60, 2, 8),
+    ("gpu", "breastmnist-malignant20"): Budget(48, 8, 2, 0.125, 60, 200, 3, 8),
+    ("cpu", "breastmnist-malignant20"): Budget(12, 2, 1, 0.0, 20, 30, 2, 8),
 }
-# ddpm on the CPU (the scarce scenario only): tiny width, few sampling steps.
+# ddpm on the CPU (the scarce scenarios only): tiny width, few sampling steps.
 CPU_DDPM = {"width": [8, 16], "sample_steps": {"type": "int", "low": 10, "high": 50, "log": True},
             "guidance_scale": {"type": "float", "low": 1.0, "high": 4.0}}
 
@@ -97,7 +107,7 @@ def search_space(scenario: Scenario, budget: Budget) -> tuple[dict[str, Dim], di
     epochs = {"type": "int", "low": 3, "high": budget.generator_epochs_high, "log": True}
     space = {**default_space(gpu=gpu), "generator_epochs": parse_dim("generator_epochs", epochs)}
     families = default_generator_space()
-    if not gpu and scenario.train_per_class is not None:
+    if not gpu and scenario.scarce:
         space["generator"] = parse_dim("generator", [*space["generator"].choices, "ddpm"])
         families["ddpm"] = {k: parse_dim(f"ddpm.{k}", v, section="generator_space") for k, v in CPU_DDPM.items()}
     return space, families
@@ -127,7 +137,8 @@ def run_one(name: str, budget: Budget, args: argparse.Namespace) -> list[str]:
     scenario = SCENARIOS[name]
     space, families = search_space(scenario, budget)
     spec = SearchSpec(name=f"bench-{name}-{time.strftime('%Y%m%d-%H%M%S')}", dataset=scenario.dataset,
-                      train_per_class=scenario.train_per_class, trials=budget.trials,
+                      train_per_class=scenario.train_per_class, class_fraction=dict(scenario.class_fraction),
+                      trials=budget.trials,
                       max_concurrent=budget.max_concurrent, cpus_per_trial=budget.cpus_per_trial,
                       gpus_per_trial=budget.gpus_per_trial, space=space, generator_space=families,
                       fixed={"classifier_epochs": budget.classifier_epochs}, grace_period=max(2, budget.classifier_epochs // 4))
@@ -140,6 +151,7 @@ def run_one(name: str, budget: Budget, args: argparse.Namespace) -> list[str]:
                    cache_dir=(args.results_dir / "cache").resolve(), quiet=True)
     confirmed = time.perf_counter() - started - searched
     scarce = f", --train-per-class {scenario.train_per_class}" if scenario.train_per_class is not None else ""
+    scarce += "".join(f", --class-fraction {k}={v:g}" for k, v in scenario.class_fraction)
     lines = [f"## {name}: {args.budget} budget ({budget.trials} trials{scarce}, {budget.classifier_epochs} classifier "
              f"epochs, generator epochs 3..{budget.generator_epochs_high}, families {list(space['generator'].choices)}, "
              f"confirm top {budget.top} over {budget.seeds} seeds)",
@@ -159,9 +171,10 @@ def run_one(name: str, budget: Budget, args: argparse.Namespace) -> list[str]:
         lines.append(f"| {arm.key} | {role(conf, arm)} | {arm.name} | {cells[0]} | {cells[1]} | {vs} | {own} |")
     lines += ["", *conf.lines, "", f"**verdict:** {conf.verdict}", "",
               "MedMNIST v2 paper (Yang et al. 2023), test AUC / ACC, one published run each:", ""]
-    if scenario.train_per_class is not None:
-        lines += [f"(trained on {scenario.train_per_class} images per class; the published runs used the whole "
-                  "train split)", ""]
+    if scenario.scarce:
+        kept = (f"{scenario.train_per_class} images per class" if scenario.train_per_class is not None else
+                ", ".join(f"{v:g} of the {k} images" for k, v in scenario.class_fraction))
+        lines += [f"(trained on {kept}; the published runs used the whole train split)", ""]
     lines += [f"- {model}: {auc:.3f} / {acc:.3f}" for model, (auc, acc) in PUBLISHED[scenario.dataset].items()]
     return lines
 

@@ -174,7 +174,7 @@ def test_a_confirmed_search_registers_its_confirmed_gan_arm(registered):
 def test_after_a_real_confirm_register_takes_the_confirmed_gan_arm_and_its_verdict(registered):
     root, client = registered["root"], registered["client"]
     done = ganmix("confirm", "--results-dir", str(root / "results"), "--name", "reg", "--top", "1", "--seeds", "2",
-                  "--quiet", cwd=root)
+                  "--allow-underpowered", "--quiet", cwd=root)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     done = ganmix("best", "--results-dir", str(root / "results"), "--register", cwd=root)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
