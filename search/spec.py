@@ -212,8 +212,19 @@ class SearchSpec:
         The tuned real-only baseline that lifts are measured against is the best `generator: none` trial."""
         from ganmix.search.recipe import NO_GENERATOR
 
-        base = self.base_recipe()
-        return base.replace(generator=NO_GENERATOR, synthetic_ratio=0.0, generator_options=(), baseline=True)
+        from ganmix.search.recipe import GAN_FIELDS
+        from ganmix.search.space import CategoricalDim
+
+        base = self.base_recipe().replace(generator=NO_GENERATOR, synthetic_ratio=0.0, generator_options=(),
+                                          baseline=True)
+        # A searched choice the default is not among (`classifier: [resnet18]`): the baseline takes its first
+        # choice, so it is a recipe of the space and compares like with like.
+        inside = {k: d.choices[0] for k, d in self.space.items() if isinstance(d, CategoricalDim)
+                  and k != "generator" and k not in GAN_FIELDS and getattr(base, k, None) not in d.choices}
+        try:
+            return base.replace(**inside)
+        except RecipeError:  # first choices that do not go together: the defaults, as before
+            return base
 
     def fixed_config(self) -> dict[str, Any]:
         """Every recipe field that is not searched, as Tune config constants."""

@@ -164,3 +164,38 @@ def test_confirm_arms_weights_are_fetched_from_the_cache(torch_home: Path) -> No
     arms = [Recipe(classifier="resnet18", pretrained="imagenet"), Recipe(classifier="resnet18"), Recipe()]
     assert fetch_recipe_weights(arms) == {path.name: path.read_bytes()}
     assert fetch_recipe_weights([Recipe()]) == {}
+
+
+@pytest.mark.parametrize("space", [{"classifier": ["resnet18", "resnet50"], "pretrained": ["none", "imagenet"]},
+                                   {"classifier": ["resnet18"], "pretrained": ["imagenet"]}])
+def test_pretrained_searched_beside_its_classifier_passes_the_spec_check(space: dict) -> None:
+    """`pretrained` is judged with a searched classifier that has ImageNet weights, not with the default
+    small_cnn (which has none): both fields searched together is what the README shows."""
+    from ganmix.search.preflight import check_spec
+    from ganmix.search.spec import SearchSpec
+
+    check_spec(SearchSpec.from_mapping({"dataset": "digits", "space": space}))
+
+
+def test_imagenet_searched_with_only_classifiers_without_weights_is_refused() -> None:
+    from ganmix.search.preflight import check_spec
+    from ganmix.search.space import SpaceError
+    from ganmix.search.spec import SearchSpec
+
+    spec = SearchSpec.from_mapping({"dataset": "digits", "space": {"classifier": ["small_cnn"],
+                                                                   "pretrained": ["none", "imagenet"]}})
+    with pytest.raises(SpaceError, match=r"space\.pretrained: choice 'imagenet' is not a valid value"):
+        check_spec(spec)
+
+
+def test_the_fixed_baseline_is_a_recipe_of_the_space() -> None:
+    """A searched choice the default is not among (`classifier: [resnet18]`): the baseline trial takes the
+    first choice, so it trains the classifier the other trials train; with the default among the choices,
+    the baseline keeps the default."""
+    from ganmix.search.spec import SearchSpec
+
+    only = SearchSpec.from_mapping({"dataset": "digits", "space": {"classifier": ["resnet18"],
+                                                                   "pretrained": ["imagenet"]}}).baseline_recipe()
+    assert (only.classifier, only.pretrained, only.generator, only.baseline) == ("resnet18", "imagenet", "none", True)
+    both = SearchSpec.from_mapping({"dataset": "digits", "space": {"classifier": ["resnet18", "small_cnn"]}})
+    assert both.baseline_recipe().classifier == "small_cnn"

@@ -27,6 +27,8 @@ def check_spec(spec: SearchSpec, *, sample_metrics: bool = True) -> None:
         for what, value in _probe_values(dim):
             # A real-only choice comes with its constants, as the define-by-run space sets them.
             extra = REAL_ONLY if field == "generator" and is_real_only(value) else {}
+            if field == "pretrained":  # judged with a searched classifier that has such weights, if any
+                extra = _classifier_for(value, spec.space.get("classifier"))
             _try_recipe(f"space.{field}", what, value, base=base, changes={field: value, **extra})
     from ganmix.models.families import family_names
 
@@ -41,6 +43,18 @@ def check_spec(spec: SearchSpec, *, sample_metrics: bool = True) -> None:
     if spec.constraints and not sample_metrics:
         raise PreflightError(f"constraints on {sorted(spec.constraints)} need sample metrics; drop "
                              "--no-sample-metrics or the constraints")
+
+
+def _classifier_for(pretrained: Any, classifiers: Dim | None) -> dict[str, Any]:
+    """A `pretrained` value is valid or not with some classifier: with the classifier searched, probe it with a
+    searched family that has such weights (preflight/weights.py refuses a space that pairs it with one that has
+    none); with the classifier fixed, with that one."""
+    from ganmix.models.choices import BACKBONES
+
+    if not isinstance(classifiers, CategoricalDim):
+        return {}
+    fitting = [c for c in classifiers.choices if pretrained == "none" or c in BACKBONES]
+    return {"classifier": (fitting or list(classifiers.choices))[0]}
 
 
 def _probe_values(dim: Dim) -> Iterable[tuple[str, Any]]:
