@@ -52,6 +52,17 @@ def entry_point_names(group: str) -> list[str]:
     return sorted({ep.name for ep in entry_points(group=group)})
 
 
+def entry_point_version(group: str, name: str) -> str | None:
+    """`distribution==version` of the installed package that declares `name` in `group` (None: no such entry
+    point), so what is cached from a plugin's code is not reused after that code changed version."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=group, name=name):
+        dist = getattr(ep, "dist", None)
+        return f"{dist.name}=={dist.version}" if dist is not None else ep.value
+    return None
+
+
 def load_entry_points(group: str) -> list[tuple[str, object]]:
     """Import every entry point of `group` (a module or a module:attribute) and return (name, object) pairs.
 

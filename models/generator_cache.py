@@ -59,7 +59,11 @@ class CachedTraining:
 def generator_key(*, fingerprint: str, family: str, config: GeneratorConfig, seed: int,
                   device: torch.device | str) -> dict[str, object]:
     """Everything that decides the weights after E epochs; equal keys, equal training runs."""
+    from ganmix.models._registry import PLUGIN_GROUP, entry_point_version
+
+    plugin = entry_point_version(PLUGIN_GROUP, family)  # a plugin's package version; built-ins: none
     return {
+        **({"plugin": plugin} if plugin is not None else {}),
         "format": SNAPSHOT_FORMAT,
         "fingerprint": fingerprint,
         "family": family,

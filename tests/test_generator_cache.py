@@ -105,6 +105,28 @@ def test_key_covers_family_image_size_and_device():
     assert len({key_digest(k) for k in [base, *variants]}) == 4
 
 
+def test_key_covers_a_plugin_family_s_package_version(tmp_path, monkeypatch):
+    """A plugin generator's snapshots are not reused after its package changed version (built-ins: no such
+    field, so their keys stay as they were)."""
+    import importlib
+
+    def install(version: str) -> dict:
+        dist = tmp_path / version / f"myplug-{version}.dist-info"
+        dist.mkdir(parents=True)
+        (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: myplug\nVersion: {version}\n")
+        (dist / "entry_points.txt").write_text("[ganmix.generators]\nfakefam = myplug:Fake\n")
+        monkeypatch.syspath_prepend(str(dist.parent))
+        importlib.invalidate_caches()
+        key = generator_key(fingerprint="f", family="fakefam", config=tiny_config(), seed=0, device="cpu")
+        monkeypatch.undo()
+        return key
+
+    first, second = install("1.0"), install("1.1")
+    assert first["plugin"] == "myplug==1.0" and second["plugin"] == "myplug==1.1"
+    assert key_digest(first) != key_digest(second)
+    assert "plugin" not in generator_key(fingerprint="f", family="dcgan", config=tiny_config(), seed=0, device="cpu")
+
+
 def test_an_unreadable_snapshot_is_skipped(tmp_path):
     cache = GeneratorCache(tmp_path)
     train(cache, 2)

@@ -117,6 +117,24 @@ def test_offline_and_not_cached_is_one_line_and_leaves_nothing(tmp_path: Path, t
     assert not path.parent.exists() or not any(path.parent.iterdir())  # no partial download left
 
 
+def test_train_fetches_the_weights_first_and_offline_is_one_line(tmp_path: Path, torch_home: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """`ganmix train` of an `imagenet` recipe fetches its weights as a search's driver does: offline and not
+    cached, one line with the fix, before any store or results folder is made."""
+    def offline(url: str, dst: str, *args: object, **kwargs: object) -> None:
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    recipe = tmp_path / "recipe.yaml"
+    Recipe(classifier="resnet18", pretrained="imagenet", classifier_epochs=1).save(recipe)
+    results = tmp_path / "results"
+    code = main(["train", "--recipe", str(recipe), "--results-dir", str(results), "--cpu", "--no-sample-metrics"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "copy it to" in err, err
+    assert weights_path("resnet18").name in err and not results.exists()
+
+
 @pytest.mark.integration
 def test_pretrained_search_end_to_end_on_digits(tmp_path: Path) -> None:
     home = tmp_path / "torch"
