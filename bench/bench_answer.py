@@ -141,7 +141,7 @@ def run_one(name: str, budget: Budget, args: argparse.Namespace) -> list[str]:
                       trials=budget.trials,
                       max_concurrent=budget.max_concurrent, cpus_per_trial=budget.cpus_per_trial,
                       gpus_per_trial=budget.gpus_per_trial, space=space, generator_space=families,
-                      fixed={"classifier_epochs": budget.classifier_epochs}, grace_period=max(2, budget.classifier_epochs // 4))
+                      fixed={"classifier_epochs": budget.classifier_epochs})
     started = time.perf_counter()
     outcome = run_search(spec, RunOptions(results_dir=args.results_dir, data_dir=args.data_dir, quiet=True))
     searched = time.perf_counter() - started

@@ -251,7 +251,7 @@ def _build_tuner(spec: SearchSpec, options: RunOptions, dataset: ImageDataset, p
         max_t = _max_epochs(spec)
         # One set of ASHA rungs per arm kind: real-only and generator recipes each keep their finalists.
         scheduler = ArmASHAScheduler(time_attr="training_iteration", max_t=max_t,
-                                     grace_period=grace_for(max_t, spec.grace_period),
+                                     grace_period=grace_for(max_t, spec.grace_period, spec.reduction_factor),
                                      reduction_factor=spec.reduction_factor)
         tuner = tune.Tuner(
             trainable,

@@ -14,6 +14,8 @@ an empty rung first, so per-family rungs would stop almost nothing (README, "Ear
 
 from __future__ import annotations
 
+import math
+
 import pickle
 from collections import Counter
 from collections.abc import Mapping
@@ -154,8 +156,11 @@ class ArmTally(Callback):
                                   ARMS_TAG: arms_line(self.counts)})
 
 
-def grace_for(max_t: int, grace_period: int | None) -> int:
-    """ASHA's first rung: the spec's, else a third of the epochs (at least 2), never above max_t."""
-    grace = grace_period if grace_period is not None else max(2, max_t // 3)
+def grace_for(max_t: int, grace_period: int | None, reduction_factor: float = 3) -> int:
+    """ASHA's first rung: the spec's, else max_t / reduction_factor rounded up (at least 2), never above
+    max_t. That default leaves ASHA one rung that stops trials (the next would be at max_t or beyond), so
+    the best 1/reduction_factor of each arm kind's trials at that rung (a third by default) run to the end;
+    a second rung would let only a ninth finish."""
+    grace = grace_period if grace_period is not None else max(2, math.ceil(max_t / reduction_factor))
     return max(1, min(grace, max_t))
 

@@ -97,6 +97,7 @@ def test_arm_kinds_and_the_end_of_a_trial():
     assert ran_to_end({"classifier_epochs": 9}, {"epoch": 9}) and not ran_to_end({"classifier_epochs": 9}, {"epoch": 3})
     assert not ran_to_end({"classifier_epochs": 9}, None)
     assert grace_for(60, None) == 20 and grace_for(4, None) == 2 and grace_for(5, 8) == 5
+    assert grace_for(20, None) == 7 and grace_for(20, None, 4) == 5  # one stopping rung: 7 x 3 >= 20
 
 
 def test_a_preset_metric_conflicts_like_asha():
@@ -132,3 +133,13 @@ def test_a_resumed_search_carries_on_from_the_parent_runs_counts():
     progress.close()
     assert out.getvalue().strip() == ("trials per arm: real-only: 1 of 1 ran to the end; "
                                       "generator: 1 of 5 ran to the end (4 stopped early)")
+
+
+@pytest.mark.parametrize("max_t", [4, 6, 9, 10, 20, 30, 60])
+@pytest.mark.parametrize("reduction_factor", [2, 3, 4])
+def test_the_default_grace_leaves_asha_one_rung_that_stops_trials(max_t: int, reduction_factor: int) -> None:
+    """Ray's own bracket for the default first rung: one milestone below max_t (one at max_t stops nothing
+    more, a trial ends there anyway), so the best 1/reduction_factor of each arm kind run to the end."""
+    grace = grace_for(max_t, None, reduction_factor)
+    bracket = ASHAScheduler(max_t=max_t, grace_period=grace, reduction_factor=reduction_factor)._brackets[0]
+    assert [rung[0] for rung in bracket._rungs if rung[0] < max_t] == [grace]
