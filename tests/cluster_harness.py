@@ -250,6 +250,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
 SMALL_SEARCH: dict[str, object] = {
     "dataset": "digits",
     "trials": 4,
+    "finalists": {"count": 0},  # the finalists stage is not what this tests: no extra runs
     "max_concurrent": 2,
     "seed": 0,
     "space": {

@@ -164,6 +164,7 @@ def test_a_cap_beyond_int64_runs_without_tune_logger_noise(tmp_path: Path) -> No
 
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump({
         "dataset": "digits", "trials": 1, "max_concurrent": 1, "cpus_per_trial": 1,
+        "finalists": {"count": 0},  # the finalists stage is not what this tests: no extra runs
         "space": {"generator": ["none"]}, "fixed": {"classifier_epochs": 1, "classifier_min_steps": 0}}))
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS", "GANMIX_RESULTS")}
     done = subprocess.run([sys.executable, "-m", "ganmix.search.cli", "search", "--config", "spec.yaml",

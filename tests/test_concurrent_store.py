@@ -18,6 +18,7 @@ SEARCHES = ("named", None, None)
 TRIALS = 2
 SPEC = {
     "dataset": "digits", "trials": TRIALS, "max_concurrent": 1, "cpus_per_trial": 1,
+    "finalists": {"count": 0},  # the finalists stage is not what this tests: no extra runs
     "space": {"generator": ["none", "dcgan"]},
     "fixed": {"generator_epochs": 1, "classifier_epochs": 1, "augment": "none"},
 }

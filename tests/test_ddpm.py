@@ -111,6 +111,7 @@ def test_the_default_space_offers_ddpm_on_a_gpu_only() -> None:
 SPEC = {
     "dataset": "digits",
     "trials": 2,  # the real-only baseline, then one ddpm trial
+    "finalists": {"count": 0},  # the finalists stage is not what this tests: no extra runs
     "max_concurrent": 1,
     "metric": "val_auc",
     "space": {"generator": ["ddpm"], "generator_epochs": [2], "synthetic_ratio": [0.5]},

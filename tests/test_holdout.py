@@ -123,6 +123,7 @@ def test_a_real_search_on_a_scarce_digits_split_runs_the_control(tmp_path):
     from mlflow import MlflowClient
 
     spec = {"dataset": "digits", "train_per_class": 10, "trials": 3, "max_concurrent": 2, "grace_period": 2,
+            "finalists": {"count": 0},  # the finalists stage is not what this tests: no extra runs
             "space": {"generator": ["holdout"], "synthetic_ratio": {"type": "float", "low": 0.5, "high": 2.0}},
             "fixed": {"classifier_epochs": 2, "classifier_min_steps": 0}}
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))

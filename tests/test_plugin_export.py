@@ -25,6 +25,7 @@ EXAMPLE = Path(__file__).parent / "plugin_example"  # the README's example packa
 SPEC = {
     "dataset": "digits",
     "trials": 2,  # the fixed real-only baseline, then one trial of the plugin family
+    "finalists": {"count": 0},  # the finalists stage is not what this tests: no extra runs
     "max_concurrent": 1,
     "metric": "val_auc",
     "space": {"generator": {"type": "categorical", "choices": ["myfam"]}},

@@ -90,6 +90,7 @@ def search_spec(tmp_path: Path, *, searched: bool) -> Path:
     spec = tmp_path / "space.yaml"
     spec.write_text(yaml.safe_dump({
         "dataset": "digits", "trials": 2, "max_concurrent": 1, "train_per_class": 20,
+        "finalists": {"count": 0},  # the finalists stage is not what this tests: no extra runs
         "space": {**where.get("space", {}), "synthetic_ratio": {"type": "float", "low": 0.2, "high": 1.0}},
         "generator_space": {"dcgan": {"width": [4], "latent_dim": [8]}},
         "fixed": {"classifier": "resnet18", "classifier_size": 32, "classifier_epochs": 1,

@@ -34,6 +34,7 @@ pytestmark = pytest.mark.integration
 # Two trials: the fixed real-only baseline, then one tiny DCGAN trial.
 SPEC = {
     "dataset": "digits", "trials": 2, "max_concurrent": 1, "metric": "val_auc",
+    "finalists": {"count": 0},  # the finalists stage is not what this tests: no extra runs
     "space": {"generator": {"type": "categorical", "choices": ["dcgan"]},
               "generator_epochs": {"type": "int", "low": 1, "high": 2},
               "synthetic_ratio": {"type": "float", "low": 0.2, "high": 0.5}},

@@ -22,6 +22,7 @@ TRIALS = 5
 NAME = "scarce"
 SPEC = {
     "dataset": "breastmnist", "trials": TRIALS, "max_concurrent": 1, "cpus_per_trial": 1, "seed": 0,
+    "finalists": {"count": 0},  # the finalists stage is not what this tests: no extra runs
     "train_per_class": 40, "image_size": 16,
     "space": {"generator_epochs": {"type": "int", "low": 1, "high": 3},
               "synthetic_ratio": {"type": "float", "low": 0.2, "high": 1.0}, "generator": ["dcgan", "cvae"]},

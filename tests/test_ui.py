@@ -170,6 +170,7 @@ def test_a_second_ui_on_the_same_port_is_one_line_and_ctrl_c_stops_the_first_qui
 
 SPEC = {
     "dataset": "digits", "trials": 3, "max_concurrent": 2, "metric": "val_auc", "grace_period": 2,
+    "finalists": {"count": 0},  # the finalists stage is not what this tests: no extra runs
     "space": {"generator": {"type": "categorical", "choices": ["dcgan", "acgan"]},
               "synthetic_ratio": {"type": "float", "low": 0.3, "high": 1.0}},
     "fixed": {"classifier_epochs": 2, "classifier_min_steps": 0, "generator_epochs": 2, "latent_dim": 16,

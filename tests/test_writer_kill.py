@@ -18,6 +18,7 @@ from cluster_harness import SearchProcess, run_search_cli, search_runs, tune_sum
 TRIALS = 10
 # Real-only trials of one classifier epoch on digits: seconds each, so trials end in a burst of events.
 QUICK = {"trials": TRIALS, "max_concurrent": 2, "cpus_per_trial": 1, "seed": 0, "grace_period": 1,
+         "finalists": {"count": 0},  # the finalists stage is not what this tests: no extra runs
          "space": {"generator": ["none"], "classifier_lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}},
          "fixed": {"classifier_epochs": 1, "classifier_min_steps": 0, "augment": "none"}}
 
