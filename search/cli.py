@@ -464,8 +464,8 @@ def _address_from_environment(args: argparse.Namespace) -> None:
 
 
 def _best_line(best: Any, metric: str) -> str:
-    """The search's best trial by its one seed; where the finalists stage ranked another recipe first on its
-    mean over more seeds, that is said too (confirm's candidates come from the finalists' ranking)."""
+    """The search's best trial by its one seed, and, when it was a finalist, its mean over the finalists'
+    seeds (the finalists' own ranking is printed above it; confirm takes its candidates from that ranking)."""
     from ganmix.tracking.finalists import mean_metric
 
     line = (f"best trial {best.name}: {metric} = {best.metrics.get(metric, float('nan')):.4f} (run {best.run_id}; "

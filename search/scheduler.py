@@ -15,7 +15,6 @@ an empty rung first, so per-family rungs would stop almost nothing (README, "Ear
 from __future__ import annotations
 
 import math
-
 import pickle
 from collections import Counter
 from collections.abc import Mapping
