@@ -211,7 +211,7 @@ def _build_tuner(spec: SearchSpec, options: RunOptions, dataset: ImageDataset, p
     from ray import tune
 
     from ganmix.search.scheduler import ArmASHAScheduler, ArmTally, grace_for
-    from ganmix.search.searcher import make_sampler
+    from ganmix.search.searcher import make_sampler, real_only_share
 
     context = TrialContext(
         tracking_uri=uri, experiment_id=experiment_id, parent_run_id=parent.run_id, search_name=name,
@@ -247,6 +247,7 @@ def _build_tuner(spec: SearchSpec, options: RunOptions, dataset: ImageDataset, p
             space=DefineByRun(spec.space, spec.generator_space, spec.fixed_config(), baseline),
             metric=spec.metric, mode=spec.mode, storage=study_storage, study_name=name,
             sampler=make_sampler(trials=spec.trials, seed=spec.seed), bounds=spec.bounds,
+            real_only_share=real_only_share(spec),
         )
         max_t = _max_epochs(spec)
         # One set of ASHA rungs per arm kind: real-only and generator recipes each keep their finalists.

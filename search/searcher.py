@@ -20,6 +20,10 @@ from ganmix.search.space import BASELINE_ATTR
 MIN_STARTUP_TRIALS = 3
 # Optuna's own default; a larger budget keeps it rather than spending a quarter of its trials at random.
 MAX_STARTUP_TRIALS = 10
+# At least this share of a search's trials are real-only (the fixed baseline counts) where `none` is a choice:
+# a lift measured against a real-only arm that was never tuned comes from tuning one arm only. With 1 of 6
+# `generator` choices real-only, TPE drew no real-only recipe besides the baseline in 16 trials (README).
+MIN_REAL_ONLY_SHARE = 0.25
 
 
 def startup_trials(trials: int) -> int:
@@ -39,6 +43,16 @@ def make_sampler(*, trials: int, seed: int | None) -> optuna.samplers.TPESampler
                                           group=True)
 
 
+def real_only_share(spec: Any) -> float:
+    """MIN_REAL_ONLY_SHARE where the spec searches `generator` with `none` among its choices, else 0 (a fixed
+    generator, or choices without `none`: no real-only trial but the baseline is possible)."""
+    from ganmix.models.choices import NO_GENERATOR
+    from ganmix.search.space import CategoricalDim
+
+    dim = spec.space.get("generator")
+    return MIN_REAL_ONLY_SHARE if isinstance(dim, CategoricalDim) and NO_GENERATOR in dim.choices else 0.0
+
+
 class ConstrainedOptunaSearch(OptunaSearch):
     """OptunaSearch that records each trial's constraint violations before telling Optuna, and tells an
     early-stopped trial as PRUNED (its last value as the intermediate value of its last step), not COMPLETE.
@@ -47,9 +61,26 @@ class ConstrainedOptunaSearch(OptunaSearch):
     first rung by its partial value as if it were final. Optuna's TPE ranks pruned trials after complete ones
     (by how far they got, then their last value), and its importance and history plots use complete trials."""
 
-    def __init__(self, *args: Any, bounds: tuple[Bound, ...] = (), **kwargs: Any) -> None:
+    def __init__(self, *args: Any, bounds: tuple[Bound, ...] = (), real_only_share: float = 0.0,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._bounds = bounds
+        self._real_only_share = real_only_share
+
+    def suggest(self, trial_id: str) -> dict | None:
+        """Ray's suggest, after enqueueing a real-only trial (`generator: none`, the rest drawn by the sampler)
+        whenever the real-only trials asked so far fall below `real_only_share` of the trials asked, this one
+        included: the real-only arm is tuned beside the generator arm, interleaved, whatever TPE prefers."""
+        study = getattr(self, "_ot_study", None)
+        if self._real_only_share > 0 and study is not None:
+            from ganmix.models.choices import NO_GENERATOR
+
+            trials = study.get_trials(deepcopy=False)
+            if not any(t.state == optuna.trial.TrialState.WAITING for t in trials):  # none enqueued already
+                real_only = sum(_is_real_only(t) for t in trials)
+                if real_only < math.ceil((len(trials) + 1) * self._real_only_share):
+                    study.enqueue_trial({"generator": NO_GENERATOR})
+        return super().suggest(trial_id)
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         # A trial rerun on resume (or after a lost worker) starts again at step 1, which its Optuna trial

@@ -90,3 +90,24 @@ def test_tpe_startup_follows_the_budget(trials, startup):
 def test_the_demo_budget_gets_guided_trials():
     # 8 trials (the demo): with Optuna's default of 10 random trials none was guided; now 5 are.
     assert 8 - startup_trials(8) == 5
+
+
+def test_a_share_of_real_only_trials_is_kept_whatever_the_sampler_prefers(tmp_path):
+    """A sampler that never draws `none` (PartialFixedSampler over ganmix's TPE) still gets a real-only trial
+    whenever real-only trials fall below a quarter of those asked: trials 0, 4 and 8 of 12, interleaved with the
+    generator trials, their other dimensions drawn by the sampler."""
+    from ganmix.search.searcher import MIN_REAL_ONLY_SHARE
+
+    sampler = optuna.samplers.PartialFixedSampler({"generator": "dcgan"}, make_sampler(trials=12, seed=0))
+    searcher = ConstrainedOptunaSearch(space=_space, metric="val_auc", mode="max", sampler=sampler,
+                                       real_only_share=MIN_REAL_ONLY_SHARE)
+    tune.Tuner(
+        _trainable(),
+        tune_config=tune.TuneConfig(metric="val_auc", mode="max", search_alg=searcher, num_samples=12,
+                                    max_concurrent_trials=1, reuse_actors=True),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0),
+    ).fit()
+    trials = sorted(optuna_study(searcher).trials, key=lambda t: t.number)
+    assert len(trials) == 12
+    assert [t.number for t in trials if t.params["generator"] == "none"] == [0, 4, 8]
+    assert all("quality" in t.params for t in trials)
