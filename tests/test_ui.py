@@ -316,8 +316,17 @@ def _in_model_training_mode(page, experiment_id: str) -> None:
     """MLflow's Model training pages: the experiment's side nav offers its Runs and Models, none of the GenAI
     pages (Sessions, Judges, Evaluation runs: what its GenAI mode lists), and the browser's stored mode is
     Model training."""
-    page.locator(f"a[href='#/experiments/{experiment_id}/runs']", has_text="Runs").first.wait_for()
-    page.locator(f"a[href='#/experiments/{experiment_id}/models']", has_text="Models").first.wait_for()
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+    runs = page.locator(f"a[href='#/experiments/{experiment_id}/runs']", has_text="Runs").first
+    models = page.locator(f"a[href='#/experiments/{experiment_id}/models']", has_text="Models").first
+    try:
+        runs.wait_for(timeout=60_000)
+        models.wait_for(timeout=60_000)
+    except PlaywrightTimeoutError:  # once in a full suite run the side nav never rendered: load the page again
+        page.reload()
+        runs.wait_for()
+        models.wait_for()
     for genai in ("Sessions", "Judges", "Evaluation runs", "Evaluations"):
         assert page.get_by_role("link", name=genai, exact=True).count() == 0, (genai, page.url)
     assert page.evaluate("() => localStorage.getItem('mlflow.workflowType_v1')") == '"machine_learning"'
