@@ -348,7 +348,10 @@ def cmd_confirm(args: argparse.Namespace) -> int:
         # for a mistyped name.
         raise store.TrackingError(f"no search {what} at {uri}".replace("  ", " "))
     from ganmix.search.confirm import check_resample, plan
+    from ganmix.search.progress import quiet_libraries
     from ganmix.search.runner import load_search_data
+
+    quiet_libraries(getattr(args, "verbose", False))  # Ray's start-up chatter hidden, as a search hides it
 
     name = found.data.tags.get("ganmix.search", "")
     spec = _load_spec(uri, found.info.run_id, name)
