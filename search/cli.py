@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from importlib import resources
@@ -473,8 +474,8 @@ def _best_line(best: Any, metric: str) -> str:
 
     line = (f"best trial {best.name}: {metric} = {best.metrics.get(metric, float('nan')):.4f} (run {best.run_id}; "
             "unconfirmed: one seed, chosen on validation)")
-    mean = best.metrics.get(mean_metric(metric), float("nan"))
-    if mean == mean:  # a finalist: its mean over the finalists' seeds is the better estimate
+    mean = best.metrics.get(mean_metric(metric), math.nan)
+    if math.isfinite(mean):  # a finalist: its mean over the finalists' seeds is the better estimate
         line += f"; its mean over the finalists' seeds: {mean:.4f}"
     return line
 

@@ -22,11 +22,11 @@ def retrain(
     sample_metrics: bool = True,
 ) -> tuple[dict[str, float], str, str]:
     """Returns (final metrics, run id, tracking URI)."""
-    from ganmix.search.preflight.weights import fetch_recipe_weights
+    from ganmix.search.preflight.weights import cache_recipe_weights
 
     # ImageNet weights into torchvision's cache first (downloaded once; offline and absent: one line, before a
     # store is opened), as a search's driver does for its trials.
-    fetch_recipe_weights([recipe])
+    cache_recipe_weights([recipe])
     uri = store.resolve_tracking_uri(tracking_uri, results_dir)
     store.check_reachable(uri)
     dataset = load_recipe_data(recipe, data_dir)

@@ -9,6 +9,7 @@ or without internet installs it into its own cache. `check_weights` only looks (
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ganmix.search.preflight.errors import PreflightError
@@ -55,19 +56,31 @@ def fetch_search_weights(spec: SearchSpec) -> dict[str, bytes]:
 
 def fetch_recipe_weights(recipes: Iterable[Recipe]) -> dict[str, bytes]:
     """The same for fixed recipes (`ganmix confirm`'s arms)."""
-    return fetch_families(sorted({r.classifier for r in recipes if r.pretrained == "imagenet"}))
+    return fetch_families(_recipe_families(recipes))
+
+
+def cache_recipe_weights(recipes: Iterable[Recipe]) -> None:
+    """The weights files of fixed recipes in torchvision's cache, fetched when absent, not read: a process
+    that trains them itself (`ganmix train`) loads them from there."""
+    for family in _recipe_families(recipes):
+        _fetch(family)
 
 
 def fetch_families(families: Iterable[str]) -> dict[str, bytes]:
+    return {(path := _fetch(family)).name: path.read_bytes() for family in families}
+
+
+def _recipe_families(recipes: Iterable[Recipe]) -> list[str]:
+    return sorted({r.classifier for r in recipes if r.pretrained == "imagenet"})
+
+
+def _fetch(family: str) -> Path:
+    """One family's weights file in torchvision's cache, downloaded when absent; offline: a PreflightError."""
     from ganmix.models.errors import MissingWeightsError
     from ganmix.models.pretrained import fetch_weights
 
-    payload: dict[str, bytes] = {}
-    for family in families:
-        try:
-            path = fetch_weights(family)
-        except MissingWeightsError as exc:
-            raise PreflightError(str(exc)) from None
-        payload[path.name] = path.read_bytes()
-    return payload
+    try:
+        return fetch_weights(family)
+    except MissingWeightsError as exc:
+        raise PreflightError(str(exc)) from None
 
