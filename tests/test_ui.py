@@ -325,8 +325,16 @@ def _in_model_training_mode(page, experiment_id: str) -> None:
         models.wait_for(timeout=60_000)
     except PlaywrightTimeoutError:  # once in a full suite run the side nav never rendered: load the page again
         page.reload()
-        runs.wait_for()
-        models.wait_for()
+        try:
+            runs.wait_for(timeout=60_000)
+            models.wait_for(timeout=60_000)
+        except PlaywrightTimeoutError:
+            _shot(page, "side_nav_missing")
+            links = page.evaluate("() => [...document.querySelectorAll('a[href*=\"experiments\"]')]"
+                                  ".map(a => a.getAttribute('href') + ' ' + a.innerText.trim()).slice(0, 40)")
+            stored = page.evaluate("() => localStorage.getItem('mlflow.workflowType_v1')")
+            raise AssertionError(f"no side nav with Runs and Models at {page.url} (stored mode {stored}); "
+                                 f"links: {links}; page text: {page.inner_text('body')[:1500]!r}") from None
     for genai in ("Sessions", "Judges", "Evaluation runs", "Evaluations"):
         assert page.get_by_role("link", name=genai, exact=True).count() == 0, (genai, page.url)
     assert page.evaluate("() => localStorage.getItem('mlflow.workflowType_v1')") == '"machine_learning"'
