@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -318,23 +319,21 @@ def _in_model_training_mode(page, experiment_id: str) -> None:
     Model training."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
-    runs = page.locator(f"a[href='#/experiments/{experiment_id}/runs']", has_text="Runs").first
-    models = page.locator(f"a[href='#/experiments/{experiment_id}/models']", has_text="Models").first
+    def tab(name: str) -> Any:  # MLflow may carry URL state in the link (e.g. ?startTime=ALL&workflowType=...)
+        path = f"#/experiments/{experiment_id}/{name.lower()}"
+        return page.locator(f"a[href='{path}'], a[href^='{path}?']", has_text=name).first
+
+    runs, models = tab("Runs"), tab("Models")
     try:
-        runs.wait_for(timeout=60_000)
-        models.wait_for(timeout=60_000)
-    except PlaywrightTimeoutError:  # once in a full suite run the side nav never rendered: load the page again
-        page.reload()
-        try:
-            runs.wait_for(timeout=60_000)
-            models.wait_for(timeout=60_000)
-        except PlaywrightTimeoutError:
-            _shot(page, "side_nav_missing")
-            links = page.evaluate("() => [...document.querySelectorAll('a[href*=\"experiments\"]')]"
-                                  ".map(a => a.getAttribute('href') + ' ' + a.innerText.trim()).slice(0, 40)")
-            stored = page.evaluate("() => localStorage.getItem('mlflow.workflowType_v1')")
-            raise AssertionError(f"no side nav with Runs and Models at {page.url} (stored mode {stored}); "
-                                 f"links: {links}; page text: {page.inner_text('body')[:1500]!r}") from None
+        runs.wait_for()
+        models.wait_for()
+    except PlaywrightTimeoutError:  # what the page showed instead: the side nav's links and text
+        _shot(page, "side_nav_missing")
+        links = page.evaluate("() => [...document.querySelectorAll('a[href*=\"experiments\"]')]"
+                              ".map(a => a.getAttribute('href') + ' ' + a.innerText.trim()).slice(0, 40)")
+        stored = page.evaluate("() => localStorage.getItem('mlflow.workflowType_v1')")
+        raise AssertionError(f"no side nav with Runs and Models at {page.url} (stored mode {stored}); "
+                             f"links: {links}; page text: {page.inner_text('body')[:1500]!r}") from None
     for genai in ("Sessions", "Judges", "Evaluation runs", "Evaluations"):
         assert page.get_by_role("link", name=genai, exact=True).count() == 0, (genai, page.url)
     assert page.evaluate("() => localStorage.getItem('mlflow.workflowType_v1')") == '"machine_learning"'
