@@ -8,7 +8,7 @@ import torch
 from ganmix.datasets._common import build_dataset, resize_images, split_from_indices, stratified_split
 from ganmix.datasets._types import ImageDataset
 
-from ganmix.datasets.catalog import DIGITS_SIZE as NATIVE_SIZE
+from ganmix.datasets.catalog import DIGITS_CLASSES, DIGITS_SIZE as NATIVE_SIZE
 
 # Fixed on purpose (not the caller's seed): the split, and so the fingerprint, never varies.
 _SPLIT_SEED = 20240601
@@ -39,6 +39,6 @@ def load_digits_dataset(*, image_size: int | None = None) -> ImageDataset:
         train=split_from_indices(images, labels, train_idx),
         val=split_from_indices(images, labels, val_idx),
         test=split_from_indices(images, labels, test_idx),
-        class_names=tuple(str(d) for d in range(10)),
+        class_names=DIGITS_CLASSES,
         description=f"scikit-learn load_digits (8x8, 0..16 scaled to 0..255), fixed 60/20/20 split{resized}",
     )

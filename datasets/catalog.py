@@ -9,6 +9,7 @@ from ganmix.datasets.errors import DatasetError
 from ganmix.datasets.names import FOLDER_PREFIX, canonical_name
 
 DIGITS_SIZE = 8  # scikit-learn's digits are 8 x 8
+DIGITS_CLASSES = tuple(str(d) for d in range(10))  # the loader's class names: its labels 0..9 as text
 FOLDER_SIZE = 64  # an image folder's images are resized to this unless image_size says otherwise
 
 
