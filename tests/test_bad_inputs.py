@@ -135,6 +135,18 @@ def test_flag_errors_import_nothing_heavy(tmp_path: Path) -> None:
     assert done.stdout.strip() == "[2, 2, 2, 2] []", done.stdout + done.stderr
 
 
+def test_an_unknown_digits_class_is_answered_before_torch(tmp_path: Path) -> None:
+    """The embedded digits need no file read: `search` judges a class_fraction of theirs by name, before torch,
+    Ray or MLflow (their tensors are loaded while Ray starts), and creates nothing."""
+    code = ("import sys; from ganmix.search.cli import main; "
+            "rc = main(['search', '--class-fraction', 'eleven=0.5', '--results-dir', 'r']); "
+            "print(rc, sorted(m for m in ('torch', 'ray', 'mlflow') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "2 []", done.stdout + done.stderr
+    assert done.stderr.strip().count("\n") == 0 and "unknown class 'eleven'" in done.stderr, done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_data_set_names_are_matched_in_any_capitals(tmp_path: Path) -> None:
     """`--dataset DIGITS` is the digits search (one experiment, which `ganmix best --dataset digits` finds)."""
     done = subprocess.run([sys.executable, "-m", "ganmix.search.cli", "search", "--dataset", " DIGITS",
