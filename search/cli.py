@@ -225,10 +225,12 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.resume:  # the data the search started on, or one line: never a download into another folder
         dataset = preflight.check_resumed_data(spec, args.data_dir, search=args.resume,
                                                fingerprint=args.resumed_fingerprint)
-        if dataset is None:  # downloaded now, before anything is printed: a failed download is one line
-            dataset = preflight.load_search_data(spec, args.data_dir)
-    else:  # read and judged with numpy here; loaded as tensors (a missing file downloaded) while Ray starts
-        dataset = preflight.check_search_data(spec, args.data_dir, load=False)
+    else:
+        dataset = preflight.check_search_data(spec, args.data_dir)
+    if dataset is None:  # downloaded now, before anything is printed: a failed download is one line
+        dataset = preflight.load_search_data(spec, args.data_dir)
+    for note in notes:  # what ganmix chose for the user, once every check has passed (bad input: one line)
+        print(note, flush=True)
     from ganmix.tracking.claims import use_folder
 
     use_folder(args.results_dir)  # ours from here: another command's clean-up after bad input leaves it alone
@@ -241,16 +243,10 @@ def cmd_search(args: argparse.Namespace) -> int:
                          sample_metrics=not args.no_sample_metrics, quiet=args.quiet, verbose=args.verbose,
                          time_budget_s=args.time_budget)
     assert isinstance(spec, SearchSpec)
-
-    def started() -> None:  # once every check has passed (bad input: one line), what ganmix chose for the user
-        for note in notes:
-            print(note, flush=True)
-        if not args.resume:  # a resumed search said what it continues (a note)
-            print(f"ganmix: searching {spec.dataset}: {spec.trials} trials, objective {spec.metric} ({spec.mode})",
-                  flush=True)
-
-    outcome = run_search(spec, options, dataset=dataset, on_started=started)
-    dataset = outcome.dataset
+    if not args.resume:  # a resumed search said what it continues (a note)
+        print(f"ganmix: searching {spec.dataset}: {spec.trials} trials, objective {spec.metric} ({spec.mode})",
+              flush=True)
+    outcome = run_search(spec, options, dataset=dataset)
     print(f"\nsearch {outcome.name}: {outcome.num_trials} trials, {outcome.num_errors} failed"
           + (f" (ended by the time budget of {args.time_budget:g} s)" if outcome.budget_ended else ""))
     if outcome.num_trials and outcome.num_errors == outcome.num_trials:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import sys
@@ -10,7 +9,6 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 import optuna
@@ -66,14 +64,11 @@ class SearchOutcome:
     num_errors: int
     budget_ended: bool = False  # the time budget ran out before every trial ran
     first_error: str | None = None  # the error of the first failed trial, as its MLflow run records it
-    dataset: ImageDataset | None = None  # the data set it ran on (loaded during its start-up)
 
 
-def run_search(spec: SearchSpec, options: RunOptions, *, dataset: ImageDataset | None = None,
-               on_started: Callable[[], None] | None = None) -> SearchOutcome:
-    """Run a search; `dataset` is the one preflight.check_search_data returned (None: loaded and judged here
-    while Ray starts, a missing MedMNIST file downloaded). `on_started` runs once the store, the data and
-    Ray are up, every check passed (the CLI's notes: bad input stays one line)."""
+def run_search(spec: SearchSpec, options: RunOptions, *, dataset: ImageDataset | None = None) -> SearchOutcome:
+    """Run a search; `dataset` is the one preflight.check_search_data returned (None: loaded here, a missing
+    MedMNIST file downloaded)."""
     quiet_libraries(options.verbose)
     preflight.check_spec(spec, sample_metrics=options.sample_metrics)  # space values, before any work
     # ImageNet weights: fetched once here, before Ray starts, and shipped to every trial (preflight/weights.py).
@@ -82,8 +77,6 @@ def run_search(spec: SearchSpec, options: RunOptions, *, dataset: ImageDataset |
     weights = fetch_search_weights(spec)
     uri = store.resolve_tracking_uri(options.tracking_uri, options.results_dir)
     experiment_id, dataset = _start_up(spec, options, uri, dataset)
-    if on_started is not None:
-        on_started()
     describe_experiment(uri, experiment_id, dataset.name)
     name = spec.name or f"{store.experiment_name(spec.dataset).split('/')[-1]}-{time.strftime('%Y%m%d-%H%M%S')}"
     storage = _storage_path(options)
@@ -120,9 +113,8 @@ def run_search(spec: SearchSpec, options: RunOptions, *, dataset: ImageDataset |
         parent.finish("KILLED" if killed else "FAILED",
                       error=f"search set-up {'interrupted' if killed else 'failed'}: {type(exc).__name__}: {exc}")
         raise
-    outcome = _fit(tuner, callback, spec=spec, options=options, parent=parent, uri=uri, experiment_id=experiment_id,
-                   name=name, progress=progress, describer=describer, study=study)
-    return dataclasses.replace(outcome, dataset=dataset)
+    return _fit(tuner, callback, spec=spec, options=options, parent=parent, uri=uri, experiment_id=experiment_id, name=name,
+                progress=progress, describer=describer, study=study)
 
 
 def _start_up(spec: SearchSpec, options: RunOptions, uri: str,

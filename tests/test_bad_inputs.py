@@ -137,7 +137,7 @@ def test_flag_errors_import_nothing_heavy(tmp_path: Path) -> None:
 
 def test_an_unknown_digits_class_is_answered_before_torch(tmp_path: Path) -> None:
     """The embedded digits need no file read: `search` judges a class_fraction of theirs by name, before torch,
-    Ray or MLflow (their tensors are loaded while Ray starts), and creates nothing."""
+    Ray or MLflow, and creates nothing."""
     code = ("import sys; from ganmix.search.cli import main; "
             "rc = main(['search', '--class-fraction', 'eleven=0.5', '--results-dir', 'r']); "
             "print(rc, sorted(m for m in ('torch', 'ray', 'mlflow') if m in sys.modules))")

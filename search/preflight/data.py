@@ -25,13 +25,11 @@ if TYPE_CHECKING:
     from ganmix.search.spec import SearchSpec
 
 
-def check_search_data(spec: SearchSpec, data_dir: Path | None, *, load: bool = True) -> ImageDataset | None:
+def check_search_data(spec: SearchSpec, data_dir: Path | None) -> ImageDataset | None:
     """The searched data set, read without downloading and judged; None when its file is still to be
     downloaded (then its folder must be creatable). A MedMNIST file is first read and judged with numpy
     alone, so a bad one is answered before torch is imported (datasets/light.py); once it passes, the
-    loader reads it as tensors for the run. `load=False` stops after that light check (None) where there
-    is one (a MedMNIST file, the embedded digits): `ganmix search` loads and judges the tensors
-    (load_search_data) while Ray starts; an image folder is still read here, so its errors come first."""
+    loader reads it as tensors for the run."""
     from ganmix.datasets import MissingDataError
     from ganmix.search.recipe_data import check_heldout, load_recipe_data, read_recipe_data_light
 
@@ -39,13 +37,11 @@ def check_search_data(spec: SearchSpec, data_dir: Path | None, *, load: bool = T
         light = read_recipe_data_light(spec.base_recipe(), data_dir)
         if light is not None:
             judge_splits(light.splits, light.class_names, spec.dataset)
-        if not load and (light is not None or spec.dataset == "digits"):
-            if light is None:  # the embedded digits: nothing to read, only a class_fraction to judge
-                from ganmix.datasets.catalog import DIGITS_CLASSES
-                from ganmix.datasets.scarcity_rules import fractions_by_index
+        elif spec.dataset == "digits":  # embedded, nothing to read: its class names judge a class_fraction
+            from ganmix.datasets.catalog import DIGITS_CLASSES
+            from ganmix.datasets.scarcity_rules import fractions_by_index
 
-                fractions_by_index(DIGITS_CLASSES, spec.dataset, dict(spec.base_recipe().class_fraction))
-            return None
+            fractions_by_index(DIGITS_CLASSES, spec.dataset, dict(spec.base_recipe().class_fraction))
         dataset = load_recipe_data(spec.base_recipe(), data_dir, download=False)
     except MissingDataError as exc:
         check_writable_dir(exc.path.parent, f"the data folder of {spec.dataset!r}")
