@@ -59,6 +59,7 @@ CASES = [  # (stage, name, argv); {tmp} is a scratch folder
     ("data", "empty val split", ["search", "--dataset", "breastmnist", "--data-dir", "{tmp}/empty_val"]),
     ("data", "--class-fraction of an unknown class", ["search", "--dataset", "breastmnist", "--data-dir",
                                                       "{tmp}/empty_val", "--class-fraction", "nope=0.5"]),
+    ("data", "--class-fraction of an unknown digits class", ["search", "--class-fraction", "eleven=0.5"]),
 ]
 
 
