@@ -141,6 +141,7 @@ def test_a_real_search_on_a_scarce_digits_split_runs_the_control(tmp_path):
     retried = [(r.info.run_name, r.info.status, r.data.tags.get("ganmix.error")) for r in attempts
                if r.info.status != "FINISHED"]
     assert len({r.data.tags["ganmix.trial_id"] for r in attempts}) == 3, retried
+    assert len({r.data.tags["ganmix.trial_id"] for r in trials}) == 3, retried  # one finished run per trial
     controls = [r for r in trials if r.data.tags.get("ganmix.control") == "holdout"]
     assert len(trials) == 3 and len(controls) == 2, retried  # the real-only baseline, then two control trials
     dataset = load_recipe_data(Recipe(generator="holdout", train_per_class=10), None)
