@@ -33,6 +33,15 @@ def native_image_size(name: str, *, size: int | None = None) -> int:
     return FOLDER_SIZE if name.startswith(FOLDER_PREFIX) else DIGITS_SIZE
 
 
+def known_class_names(name: str) -> tuple[str, ...] | None:
+    """The class names of a data set known by name (digits, a MedMNIST flag); None for an image folder,
+    whose classes are its subfolders."""
+    key = canonical_name(name)
+    if key == "digits":
+        return DIGITS_CLASSES
+    return MEDMNIST_CLASSES.get(key)
+
+
 def medmnist_key(name: object, size: int | None) -> str | None:
     """The MedMNIST flag `name` stands for, None for digits and folders; DatasetError for anything else,
     and for a `size` given with a data set that is not MedMNIST."""

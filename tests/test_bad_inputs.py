@@ -135,11 +135,15 @@ def test_flag_errors_import_nothing_heavy(tmp_path: Path) -> None:
     assert done.stdout.strip() == "[2, 2, 2, 2] []", done.stdout + done.stderr
 
 
-def test_an_unknown_digits_class_is_answered_before_torch(tmp_path: Path) -> None:
-    """The embedded digits need no file read: `search` judges a class_fraction of theirs by name, before torch,
-    Ray or MLflow, and creates nothing."""
+@pytest.mark.parametrize("args", [["--class-fraction", "eleven=0.5"],
+                                  ["--dataset", "breastmnist", "--data-dir", "no_data", "--class-fraction", "eleven=0.5"]],
+                         ids=["digits", "medmnist_file_missing"])
+def test_an_unknown_class_is_answered_by_name_before_torch(tmp_path: Path, args: list[str]) -> None:
+    """A data set known by name (the embedded digits, a MedMNIST flag) has its class_fraction judged by its
+    class names before any file is read (a missing one is never downloaded for it), before torch, Ray or
+    MLflow, and nothing is created."""
     code = ("import sys; from ganmix.search.cli import main; "
-            "rc = main(['search', '--class-fraction', 'eleven=0.5', '--results-dir', 'r']); "
+            f"rc = main(['search', *{args!r}, '--results-dir', 'r']); "
             "print(rc, sorted(m for m in ('torch', 'ray', 'mlflow') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "2 []", done.stdout + done.stderr

@@ -33,15 +33,16 @@ def check_search_data(spec: SearchSpec, data_dir: Path | None) -> ImageDataset |
     from ganmix.datasets import MissingDataError
     from ganmix.search.recipe_data import check_heldout, load_recipe_data, read_recipe_data_light
 
+    from ganmix.datasets.catalog import known_class_names
+    from ganmix.datasets.scarcity_rules import fractions_by_index
+
+    classes = known_class_names(spec.dataset)
+    if classes is not None:  # a class_fraction judged by the data set's class names, before any file is read
+        fractions_by_index(classes, spec.dataset, dict(spec.base_recipe().class_fraction))
     try:
         light = read_recipe_data_light(spec.base_recipe(), data_dir)
         if light is not None:
             judge_splits(light.splits, light.class_names, spec.dataset)
-        elif spec.dataset == "digits":  # embedded, nothing to read: its class names judge a class_fraction
-            from ganmix.datasets.catalog import DIGITS_CLASSES
-            from ganmix.datasets.scarcity_rules import fractions_by_index
-
-            fractions_by_index(DIGITS_CLASSES, spec.dataset, dict(spec.base_recipe().class_fraction))
         dataset = load_recipe_data(spec.base_recipe(), data_dir, download=False)
     except MissingDataError as exc:
         check_writable_dir(exc.path.parent, f"the data folder of {spec.dataset!r}")
