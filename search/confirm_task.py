@@ -4,7 +4,9 @@
 A confirmation is stopped through `StopFlag`, never with `ray.cancel`: cancelling a running task races
 with its completion in Ray's core worker (a RAY_CHECK crash of the driver, ray-project/ray#54798), and the
 KeyboardInterrupt it injects can land inside a SQLite write and keep the store locked. A seed reads the
-flag before it starts and after every classifier epoch, and ends its own run there."""
+flag before it starts and after every classifier epoch, and ends its own run there. The flag lives in the
+GCS's key-value store (ray_internals.flag_*), not in an actor: reading it never blocks the task on an
+object, which would lend its CPU to a queued seed."""
 
 from __future__ import annotations
 
@@ -12,11 +14,13 @@ import contextlib
 import signal
 import threading
 import time
+import uuid
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ganmix.datasets import ImageDataset
+from ganmix.search import ray_internals
 
 STOP_GRACE_S = 30.0  # how long stopped seeds get to reach their next epoch
 STOPPED = "stopped before it finished"  # the error a seed's run ends with when the flag was set
@@ -26,17 +30,21 @@ class SeedStopped(Exception):
     """Raised inside a seed's classifier loop once its confirmation was told to stop."""
 
 
+@dataclass(frozen=True)
 class StopFlag:
-    """A confirmation's stop switch; a tiny Ray actor (num_cpus=0), so seeds on any node can read it."""
+    """A confirmation's stop switch, readable by seeds on any node: a key of its own in the GCS's
+    key-value store, set or absent. Picklable (only the key travels with a task)."""
 
-    def __init__(self) -> None:
-        self._set = False
+    key: str = field(default_factory=lambda: f"stop-{uuid.uuid4().hex}")
 
     def set(self) -> None:
-        self._set = True
+        ray_internals.flag_set(self.key)
 
     def is_set(self) -> bool:
-        return self._set
+        return ray_internals.flag_is_set(self.key)
+
+    def clear(self) -> None:
+        ray_internals.flag_clear(self.key)
 
 
 @dataclass(frozen=True)
@@ -51,16 +59,14 @@ class SeedJob:
 
 
 def run_seed(dataset: ImageDataset, job: SeedJob, *, uri: str, experiment_id: str, cache_dir: str, cpus: float,
-             stop: Any = None, weights: dict[str, bytes] | None = None) -> dict[str, Any] | None:
+             stop: StopFlag | None = None, weights: dict[str, bytes] | None = None) -> dict[str, Any] | None:
     """Train `job`'s recipe and return its final val and test metrics; None when the stage was stopped
     before this seed started (it then has no run)."""
-    import ray
-
     from ganmix.search.recipe import Recipe
     from ganmix.search.recipe_run import NewRun, run_recipe
 
     def stopped() -> bool:
-        return stop is not None and bool(ray.get(stop.is_set.remote()))
+        return stop is not None and stop.is_set()
 
     def check(_logger: Any, _metrics: dict[str, float]) -> None:
         if stopped():
@@ -92,7 +98,7 @@ def run_jobs(jobs: Mapping[Hashable, SeedJob], datasets: Sequence[ImageDataset],
     with _interruptible() as interrupted:
         start_ray(address)
         task = ray.remote(run_seed).options(num_cpus=cpus, num_gpus=gpus, max_retries=1)
-        stop = ray.remote(num_cpus=0)(StopFlag).remote()
+        stop = StopFlag()
         refs = [ray.put(d) for d in datasets]
         weights_ref = ray.put(weights or {})  # ImageNet weights files: put once, read by every task
         pending = {task.remote(refs[job.data], job, uri=uri, experiment_id=experiment_id, cache_dir=cache_dir,
@@ -121,10 +127,14 @@ def run_jobs(jobs: Mapping[Hashable, SeedJob], datasets: Sequence[ImageDataset],
             parents = sorted({job.parent_run_id for job in jobs.values()})
             _wind_down(list(pending), stop, uri=uri, experiment_id=experiment_id, parents=parents, quiet=quiet)
             raise
+        finally:
+            if ray.is_initialized():  # a long-lived cluster keeps no stale keys
+                with contextlib.suppress(Exception):  # an unreachable GCS must not hide the real error
+                    stop.clear()
     return results
 
 
-def _wind_down(pending: list[Any], stop: Any, *, uri: str, experiment_id: str, parents: list[str],
+def _wind_down(pending: list[Any], stop: StopFlag, *, uri: str, experiment_id: str, parents: list[str],
                quiet: bool) -> None:
     """After Ctrl-C: every unfinished seed ends its run (FAILED, "stopped") at its next classifier epoch and
     the queued ones never start. Past STOP_GRACE_S, or at a second Ctrl-C, Ray is shut down (its workers
@@ -133,7 +143,7 @@ def _wind_down(pending: list[Any], stop: Any, *, uri: str, experiment_id: str, p
 
     from ganmix.tracking import runs
 
-    stop.set.remote()
+    stop.set()
     if not quiet:
         print(f"stopping: {len(pending)} unfinished seeds end their runs at their next epoch "
               f"(up to {STOP_GRACE_S:.0f} s; Ctrl-C again to stop now)", flush=True)

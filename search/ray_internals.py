@@ -47,3 +47,29 @@ def launchable_node_types() -> list[dict[str, float]]:
     if config is None:
         return []
     return [dict(group.resources) for group in config.node_group_configs if group.max_count != 0]
+
+
+# A stop switch in the GCS's key-value store (ray.experimental.internal_kv, what Ray's own libraries keep
+# state in): reading it is an RPC to the GCS, not an object fetch, so a task that reads it never counts as
+# blocked. A blocking ray.get inside a task lends the task's CPU to queued tasks while it waits (a flag actor
+# that is still starting made one more seed than CPUs run, in a freshly started worker), and a flag actor is
+# one more worker process besides.
+_FLAG_NAMESPACE = "ganmix"
+
+
+def flag_set(key: str) -> None:
+    from ray.experimental.internal_kv import _internal_kv_put
+
+    _internal_kv_put(key, b"1", overwrite=True, namespace=_FLAG_NAMESPACE)
+
+
+def flag_is_set(key: str) -> bool:
+    from ray.experimental.internal_kv import _internal_kv_exists
+
+    return bool(_internal_kv_exists(key, namespace=_FLAG_NAMESPACE))
+
+
+def flag_clear(key: str) -> None:
+    from ray.experimental.internal_kv import _internal_kv_del
+
+    _internal_kv_del(key, namespace=_FLAG_NAMESPACE)

@@ -53,3 +53,37 @@ def test_ray_still_keeps_the_autoscaler_config_where_preflight_reads_it():
     assert callable(state.get_cluster_config)
     # Without a running cluster there is nothing to read: no node types, and no error.
     assert ray_internals.launchable_node_types() == []
+
+
+def test_a_stop_flag_in_the_gcs_is_seen_by_tasks_and_never_oversubscribes(ray_session):
+    """confirm_task.StopFlag over ray_internals.flag_*: a task sees the driver set it; reading it inside
+    tasks never counts as blocking (a blocking ray.get lends the task's CPU to a queued task), so on the
+    session's 2 CPUs at most 2 of 4 one-CPU tasks run at once; clear() removes the key."""
+    import time
+
+    from ganmix.search.confirm_task import StopFlag
+
+    @ray_session.remote(num_cpus=1)
+    def poll(flag: StopFlag, seconds: float) -> tuple[float, float, bool]:
+        started = time.time()
+        while time.time() - started < seconds:
+            if flag.is_set():
+                return started, time.time(), True
+            time.sleep(0.01)
+        return started, time.time(), False
+
+    flag = StopFlag()
+    assert not flag.is_set()
+    spans = ray_session.get([poll.remote(flag, 1.0) for _ in range(4)])
+    events = sorted([(s, 1) for s, _, _ in spans] + [(e, -1) for _, e, _ in spans])
+    running = peak = 0
+    for _, step in events:
+        running += step
+        peak = max(peak, running)
+    assert peak <= 2 and not any(seen for _, _, seen in spans)
+    waiting = poll.remote(flag, 60.0)
+    time.sleep(0.5)
+    flag.set()
+    assert ray_session.get(waiting, timeout=30)[2] is True
+    flag.clear()
+    assert not flag.is_set()
