@@ -182,8 +182,13 @@ def start_ray(address: str | None, *, verbose: bool = False) -> None:
     # started last on this machine.
     for attempt in (1, 2):
         try:
+            # A local Ray keeps idle workers up to 2 per CPU (Ray's default: 1, busy trial actors included),
+            # so the worker that trained the reference classifier, torch and MLflow imported, is still there
+            # for the finalists' tasks instead of a fresh process. A cluster's limit is not ours to set.
+            local = address in (None, "local")
             ray.init(address=address or "local", include_dashboard=False, configure_logging=False,
-                     log_to_driver=verbose)
+                     log_to_driver=verbose,
+                     _system_config={"num_workers_soft_limit": 2 * (os.cpu_count() or 1)} if local else None)
             from ganmix.search.signals import reinstall_sigterm
 
             reinstall_sigterm()  # SIGTERM stops a search as Ctrl-C does, not through Ray's sys.exit
