@@ -493,7 +493,29 @@ def main(argv: list[str] | None = None) -> int:
     from ganmix.search import signals
 
     with signals.installed():  # Ctrl-C and SIGTERM: runs closed as KILLED, exit 130 or 143, no traceback
-        return _run_command(commands[args.command], args)
+        code = _run_command(commands[args.command], args)
+    if argv is None and args.command in ("search", "confirm"):  # the command itself, not an in-process caller
+        exit_without_teardown(code)
+    return code
+
+
+def exit_without_teardown(code: int) -> NoReturn:
+    """Exit as a normal exit does (thread pools shut down and non-daemon threads joined, atexit handlers
+    run: Ray's shutdown, MLflow's and logging's flushes; the std streams flushed), minus the interpreter's
+    teardown of every module and object afterwards: seconds for a process holding torch, Ray and MLflow
+    (README, "Demo timing")."""
+    import atexit
+    import threading
+
+    # What the interpreter's own exit runs first: the thread pools' exit hooks, then non-daemon threads joined.
+    threading._shutdown()  # type: ignore[attr-defined]  # noqa: SLF001
+    atexit._run_exitfuncs()  # noqa: SLF001 (the documented handlers, run in their usual order)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing left to say
+            pass
+    os._exit(code)
 
 
 def _run_command(command: Any, args: argparse.Namespace) -> int:

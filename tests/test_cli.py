@@ -59,3 +59,28 @@ def test_best_and_confirm_without_results_create_nothing(tmp_path):
     confirm = ganmix("confirm", "--results-dir", str(tmp_path / "r"))
     assert confirm.returncode == 2 and "no results at" in confirm.stderr and "Traceback" not in confirm.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_the_command_exits_without_teardown_after_what_a_normal_exit_runs(tmp_path):
+    """cli.exit_without_teardown: a thread pool's queued work finishes, a non-daemon thread is joined, atexit
+    handlers run (in their order, after both), buffered output is flushed, and the exit code is kept."""
+    marks = tmp_path / "marks.txt"
+    code = f"""
+import atexit, concurrent.futures, threading, time, sys
+from ganmix.search.cli import exit_without_teardown
+path = {str(marks)!r}
+def mark(text):
+    with open(path, "a") as f:
+        f.write(text + "\\n")
+pool = concurrent.futures.ThreadPoolExecutor(1)
+pool.submit(lambda: (time.sleep(0.3), mark("pool")))
+threading.Thread(target=lambda: (time.sleep(0.3), mark("thread"))).start()
+atexit.register(mark, "atexit")
+sys.stdout.write("buffered, no newline")
+exit_without_teardown(7)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 7, done.stderr
+    assert done.stdout == "buffered, no newline"
+    lines = marks.read_text().splitlines()
+    assert sorted(lines[:2]) == ["pool", "thread"] and lines[2:] == ["atexit"]
