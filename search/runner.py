@@ -180,12 +180,12 @@ def start_ray(address: str | None, *, verbose: bool = False) -> None:
         return
     # Without --address, "local" starts a fresh Ray: a bare ray.init() would join whatever cluster was
     # started last on this machine.
+    local = address in (None, "local")
     for attempt in (1, 2):
         try:
             # A local Ray keeps idle workers up to 2 per CPU (Ray's default: 1, busy trial actors included),
             # so the worker that trained the reference classifier, torch and MLflow imported, is still there
             # for the finalists' tasks instead of a fresh process. A cluster's limit is not ours to set.
-            local = address in (None, "local")
             ray.init(address=address or "local", include_dashboard=False, configure_logging=False,
                      log_to_driver=verbose,
                      _system_config={"num_workers_soft_limit": 2 * (os.cpu_count() or 1)} if local else None)
@@ -198,7 +198,7 @@ def start_ray(address: str | None, *, verbose: bool = False) -> None:
         except Exception as exc:
             # Ray gives a local raylet a fixed 30 s to register; several commands starting at once on a
             # busy machine can miss it (their starts no longer queue behind the store's creation): once more.
-            if attempt == 2 or address not in (None, "local") or "timed out during startup" not in str(exc):
+            if attempt == 2 or not local or "timed out during startup" not in str(exc):
                 raise
             log.warning("Ray's local start-up timed out (a busy machine?); starting it once more")
             ray.shutdown()

@@ -31,19 +31,19 @@ def check_search_data(spec: SearchSpec, data_dir: Path | None) -> ImageDataset |
     alone, so a bad one is answered before torch is imported (datasets/light.py); once it passes, the
     loader reads it as tensors for the run."""
     from ganmix.datasets import MissingDataError
-    from ganmix.search.recipe_data import check_heldout, load_recipe_data, read_recipe_data_light
-
     from ganmix.datasets.catalog import known_class_names
     from ganmix.datasets.scarcity_rules import fractions_by_index
+    from ganmix.search.recipe_data import check_heldout, load_recipe_data, read_recipe_data_light
 
+    base = spec.base_recipe()
     classes = known_class_names(spec.dataset)
     if classes is not None:  # a class_fraction judged by the data set's class names, before any file is read
-        fractions_by_index(classes, spec.dataset, dict(spec.base_recipe().class_fraction))
+        fractions_by_index(classes, spec.dataset, dict(base.class_fraction))
     try:
-        light = read_recipe_data_light(spec.base_recipe(), data_dir)
+        light = read_recipe_data_light(base, data_dir)
         if light is not None:
             judge_splits(light.splits, light.class_names, spec.dataset)
-        dataset = load_recipe_data(spec.base_recipe(), data_dir, download=False)
+        dataset = load_recipe_data(base, data_dir, download=False)
     except MissingDataError as exc:
         check_writable_dir(exc.path.parent, f"the data folder of {spec.dataset!r}")
         return None
