@@ -85,7 +85,7 @@ def run_search(spec: SearchSpec, options: RunOptions, *, dataset: ImageDataset |
         preflight.check_cluster_resources(spec, options.address)
     # The per-data-set reference classifier: loaded from the user cache or trained by a Ray task in the
     # background; only the trials that measure samples wait for it, inside the trial.
-    reference = _reference_in_background(dataset) if _needs_reference(spec, options) else None
+    reference = _background_tasks(spec, options, dataset)
     with name_lock(uri):  # two searches started in the same second must not share a default name
         if spec.name is None and not options.resume:
             name = unused_name(uri, experiment_id, name)
@@ -365,39 +365,43 @@ def _saved_study(experiment_path: str) -> Any | None:
     return optuna_study(searcher)
 
 
-def _reference_in_background(dataset: ImageDataset) -> ReferenceSource:
+def _background_tasks(spec: SearchSpec, options: RunOptions, dataset: ImageDataset) -> ReferenceSource | None:
+    """Start the search's background Ray tasks: the reference classifier when the trials need one, and, on
+    a local Ray with a finalists stage, one worker warmed for the finalists (search/reference_task.py): the
+    reference task's own worker, else a worker of its own. One: two tasks that leave a thread running can
+    land in the same worker (Ray hands a finished task's worker the next task)."""
+    warm = options.address in (None, "local") and _has_finalists(spec)
+    reference = _reference_in_background(dataset, warm=warm) if _needs_reference(spec, options) else None
+    if warm and (reference is None or not reference.warms):
+        import ray
+
+        from ganmix.search.reference_task import warm_task
+
+        ray.remote(num_cpus=0, max_retries=0)(warm_task).options(name="ganmix-warm").remote()
+    return reference
+
+
+def _has_finalists(spec: SearchSpec) -> bool:
+    return spec.finalists["count"] > 0 and spec.metric.startswith("val_")  # as finalists.run_stage decides
+
+
+def _reference_in_background(dataset: ImageDataset, *, warm: bool) -> ReferenceSource:
     """The reference classifier's file as an ObjectRef for the trials: read from the user cache when it is
     there, else loaded or trained by a Ray task that runs beside the first trials (the first one, the
-    real-only baseline, never needs it). A task that fails yields None: trials then train their own."""
+    real-only baseline, never needs it); with `warm`, that task's worker is warmed for the finalists
+    afterwards. A task that fails yields None: trials then train their own."""
     import ray
 
     from ganmix.models.reference import reference_dir, reference_path
+    from ganmix.search.reference_task import reference_task
 
     folder = str(reference_dir())  # the driver's cache, also where the task writes (one machine: one file)
     path = reference_path(dataset, folder)
     if path.is_file():
         return ReferenceSource(file=ray.put(path.read_bytes()))
     # No CPU reserved: it must not hold back a trial; one thread, so it takes at most one core from them.
-    task = ray.remote(num_cpus=0, max_retries=1)(_reference_task).options(name="ganmix-reference")
-    return ReferenceSource(file=task.remote(dataset, folder))
-
-
-def _reference_task(dataset: ImageDataset, folder: str) -> bytes | None:
-    """On a Ray worker: the reference file of `dataset`, loaded from `folder` or trained into it."""
-    import torch
-
-    from ganmix.models.reference import reference_bytes
-
-    torch.set_num_threads(1)
-    try:  # behind the trials for the CPU: the first ones never need it, later ones wait for it idle
-        os.nice(10)
-    except OSError:
-        pass
-    try:
-        return reference_bytes(dataset, cache_dir=folder)
-    except Exception:  # noqa: BLE001 - the search can go on without it
-        log.exception("training the reference classifier failed; trials will train their own")
-        return None
+    task = ray.remote(num_cpus=0, max_retries=1)(reference_task).options(name="ganmix-reference")
+    return ReferenceSource(file=task.remote(dataset, folder, warm=warm), warms=warm)
 
 
 def _storage_path(options: RunOptions) -> str:
