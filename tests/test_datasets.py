@@ -160,3 +160,14 @@ def test_real_pneumoniamnist_sizes_and_resize() -> None:
     assert (len(ds.train), len(ds.val), len(ds.test)) == (4708, 524, 624)
     assert ds.class_names == ("normal", "pneumonia")
     assert ds.train.images.shape[1:] == (1, 32, 32)
+
+
+def test_digits_read_from_scikit_learns_file_are_load_digits_and_keep_the_fingerprint(monkeypatch) -> None:
+    from ganmix.datasets import _digits
+
+    images, targets = _digits.digits_arrays()
+    bunch = load_digits()
+    assert np.array_equal(images, bunch.images) and np.array_equal(targets, bunch.target)
+    ours = load_dataset("digits").fingerprint
+    monkeypatch.setattr(_digits, "digits_arrays", lambda: (bunch.images, bunch.target))
+    assert load_dataset("digits").fingerprint == ours
