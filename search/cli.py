@@ -231,22 +231,30 @@ def cmd_search(args: argparse.Namespace) -> int:
         dataset = preflight.load_search_data(spec, args.data_dir)
     for note in notes:  # what ganmix chose for the user, once every check has passed (bad input: one line)
         print(note, flush=True)
+    from ganmix.search.preflight.weights import fetch_search_weights
     from ganmix.tracking.claims import use_folder
 
     use_folder(args.results_dir)  # ours from here: another command's clean-up after bad input leaves it alone
-
-    from ganmix.search.runner import RunOptions, run_search
-    from ganmix.search.spec import SearchSpec
-
-    options = RunOptions(results_dir=args.results_dir, tracking_uri=args.tracking_uri, address=args.address,
-                         storage=args.storage, data_dir=args.data_dir, resume=bool(args.resume),
-                         sample_metrics=not args.no_sample_metrics, quiet=args.quiet, verbose=args.verbose,
-                         time_budget_s=args.time_budget)
-    assert isinstance(spec, SearchSpec)
+    weights = fetch_search_weights(spec)  # ImageNet weights, before Ray starts: offline, one line
     if not args.resume:  # a resumed search said what it continues (a note)
         print(f"ganmix: searching {spec.dataset}: {spec.trials} trials, objective {spec.metric} ({spec.mode})",
               flush=True)
-    outcome = run_search(spec, options, dataset=dataset)
+
+    def prepare() -> tuple[Any, Any, Any]:
+        # The search machinery's imports (Tune, Optuna, MLflow, torch's training stack: seconds) and the
+        # store's opening, while Ray's processes start on the cores these leave (README, "Demo timing").
+        from ganmix.search import runner
+
+        options = runner.RunOptions(results_dir=args.results_dir, tracking_uri=args.tracking_uri,
+                                    address=args.address, storage=args.storage, data_dir=args.data_dir,
+                                    resume=bool(args.resume), sample_metrics=not args.no_sample_metrics,
+                                    quiet=args.quiet, verbose=args.verbose, time_budget_s=args.time_budget)
+        return runner, options, runner.open_search_store(spec, options)
+
+    from ganmix.search.ray_start import start_ray_beside
+
+    runner, options, ready = start_ray_beside(prepare, address=args.address, verbose=args.verbose)
+    outcome = runner.run_search(spec, options, dataset=dataset, weights=weights, ready=ready)
     print(f"\nsearch {outcome.name}: {outcome.num_trials} trials, {outcome.num_errors} failed"
           + (f" (ended by the time budget of {args.time_budget:g} s)" if outcome.budget_ended else ""))
     if outcome.num_trials and outcome.num_errors == outcome.num_trials:

@@ -93,7 +93,7 @@ def run_jobs(jobs: Mapping[Hashable, SeedJob], datasets: Sequence[ImageDataset],
     failed task. Ctrl-C or SIGTERM stops them through a StopFlag (see the module's docstring)."""
     import ray
 
-    from ganmix.search.runner import start_ray
+    from ganmix.search.ray_start import start_ray
 
     with _interruptible() as interrupted:
         start_ray(address)

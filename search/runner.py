@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +15,7 @@ from ganmix.datasets import ImageDataset
 from ganmix.search import preflight
 from ganmix.models.metrics import metric_info, test_counterpart
 from ganmix.search.preflight import load_search_data
+from ganmix.search.ray_start import start_ray_beside
 from ganmix.search.ray_internals import optuna_study, replace_restored_callbacks
 from ganmix.search.parent_run import finish_parent, name_lock, open_parent, undo_reopen, unused_name
 from ganmix.search.finalists import run_stage as run_finalists
@@ -66,17 +65,22 @@ class SearchOutcome:
     first_error: str | None = None  # the error of the first failed trial, as its MLflow run records it
 
 
-def run_search(spec: SearchSpec, options: RunOptions, *, dataset: ImageDataset | None = None) -> SearchOutcome:
+def run_search(spec: SearchSpec, options: RunOptions, *, dataset: ImageDataset | None = None,
+               weights: dict[str, bytes] | None = None, ready: StoreReady | None = None) -> SearchOutcome:
     """Run a search; `dataset` is the one preflight.check_search_data returned (None: loaded here, a missing
-    MedMNIST file downloaded)."""
+    MedMNIST file downloaded), `weights` fetch_search_weights' (None: fetched here), `ready` the store that
+    open_search_store opened while Ray started (None: both done here; `dataset` is then required)."""
     quiet_libraries(options.verbose)
     preflight.check_spec(spec, sample_metrics=options.sample_metrics)  # space values, before any work
-    # ImageNet weights: fetched once here, before Ray starts, and shipped to every trial (preflight/weights.py).
-    from ganmix.search.preflight.weights import fetch_search_weights
+    if weights is None:  # ImageNet weights: fetched once, before Ray starts, and shipped to every trial
+        from ganmix.search.preflight.weights import fetch_search_weights
 
-    weights = fetch_search_weights(spec)
-    uri = store.resolve_tracking_uri(options.tracking_uri, options.results_dir)
-    experiment_id, dataset = _start_up(spec, options, uri, dataset)
+        weights = fetch_search_weights(spec)
+    if ready is None:
+        ready, dataset = _start_up(spec, options, dataset)
+    elif dataset is None:
+        raise ValueError("run_search: a search whose store was opened beforehand needs its dataset")
+    uri, experiment_id = ready.uri, ready.experiment_id
     describe_experiment(uri, experiment_id, dataset.name)
     name = spec.name or f"{store.experiment_name(spec.dataset).split('/')[-1]}-{time.strftime('%Y%m%d-%H%M%S')}"
     storage = _storage_path(options)
@@ -117,91 +121,27 @@ def run_search(spec: SearchSpec, options: RunOptions, *, dataset: ImageDataset |
                 progress=progress, describer=describer, study=study)
 
 
-def _start_up(spec: SearchSpec, options: RunOptions, uri: str,
-              dataset: ImageDataset | None) -> tuple[str, ImageDataset]:
-    """Open (create, migrate) the store and its experiment, load the data and start Ray at the same time:
-    each waits mostly on its own files or processes. Ray starts in this thread: the processes it starts
-    die with the thread that started them (Linux's parent-death signal is per thread). Errors keep their
-    order (store, data, Ray); Ray is shut down again when the store or the data fail."""
-    results: dict[str, tuple[bool, Any]] = {}
+@dataclass(frozen=True)
+class StoreReady:
+    """The search's store, opened (created, migrated) and its experiment made: `ganmix search` does it
+    beside Ray's start (ray_start.start_ray_beside) and hands it to run_search."""
 
-    def run(key: str, fn: Any) -> threading.Thread:
-        def target() -> None:
-            try:
-                results[key] = (True, fn())
-            except BaseException as exc:  # noqa: BLE001 - re-raised by the main thread, in order
-                results[key] = (False, exc)
-
-        # Daemon threads: a Ctrl-C of the main thread ends the command without waiting for them.
-        thread = threading.Thread(target=target, name=f"ganmix-start-{key}", daemon=True)
-        thread.start()
-        return thread
-
-    threads = [("store", run("store", lambda: _open_store(uri, spec.dataset))),
-               ("data", run("data", lambda: dataset if dataset is not None
-                            else load_search_data(spec, options.data_dir)))]
-    try:
-        ray_error: BaseException | None = None
-        try:
-            start_ray(options.address, verbose=options.verbose)
-        except Exception as exc:  # said after the store's and the data's errors, which come first
-            ray_error = exc
-        values = []
-        for key, thread in threads:
-            thread.join()
-            ok, value = results[key]
-            if not ok:
-                raise value
-            values.append(value)
-        if ray_error is not None:
-            raise ray_error
-    except BaseException:
-        _stop_ray()
-        raise
-    return values[0], values[1]
+    uri: str
+    experiment_id: str
 
 
-def _open_store(uri: str, dataset: str) -> str:
+def open_search_store(spec: SearchSpec, options: RunOptions) -> StoreReady:
+    uri = store.resolve_tracking_uri(options.tracking_uri, options.results_dir)
     store.check_reachable(uri)  # before any training
-    return store.ensure_experiment(uri, dataset)
+    return StoreReady(uri=uri, experiment_id=store.ensure_experiment(uri, spec.dataset))
 
 
-def _stop_ray() -> None:
-    ray = sys.modules.get("ray")
-    if ray is not None and ray.is_initialized():
-        ray.shutdown()
-
-
-def start_ray(address: str | None, *, verbose: bool = False) -> None:
-    """The one Ray start-up (a search, a confirmation): join `address`, or start a fresh local Ray."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    # Without --address, "local" starts a fresh Ray: a bare ray.init() would join whatever cluster was
-    # started last on this machine.
-    local = address in (None, "local")
-    for attempt in (1, 2):
-        try:
-            # A local Ray keeps idle workers up to 2 per CPU (Ray's default: 1, busy trial actors included),
-            # so the worker that trained the reference classifier, torch and MLflow imported, is still there
-            # for the finalists' tasks instead of a fresh process. A cluster's limit is not ours to set.
-            ray.init(address=address or "local", include_dashboard=False, configure_logging=False,
-                     log_to_driver=verbose,
-                     _system_config={"num_workers_soft_limit": 2 * (os.cpu_count() or 1)} if local else None)
-            from ganmix.search.signals import reinstall_sigterm
-
-            reinstall_sigterm()  # SIGTERM stops a search as Ctrl-C does, not through Ray's sys.exit
-            return
-        except ConnectionError as exc:  # e.g. --address auto with no cluster running: say so in one line
-            raise preflight.PreflightError(f"--address {address}: {str(exc).splitlines()[0]}") from None
-        except Exception as exc:
-            # Ray gives a local raylet a fixed 30 s to register; several commands starting at once on a
-            # busy machine can miss it (their starts no longer queue behind the store's creation): once more.
-            if attempt == 2 or not local or "timed out during startup" not in str(exc):
-                raise
-            log.warning("Ray's local start-up timed out (a busy machine?); starting it once more")
-            ray.shutdown()
+def _start_up(spec: SearchSpec, options: RunOptions, dataset: ImageDataset | None) -> tuple[StoreReady, ImageDataset]:
+    """Open the store and load the data while Ray starts (an in-process caller's search; `ganmix search`
+    has done this beside Ray's start itself). Errors keep their order: store, data, Ray."""
+    return start_ray_beside(lambda: (open_search_store(spec, options), dataset if dataset is not None
+                                     else load_search_data(spec, options.data_dir)),
+                            address=options.address, verbose=options.verbose)
 
 
 def _needs_reference(spec: SearchSpec, options: RunOptions) -> bool:

@@ -1,0 +1,87 @@
+"""Ray's start-up for a search or a confirmation, in a module that imports nothing heavy: `ganmix search`
+starts Ray beside the import of the search machinery and the opening of the store (`start_ray_beside`)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+from ganmix.search.preflight.errors import PreflightError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def start_ray(address: str | None, *, verbose: bool = False) -> None:
+    """The one Ray start-up (a search, a confirmation): join `address`, or start a fresh local Ray."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    # Without --address, "local" starts a fresh Ray: a bare ray.init() would join whatever cluster was
+    # started last on this machine.
+    local = address in (None, "local")
+    for attempt in (1, 2):
+        try:
+            # A local Ray keeps idle workers up to 2 per CPU (Ray's default: 1, busy trial actors included),
+            # so the worker that trained the reference classifier, torch and MLflow imported, is still there
+            # for the finalists' tasks instead of a fresh process. A cluster's limit is not ours to set.
+            ray.init(address=address or "local", include_dashboard=False, configure_logging=False,
+                     log_to_driver=verbose,
+                     _system_config={"num_workers_soft_limit": 2 * (os.cpu_count() or 1)} if local else None)
+            from ganmix.search.signals import reinstall_sigterm
+
+            reinstall_sigterm()  # SIGTERM stops a search as Ctrl-C does, not through Ray's sys.exit
+            return
+        except ConnectionError as exc:  # e.g. --address auto with no cluster running: say so in one line
+            raise PreflightError(f"--address {address}: {str(exc).splitlines()[0]}") from None
+        except Exception as exc:
+            # Ray gives a local raylet a fixed 30 s to register; several commands starting at once on a
+            # busy machine can miss it (their starts no longer queue behind the store's creation): once more.
+            if attempt == 2 or not local or "timed out during startup" not in str(exc):
+                raise
+            log.warning("Ray's local start-up timed out (a busy machine?); starting it once more")
+            ray.shutdown()
+
+
+def stop_ray() -> None:
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
+
+
+def start_ray_beside(work: Callable[[], T], *, address: str | None, verbose: bool = False) -> T:
+    """Start Ray while `work()` runs in another thread, and return what `work` returned: Ray's start mostly
+    waits on its own processes, which use the cores the work leaves. Ray starts in this thread: the
+    processes it starts die with the thread that started them (Linux's parent-death signal is per thread).
+    The work's error comes first, then Ray's; Ray is shut down again when either failed (or on Ctrl-C)."""
+    outcome: dict[str, object] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = work()
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the calling thread, before Ray's error
+            outcome["error"] = exc
+
+    # A daemon thread: a Ctrl-C of the main thread ends the command without waiting for it.
+    thread = threading.Thread(target=target, name="ganmix-start", daemon=True)
+    thread.start()
+    try:
+        ray_error: Exception | None = None
+        try:
+            start_ray(address, verbose=verbose)
+        except Exception as exc:  # said after the work's error, which comes first
+            ray_error = exc
+        thread.join()
+        if "error" in outcome:
+            raise outcome["error"]  # type: ignore[misc]
+        if ray_error is not None:
+            raise ray_error
+    except BaseException:
+        stop_ray()
+        raise
+    return outcome["value"]  # type: ignore[return-value]
