@@ -17,7 +17,8 @@ T = TypeVar("T")
 
 
 def start_ray(address: str | None, *, verbose: bool = False) -> None:
-    """The one Ray start-up (a search, a confirmation): join `address`, or start a fresh local Ray."""
+    """The one Ray start-up (a search, a confirmation): join `address`, or start a fresh local Ray; a Ray
+    this process runs already (an in-process caller's) is used as it is."""
     import ray
 
     if ray.is_initialized():
@@ -58,7 +59,8 @@ def start_ray_beside(work: Callable[[], T], *, address: str | None, verbose: boo
     """Start Ray while `work()` runs in another thread, and return what `work` returned: Ray's start mostly
     waits on its own processes, which use the cores the work leaves. Ray starts in this thread: the
     processes it starts die with the thread that started them (Linux's parent-death signal is per thread).
-    The work's error comes first, then Ray's; Ray is shut down again when either failed (or on Ctrl-C)."""
+    The work's error comes first, then Ray's; a Ray this call started is shut down again when either failed
+    (or on Ctrl-C), one that was running before is left as it was."""
     outcome: dict[str, object] = {}
 
     def target() -> None:
@@ -70,6 +72,9 @@ def start_ray_beside(work: Callable[[], T], *, address: str | None, verbose: boo
     # A daemon thread: a Ctrl-C of the main thread ends the command without waiting for it.
     thread = threading.Thread(target=target, name="ganmix-start", daemon=True)
     thread.start()
+    import ray
+
+    running_before = ray.is_initialized()
     try:
         ray_error: Exception | None = None
         try:
@@ -82,6 +87,7 @@ def start_ray_beside(work: Callable[[], T], *, address: str | None, verbose: boo
         if ray_error is not None:
             raise ray_error
     except BaseException:
-        stop_ray()
+        if not running_before:
+            stop_ray()
         raise
     return outcome["value"]  # type: ignore[return-value]

@@ -1,0 +1,57 @@
+"""Ray's start beside other work (search/ray_start.py): `ganmix search` imports its machinery and opens the
+store while Ray's processes start; errors come in order, and only a Ray the call started is shut down."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+
+import pytest
+
+from ganmix.search.preflight.errors import PreflightError
+from ganmix.search.ray_start import start_ray_beside
+
+
+def test_the_work_runs_in_another_thread_beside_a_running_ray_and_its_value_comes_back(ray_session) -> None:
+    value = start_ray_beside(lambda: threading.current_thread().name, address=None)
+    assert value != threading.current_thread().name
+    assert ray_session.is_initialized()
+
+
+def test_a_failed_work_is_raised_and_a_ray_running_before_is_left_running(ray_session) -> None:
+    def fail() -> None:
+        raise ValueError("store unreachable")
+
+    with pytest.raises(ValueError, match="store unreachable"):
+        start_ray_beside(fail, address=None)
+    assert ray_session.is_initialized()
+
+
+def test_rays_error_comes_after_the_work_has_finished(monkeypatch) -> None:
+    from ganmix.search import ray_start
+
+    def refused(address: str | None, *, verbose: bool = False) -> None:
+        raise PreflightError(f"--address {address}: connection refused")
+
+    done: list[str] = []
+    monkeypatch.setattr(ray_start, "start_ray", refused)
+    with pytest.raises(PreflightError, match="--address 127.0.0.1:1"):
+        start_ray_beside(lambda: done.append("work"), address="127.0.0.1:1")
+    assert done == ["work"]
+
+
+def test_a_failed_work_shuts_down_the_ray_the_call_started() -> None:
+    code = textwrap.dedent("""
+        import ray
+        from ganmix.search.ray_start import start_ray_beside
+        def fail():
+            raise ValueError("bad data")
+        try:
+            start_ray_beside(fail, address=None)
+        except ValueError as exc:
+            print("raised", exc, "| ray running:", ray.is_initialized())
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.stdout.strip() == "raised bad data | ray running: False", out.stderr[-2000:]
