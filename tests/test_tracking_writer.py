@@ -95,3 +95,25 @@ def test_an_unknown_event_is_refused_at_submit(tmp_path: Path) -> None:
     with pytest.raises(KeyError, match="no handler for tracking event 'nope'"):
         writer.submit("nope")
     writer.close()
+
+
+def test_one_run_logger_written_from_two_threads_makes_each_call_once_in_order(uri: str) -> None:
+    # A search's parent run is written by Tune's loop (the arm tally) and by the tracking writer at once.
+    logger = runs.RunLogger(uri, _run(uri))
+    started, release = threading.Event(), threading.Event()
+    calls: list[str] = []
+
+    def slow() -> None:
+        calls.append("first")
+        started.set()
+        assert release.wait(30)
+
+    first = threading.Thread(target=logger._do, args=("first", slow))
+    first.start()
+    assert started.wait(30)
+    threading.Timer(0.3, release.set).start()
+    logger._do("second", lambda: calls.append("second"))  # waits for the first, never runs it again
+    first.join(30)
+    assert calls == ["first", "second"]
+    logger.set_tags({"ganmix.arm.generator.completed": 3})  # and the real calls still go through
+    assert MlflowClient(uri).get_run(logger.run_id).data.tags["ganmix.arm.generator.completed"] == "3"

@@ -6,6 +6,7 @@ import io
 import logging
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -43,13 +44,16 @@ class RunLogger:
     """Logs to one MLflow run through MlflowClient (no global active-run state, safe in any process).
 
     Every call retries transient errors; what still fails is buffered and replayed before the next
-    call and at `finish`, so a short tracking-server outage loses nothing.
+    call and at `finish`, so a short tracking-server outage loses nothing. Safe from several threads (a
+    search's parent run is written by Tune's loop and by the driver's tracking writer): one call at a time,
+    in the order they came.
     """
 
     def __init__(self, uri: str, run_id: str) -> None:
         self.uri, self.run_id = uri, run_id
         self._client = client(uri)
         self._pending: list[tuple[str, Callable[[], None]]] = []
+        self._lock = threading.RLock()  # re-entrant: a flush inside a logging call of the same thread
 
     def __getstate__(self) -> dict[str, str]:
         # Tune pickles its callbacks (and the loggers they hold) into the experiment state: a copy starts
@@ -61,20 +65,24 @@ class RunLogger:
 
     # --- the buffered core ------------------------------------------------------------------------
     def _do(self, what: str, call: Callable[[], None]) -> None:
-        self._pending.append((what, call))
-        self.flush(seconds=None)
+        with self._lock:
+            self._pending.append((what, call))
+            self.flush(seconds=None)
 
     def flush(self, *, seconds: float | None = None, strict: bool = False) -> None:
-        while self._pending:
-            what, call = self._pending[0]
-            try:
-                retry(call, seconds=seconds)
-            except Exception as exc:
-                if strict:
-                    raise TrackingError(f"could not log {what} to run {self.run_id} at {self.uri}: {exc}") from exc
-                log.warning("buffering %s for run %s: %s", what, self.run_id, exc)
-                return
-            self._pending.pop(0)
+        # Under the lock: two threads flushing at once ran the same call twice and popped a list emptied by
+        # the other (an IndexError out of Tune's callback, and a trial run closed as KILLED and run again).
+        with self._lock:
+            while self._pending:
+                what, call = self._pending[0]
+                try:
+                    retry(call, seconds=seconds)
+                except Exception as exc:
+                    if strict:
+                        raise TrackingError(f"could not log {what} to run {self.run_id} at {self.uri}: {exc}") from exc
+                    log.warning("buffering %s for run %s: %s", what, self.run_id, exc)
+                    return
+                self._pending.pop(0)
 
     # --- what trials and searches log --------------------------------------------------------------
     def log_params(self, params: Mapping[str, Any]) -> None:
