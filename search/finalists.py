@@ -31,7 +31,7 @@ from ganmix.tracking.finalists import mean_metric
 
 SEED_OFFSET = 1000  # finalist seeds: spec.seed + 1000 + i, apart from the search's and the confirmation's
 
-__all__ = ["Finalist", "mean_metric", "pick", "ranked", "run_stage"]
+__all__ = ["Finalist", "has_stage", "mean_metric", "pick", "ranked", "run_stage"]
 
 
 @dataclass(frozen=True)
@@ -69,12 +69,18 @@ def seeds_of(spec: Any) -> list[int]:
     return [spec.seed + SEED_OFFSET + i for i in range(spec.finalists["seeds"])]
 
 
+def has_stage(spec: Any) -> bool:
+    """Whether a search of `spec` ends with a finalists stage: `finalists.count` above 0 and a validation
+    metric as the objective (a sample metric needs the generator's samples scored, which re-evaluations skip)."""
+    return spec.finalists["count"] > 0 and spec.metric.startswith("val_")
+
+
 def run_stage(*, spec: Any, options: Any, uri: str, experiment_id: str, parent: Any) -> list[Finalist]:
     """Re-evaluate the search's finalists and log the ranking; returns them best mean first. Off (nothing
     run) when `finalists.count` is 0, or when the objective is not a validation metric (a sample metric
     needs the generator's samples scored, which the re-evaluations skip)."""
     count = spec.finalists["count"]
-    if count == 0 or not spec.metric.startswith("val_"):
+    if not has_stage(spec):
         if count and not options.quiet:
             print(f"finalists: skipped (objective {spec.metric} is not a validation metric)", flush=True)
         return []

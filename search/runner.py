@@ -18,7 +18,7 @@ from ganmix.search.preflight import load_search_data
 from ganmix.search.ray_start import start_ray_beside
 from ganmix.search.ray_internals import optuna_study, replace_restored_callbacks
 from ganmix.search.parent_run import finish_parent, name_lock, open_parent, undo_reopen, unused_name
-from ganmix.search.finalists import run_stage as run_finalists
+from ganmix.search.finalists import has_stage as has_finalists, run_stage as run_finalists
 from ganmix.search.progress import SearchProgress, quiet_libraries, result_rows
 from ganmix.search.searcher import ConstrainedOptunaSearch
 from ganmix.search.spec import SearchSpec
@@ -88,7 +88,8 @@ def run_search(spec: SearchSpec, options: RunOptions, *, dataset: ImageDataset |
     if options.address not in (None, "local"):  # a trial no node can hold would wait forever
         preflight.check_cluster_resources(spec, options.address)
     # The per-data-set reference classifier: loaded from the user cache or trained by a Ray task in the
-    # background; only the trials that measure samples wait for it, inside the trial.
+    # background (only the trials that measure samples wait for it, inside the trial); a worker warmed for
+    # the finalists.
     reference = _background_tasks(spec, options, dataset)
     with name_lock(uri):  # two searches started in the same second must not share a default name
         if spec.name is None and not options.resume:
@@ -310,26 +311,24 @@ def _background_tasks(spec: SearchSpec, options: RunOptions, dataset: ImageDatas
     a local Ray with a finalists stage, one worker warmed for the finalists (search/reference_task.py): the
     reference task's own worker, else a worker of its own. One: two tasks that leave a thread running can
     land in the same worker (Ray hands a finished task's worker the next task)."""
-    warm = options.address in (None, "local") and _has_finalists(spec)
-    reference = _reference_in_background(dataset, warm=warm) if _needs_reference(spec, options) else None
-    if warm and (reference is None or not reference.warms):
-        import ray
+    import ray
 
-        from ganmix.search.reference_task import warm_task
+    from ganmix.search.reference_task import warm_task
 
+    warm = options.address in (None, "local") and has_finalists(spec)
+    reference, warmed = None, False
+    if _needs_reference(spec, options):
+        reference, warmed = _reference_in_background(dataset, warm=warm)
+    if warm and not warmed:
         ray.remote(num_cpus=0, max_retries=0)(warm_task).options(name="ganmix-warm").remote()
     return reference
 
 
-def _has_finalists(spec: SearchSpec) -> bool:
-    return spec.finalists["count"] > 0 and spec.metric.startswith("val_")  # as finalists.run_stage decides
-
-
-def _reference_in_background(dataset: ImageDataset, *, warm: bool) -> ReferenceSource:
+def _reference_in_background(dataset: ImageDataset, *, warm: bool) -> tuple[ReferenceSource, bool]:
     """The reference classifier's file as an ObjectRef for the trials: read from the user cache when it is
     there, else loaded or trained by a Ray task that runs beside the first trials (the first one, the
     real-only baseline, never needs it); with `warm`, that task's worker is warmed for the finalists
-    afterwards. A task that fails yields None: trials then train their own."""
+    afterwards (True beside the file then). A task that fails yields None: trials then train their own."""
     import ray
 
     from ganmix.models.reference import reference_dir, reference_path
@@ -338,10 +337,10 @@ def _reference_in_background(dataset: ImageDataset, *, warm: bool) -> ReferenceS
     folder = str(reference_dir())  # the driver's cache, also where the task writes (one machine: one file)
     path = reference_path(dataset, folder)
     if path.is_file():
-        return ReferenceSource(file=ray.put(path.read_bytes()))
+        return ReferenceSource(file=ray.put(path.read_bytes())), False
     # No CPU reserved: it must not hold back a trial; one thread, so it takes at most one core from them.
     task = ray.remote(num_cpus=0, max_retries=1)(reference_task).options(name="ganmix-reference")
-    return ReferenceSource(file=task.remote(dataset, folder, warm=warm), warms=warm)
+    return ReferenceSource(file=task.remote(dataset, folder, warm=warm)), warm
 
 
 def _storage_path(options: RunOptions) -> str:

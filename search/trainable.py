@@ -54,7 +54,6 @@ class ReferenceSource:
     with_parameters value into the object store and Ray does not put a bare ObjectRef."""
 
     file: Any  # ray.ObjectRef[bytes | None]
-    warms: bool = False  # the task warms its worker for the finalists afterwards (runner._background_tasks)
 
     def attach(self, dataset: ImageDataset) -> None:
         """Let this process's reference_classifier() fetch the file when its cache lacks it: the trial waits
