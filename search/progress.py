@@ -174,14 +174,16 @@ def quiet_libraries(verbose: bool) -> None:
     import os
     import warnings
 
+    from ganmix.search.ray_start import quiet_ray
+
+    quiet_ray(verbose)
     if verbose:
         return
     # Ray Tune's new output engine prints its experiment table and TensorBoard hint even at verbose=0;
     # the classic reporter at verbose=0 prints nothing.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    for name, level in (("ray", logging.ERROR), ("mlflow", logging.WARNING), ("alembic", logging.WARNING),
-                        ("optuna", logging.WARNING)):
+    for name, level in (("mlflow", logging.WARNING), ("alembic", logging.WARNING), ("optuna", logging.WARNING)):
         logging.getLogger(name).setLevel(level)
     import optuna
 

@@ -16,6 +16,13 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+def quiet_ray(verbose: bool) -> None:
+    """Ray's console chatter (its start-up warnings, INFO lines) hidden unless --verbose; errors still get
+    through. Before Ray starts: `ganmix search` starts it before the rest of its quieting (progress.py)."""
+    if not verbose:
+        logging.getLogger("ray").setLevel(logging.ERROR)
+
+
 def start_ray(address: str | None, *, verbose: bool = False) -> None:
     """The one Ray start-up (a search, a confirmation): join `address`, or start a fresh local Ray; a Ray
     this process runs already (an in-process caller's) is used as it is."""
@@ -23,6 +30,7 @@ def start_ray(address: str | None, *, verbose: bool = False) -> None:
 
     if ray.is_initialized():
         return
+    quiet_ray(verbose)
     # Without --address, "local" starts a fresh Ray: a bare ray.init() would join whatever cluster was
     # started last on this machine.
     local = address in (None, "local")

@@ -55,3 +55,32 @@ def test_a_failed_work_shuts_down_the_ray_the_call_started() -> None:
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.stdout.strip() == "raised bad data | ray running: False", out.stderr[-2000:]
+
+
+def test_rays_chatter_is_hidden_before_ray_starts_unless_verbose(monkeypatch) -> None:
+    # Ray warns while it starts (e.g. about token authentication); `ganmix search` starts Ray before the
+    # rest of its quieting, so start_ray itself quiets Ray's logger first.
+    import logging
+
+    import ray
+
+    from ganmix.search.ray_start import start_ray
+
+    ray_logger = logging.getLogger("ray")
+    before = ray_logger.level
+    seen: list[int] = []
+
+    def init(**kwargs: object) -> None:
+        seen.append(ray_logger.getEffectiveLevel())
+        raise ConnectionError("refused")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", init)
+    try:
+        ray_logger.setLevel(logging.NOTSET)
+        for verbose in (True, False):
+            with pytest.raises(PreflightError, match="--address 127.0.0.1:1: refused"):
+                start_ray("127.0.0.1:1", verbose=verbose)
+        assert seen[0] < logging.ERROR and seen[1] == logging.ERROR
+    finally:
+        ray_logger.setLevel(before)
