@@ -6,7 +6,10 @@ The older commit runs from a fresh `git worktree` of it, put first on PYTHONPATH
 of symlinks (the installed editable ganmix maps the same names to this checkout): the same interpreter and
 the same installed packages, only ganmix's own code differs. Each run gets a fresh results folder and, unless
 --warm-cache, a fresh user cache (GANMIX_CACHE: the store template, the reference classifier), so every run
-pays what a first demo on a new machine pays.
+pays what a first demo on a new machine pays. Bytecode (--bytecode): by default each variant's own modules are
+as its Makefile's set-up leaves them (compiled ahead of time where its Makefile does that, else source only,
+which where PYTHONDONTWRITEBYTECODE is set every process compiles again); `both` compiles both, so that only
+the code differs; `none` compiles neither.
 
     python bench/bench_demo.py                       # this checkout vs eff37b0, 3 runs each
     python bench/bench_demo.py --old f0f7079 --runs 2 --warm-cache
@@ -57,6 +60,24 @@ def first_trial_start_ms(results: Path) -> tuple[int | None, int | None]:
     return parent, trial
 
 
+def set_bytecode(checkout: Path, compiled: bool) -> None:
+    """Compile the checkout's four package folders ahead of time, or remove their bytecode."""
+    folders = [checkout / name for name in PACKAGES]
+    if compiled:
+        subprocess.run([sys.executable, "-m", "compileall", "-q", "-j", "0", *map(str, folders)], check=True,
+                       stdout=subprocess.DEVNULL)
+        return
+    for folder in folders:
+        for cache in folder.rglob("__pycache__"):
+            shutil.rmtree(cache, ignore_errors=True)
+
+
+def compiles_at_setup(checkout: Path) -> bool:
+    """Whether the checkout's Makefile compiles ganmix's modules ahead of time (`make bytecode`)."""
+    makefile = checkout / "Makefile"
+    return makefile.is_file() and "compileall" in makefile.read_text()
+
+
 def one_run(label: str, pythonpath: str | None, work: Path, *, extra: list[str], cache: Path | None,
             timeout_s: float) -> dict[str, object]:
     results = work / "results"
@@ -88,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="runs of each, taking turns (default 3)")
     parser.add_argument("--warm-cache", action="store_true",
                         help="one user cache per variant, kept across its runs (default: a fresh one per run)")
+    parser.add_argument("--bytecode", choices=("setup", "both", "none"), default="setup",
+                        help="ganmix's modules compiled ahead of time as each variant's Makefile leaves them "
+                             "(default), in both, or in neither")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds one run may take")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     parser.add_argument("search_args", nargs="*", help="extra `ganmix search` arguments (after --)")
@@ -101,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
                           text=True).stdout.strip()
     dirty = bool(subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
                                 capture_output=True, text=True).stdout.strip())
+    for checkout in (REPO, old):
+        set_bytecode(checkout, compiles_at_setup(checkout) if args.bytecode == "setup" else args.bytecode == "both")
     variants = [(f"this checkout ({head}{', modified' if dirty else ''})", None),
                 (f"{args.old}", str(shim(old, scratch / "old-shim")))]
     rows: list[dict[str, object]] = []
