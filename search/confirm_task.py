@@ -15,7 +15,7 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,7 +90,11 @@ def run_jobs(jobs: Mapping[Hashable, SeedJob], datasets: Sequence[ImageDataset],
              cpus: float, gpus: float, cache_dir: str, address: str | None, quiet: bool, label: str,
              weights: dict[str, bytes] | None = None) -> dict[Hashable, dict[str, float] | str]:
     """Every job as a Ray task with a trial's resources; returns per key its metrics, or the error text of a
-    failed task. Ctrl-C or SIGTERM stops them through a StopFlag (see the module's docstring)."""
+    failed task. Ctrl-C or SIGTERM stops them through a StopFlag (see the module's docstring).
+
+    On a one-machine Ray without GPUs the driver runs seeds too, in a thread, as one of the machine's slots
+    (Ray then gets one task fewer at a time): the driver has imported the training stack already, where a
+    Ray worker that did not yet run a seed spends seconds of CPU importing it (README, "Demo timing")."""
     import ray
 
     from ganmix.search.ray_start import start_ray
@@ -101,41 +105,173 @@ def run_jobs(jobs: Mapping[Hashable, SeedJob], datasets: Sequence[ImageDataset],
         stop = StopFlag()
         refs = [ray.put(d) for d in datasets]
         weights_ref = ray.put(weights or {})  # ImageNet weights files: put once, read by every task
-        pending = {task.remote(refs[job.data], job, uri=uri, experiment_id=experiment_id, cache_dir=cache_dir,
-                               cpus=cpus, stop=stop, weights=weights_ref): key for key, job in jobs.items()}
+        queue = _JobQueue(jobs)
+        ray_slots = _ray_slots(address, cpus=cpus, gpus=gpus, jobs=len(jobs))
+        pending: dict[Any, Hashable] = {}
+
+        def submit() -> None:
+            item = queue.take()
+            if item is not None:
+                key, job = item
+                pending[task.remote(refs[job.data], job, uri=uri, experiment_id=experiment_id, cache_dir=cache_dir,
+                                    cpus=cpus, stop=stop, weights=weights_ref)] = key
+
+        for _ in range(ray_slots if ray_slots is not None else len(jobs)):
+            submit()
+        driver = None
+        if ray_slots is not None:
+            driver = _DriverSlot(queue, lambda job: run_seed(datasets[job.data], job, uri=uri,
+                                                             experiment_id=experiment_id, cache_dir=cache_dir,
+                                                             cpus=cpus, stop=stop, weights=weights))
         results: dict[Hashable, dict[str, float] | str] = {}
-        started, total = time.monotonic(), len(pending)
+        started, total = time.monotonic(), len(jobs)
+
+        def record(key: Hashable, outcome: dict[str, float] | str) -> None:
+            results[key] = outcome
+            if not quiet:
+                failed = sum(isinstance(v, str) for v in results.values())
+                print(f"[{time.monotonic() - started:6.0f}s] {label}: {len(results)}/{total} runs done, "
+                      f"{failed} failed", flush=True)
+
         try:
-            while pending:
+            while len(results) < total:
                 # A timeout, so that a Ctrl-C that Ray's own code swallowed (it can, while it starts workers)
-                # still ends the loop within a second.
-                done, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+                # still ends the loop within a second; shorter while the driver's own seeds may end.
+                wait_s = 1.0 if driver is None else 0.2
+                if pending:
+                    done, _ = ray.wait(list(pending), num_returns=1, timeout=wait_s)
+                else:
+                    done = []
+                    if driver is not None:
+                        driver.wait(wait_s)
                 if interrupted.is_set():
                     raise KeyboardInterrupt
-                if not done:
-                    continue
-                key = pending.pop(done[0])
-                try:
-                    results[key] = ray.get(done[0])
-                except Exception as exc:  # a failed seed is reported, the others still count
-                    results[key] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1][:300]}"
-                if not quiet:
-                    failed = sum(isinstance(v, str) for v in results.values())
-                    print(f"[{time.monotonic() - started:6.0f}s] {label}: {len(results)}/{total} runs done, "
-                          f"{failed} failed", flush=True)
+                for ref in done:
+                    key = pending.pop(ref)
+                    try:
+                        outcome = ray.get(ref)
+                    except Exception as exc:  # a failed seed is reported, the others still count
+                        outcome = _error_text(exc)
+                    record(key, outcome)
+                    if driver is not None:
+                        submit()
+                if driver is not None:
+                    alive = driver.alive()  # before the collection: a thread that ended has handed in all it ran
+                    for key, outcome in driver.finished():
+                        record(key, outcome)
+                    if not alive:  # its queue ran dry (or it died): what is left is Ray's
+                        while not queue.empty():
+                            submit()
+                        if not pending and len(results) < total:
+                            raise RuntimeError(f"{label}: {total - len(results)} runs were never run")  # a bug
         except KeyboardInterrupt:
             parents = sorted({job.parent_run_id for job in jobs.values()})
-            _wind_down(list(pending), stop, uri=uri, experiment_id=experiment_id, parents=parents, quiet=quiet)
+            queue.close()  # the seeds not yet handed out never start
+            _wind_down(list(pending), stop, uri=uri, experiment_id=experiment_id, parents=parents, quiet=quiet,
+                       driver=driver)
             raise
         finally:
+            if driver is not None:
+                driver.restore()
             if ray.is_initialized():  # a long-lived cluster keeps no stale keys
                 with contextlib.suppress(Exception):  # an unreachable GCS must not hide the real error
                     stop.clear()
     return results
 
 
+def _error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1][:300] if str(exc).strip() else ''}"
+
+
+def _ray_slots(address: str | None, *, cpus: float, gpus: float, jobs: int) -> int | None:
+    """How many seeds Ray runs at once when the driver runs seeds beside them; None: Ray runs them all. The
+    driver takes a slot only where it is one: Ray on this machine alone (a cluster's driver is not a
+    worker node), no GPU per seed (the driver holds none), room for at least two seeds at once, and more
+    than one seed to run."""
+    import ray
+
+    if address not in (None, "local") or gpus > 0 or cpus <= 0 or jobs < 2:
+        return None
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    if len(nodes) != 1 or nodes[0].get("NodeID") != ray.get_runtime_context().get_node_id():
+        return None
+    slots = int(ray.cluster_resources().get("CPU", 0) // cpus)
+    return slots - 1 if slots >= 2 else None
+
+
+class _JobQueue:
+    """The seeds not yet handed out, shared by the submitting loop and the driver's own slot."""
+
+    def __init__(self, jobs: Mapping[Hashable, SeedJob]) -> None:
+        self._items = list(jobs.items())
+        self._lock = threading.Lock()
+
+    def take(self) -> tuple[Hashable, SeedJob] | None:
+        with self._lock:
+            return self._items.pop(0) if self._items else None
+
+    def empty(self) -> bool:
+        with self._lock:
+            return not self._items
+
+    def close(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+class _DriverSlot:
+    """A daemon thread of the driver that takes seeds from the queue and runs them until it is empty. A daemon:
+    a second Ctrl-C ends the command without waiting for its seed (whose run is then closed as KILLED)."""
+
+    def __init__(self, queue: _JobQueue, run: Callable[[SeedJob], dict[str, Any] | None]) -> None:
+        import torch
+
+        self._threads = torch.get_num_threads()  # a seed sets the process's torch threads; put back after
+        self._queue, self._run = queue, run
+        self._done: list[tuple[Hashable, dict[str, Any] | str]] = []
+        self._lock = threading.Lock()
+        self._ended = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="ganmix-driver-seed", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        try:
+            while (item := self._queue.take()) is not None:
+                key, job = item
+                try:
+                    outcome: dict[str, Any] | str = self._run(job)  # type: ignore[assignment]
+                except Exception as exc:  # noqa: BLE001 - reported like a failed Ray task
+                    outcome = _error_text(exc)
+                with self._lock:
+                    self._done.append((key, outcome))
+                self._ended.set()
+        finally:
+            self._ended.set()
+
+    def wait(self, seconds: float) -> None:
+        self._ended.wait(seconds)
+
+    def finished(self) -> list[tuple[Hashable, dict[str, Any] | str]]:
+        with self._lock:
+            done, self._done = self._done, []
+            self._ended.clear()
+        return done
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def join(self, seconds: float) -> None:
+        self._thread.join(seconds)
+
+    def restore(self) -> None:
+        if not self._thread.is_alive():
+            import torch
+
+            torch.set_num_threads(self._threads)
+
+
 def _wind_down(pending: list[Any], stop: StopFlag, *, uri: str, experiment_id: str, parents: list[str],
-               quiet: bool) -> None:
+               quiet: bool, driver: _DriverSlot | None = None) -> None:
     """After Ctrl-C: every unfinished seed ends its run (FAILED, "stopped") at its next classifier epoch and
     the queued ones never start. Past STOP_GRACE_S, or at a second Ctrl-C, Ray is shut down (its workers
     with it) and the runs still open are closed as KILLED, so none stays RUNNING."""
@@ -144,13 +280,16 @@ def _wind_down(pending: list[Any], stop: StopFlag, *, uri: str, experiment_id: s
     from ganmix.tracking import runs
 
     stop.set()
+    unfinished = len(pending) + (driver is not None and driver.alive())
     if not quiet:
-        print(f"stopping: {len(pending)} unfinished seeds end their runs at their next epoch "
+        print(f"stopping: {unfinished} unfinished seeds end their runs at their next epoch "
               f"(up to {STOP_GRACE_S:.0f} s; Ctrl-C again to stop now)", flush=True)
     try:
         deadline = time.monotonic() + STOP_GRACE_S
         while pending and time.monotonic() < deadline:
             _, pending = ray.wait(pending, num_returns=len(pending), timeout=1.0)
+        if driver is not None:
+            driver.join(max(0.0, deadline - time.monotonic()))
     finally:
         if pending:
             ray.shutdown()
