@@ -73,3 +73,17 @@ def flag_clear(key: str) -> None:
     from ray.experimental.internal_kv import _internal_kv_del
 
     _internal_kv_del(key, namespace=_FLAG_NAMESPACE)
+
+
+def stop_local_monitor() -> None:
+    """End the autoscaler monitor (monitor.py) of a Ray this process started, at once, before ray.shutdown():
+    Ray's shutdown stops its processes one after another with a second's grace each, and the monitor, asleep
+    between its rounds, uses all of it; on one machine there is nothing for it to scale and nothing of it to
+    keep. Ray has no public handle on the processes it started. A Ray this process only joined is left alone."""
+    import ray
+    from ray._private import ray_constants
+
+    node = getattr(ray._private.worker, "_global_node", None)  # noqa: SLF001
+    if node is None or not getattr(node, "head", False):
+        return
+    node._kill_process_type(ray_constants.PROCESS_TYPE_MONITOR, allow_graceful=False, check_alive=False)  # noqa: SLF001

@@ -3,6 +3,7 @@ starts Ray beside the import of the search machinery and the opening of the stor
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import sys
@@ -14,6 +15,7 @@ from ganmix.search.preflight.errors import PreflightError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+_MONITOR_HOOK: list[bool] = []  # whether this process registered _stop_monitor with atexit
 
 
 def quiet_ray(verbose: bool) -> None:
@@ -45,6 +47,11 @@ def start_ray(address: str | None, *, verbose: bool = False) -> None:
             from ganmix.search.signals import reinstall_sigterm
 
             reinstall_sigterm()  # SIGTERM stops a search as Ctrl-C does, not through Ray's sys.exit
+            if local and not _MONITOR_HOOK:
+                # atexit runs handlers last-registered first: this one before the ray.shutdown() Ray registered
+                # when it was imported.
+                atexit.register(_stop_monitor)
+                _MONITOR_HOOK.append(True)
             return
         except ConnectionError as exc:  # e.g. --address auto with no cluster running: say so in one line
             raise PreflightError(f"--address {address}: {str(exc).splitlines()[0]}") from None
@@ -60,7 +67,21 @@ def start_ray(address: str | None, *, verbose: bool = False) -> None:
 def stop_ray() -> None:
     ray = sys.modules.get("ray")
     if ray is not None and ray.is_initialized():
+        _stop_monitor()
         ray.shutdown()
+
+
+def _stop_monitor() -> None:
+    """Shutting down a Ray this process started takes a second less without its autoscaler monitor."""
+    from ganmix.search.ray_internals import stop_local_monitor
+
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return
+    try:
+        stop_local_monitor()
+    except Exception:  # noqa: BLE001 - an older or newer Ray: its own shutdown still stops the monitor
+        log.debug("could not stop Ray's autoscaler monitor ahead of Ray's shutdown", exc_info=True)
 
 
 def start_ray_beside(work: Callable[[], T], *, address: str | None, verbose: bool = False) -> T:

@@ -91,3 +91,34 @@ def test_a_stop_flag_in_the_gcs_is_seen_by_tasks_and_never_oversubscribes(ray_se
     assert ray_session.get(waiting, timeout=30)[2] is True
     flag.clear()
     assert not flag.is_set()
+
+
+def test_the_monitor_of_a_ray_this_process_started_stops_at_once_and_ray_still_works_and_shuts_down():
+    """stop_local_monitor SIGKILLs the autoscaler monitor Ray started (where Ray keeps its processes), tasks
+    still run, and the shutdown after it leaves none of Ray's processes. In a fresh interpreter: the test run's
+    own Ray is not touched."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import ray
+        from ray._private import ray_constants
+        from ganmix.search import ray_internals
+        from ganmix.search.ray_start import start_ray, stop_ray
+        start_ray(None)
+        node = ray._private.worker._global_node
+        monitor = node.all_processes[ray_constants.PROCESS_TYPE_MONITOR][0].process
+        others = [info.process for kind, infos in node.all_processes.items() for info in infos
+                  if kind != ray_constants.PROCESS_TYPE_MONITOR]
+        assert monitor.poll() is None and others and all(p.poll() is None for p in others)
+        ray_internals.stop_local_monitor()
+        assert monitor.poll() is not None, "the monitor still runs"
+        assert ray.get(ray.remote(lambda: 41 + 1).remote()) == 42
+        stop_ray()
+        print("left:", [p.pid for p in others if p.poll() is None])
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "left: []" in done.stdout, done.stdout + done.stderr[-2000:]
+    assert "autoscaler failed" not in done.stdout + done.stderr
