@@ -129,7 +129,9 @@ def _auc(y: np.ndarray, p: np.ndarray) -> float:
         return float("nan")
     if p.shape[1] == 2:
         return float(roc_auc_score(y, p[:, 1]))
-    return float(np.mean([roc_auc_score(y == k, p[:, k]) for k in present]))
+    # One call over the present classes' indicator columns, macro-averaged: the same per-class AUCs and mean
+    # as a call per class, with sklearn's input checks done once instead of once per class.
+    return float(roc_auc_score(y[:, None] == present[None, :], p[:, present], average="macro"))
 
 
 def classification_metrics(labels: ArrayLike, probs: ArrayLike, class_names: Sequence[str], *,
