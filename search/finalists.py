@@ -1,7 +1,8 @@
 """Finalists chosen on more than one seed: once a search's trials end, the best `count` recipes of each arm
 kind (real-only; with a generator) are re-run in full over `seeds` extra seeds on the validation split, as
-Ray tasks with the search's resources (confirm_task.run_jobs, the machinery `ganmix confirm` uses), and
-ranked on the mean of those runs. `ganmix confirm` takes its candidates from this ranking.
+Ray tasks with the search's resources (confirm_task.run_jobs, the machinery `ganmix confirm` uses; on one
+machine without GPUs the driver takes one of the slots), and ranked on the mean of those runs. `ganmix
+confirm` takes its candidates from this ranking.
 
 Why a stage of its own and not Ray Tune's `Repeater` or Optuna's `WilcoxonPruner`: Repeater repeats every
 suggestion (count x seeds the cost of the whole search, not of its finalists) and its docstring advises
