@@ -1,6 +1,9 @@
 """The demo search (`ganmix search` on digits, the default spec), timed for this checkout and an older commit
-side by side, taking turns, several runs each: wall time, and when the first trial started (seconds from the
-command's start to its first trial run's start_time in MLflow).
+side by side, taking turns, several runs each: wall time, when the first trial started (seconds from the
+command's start to its first trial run's start_time in MLflow), and the machine's busy CPU seconds during the
+run (Linux's /proc/stat: on an idle machine, what the command and every process it started used, Ray's
+included). The demo is CPU-bound, and its CPU time is steadier than its wall time on a machine whose speed
+drifts.
 
 The older commit runs from a fresh `git worktree` of it, put first on PYTHONPATH through a `ganmix` package
 of symlinks (the installed editable ganmix maps the same names to this checkout): the same interpreter and
@@ -78,6 +81,17 @@ def compiles_at_setup(checkout: Path) -> bool:
     return makefile.is_file() and "compileall" in makefile.read_text()
 
 
+def busy_cpu_s() -> float | None:
+    """The machine's busy CPU seconds since boot, all cores (user, nice, system, irq, softirq; not idle, iowait
+    or steal); None where /proc/stat is not there."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:8]]
+    except (OSError, ValueError, IndexError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq = fields
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
 def one_run(label: str, pythonpath: str | None, work: Path, *, extra: list[str], cache: Path | None,
             timeout_s: float) -> dict[str, object]:
     results = work / "results"
@@ -89,6 +103,7 @@ def one_run(label: str, pythonpath: str | None, work: Path, *, extra: list[str],
         env["GANMIX_CACHE"] = str(cache)
     command = [sys.executable, "-m", "ganmix.search.cli", "search", "--results-dir", str(results), "--quiet", *extra]
     load_before = os.getloadavg()[0]
+    busy_before = busy_cpu_s()
     started_ms, started = time.time() * 1000, time.monotonic()
     with (work / "output.log").open("wb") as log:
         try:
@@ -97,9 +112,11 @@ def one_run(label: str, pythonpath: str | None, work: Path, *, extra: list[str],
         except subprocess.TimeoutExpired:
             code = "timeout"
     wall = time.monotonic() - started
+    busy_after = busy_cpu_s()
     _, trial = first_trial_start_ms(results)
     return {"variant": label, "exit": code, "wall_s": round(wall, 1),
             "first_trial_s": round((trial - started_ms) / 1000, 1) if trial else None,
+            "cpu_s": round(busy_after - busy_before, 1) if busy_before is not None and busy_after is not None else None,
             "load_before": round(load_before, 2), "load_after": round(os.getloadavg()[0], 2)}
 
 
@@ -143,14 +160,17 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(old)],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    print(f"\n| variant | runs | wall s (each) | median wall s | first trial s (each) | load 1-min (before runs) |")
-    print("|---|---|---|---|---|---|")
+    print("\n| variant | runs | wall s (each) | median wall s | first trial s (each) | machine CPU s (each) "
+          "| median CPU s | load 1-min (before runs) |")
+    print("|---|---|---|---|---|---|---|---|")
     for label, _ in variants:
         mine = [r for r in rows if r["variant"] == label]
         walls = [float(r["wall_s"]) for r in mine if r["exit"] == 0]
+        cpus = [float(r["cpu_s"]) for r in mine if r["exit"] == 0 and r["cpu_s"] is not None]
         firsts = [r["first_trial_s"] for r in mine]
         print(f"| {label} | {len(mine)} | {', '.join(str(r['wall_s']) for r in mine)} | "
-              f"{statistics.median(walls) if walls else '-'} | {', '.join(str(f) for f in firsts)} | "
+              f"{round(statistics.median(walls), 1) if walls else '-'} | {', '.join(str(f) for f in firsts)} | "
+              f"{', '.join(str(r['cpu_s']) for r in mine)} | {round(statistics.median(cpus), 1) if cpus else '-'} | "
               f"{', '.join(str(r['load_before']) for r in mine)} |")
     failed = [r for r in rows if r["exit"] != 0]
     if failed:
