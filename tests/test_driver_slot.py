@@ -23,6 +23,9 @@ def _jobs(parent: str, count: int) -> dict[int, SeedJob]:
 
 
 def test_the_driver_takes_a_slot_only_on_a_one_machine_ray_without_gpus(ray_session) -> None:
+    from ganmix.search.ray_start import start_ray
+
+    start_ray(None)  # the test run's Ray, or a fresh local one where an earlier test shut that down
     cpus = int(ray_session.cluster_resources()["CPU"])
     assert _ray_slots(None, cpus=1, gpus=0, jobs=4) == cpus - 1  # the driver is the last slot
     assert _ray_slots("local", cpus=1, gpus=0, jobs=4) == cpus - 1
