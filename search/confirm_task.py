@@ -15,6 +15,7 @@ import signal
 import threading
 import time
 import uuid
+from queue import Empty, SimpleQueue
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -138,12 +139,7 @@ def run_jobs(jobs: Mapping[Hashable, SeedJob], datasets: Sequence[ImageDataset],
                 # A timeout, so that a Ctrl-C that Ray's own code swallowed (it can, while it starts workers)
                 # still ends the loop within a second; shorter while the driver's own seeds may end.
                 wait_s = 1.0 if driver is None else 0.2
-                if pending:
-                    done, _ = ray.wait(list(pending), num_returns=1, timeout=wait_s)
-                else:
-                    done = []
-                    if driver is not None:
-                        driver.wait(wait_s)
+                done = ray.wait(list(pending), num_returns=1, timeout=wait_s)[0] if pending else []
                 if interrupted.is_set():
                     raise KeyboardInterrupt
                 for ref in done:
@@ -157,7 +153,7 @@ def run_jobs(jobs: Mapping[Hashable, SeedJob], datasets: Sequence[ImageDataset],
                         submit()
                 if driver is not None:
                     alive = driver.alive()  # before the collection: a thread that ended has handed in all it ran
-                    for key, outcome in driver.finished():
+                    for key, outcome in driver.finished(wait_s=0.0 if pending else wait_s):
                         record(key, outcome)
                     if not alive:  # its queue ran dry (or it died): what is left is Ray's
                         while not queue.empty():
@@ -180,7 +176,8 @@ def run_jobs(jobs: Mapping[Hashable, SeedJob], datasets: Sequence[ImageDataset],
 
 
 def _error_text(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1][:300] if str(exc).strip() else ''}"
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[-1][:300] if lines else ''}"
 
 
 def _ray_slots(address: str | None, *, cpus: float, gpus: float, jobs: int) -> int | None:
@@ -228,34 +225,28 @@ class _DriverSlot:
 
         self._threads = torch.get_num_threads()  # a seed sets the process's torch threads; put back after
         self._queue, self._run = queue, run
-        self._done: list[tuple[Hashable, dict[str, Any] | str]] = []
-        self._lock = threading.Lock()
-        self._ended = threading.Event()
+        self._done: SimpleQueue[tuple[Hashable, dict[str, Any] | str]] = SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="ganmix-driver-seed", daemon=True)
         self._thread.start()
 
     def _loop(self) -> None:
+        while (item := self._queue.take()) is not None:
+            key, job = item
+            try:
+                outcome: dict[str, Any] | str = self._run(job)  # type: ignore[assignment]
+            except Exception as exc:  # noqa: BLE001 - reported like a failed Ray task
+                outcome = _error_text(exc)
+            self._done.put((key, outcome))
+
+    def finished(self, *, wait_s: float = 0.0) -> list[tuple[Hashable, dict[str, Any] | str]]:
+        """The seeds it ran since the last call, waiting up to `wait_s` for one when there is none yet."""
+        done = []
         try:
-            while (item := self._queue.take()) is not None:
-                key, job = item
-                try:
-                    outcome: dict[str, Any] | str = self._run(job)  # type: ignore[assignment]
-                except Exception as exc:  # noqa: BLE001 - reported like a failed Ray task
-                    outcome = _error_text(exc)
-                with self._lock:
-                    self._done.append((key, outcome))
-                self._ended.set()
-        finally:
-            self._ended.set()
-
-    def wait(self, seconds: float) -> None:
-        self._ended.wait(seconds)
-
-    def finished(self) -> list[tuple[Hashable, dict[str, Any] | str]]:
-        with self._lock:
-            done, self._done = self._done, []
-            self._ended.clear()
-        return done
+            done.append(self._done.get(timeout=wait_s) if wait_s > 0 else self._done.get_nowait())
+            while True:
+                done.append(self._done.get_nowait())
+        except Empty:
+            return done
 
     def alive(self) -> bool:
         return self._thread.is_alive()
@@ -280,7 +271,7 @@ def _wind_down(pending: list[Any], stop: StopFlag, *, uri: str, experiment_id: s
     from ganmix.tracking import runs
 
     stop.set()
-    unfinished = len(pending) + (driver is not None and driver.alive())
+    unfinished = len(pending) + int(driver is not None and driver.alive())
     if not quiet:
         print(f"stopping: {unfinished} unfinished seeds end their runs at their next epoch "
               f"(up to {STOP_GRACE_S:.0f} s; Ctrl-C again to stop now)", flush=True)

@@ -15,7 +15,7 @@ from ganmix.search.preflight.errors import PreflightError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-_MONITOR_HOOK: list[bool] = []  # whether this process registered _stop_monitor with atexit
+_monitor_hook = False  # whether this process registered _stop_monitor with atexit
 
 
 def quiet_ray(verbose: bool) -> None:
@@ -47,11 +47,8 @@ def start_ray(address: str | None, *, verbose: bool = False) -> None:
             from ganmix.search.signals import reinstall_sigterm
 
             reinstall_sigterm()  # SIGTERM stops a search as Ctrl-C does, not through Ray's sys.exit
-            if local and not _MONITOR_HOOK:
-                # atexit runs handlers last-registered first: this one before the ray.shutdown() Ray registered
-                # when it was imported.
-                atexit.register(_stop_monitor)
-                _MONITOR_HOOK.append(True)
+            if local:
+                _register_monitor_stop()
             return
         except ConnectionError as exc:  # e.g. --address auto with no cluster running: say so in one line
             raise PreflightError(f"--address {address}: {str(exc).splitlines()[0]}") from None
@@ -69,6 +66,15 @@ def stop_ray() -> None:
     if ray is not None and ray.is_initialized():
         _stop_monitor()
         ray.shutdown()
+
+
+def _register_monitor_stop() -> None:
+    """Once per process. atexit runs handlers last-registered first: this one before the ray.shutdown() that
+    Ray registered when it was imported."""
+    global _monitor_hook
+    if not _monitor_hook:
+        atexit.register(_stop_monitor)
+        _monitor_hook = True
 
 
 def _stop_monitor() -> None:
