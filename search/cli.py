@@ -251,10 +251,18 @@ def cmd_search(args: argparse.Namespace) -> int:
                                     quiet=args.quiet, verbose=args.verbose, time_budget_s=args.time_budget)
         return runner, options, runner.open_search_store(spec, options)
 
+    def background() -> Any:  # once Ray is up, while the store opens: the reference task takes the free core
+        from ganmix.search import runner
+
+        early = runner.early_background(spec, dataset, address=args.address,
+                                        sample_metrics=not args.no_sample_metrics)
+        return early() if early is not None else None
+
     from ganmix.search.ray_start import start_ray_beside
 
-    runner, options, ready = start_ray_beside(prepare, address=args.address, verbose=args.verbose)
-    outcome = runner.run_search(spec, options, dataset=dataset, weights=weights, ready=ready)
+    (runner, options, ready), started = start_ray_beside(prepare, address=args.address, verbose=args.verbose,
+                                                          then=background)
+    outcome = runner.run_search(spec, options, dataset=dataset, weights=weights, ready=ready, background=started)
     print(f"\nsearch {outcome.name}: {outcome.num_trials} trials, {outcome.num_errors} failed"
           + (f" (ended by the time budget of {args.time_budget:g} s)" if outcome.budget_ended else ""))
     if outcome.num_trials and outcome.num_errors == outcome.num_trials:

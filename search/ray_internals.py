@@ -87,3 +87,15 @@ def stop_local_monitor() -> None:
     if node is None or not getattr(node, "head", False):
         return
     node._kill_process_type(ray_constants.PROCESS_TYPE_MONITOR, allow_graceful=False, check_alive=False)  # noqa: SLF001
+
+
+def tune_actors_in_prestarted_workers() -> None:
+    """Tune gives every trial actor a runtime environment holding PL_DISABLE_FORK=1 (for PyTorch Lightning,
+    which ganmix does not use). Ray prestarts workers only for the job's own, empty, environment, so an actor
+    with any environment waits for a fresh worker started through the runtime-env agent while the prestarted
+    ones sit idle. Without the variable Tune's environment is empty (unless the driver has one of the variables
+    Tune passes on, e.g. AWS keys) and the actors start in the workers Ray prestarted. Tune reads this dict
+    each time it registers a trainable; there is no public option."""
+    from ray.tune.execution import class_cache
+
+    class_cache.DEFAULT_ENV_VARS.pop("PL_DISABLE_FORK", None)  # noqa: SLF001

@@ -15,6 +15,7 @@ from ganmix.search.preflight.errors import PreflightError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+U = TypeVar("U")
 _monitor_hook = False  # whether this process registered _stop_monitor with atexit
 
 
@@ -90,12 +91,15 @@ def _stop_monitor() -> None:
         log.debug("could not stop Ray's autoscaler monitor ahead of Ray's shutdown", exc_info=True)
 
 
-def start_ray_beside(work: Callable[[], T], *, address: str | None, verbose: bool = False) -> T:
+def start_ray_beside(work: Callable[[], T], *, address: str | None, verbose: bool = False,
+                     then: Callable[[], U] | None = None) -> tuple[T, U | None]:
     """Start Ray while `work()` runs in another thread, and return what `work` returned: Ray's start mostly
     waits on its own processes, which use the cores the work leaves. Ray starts in this thread: the
     processes it starts die with the thread that started them (Linux's parent-death signal is per thread).
-    The work's error comes first, then Ray's; a Ray this call started is shut down again when either failed
-    (or on Ctrl-C), one that was running before is left as it was."""
+    Returned beside the work's value: what `then()` returned (None without it), which runs in this thread as
+    soon as Ray is up, while the work may still run (to start Ray tasks early). The work's error comes first,
+    then Ray's, then `then`'s; a Ray this call started is shut down again when any failed (or on Ctrl-C),
+    one that was running before is left as it was."""
     outcome: dict[str, object] = {}
 
     def target() -> None:
@@ -112,8 +116,11 @@ def start_ray_beside(work: Callable[[], T], *, address: str | None, verbose: boo
     running_before = ray.is_initialized()
     try:
         ray_error: Exception | None = None
+        early: U | None = None
         try:
             start_ray(address, verbose=verbose)
+            if then is not None:
+                early = then()
         except Exception as exc:  # said after the work's error, which comes first
             ray_error = exc
         thread.join()
@@ -125,4 +132,4 @@ def start_ray_beside(work: Callable[[], T], *, address: str | None, verbose: boo
         if not running_before:
             stop_ray()
         raise
-    return outcome["value"]  # type: ignore[return-value]
+    return outcome["value"], early  # type: ignore[return-value]

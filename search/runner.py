@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from ganmix.search import preflight
 from ganmix.models.metrics import metric_info, test_counterpart
 from ganmix.search.preflight import load_search_data
 from ganmix.search.ray_start import start_ray_beside
-from ganmix.search.ray_internals import optuna_study, replace_restored_callbacks
+from ganmix.search.ray_internals import optuna_study, replace_restored_callbacks, tune_actors_in_prestarted_workers
 from ganmix.search.parent_run import finish_parent, name_lock, open_parent, undo_reopen, unused_name
 from ganmix.search.finalists import has_stage as has_finalists, run_stage as run_finalists
 from ganmix.search.progress import SearchProgress, quiet_libraries, result_rows
@@ -66,10 +67,12 @@ class SearchOutcome:
 
 
 def run_search(spec: SearchSpec, options: RunOptions, *, dataset: ImageDataset | None = None,
-               weights: dict[str, bytes] | None = None, ready: StoreReady | None = None) -> SearchOutcome:
+               weights: dict[str, bytes] | None = None, ready: StoreReady | None = None,
+               background: Background | None = None) -> SearchOutcome:
     """Run a search; `dataset` is the one preflight.check_search_data returned (None: loaded here, a missing
     MedMNIST file downloaded), `weights` fetch_search_weights' (None: fetched here), `ready` the store that
-    open_search_store opened while Ray started (None: both done here; `dataset` is then required)."""
+    open_search_store opened while Ray started (None: both done here; `dataset` is then required),
+    `background` the tasks start_background started once Ray was up (None: started here)."""
     quiet_libraries(options.verbose)
     preflight.check_spec(spec, sample_metrics=options.sample_metrics)  # space values, before any work
     if weights is None:  # ImageNet weights: fetched once, before Ray starts, and shipped to every trial
@@ -77,7 +80,7 @@ def run_search(spec: SearchSpec, options: RunOptions, *, dataset: ImageDataset |
 
         weights = fetch_search_weights(spec)
     if ready is None:
-        ready, dataset = _start_up(spec, options, dataset)
+        ready, dataset, background = _start_up(spec, options, dataset)
     elif dataset is None:
         raise ValueError("run_search: a search whose store was opened beforehand needs its dataset")
     uri, experiment_id = ready.uri, ready.experiment_id
@@ -90,7 +93,9 @@ def run_search(spec: SearchSpec, options: RunOptions, *, dataset: ImageDataset |
     # The per-data-set reference classifier: loaded from the user cache or trained by a Ray task in the
     # background (only the trials that measure samples wait for it, inside the trial); a worker warmed for
     # the finalists.
-    reference = _background_tasks(spec, options, dataset)
+    if background is None:
+        background = start_background(spec, dataset, address=options.address, sample_metrics=options.sample_metrics)
+    reference = background.reference
     with name_lock(uri):  # two searches started in the same second must not share a default name
         if spec.name is None and not options.resume:
             name = unused_name(uri, experiment_id, name)
@@ -137,17 +142,40 @@ def open_search_store(spec: SearchSpec, options: RunOptions) -> StoreReady:
     return StoreReady(uri=uri, experiment_id=store.ensure_experiment(uri, spec.dataset))
 
 
-def _start_up(spec: SearchSpec, options: RunOptions, dataset: ImageDataset | None) -> tuple[StoreReady, ImageDataset]:
+def _start_up(spec: SearchSpec, options: RunOptions,
+              dataset: ImageDataset | None) -> tuple[StoreReady, ImageDataset, Background | None]:
     """Open the store and load the data while Ray starts (an in-process caller's search; `ganmix search`
     has done this beside Ray's start itself). Errors keep their order: store, data, Ray."""
-    return start_ray_beside(lambda: (open_search_store(spec, options), dataset if dataset is not None
-                                     else load_search_data(spec, options.data_dir)),
-                            address=options.address, verbose=options.verbose)
+    early = None
+    if dataset is not None:
+        early = early_background(spec, dataset, address=options.address, sample_metrics=options.sample_metrics)
+    (ready, loaded), background = start_ray_beside(
+        lambda: (open_search_store(spec, options), dataset if dataset is not None
+                 else load_search_data(spec, options.data_dir)),
+        address=options.address, verbose=options.verbose, then=early)
+    return ready, loaded, background
 
 
-def _needs_reference(spec: SearchSpec, options: RunOptions) -> bool:
+@dataclass(frozen=True)
+class Background:
+    """The search's background Ray tasks, started (start_background): the reference classifier's source as
+    the trials take it, None when they need none."""
+
+    reference: ReferenceSource | None
+
+
+def early_background(spec: SearchSpec, dataset: ImageDataset, *, address: str | None,
+                     sample_metrics: bool) -> Callable[[], Background] | None:
+    """start_background, to run as soon as Ray is up, while the store is still being opened (the second core
+    is free then); None on a cluster, whose resources are judged first (run_search starts them after that)."""
+    if address not in (None, "local"):
+        return None
+    return lambda: start_background(spec, dataset, address=address, sample_metrics=sample_metrics)
+
+
+def _needs_reference(spec: SearchSpec, sample_metrics: bool) -> bool:
     base = spec.base_recipe()
-    return options.sample_metrics or "filter_threshold" in spec.space or base.filter_threshold > 0
+    return sample_metrics or "filter_threshold" in spec.space or base.filter_threshold > 0
 
 
 def _build_tuner(spec: SearchSpec, options: RunOptions, dataset: ImageDataset, parent: runs.RunLogger, *,
@@ -159,6 +187,7 @@ def _build_tuner(spec: SearchSpec, options: RunOptions, dataset: ImageDataset, p
     from ganmix.search.scheduler import ArmASHAScheduler, ArmTally, grace_for
     from ganmix.search.searcher import make_sampler, real_only_share
 
+    tune_actors_in_prestarted_workers()
     context = TrialContext(
         tracking_uri=uri, experiment_id=experiment_id, parent_run_id=parent.run_id, search_name=name,
         metric=spec.metric, cache_dir=cache_dir,
@@ -306,7 +335,8 @@ def _saved_study(experiment_path: str) -> Any | None:
     return optuna_study(searcher)
 
 
-def _background_tasks(spec: SearchSpec, options: RunOptions, dataset: ImageDataset) -> ReferenceSource | None:
+def start_background(spec: SearchSpec, dataset: ImageDataset, *, address: str | None,
+                     sample_metrics: bool) -> Background:
     """Start the search's background Ray tasks: the reference classifier when the trials need one, and, on
     a local Ray with a finalists stage, one worker warmed for the finalists (search/reference_task.py): the
     reference task's own worker, else a worker of its own. One: two tasks that leave a thread running can
@@ -315,13 +345,13 @@ def _background_tasks(spec: SearchSpec, options: RunOptions, dataset: ImageDatas
 
     from ganmix.search.reference_task import warm_task
 
-    warm = options.address in (None, "local") and has_finalists(spec)
+    warm = address in (None, "local") and has_finalists(spec)
     reference, warmed = None, False
-    if _needs_reference(spec, options):
+    if _needs_reference(spec, sample_metrics):
         reference, warmed = _reference_in_background(dataset, warm=warm)
     if warm and not warmed:
         ray.remote(num_cpus=0, max_retries=0)(warm_task).options(name="ganmix-warm").remote()
-    return reference
+    return Background(reference=reference)
 
 
 def _reference_in_background(dataset: ImageDataset, *, warm: bool) -> tuple[ReferenceSource, bool]:

@@ -122,3 +122,25 @@ def test_the_monitor_of_a_ray_this_process_started_stops_at_once_and_ray_still_w
     assert done.returncode == 0, done.stderr[-3000:]
     assert "left: []" in done.stdout, done.stdout + done.stderr[-2000:]
     assert "autoscaler failed" not in done.stdout + done.stderr
+
+
+def _runtime_env_of_trial():  # a closure: pickled by value (a Ray worker cannot import a test module)
+    def trainable(config: dict) -> None:
+        import os
+
+        import ray
+
+        env_vars = dict(ray.get_runtime_context().runtime_env.get("env_vars") or {})
+        tune.report({"env_vars": len(env_vars), "pl_disable_fork": float("PL_DISABLE_FORK" in os.environ)})
+
+    return trainable
+
+
+def test_tune_trial_actors_get_no_runtime_env_of_their_own_so_they_start_in_prestarted_workers(ray_session, tmp_path):
+    ray_internals.tune_actors_in_prestarted_workers()
+    grid = tune.Tuner(_runtime_env_of_trial(),
+                      run_config=tune.RunConfig(name="env", storage_path=str(tmp_path), verbose=0)).fit()
+    result = grid[0]
+    assert result.error is None
+    assert result.metrics["pl_disable_fork"] == 0.0
+    assert result.metrics["env_vars"] == 0  # Tune passes on AWS keys and the like; none are set here

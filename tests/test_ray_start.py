@@ -15,8 +15,38 @@ from ganmix.search.ray_start import start_ray_beside
 
 
 def test_the_work_runs_in_another_thread_beside_a_running_ray_and_its_value_comes_back(ray_session) -> None:
-    value = start_ray_beside(lambda: threading.current_thread().name, address=None)
+    value, early = start_ray_beside(lambda: threading.current_thread().name, address=None)
     assert value != threading.current_thread().name
+    assert early is None
+    assert ray_session.is_initialized()
+
+
+def test_then_runs_in_the_calling_thread_once_ray_is_up_while_the_work_still_runs(ray_session) -> None:
+    then_ran = threading.Event()
+
+    def work() -> bool:  # returns only once `then` ran: the two overlap
+        return then_ran.wait(timeout=60)
+
+    def then() -> tuple[str, bool]:
+        then_ran.set()
+        return threading.current_thread().name, ray_session.is_initialized()
+
+    value, early = start_ray_beside(work, address=None, then=then)
+    assert value is True
+    assert early == (threading.current_thread().name, True)
+
+
+def test_the_works_error_comes_before_an_error_of_then(ray_session) -> None:
+    def fail() -> None:
+        raise ValueError("store unreachable")
+
+    def then() -> None:
+        raise RuntimeError("task refused")
+
+    with pytest.raises(ValueError, match="store unreachable"):
+        start_ray_beside(fail, address=None, then=then)
+    with pytest.raises(RuntimeError, match="task refused"):
+        start_ray_beside(lambda: None, address=None, then=then)
     assert ray_session.is_initialized()
 
 
