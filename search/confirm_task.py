@@ -89,9 +89,12 @@ def run_seed(dataset: ImageDataset, job: SeedJob, *, uri: str, experiment_id: st
 
 def run_jobs(jobs: Mapping[Hashable, SeedJob], datasets: Sequence[ImageDataset], *, uri: str, experiment_id: str,
              cpus: float, gpus: float, cache_dir: str, address: str | None, quiet: bool, label: str,
-             weights: dict[str, bytes] | None = None) -> dict[Hashable, dict[str, float] | str]:
+             weights: dict[str, bytes] | None = None,
+             beside: Callable[[], None] | None = None) -> dict[Hashable, dict[str, float] | str]:
     """Every job as a Ray task with a trial's resources; returns per key its metrics, or the error text of a
-    failed task. Ctrl-C or SIGTERM stops them through a StopFlag (see the module's docstring).
+    failed task. Ctrl-C or SIGTERM stops them through a StopFlag (see the module's docstring). `beside`: the
+    driver's own work to do while the seeds run (it must not raise), done by the driver's seed slot before
+    its first seed, else by this thread once the first seeds went to Ray.
 
     On a one-machine Ray without GPUs the driver runs seeds too, in a thread, as one of the machine's slots
     (Ray then gets one task fewer at a time): the driver has imported the training stack already, where a
@@ -123,7 +126,9 @@ def run_jobs(jobs: Mapping[Hashable, SeedJob], datasets: Sequence[ImageDataset],
         if ray_slots is not None:
             driver = _DriverSlot(queue, lambda job: run_seed(datasets[job.data], job, uri=uri,
                                                              experiment_id=experiment_id, cache_dir=cache_dir,
-                                                             cpus=cpus, stop=stop, weights=weights))
+                                                             cpus=cpus, stop=stop, weights=weights), first=beside)
+        elif beside is not None:
+            beside()
         results: dict[Hashable, dict[str, float] | str] = {}
         started, total = time.monotonic(), len(jobs)
 
@@ -220,16 +225,19 @@ class _DriverSlot:
     """A daemon thread of the driver that takes seeds from the queue and runs them until it is empty. A daemon:
     a second Ctrl-C ends the command without waiting for its seed (whose run is then closed as KILLED)."""
 
-    def __init__(self, queue: _JobQueue, run: Callable[[SeedJob], dict[str, Any] | None]) -> None:
+    def __init__(self, queue: _JobQueue, run: Callable[[SeedJob], dict[str, Any] | None], *,
+                 first: Callable[[], None] | None = None) -> None:
         import torch
 
         self._threads = torch.get_num_threads()  # a seed sets the process's torch threads; put back after
-        self._queue, self._run = queue, run
+        self._queue, self._run, self._first = queue, run, first
         self._done: SimpleQueue[tuple[Hashable, dict[str, Any] | str]] = SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="ganmix-driver-seed", daemon=True)
         self._thread.start()
 
     def _loop(self) -> None:
+        if self._first is not None:  # meanwhile Ray's slots take the first seeds
+            self._first()
         while (item := self._queue.take()) is not None:
             key, job = item
             try:

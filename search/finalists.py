@@ -20,6 +20,7 @@ its trials completed.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,10 +77,12 @@ def has_stage(spec: Any) -> bool:
     return spec.finalists["count"] > 0 and spec.metric.startswith("val_")
 
 
-def run_stage(*, spec: Any, options: Any, uri: str, experiment_id: str, parent: Any) -> list[Finalist]:
+def run_stage(*, spec: Any, options: Any, uri: str, experiment_id: str, parent: Any,
+              beside: Callable[[], None] | None = None) -> list[Finalist]:
     """Re-evaluate the search's finalists and log the ranking; returns them best mean first. Off (nothing
     run) when `finalists.count` is 0, or when the objective is not a validation metric (a sample metric
-    needs the generator's samples scored, which the re-evaluations skip)."""
+    needs the generator's samples scored, which the re-evaluations skip). `beside`: the driver's own work,
+    done while the seeds run (confirm_task.run_jobs)."""
     count = spec.finalists["count"]
     if not has_stage(spec):
         if count and not options.quiet:
@@ -112,7 +115,7 @@ def run_stage(*, spec: Any, options: Any, uri: str, experiment_id: str, parent: 
 
     results = run_jobs(jobs, [dataset], weights=fetch_search_weights(spec), uri=uri, experiment_id=experiment_id, cpus=spec.cpus_per_trial,
                        gpus=spec.gpus_per_trial, cache_dir=str((options.results_dir / "cache").resolve()),
-                       address=options.address, quiet=options.quiet, label="finalists")
+                       address=options.address, quiet=options.quiet, label="finalists", beside=beside)
     finalists = [Finalist(trial, {seed: out[spec.metric] for seed in seeds
                                   if isinstance(out := results.get((trial.run_id, seed)), dict)
                                   and math.isfinite(out.get(spec.metric, math.nan))})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -244,6 +245,7 @@ def _fit(tuner: Any, callback: SearchCallback, *, spec: SearchSpec, options: Run
          uri: str, experiment_id: str, name: str, progress: SearchProgress, describer: SearchDescriber,
          study: Any) -> SearchOutcome:
     status, error, budget_ended = "FINISHED", None, False
+    figures = _StudyFigures(parent, study) if study is not None else None
     one_line_trial_errors()
     try:
         fit_started = time.monotonic()
@@ -262,7 +264,8 @@ def _fit(tuner: Any, callback: SearchCallback, *, spec: SearchSpec, options: Run
                                         reason=f"stopped: the search's time budget of {budget:g} s ran out")
             parent.set_tags({runs.STOPPED_BY: "time_budget"})
         else:  # every trial ran: re-evaluate the finalists over more seeds (search/finalists.py)
-            run_finalists(spec=spec, options=options, uri=uri, experiment_id=experiment_id, parent=parent)
+            run_finalists(spec=spec, options=options, uri=uri, experiment_id=experiment_id, parent=parent,
+                          beside=figures.draw if figures is not None else None)
     except KeyboardInterrupt:
         from ganmix.search.signals import closing
 
@@ -286,10 +289,11 @@ def _fit(tuner: Any, callback: SearchCallback, *, spec: SearchSpec, options: Run
             summaries = describer.refresh(done=True)
             if status == "FINISHED":
                 log_trials_table(parent, summaries, spec.metric)
-                if study is None and options.resume:  # the restored searcher's study, saved with the experiment
-                    study = _saved_study(f"{_storage_path(options).rstrip('/')}/{name}")
-                if study is not None:
-                    log_study_figures(parent, study)
+                if figures is None and options.resume:  # the restored searcher's study, saved with the experiment
+                    saved = _saved_study(f"{_storage_path(options).rstrip('/')}/{name}")
+                    figures = _StudyFigures(parent, saved) if saved is not None else None
+                if figures is not None:
+                    figures.finish()
         finally:
             callback.writer.close()
             best = finish_parent(parent, uri, experiment_id, spec, status=status, error=error,
@@ -301,6 +305,33 @@ def _fit(tuner: Any, callback: SearchCallback, *, spec: SearchSpec, options: Run
     return SearchOutcome(name=name, tracking_uri=uri, experiment_id=experiment_id, parent_run_id=parent.run_id,
                          best=best, num_trials=len(grid), num_errors=grid.num_errors, budget_ended=budget_ended,
                          first_error=first_error)
+
+
+class _StudyFigures:
+    """Optuna's plots of the finished study on the parent run, drawn once: while the finalists' seeds run
+    where there is a finalists stage (by the driver's seed slot before its first seed, so that Ray's slots
+    take the first seeds meanwhile), else at the search's end, which raises their error as before."""
+
+    def __init__(self, parent: runs.RunLogger, study: Any) -> None:
+        self._parent, self._study = parent, study
+        self._lock = threading.Lock()
+        self._drawn = False
+        self._error: Exception | None = None
+
+    def draw(self) -> None:
+        with self._lock:
+            if self._drawn:
+                return
+            self._drawn = True
+            try:
+                log_study_figures(self._parent, self._study)
+            except Exception as exc:  # noqa: BLE001 - raised by finish(), in the search's own thread
+                self._error = exc
+
+    def finish(self) -> None:
+        self.draw()
+        if self._error is not None:
+            raise self._error
 
 
 def _drain(callback: SearchCallback) -> None:

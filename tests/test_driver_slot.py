@@ -52,7 +52,7 @@ def test_the_queue_hands_each_job_out_once_across_threads() -> None:
     assert sorted(taken) == list(range(200)) and queue.empty()
 
 
-def _run_seeds(uri: str, tmp_path, count: int, slot: type) -> tuple[dict, Any, str, str]:
+def _run_seeds(uri: str, tmp_path, count: int, slot: type, beside: Any = None) -> tuple[dict, Any, str, str]:
     """`count` seeds through run_jobs on the test run's local Ray, the driver's slot being `slot`; returns the
     results, an MLflow client, the experiment and the parent run the seeds' runs are nested under."""
     from mlflow import MlflowClient
@@ -65,7 +65,8 @@ def _run_seeds(uri: str, tmp_path, count: int, slot: type) -> tuple[dict, Any, s
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(confirm_task, "_DriverSlot", slot)
         results = run_jobs(_jobs(parent, count), [load_dataset("digits")], uri=uri, experiment_id=experiment_id,
-                           cpus=1, gpus=0, cache_dir=str(tmp_path / "cache"), address=None, quiet=True, label="test")
+                           cpus=1, gpus=0, cache_dir=str(tmp_path / "cache"), address=None, quiet=True, label="test",
+                           beside=beside)
     return results, client, experiment_id, parent
 
 
@@ -76,8 +77,8 @@ def test_seeds_share_the_machine_between_ray_and_the_driver(ray_session, migrate
     ran_in_driver: list[str] = []
 
     class Recording(confirm_task._DriverSlot):
-        def __init__(self, queue, run) -> None:
-            super().__init__(queue, lambda job: (ran_in_driver.append(job.name), run(job))[1])
+        def __init__(self, queue, run, **kwargs) -> None:
+            super().__init__(queue, lambda job: (ran_in_driver.append(job.name), run(job))[1], **kwargs)
 
     threads = torch.get_num_threads()
     results, client, experiment_id, parent = _run_seeds(migrated_store, tmp_path, 3, Recording)
@@ -98,14 +99,35 @@ def test_a_failing_seed_in_the_driver_is_reported_and_the_others_still_run(ray_s
     """A seed that raises in the driver's thread is one failed result, like a failed Ray task."""
 
     class Failing(confirm_task._DriverSlot):
-        def __init__(self, queue, run) -> None:
+        def __init__(self, queue, run, **kwargs) -> None:
             def fail_second(job: SeedJob) -> Any:
                 if job.name == "seed 1":
                     raise ValueError("no such thing")
                 return run(job)
 
-            super().__init__(queue, fail_second)
+            super().__init__(queue, fail_second, **kwargs)
 
     results, *_ = _run_seeds(migrated_store, tmp_path, 2, Failing)
     assert results[1] == "ValueError: no such thing", results  # seed 1 is the driver's: seed 0 went to Ray first
     assert isinstance(results[0], dict), results
+
+
+@pytest.mark.parametrize("count", [3, 1])
+def test_the_drivers_own_work_beside_the_seeds_runs_once_before_its_first_seed(ray_session, migrated_store, tmp_path,
+                                                                              count: int) -> None:
+    """`beside` (the search's study figures) runs once: in the driver's seed slot before its first seed while Ray
+    runs the first ones, or, with no slot (one seed), in the calling thread."""
+    events: list[tuple[str, str]] = []
+
+    class Recording(confirm_task._DriverSlot):
+        def __init__(self, queue, run, **kwargs) -> None:
+            super().__init__(queue, lambda job: (events.append(("seed", job.name)), run(job))[1], **kwargs)
+
+    def beside() -> None:
+        events.append(("beside", threading.current_thread().name))
+
+    results, *_ = _run_seeds(migrated_store, tmp_path, count, Recording, beside=beside)
+    assert all(isinstance(out, dict) for out in results.values()) and len(results) == count, results
+    assert [e for e in events if e[0] == "beside"] == [
+        ("beside", "ganmix-driver-seed" if count > 1 else threading.current_thread().name)]
+    assert events[0][0] == "beside"  # before any seed of the driver's
