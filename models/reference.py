@@ -21,14 +21,14 @@ from filelock import FileLock
 from ganmix.datasets import ImageDataset
 from ganmix.models._images import to_unit
 from ganmix.models.classifiers import SmallCNN
-from ganmix.models.files import atomic_path, atomic_write, file_lock, user_cache_dir
+from ganmix.models.files import atomic_path, atomic_write, file_lock
 from ganmix.models.classify import EvalSet, TrainSettings, fit_classifier, map_batches
+from ganmix.models.reference_info import REFERENCE_VERSION, reference_dir, reference_path  # noqa: F401 - re-exported
 
 # The pinned recipe: every setting spelled out, none read from the trainer's or the recipe's defaults, so a
 # change of those (e.g. the default augmentation) never moves the feature space FID/KID are measured in.
-# Changing anything here, the architecture or the preprocessing means a new REFERENCE_VERSION: the version is
-# in the cache file's name and logged beside every sample metric, so numbers of two versions never mix.
-REFERENCE_VERSION = 2  # 1: trained with the trainer's defaults (until eff37b0); 2: pinned, no augmentation
+# Changing anything here, the architecture or the preprocessing means a new REFERENCE_VERSION (in
+# models/reference_info.py, beside the file's path, which the search's driver reads without torch).
 _ARCH = "small_cnn"  # built directly as SmallCNN, which exposes forward_features
 _SETTINGS = TrainSettings(epochs=15, lr=1e-3, min_steps=0, batch_size=128, weight_decay=1e-4,
                           lr_schedule="onecycle", augment="none", class_weight="none", seed=0,
@@ -80,15 +80,6 @@ def argmax_accuracy(probs: torch.Tensor, labels: torch.Tensor) -> float:
     if len(labels) == 0:
         return float("nan")
     return float((probs.argmax(1) == labels.cpu()).float().mean())
-
-
-def reference_dir() -> Path:
-    """The user-level folder of reference files, shared by every results folder."""
-    return user_cache_dir("reference")
-
-
-def reference_path(ds: ImageDataset, cache_dir: str | Path | None = None) -> Path:
-    return Path(cache_dir or reference_dir()) / f"{ds.fingerprint}-v{REFERENCE_VERSION}.pt"
 
 
 def register_source(fingerprint: str, fetch: Callable[[], bytes | None]) -> None:

@@ -15,7 +15,6 @@ from ray.tune import Callback
 from ganmix.datasets import ImageDataset
 from ganmix.models.metrics import BestSoFar, logged_name
 from ganmix.search.constraints import Bound, is_feasible
-from ganmix.search.recipe_run import NewRun, run_recipe
 from ganmix.search.recipe import Recipe
 from ganmix.search.space import split_options
 from ganmix.search.progress import SearchProgress
@@ -81,6 +80,10 @@ def run_trial(config: dict[str, Any], *, dataset: ImageDataset, context: TrialCo
 
     `reference` is the search's reference classifier task (see runner._reference_in_background): a trial
     that needs the classifier installs its file in this node's cache, so no node trains its own."""
+    # Here, not at the top: the driver imports this module for Tune but never trains, and its Tune fit starts
+    # sooner without the training stack (scikit-learn, the pipeline: about a second of CPU).
+    from ganmix.search.recipe_run import NewRun, run_recipe
+
     tune_ctx = tune.get_context()
     trial_id = tune_ctx.get_trial_id()
     recipe = recipe_from_config(config)
