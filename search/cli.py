@@ -244,7 +244,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         # The search machinery's imports (Tune, Optuna, MLflow, torch's training stack: seconds) and the
         # store's opening, while Ray's processes start on the cores these leave (README, "Demo timing").
         from ganmix.search import runner
+        from ganmix.search.progress import quiet_libraries
 
+        quiet_libraries(args.verbose)  # before the store opens: a first run's MLflow migration INFO lines
         options = runner.RunOptions(results_dir=args.results_dir, tracking_uri=args.tracking_uri,
                                     address=args.address, storage=args.storage, data_dir=args.data_dir,
                                     resume=bool(args.resume), sample_metrics=not args.no_sample_metrics,

@@ -157,7 +157,8 @@ def test_bad_input_fails_with_one_line(inputs: Path, web_server: int, args: list
 def test_a_cap_beyond_int64_runs_without_tune_logger_noise(tmp_path: Path) -> None:
     """--train-per-class 99999999999999999999 keeps every image: the search succeeds, and Tune's own
     TensorBoard/CSV/JSON trial loggers (which add nothing next to MLflow, and whose TensorboardX printed a
-    traceback for the value) are off, so nothing but ganmix's lines reaches the console."""
+    traceback for the value) are off, so nothing but ganmix's lines reaches the console, MLflow's INFO lines of
+    a first run that creates the store template included (a fresh user cache)."""
     import os
     import subprocess
     import sys
@@ -167,13 +168,15 @@ def test_a_cap_beyond_int64_runs_without_tune_logger_noise(tmp_path: Path) -> No
         "finalists": {"count": 0},  # the finalists stage is not what this tests: no extra runs
         "space": {"generator": ["none"]}, "fixed": {"classifier_epochs": 1, "classifier_min_steps": 0}}))
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS", "GANMIX_RESULTS")}
+    env["GANMIX_CACHE"] = str(tmp_path / "user-cache")  # no store template yet: this run migrates one
     done = subprocess.run([sys.executable, "-m", "ganmix.search.cli", "search", "--config", "spec.yaml",
                            "--train-per-class", "99999999999999999999", "--no-sample-metrics", "--results-dir", "res"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1200)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     assert "search " in output and ": 1 trials, 0 failed" in output, output
-    for noise in ("Traceback", "TensorboardX", "tensorboard", "WARNING", "Warning"):
+    for noise in ("Traceback", "TensorboardX", "tensorboard", "WARNING", "Warning", "INFO"):
         assert noise not in output, output
+    assert list((tmp_path / "user-cache" / "store-template").glob("mlflow-*.db"))
     experiment = next((tmp_path / "res" / "ray").iterdir())
     assert not list(experiment.rglob("events.out.tfevents*")) and not list(experiment.rglob("progress.csv"))
