@@ -23,12 +23,12 @@ from ganmix.models._images import to_unit
 from ganmix.models.classifiers import SmallCNN
 from ganmix.models.files import atomic_path, atomic_write, file_lock
 from ganmix.models.classify import EvalSet, TrainSettings, fit_classifier, map_batches
-from ganmix.models.reference_info import REFERENCE_VERSION, reference_dir, reference_path  # noqa: F401 - re-exported
+from ganmix.models.reference_files import REFERENCE_VERSION, reference_dir, reference_path  # noqa: F401 - re-exported
 
 # The pinned recipe: every setting spelled out, none read from the trainer's or the recipe's defaults, so a
 # change of those (e.g. the default augmentation) never moves the feature space FID/KID are measured in.
 # Changing anything here, the architecture or the preprocessing means a new REFERENCE_VERSION (in
-# models/reference_info.py, beside the file's path, which the search's driver reads without torch).
+# models/reference_files.py, beside the file's path, which the search's driver reads without torch).
 _ARCH = "small_cnn"  # built directly as SmallCNN, which exposes forward_features
 _SETTINGS = TrainSettings(epochs=15, lr=1e-3, min_steps=0, batch_size=128, weight_decay=1e-4,
                           lr_schedule="onecycle", augment="none", class_weight="none", seed=0,

@@ -392,7 +392,7 @@ def _reference_in_background(dataset: ImageDataset, *, warm: bool) -> tuple[Refe
     afterwards (True beside the file then). A task that fails yields None: trials then train their own."""
     import ray
 
-    from ganmix.models.reference_info import reference_dir, reference_path
+    from ganmix.models.reference_files import reference_dir, reference_path
     from ganmix.search.reference_task import reference_task
 
     folder = str(reference_dir())  # the driver's cache, also where the task writes (one machine: one file)
