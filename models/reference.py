@@ -23,7 +23,7 @@ from ganmix.models._images import to_unit
 from ganmix.models.classifiers import SmallCNN
 from ganmix.models.files import atomic_path, atomic_write, file_lock
 from ganmix.models.classify import EvalSet, TrainSettings, fit_classifier, map_batches
-from ganmix.models.reference_files import REFERENCE_VERSION, reference_dir, reference_path  # noqa: F401 - re-exported
+from ganmix.models.reference_files import REFERENCE_VERSION, reference_dir, reference_path
 
 # The pinned recipe: every setting spelled out, none read from the trainer's or the recipe's defaults, so a
 # change of those (e.g. the default augmentation) never moves the feature space FID/KID are measured in.

@@ -256,9 +256,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     def background() -> Any:  # once Ray is up, while the store opens: the reference task takes the free core
         from ganmix.search import runner
 
-        early = runner.early_background(spec, dataset, address=args.address,
-                                        sample_metrics=not args.no_sample_metrics)
-        return early() if early is not None else None
+        return runner.start_background_early(spec, dataset, address=args.address,
+                                             sample_metrics=not args.no_sample_metrics)
 
     from ganmix.search.ray_start import start_ray_beside
 

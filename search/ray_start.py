@@ -93,7 +93,8 @@ def _stop_monitor() -> None:
 
 def start_ray_beside(work: Callable[[], T], *, address: str | None, verbose: bool = False,
                      then: Callable[[], U] | None = None) -> tuple[T, U | None]:
-    """Start Ray while `work()` runs in another thread, and return what `work` returned: Ray's start mostly
+    """Start Ray while `work()` runs in another thread, and return what `work` returned (paired with `then`'s
+    value, below): Ray's start mostly
     waits on its own processes, which use the cores the work leaves. Ray starts in this thread: the
     processes it starts die with the thread that started them (Linux's parent-death signal is per thread).
     Returned beside the work's value: what `then()` returned (None without it), which runs in this thread as

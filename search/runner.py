@@ -6,7 +6,6 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,9 +146,8 @@ def _start_up(spec: SearchSpec, options: RunOptions,
               dataset: ImageDataset | None) -> tuple[StoreReady, ImageDataset, Background | None]:
     """Open the store and load the data while Ray starts (an in-process caller's search; `ganmix search`
     has done this beside Ray's start itself). Errors keep their order: store, data, Ray."""
-    early = None
-    if dataset is not None:
-        early = early_background(spec, dataset, address=options.address, sample_metrics=options.sample_metrics)
+    early = None if dataset is None else lambda: start_background_early(
+        spec, dataset, address=options.address, sample_metrics=options.sample_metrics)
     (ready, loaded), background = start_ray_beside(
         lambda: (open_search_store(spec, options), dataset if dataset is not None
                  else load_search_data(spec, options.data_dir)),
@@ -165,13 +163,13 @@ class Background:
     reference: ReferenceSource | None
 
 
-def early_background(spec: SearchSpec, dataset: ImageDataset, *, address: str | None,
-                     sample_metrics: bool) -> Callable[[], Background] | None:
-    """start_background, to run as soon as Ray is up, while the store is still being opened (the second core
-    is free then); None on a cluster, whose resources are judged first (run_search starts them after that)."""
+def start_background_early(spec: SearchSpec, dataset: ImageDataset, *, address: str | None,
+                           sample_metrics: bool) -> Background | None:
+    """start_background as soon as Ray is up, while the store is still being opened (the second core is free
+    then); nothing on a cluster (None), whose resources are judged first: run_search starts them after that."""
     if address not in (None, "local"):
         return None
-    return lambda: start_background(spec, dataset, address=address, sample_metrics=sample_metrics)
+    return start_background(spec, dataset, address=address, sample_metrics=sample_metrics)
 
 
 def _needs_reference(spec: SearchSpec, sample_metrics: bool) -> bool:
