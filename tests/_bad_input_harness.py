@@ -5,7 +5,6 @@ nothing created, at most 200 characters of a quoted value)."""
 from __future__ import annotations
 
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -16,6 +15,8 @@ import numpy as np
 import pytest
 import yaml
 
+from _ports import free_port
+
 # Generous for a loaded 2-core CI machine; the speed itself is measured by bench/bench_errors.py.
 TIME_LIMIT_S = 60
 # An error line quotes at most 200 characters of a bad value; the rest of the line is the message.
@@ -24,9 +25,8 @@ LONG = "a" * 5000
 
 
 def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback port nothing listens on (drawn where Ray does not draw its own ports)."""
+    return free_port()
 
 
 def write_npz(path: Path, *, val: int = 4, test_classes: int = 2, constant: bool = False) -> None:

@@ -9,9 +9,9 @@ Everything binds to 127.0.0.1; nothing here talks to another host.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +23,7 @@ from typing import TypeVar
 
 import pytest
 import ray
+from _ports import free_port
 from ray.cluster_utils import Cluster
 
 LOOPBACK = "127.0.0.1"
@@ -32,13 +33,6 @@ _LOG_TAIL_CHARS = 3000
 
 class MlflowServerError(RuntimeError):
     """The MLflow server did not come up; the message carries the tail of its log."""
-
-
-def free_port(host: str = LOOPBACK) -> int:
-    """A TCP port that was free a moment ago (the OS picks it; a tiny race is accepted)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 class MlflowServer:
@@ -163,8 +157,8 @@ def _health_ok(uri: str) -> bool:
     try:
         with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
             return bool(response.status == 200)
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return False
+    except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError):
+        return False  # not up yet, or (if it never comes up) the server's exit says why
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:

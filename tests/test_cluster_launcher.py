@@ -18,7 +18,6 @@ import os
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from _ports import free_port, free_ports
 from cluster_harness import search_runs, tune_summary, write_search_spec
 
 pytestmark = pytest.mark.launcher
@@ -40,21 +40,6 @@ HEAD_IP, WORKER_IP = "127.0.0.2", "127.0.0.3"
 SSHD, RSYNC = shutil.which("sshd", path="/usr/sbin:/usr/bin:/sbin"), shutil.which("rsync")
 TRIALS = 3
 LOG_TAIL = 4000
-
-
-def _free_port_on(*hosts: str) -> int:
-    """A port free on every host address (the OS picks it on the first; a tiny race is accepted)."""
-    while True:
-        with socket.socket() as first:
-            first.bind((hosts[0], 0))
-            port = int(first.getsockname()[1])
-            try:
-                for host in hosts[1:]:
-                    with socket.socket() as other:
-                        other.bind((host, port))
-            except OSError:
-                continue
-            return port
 
 
 def _diagnostics(root: Path) -> str:
@@ -112,7 +97,7 @@ class Sshd:
 
     def __init__(self, root: Path) -> None:
         self.root, self.user = root, getpass.getuser()
-        self.port = _free_port_on(HEAD_IP, WORKER_IP)
+        self.port = free_port(HEAD_IP, WORKER_IP)
         self.key = root / "id_ed25519"
         self.homes = {HEAD_IP: root / "head-home", WORKER_IP: root / "worker-home"}
         self.proc: subprocess.Popen[bytes] | None = None
@@ -229,7 +214,7 @@ def test_ray_up_runs_a_search_on_the_onprem_cluster_and_ray_down_leaves_nothing(
     (root / "tmp").mkdir()
     env = {**os.environ, "HOME": str(launcher_home), "RAY_TMPDIR": str(root / "launcher-ray"),
            "TMPDIR": str(root / "tmp"), "PATH": f"{root / 'bin'}:{VENV_BIN}:{os.environ['PATH']}", "RAY_USAGE_STATS_ENABLED": "0"}
-    ports = [_free_port_on(HEAD_IP, WORKER_IP) for _ in range(3)]
+    ports = free_ports(3, HEAD_IP, WORKER_IP)
     config = launcher_config(sshd, root, ray_port=ports[0], mlflow_port=ports[1], dashboard_port=ports[2])
     cluster_file = root / "cluster.yaml"
     cluster_file.write_text(yaml.safe_dump(config, sort_keys=False))

@@ -19,18 +19,14 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
+from _ports import free_port
+
 SCREENSHOTS = os.environ.get("GANMIX_SCREENSHOTS")  # a folder: the browser test saves its screenshots there
 
 
 def ganmix(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "ganmix.search.cli", *args], cwd=cwd, capture_output=True,
                           text=True, timeout=timeout)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def make_store(results: Path) -> Path:
