@@ -8,6 +8,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+# stratified_split lives beside the digits' arrays, torch-free (the pre-flight check splits them); re-exported.
+from ganmix.datasets._digits_arrays import stratified_split  # noqa: F401
 from ganmix.datasets._types import DatasetError, ImageDataset, Split
 from ganmix.datasets.scarcity_rules import require_classes
 
@@ -41,33 +43,6 @@ def resize_images(images: torch.Tensor, size: int) -> torch.Tensor:
         resized = F.interpolate(chunk, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
         out[start : start + _RESIZE_CHUNK] = resized.round_().clamp_(0, 255).to(torch.uint8)
     return out
-
-
-def stratified_split(labels: np.ndarray, fractions: Sequence[float], *, seed: int) -> list[np.ndarray]:
-    """Split sample indices per class into len(fractions) + 1 parts: the held-out parts, then the rest.
-
-    Each class contributes round(fraction * count) samples to each held-out part, at least one
-    when the class is large enough to also keep one for the remainder (the training part), so
-    small classes still reach every split. Every class keeps at least one sample in the remainder.
-    Indices within each part are sorted, so the result depends only on labels and seed.
-    """
-    labels = np.asarray(labels)
-    parts: list[list[np.ndarray]] = [[] for _ in range(len(fractions) + 1)]
-    for cls in np.unique(labels):
-        # One generator per class: a class's split does not depend on the other classes.
-        rng = np.random.default_rng([seed, int(cls)])
-        members = rng.permutation(np.flatnonzero(labels == cls))
-        n = len(members)
-        start = 0
-        for part, fraction in zip(parts, fractions):
-            take = round(fraction * n)
-            if take == 0 and n > len(fractions):
-                take = 1
-            take = min(take, n - start - 1)  # keep one for the remainder
-            part.append(members[start : start + take])
-            start += take
-        parts[-1].append(members[start:])
-    return [np.sort(np.concatenate(p)) if p else np.zeros(0, dtype=np.int64) for p in parts]
 
 
 def split_from_indices(images: torch.Tensor, labels: torch.Tensor, index: np.ndarray) -> Split:

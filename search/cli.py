@@ -6,6 +6,7 @@ import argparse
 import math
 import os
 import sys
+import threading
 from importlib import resources
 from pathlib import Path
 from typing import Any, NoReturn
@@ -221,13 +222,17 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.address in (None, "local"):
         preflight.check_ray_temp_dir()
         preflight.check_local_resources(spec)
-    # None: the data file is missing; it is downloaded below, after every check (preflight/data.py).
+    # None: the data file is missing; it is downloaded below, after every check (preflight/data.py). Data
+    # judged with numpy alone is read as tensors beside Ray's start instead: torch's import is most of it.
+    judged = False
     if args.resume:  # the data the search started on, or one line: never a download into another folder
         dataset = preflight.check_resumed_data(spec, args.data_dir, search=args.resume,
                                                fingerprint=args.resumed_fingerprint)
+    elif preflight.judge_search_data(spec, args.data_dir):
+        dataset, judged = None, True
     else:
         dataset = preflight.check_search_data(spec, args.data_dir)
-    if dataset is None:  # downloaded now, before anything is printed: a failed download is one line
+    if dataset is None and not judged:  # downloaded now, before anything is printed: a failed download is one line
         dataset = preflight.load_search_data(spec, args.data_dir)
     for note in notes:  # what ganmix chose for the user, once every check has passed (bad input: one line)
         print(note, flush=True)
@@ -240,9 +245,18 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(f"ganmix: searching {spec.dataset}: {spec.trials} trials, objective {spec.metric} ({spec.mode})",
               flush=True)
 
+    loaded = threading.Event()  # the tensors are there (or their load failed): what `background` waits for
+
     def prepare() -> tuple[Any, Any, Any]:
-        # The search machinery's imports (Tune, Optuna, MLflow, torch's training stack: seconds) and the
-        # store's opening, while Ray's processes start on the cores these leave (README, "Demo timing").
+        # The data's tensors, the search machinery's imports (Tune, Optuna, MLflow, torch's training stack:
+        # seconds) and the store's opening, while Ray's processes start on the cores these leave (README,
+        # "Demo timing").
+        nonlocal dataset
+        try:
+            if dataset is None:
+                dataset = preflight.load_judged_data(spec, args.data_dir)
+        finally:
+            loaded.set()
         from ganmix.search import runner
         from ganmix.search.progress import quiet_libraries
 
@@ -254,6 +268,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         return runner, options, runner.open_search_store(spec, options)
 
     def background() -> Any:  # once Ray is up, while the store opens: the reference task takes the free core
+        loaded.wait()
+        if dataset is None:  # its load failed: the work's error is the one said
+            return None
         from ganmix.search import runner
 
         return runner.start_background_early(spec, dataset, address=args.address,

@@ -171,3 +171,20 @@ def test_digits_read_from_scikit_learns_file_are_load_digits_and_keep_the_finger
     ours = load_dataset("digits").fingerprint
     monkeypatch.setattr(_digits, "digits_arrays", lambda: (bunch.images, bunch.target))
     assert load_dataset("digits").fingerprint == ours
+
+
+@pytest.mark.parametrize("scarcity", [{}, {"train_per_class": 20}, {"class_fraction": {"3": 0.25}},
+                                      {"train_per_class": 500}])
+def test_the_digits_read_light_are_the_loaders_digits(scarcity: dict) -> None:
+    """The pre-flight check judges the digits as numpy (datasets/light.py): the same images, labels and
+    held-out count as the loader and apply_scarcity give."""
+    from ganmix.datasets import apply_scarcity
+    from ganmix.datasets.light import read_light
+
+    light = read_light("digits", data_dir=None, seed=3, **scarcity)
+    loaded = apply_scarcity(load_dataset("digits"), seed=3, **scarcity)
+    assert light is not None and light.class_names == loaded.class_names
+    for split, s in loaded.splits().items():
+        images, labels = light.splits[split]
+        assert np.array_equal(images, s.images.numpy()) and np.array_equal(labels, s.labels.numpy())
+    assert light.heldout == (len(loaded.heldout) if loaded.heldout is not None else 0)

@@ -114,3 +114,26 @@ def test_rays_chatter_is_hidden_before_ray_starts_unless_verbose(monkeypatch) ->
         assert seen[0] < logging.ERROR and seen[1] == logging.ERROR
     finally:
         ray_logger.setLevel(before)
+
+
+def test_a_digits_search_starts_ray_before_torch_is_imported(tmp_path) -> None:
+    """The digits are judged as numpy arrays, so Ray's start is not kept waiting for torch's import: the
+    tensors are read beside it, and the reference task that needs them waits for them."""
+    script = textwrap.dedent(f"""
+        import sys
+        from ganmix.search import ray_start
+
+        def beside(work, **kwargs):
+            print("torch before Ray:", "torch" in sys.modules)
+            work()
+            print("torch with the work:", "torch" in sys.modules)
+            raise SystemExit(0)
+
+        ray_start.start_ray_beside = beside
+        sys.argv = ["ganmix", "search", "--results-dir", {str(tmp_path / "results")!r}, "--quiet"]
+        from ganmix.search.cli import main
+        main()
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "torch before Ray: False" in done.stdout and "torch with the work: True" in done.stdout, done.stdout

@@ -10,7 +10,15 @@ One module per job, called by the CLI in order of cost:
 Nothing here creates a file or a folder, and nothing is downloaded.
 """
 
-from ganmix.search.preflight.data import check_recipe_data, check_resumed_data, check_search_data, judge_data, load_search_data
+from ganmix.search.preflight.data import (
+    check_recipe_data,
+    check_resumed_data,
+    check_search_data,
+    judge_data,
+    judge_search_data,
+    load_judged_data,
+    load_search_data,
+)
 from ganmix.search.preflight.errors import PreflightError, quote
 from ganmix.search.preflight.flags import (
     check_best_flags,
@@ -53,6 +61,6 @@ __all__ = [
     "check_home", "check_ray_temp_dir", "check_recipe_data", "check_recipe_flags", "check_resume_flags",
     "check_search_against_spec", "check_resumed_data", "check_resume_state", "check_search_data", "check_search_flags", "check_spec",
     "check_storage", "check_store_flags", "check_tracking_uri", "check_train_flags", "check_ui_flags",
-    "check_writable_dir", "judge_data", "load_search_data", "local_cpus", "local_gpus", "nonempty",
+    "check_writable_dir", "judge_data", "judge_search_data", "load_judged_data", "load_search_data", "local_cpus", "local_gpus", "nonempty",
     "nonempty_path", "quote",
 ]

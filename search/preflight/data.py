@@ -27,13 +27,32 @@ if TYPE_CHECKING:
 
 def check_search_data(spec: SearchSpec, data_dir: Path | None) -> ImageDataset | None:
     """The searched data set, read without downloading and judged; None when its file is still to be
-    downloaded (then its folder must be creatable). A MedMNIST file is first read and judged with numpy
-    alone, so a bad one is answered before torch is imported (datasets/light.py); once it passes, the
+    downloaded (then its folder must be creatable). A MedMNIST file or the digits are first read and judged with
+    numpy alone (judge_search_data), so bad data is answered before torch is imported; once it passes, the
     loader reads it as tensors for the run."""
+    from ganmix.datasets import MissingDataError
+    from ganmix.search.recipe_data import check_heldout, load_recipe_data
+
+    judged = judge_search_data(spec, data_dir)
+    try:
+        dataset = load_recipe_data(spec.base_recipe(), data_dir, download=False)
+    except MissingDataError as exc:
+        check_writable_dir(exc.path.parent, f"the data folder of {spec.dataset!r}")
+        return None
+    if not judged:
+        judge_data(dataset, spec.dataset)
+    check_heldout(dataset, searched_families(spec))
+    return dataset
+
+
+def judge_search_data(spec: SearchSpec, data_dir: Path | None) -> bool:
+    """Every check of check_search_data on the data read as numpy arrays, without torch: True when it passed
+    (load_judged_data then reads the tensors, e.g. while Ray starts); False where only the loader can read the
+    data (an image folder) or its MedMNIST file is still to be downloaded."""
     from ganmix.datasets import MissingDataError
     from ganmix.datasets.catalog import known_class_names
     from ganmix.datasets.scarcity_rules import fractions_by_index
-    from ganmix.search.recipe_data import check_heldout, load_recipe_data, read_recipe_data_light
+    from ganmix.search.recipe_data import check_heldout_light, read_recipe_data_light
 
     base = spec.base_recipe()
     classes = known_class_names(spec.dataset)
@@ -41,16 +60,20 @@ def check_search_data(spec: SearchSpec, data_dir: Path | None) -> ImageDataset |
         fractions_by_index(classes, spec.dataset, dict(base.class_fraction))
     try:
         light = read_recipe_data_light(base, data_dir)
-        if light is not None:
-            judge_splits(light.splits, light.class_names, spec.dataset)
-        dataset = load_recipe_data(base, data_dir, download=False)
-    except MissingDataError as exc:
-        check_writable_dir(exc.path.parent, f"the data folder of {spec.dataset!r}")
-        return None
+    except MissingDataError:
+        return False
     if light is None:
-        judge_data(dataset, spec.dataset)
-    check_heldout(dataset, searched_families(spec))
-    return dataset
+        return False
+    judge_splits(light.splits, light.class_names, spec.dataset)
+    check_heldout_light(light, searched_families(spec))
+    return True
+
+
+def load_judged_data(spec: SearchSpec, data_dir: Path | None) -> ImageDataset:
+    """The tensors of data judge_search_data passed (never downloaded: its file is there)."""
+    from ganmix.search.recipe_data import load_recipe_data
+
+    return load_recipe_data(spec.base_recipe(), data_dir, download=False)
 
 
 def check_recipe_data(recipe: Recipe, data_dir: Path | None) -> None:
