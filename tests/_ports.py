@@ -15,7 +15,6 @@ from pathlib import Path
 
 _RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 _RAY_WORKER_PORTS_MAX = 19999  # Ray's default max_worker_port
-_FIXED_PORTS = {27017, 28015}  # well-known service ports a developer machine may have in use
 
 
 def _candidate_range() -> range:
@@ -36,8 +35,6 @@ def free_port(*hosts: str) -> int:
     rng = random.Random()  # not the global generator, which tests seed
     for _ in range(200):
         port = rng.choice(candidates)
-        if port in _FIXED_PORTS:
-            continue
         try:
             for host in hosts:
                 with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -31,17 +31,17 @@ def check_search_data(spec: SearchSpec, data_dir: Path | None) -> ImageDataset |
     numpy alone (judge_search_data), so bad data is answered before torch is imported; once it passes, the
     loader reads it as tensors for the run."""
     from ganmix.datasets import MissingDataError
-    from ganmix.search.recipe_data import check_heldout, load_recipe_data
+    from ganmix.search.recipe_data import check_heldout
 
     judged = judge_search_data(spec, data_dir)
     try:
-        dataset = load_recipe_data(spec.base_recipe(), data_dir, download=False)
+        dataset = load_judged_data(spec, data_dir)
     except MissingDataError as exc:
         check_writable_dir(exc.path.parent, f"the data folder of {spec.dataset!r}")
         return None
-    if not judged:
+    if not judged:  # what judge_search_data checks, on the tensors of data only the loader reads
         judge_data(dataset, spec.dataset)
-    check_heldout(dataset, searched_families(spec))
+        check_heldout(dataset, searched_families(spec))
     return dataset
 
 
@@ -70,7 +70,8 @@ def judge_search_data(spec: SearchSpec, data_dir: Path | None) -> bool:
 
 
 def load_judged_data(spec: SearchSpec, data_dir: Path | None) -> ImageDataset:
-    """The tensors of data judge_search_data passed (never downloaded: its file is there)."""
+    """The searched data's tensors, never downloaded (a missing file raises MissingDataError): after
+    judge_search_data passed, or for check_search_data to judge."""
     from ganmix.search.recipe_data import load_recipe_data
 
     return load_recipe_data(spec.base_recipe(), data_dir, download=False)
