@@ -541,8 +541,11 @@ def exit_without_teardown(code: int) -> NoReturn:
     import atexit
     import threading
 
+    from ganmix.search.ray_start import stop_ray_before_exit
+
     # What the interpreter's own exit runs first: the thread pools' exit hooks, then non-daemon threads joined.
     threading._shutdown()  # type: ignore[attr-defined]  # noqa: SLF001
+    stop_ray_before_exit()  # without Ray's half-second wait for worker output it does not forward
     atexit._run_exitfuncs()  # noqa: SLF001 (the documented handlers, run in their usual order)
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -33,7 +33,7 @@ from ganmix.tracking.finalists import mean_metric
 
 SEED_OFFSET = 1000  # finalist seeds: spec.seed + 1000 + i, apart from the search's and the confirmation's
 
-__all__ = ["Finalist", "has_stage", "mean_metric", "pick", "ranked", "run_stage"]
+__all__ = ["Finalist", "dispatch_order", "has_stage", "mean_metric", "pick", "ranked", "run_stage"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,12 @@ def pick(summaries: list[query.TrialSummary], metric: str, count: int) -> list[q
         stopped = [s for s in query.rank_stopped(summaries, metric) if query.is_real_only(s) == real_only]
         chosen += (kind + stopped)[:count]
     return chosen
+
+
+def dispatch_order(trials: list[query.TrialSummary]) -> list[query.TrialSummary]:
+    """The order the finalists' seeds are handed to the slots: recipes with a generator first (they train a
+    generator before the same classifier), so that the slots' last seeds are short ones and end together."""
+    return sorted(trials, key=query.is_real_only)  # stable: each kind keeps its ranking order
 
 
 def ranked(summaries: list[query.TrialSummary], metric: str) -> list[query.TrialSummary]:
@@ -98,7 +104,7 @@ def run_stage(*, spec: Any, options: Any, uri: str, experiment_id: str, parent: 
         return []
     seeds = seeds_of(spec)
     jobs = {}
-    for trial in trials:
+    for trial in dispatch_order(trials):
         text = query.recipe_yaml(uri, trial.run_id)
         if text is None:  # a trial that failed before logging its recipe cannot be re-run
             continue

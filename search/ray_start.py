@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 U = TypeVar("U")
 _monitor_hook = False  # whether this process registered _stop_monitor with atexit
+_forwarded_logs = False  # whether the Ray this process started forwards its workers' output (--verbose)
 
 
 def quiet_ray(verbose: bool) -> None:
@@ -50,6 +51,8 @@ def start_ray(address: str | None, *, verbose: bool = False) -> None:
             reinstall_sigterm()  # SIGTERM stops a search as Ctrl-C does, not through Ray's sys.exit
             if local:
                 _register_monitor_stop()
+            global _forwarded_logs
+            _forwarded_logs = verbose
             return
         except ConnectionError as exc:  # e.g. --address auto with no cluster running: say so in one line
             raise PreflightError(f"--address {address}: {str(exc).splitlines()[0]}") from None
@@ -67,6 +70,18 @@ def stop_ray() -> None:
     if ray is not None and ray.is_initialized():
         _stop_monitor()
         ray.shutdown()
+
+
+def stop_ray_before_exit() -> None:
+    """Shut down Ray ahead of the command's atexit handlers. Ray's own handler first sleeps half a second, so
+    that its workers' last lines reach the console; without --verbose it forwards none, so that wait is idle
+    time at the end of every command. With --verbose, Ray's handler does it as usual."""
+    if _forwarded_logs:
+        return
+    try:
+        stop_ray()
+    except Exception:  # noqa: BLE001 - Ray's own exit handler tries again, as it would have anyway
+        log.debug("Ray's shutdown before exit failed", exc_info=True)
 
 
 def _register_monitor_stop() -> None:

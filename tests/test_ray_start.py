@@ -137,3 +137,33 @@ def test_a_digits_search_starts_ray_before_torch_is_imported(tmp_path) -> None:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "torch before Ray: False" in done.stdout and "torch with the work: True" in done.stdout, done.stdout
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_the_command_shuts_its_ray_down_before_the_exit_handlers_unless_it_forwards_worker_output(verbose) -> None:
+    """Ray's own exit handler waits half a second for worker output; a Ray that forwards none (no --verbose)
+    is shut down ahead of it. Either way the command's exit leaves none of Ray's processes behind."""
+    code = textwrap.dedent(f"""
+        import atexit
+        import ray
+        from ganmix.search.cli import exit_without_teardown
+        from ganmix.search.ray_start import start_ray
+        start_ray(None, verbose={verbose!r})
+        pids = [info.process.pid for infos in ray._private.worker._global_node.all_processes.values()
+                for info in infos]
+        print("pids", *pids, flush=True)
+        atexit.register(lambda: print("ray running in the exit handlers:", ray.is_initialized(), flush=True))
+        exit_without_teardown(0)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert f"ray running in the exit handlers: {verbose}" in out.stdout, out.stdout
+    pids = [int(p) for p in out.stdout.split("pids", 1)[1].splitlines()[0].split()]
+    assert pids
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                state = stat.read().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            continue
+        assert state == "Z", f"Ray process {pid} still running after the command's exit"
