@@ -30,6 +30,7 @@ def quiet_ray(verbose: bool) -> None:
 def start_ray(address: str | None, *, verbose: bool = False) -> None:
     """The one Ray start-up (a search, a confirmation): join `address`, or start a fresh local Ray; a Ray
     this process runs already (an in-process caller's) is used as it is."""
+    global _forwarded_logs
     import ray
 
     if ray.is_initialized():
@@ -51,7 +52,6 @@ def start_ray(address: str | None, *, verbose: bool = False) -> None:
             reinstall_sigterm()  # SIGTERM stops a search as Ctrl-C does, not through Ray's sys.exit
             if local:
                 _register_monitor_stop()
-            global _forwarded_logs
             _forwarded_logs = verbose
             return
         except ConnectionError as exc:  # e.g. --address auto with no cluster running: say so in one line
