@@ -16,6 +16,8 @@ import threading
 from collections.abc import Iterator
 from types import FrameType
 
+from ganmix.tracking import held
+
 _received: list[int] = []  # the stop signals received, in order
 _raised = False  # a KeyboardInterrupt was raised for one of them: the command is closing its runs
 _active = False  # install() ran: the CLI owns the process's signals
@@ -74,7 +76,9 @@ def _on_interrupt(signum: int, frame: FrameType | None) -> None:
             print("ganmix: stopping: closing the runs first (kill -9 to end at once)", file=sys.stderr, flush=True)
         return
     _raised = True
-    raise KeyboardInterrupt(f"signal {signum}")
+    interrupt = KeyboardInterrupt(f"signal {signum}")
+    if not held.hold(interrupt):  # else raised when the main thread's call to the local store returns
+        raise interrupt
 
 
 def _on_terminate(signum: int, frame: FrameType | None) -> None:

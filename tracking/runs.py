@@ -16,7 +16,8 @@ import numpy as np
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 
 from ganmix.models.metrics import internal_name, logged_name
-from ganmix.tracking.store import TrackingError, client, retry
+from ganmix.tracking.held import whole
+from ganmix.tracking.store import TrackingError, client, is_local_store, retry
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class RunLogger:
     def __init__(self, uri: str, run_id: str) -> None:
         self.uri, self.run_id = uri, run_id
         self._client = client(uri)
+        self._local = is_local_store(uri)  # its calls are not cut in half by a stop signal (tracking/held.py)
         self._pending: list[tuple[str, Callable[[], None]]] = []
         self._lock = threading.RLock()  # re-entrant: a flush inside a logging call of the same thread
 
@@ -75,14 +77,18 @@ class RunLogger:
         with self._lock:
             while self._pending:
                 what, call = self._pending[0]
+
+                def attempt(call: Callable[[], None] = call) -> None:
+                    call()
+                    self._pending.pop(0)  # in the same uninterrupted piece: a held interrupt comes after it
+
                 try:
-                    retry(call, seconds=seconds)
+                    retry(whole(attempt) if self._local else attempt, seconds=seconds)
                 except Exception as exc:
                     if strict:
                         raise TrackingError(f"could not log {what} to run {self.run_id} at {self.uri}: {exc}") from exc
                     log.warning("buffering %s for run %s: %s", what, self.run_id, exc)
                     return
-                self._pending.pop(0)
 
     # --- what trials and searches log --------------------------------------------------------------
     def log_params(self, params: Mapping[str, Any]) -> None:
