@@ -11,11 +11,8 @@ the signal handler imports it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TypeVar
-
-T = TypeVar("T")
 
 _depth = 0  # calls the main thread is inside (signal handlers run in the main thread, between its bytecodes)
 _held: BaseException | None = None
@@ -36,16 +33,6 @@ def uninterrupted() -> Iterator[None]:
         if _depth == 0 and _held is not None:
             exc, _held = _held, None
             raise exc
-
-
-def whole(call: Callable[[], T]) -> Callable[[], T]:
-    """`call` made uninterrupted (each attempt of a retried call, not the waits between them)."""
-
-    def run() -> T:
-        with uninterrupted():
-            return call()
-
-    return run
 
 
 def hold(exc: BaseException) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import shutil
@@ -16,7 +17,7 @@ import numpy as np
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 
 from ganmix.models.metrics import internal_name, logged_name
-from ganmix.tracking.held import whole
+from ganmix.tracking.held import uninterrupted
 from ganmix.tracking.store import TrackingError, client, is_local_store, retry
 
 log = logging.getLogger(__name__)
@@ -79,11 +80,14 @@ class RunLogger:
                 what, call = self._pending[0]
 
                 def attempt(call: Callable[[], None] = call) -> None:
-                    call()
-                    self._pending.pop(0)  # in the same uninterrupted piece: a held interrupt comes after it
+                    # One attempt (not the waits between retries) in one piece; the pop inside it, so that a
+                    # held interrupt comes after the call has left the queue.
+                    with uninterrupted() if self._local else contextlib.nullcontext():
+                        call()
+                        self._pending.pop(0)
 
                 try:
-                    retry(whole(attempt) if self._local else attempt, seconds=seconds)
+                    retry(attempt, seconds=seconds)
                 except Exception as exc:
                     if strict:
                         raise TrackingError(f"could not log {what} to run {self.run_id} at {self.uri}: {exc}") from exc
